@@ -1,0 +1,319 @@
+"""The `overfit` command line: train, presets (and room for reproduce, lab, render, export).
+
+Every option maps onto a `RunConfig` field; any field can also be set by its
+dotted name (`--model.init torch`, `--schedule.log_every=50`). Errors in the
+user's input print one `Error: ...` line and exit non-zero; runs already on
+disk are never overwritten.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .activations import ACTIVATIONS
+from .config import INIT_NAMES, ConfigError, RunConfig, field_docs
+from .errors import OverfitError
+from .losses import LOSSES
+from .presets import DEFAULT_PRESET, PRESETS, get_preset
+
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="overfit")
+def main() -> None:
+    """overfit: fit pictures with coordinate neural networks.
+
+    A network is shown random pixel coordinates (y, x) of a black-and-white
+    picture and learns to answer "ink or background". `overfit train` fits the
+    built-in OVERFIT with the original recipe; `overfit presets` lists the
+    original experiment's six configurations.
+    """
+
+
+# -- overfit presets -----------------------------------------------------------
+
+@main.command("presets")
+def presets_cmd() -> None:
+    """List the presets with one-line descriptions."""
+    width = max(len(n) for n in PRESETS)
+    for name, preset in PRESETS.items():
+        marker = "*" if name == DEFAULT_PRESET else " "
+        click.echo(f"{marker} {name:<{width}}  {preset.description}")
+    click.echo(f"\n* is the default. Run one with: overfit train PRESET")
+
+
+# -- overfit train -------------------------------------------------------------
+
+def _dotted_help() -> str:
+    lines = ["Every config field can be set by its dotted name, e.g. --model.init torch:"]
+    for key, (tp, default) in field_docs().items():
+        lines.append(f"  --{key} ({tp}, default {default})")
+    return "\n".join(lines)
+
+
+def _parse_rest(rest: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
+    """Split the free arguments into the preset name and dotted overrides."""
+    preset: str | None = None
+    overrides: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token.startswith("--"):
+            key, eq, value = token[2:].partition("=")
+            if "." not in key and key not in ("seed", "loss", "device", "preset"):
+                raise click.UsageError(f"no such option: {token}")
+            if not eq:
+                if i + 1 >= len(rest):
+                    raise click.UsageError(f"option {token} needs a value")
+                value = rest[i + 1]
+                i += 1
+            overrides[key.replace("-", "_")] = value
+        elif token.startswith("-") and len(token) > 1 and not _is_number(token):
+            raise click.UsageError(f"no such option: {token}")
+        elif preset is None:
+            preset = token
+        else:
+            raise click.UsageError(f"unexpected extra argument {token!r} (only one PRESET is taken)")
+        i += 1
+    return preset, overrides
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+_OPTION_FIELDS = {
+    "text": "data.text",
+    "image": "data.image",
+    "font_size": "data.font_size",
+    "max_pixels": "data.max_pixels",
+    "steps": "schedule.steps",
+    "eval_every": "schedule.eval_every",
+    "batch_size": "optim.batch_size",
+    "lr": "optim.lr",
+    "seed": "seed",
+    "activation": "model.activation",
+    "input_range": "model.input_range",
+    "batchnorm": "model.batchnorm",
+    "hidden": "model.hidden",
+    "init": "model.init",
+    "loss": "loss",
+    "device": "device",
+}
+
+
+@main.command(
+    "train",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": False},
+    epilog=_dotted_help(),
+)
+@click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET] [--section.field VALUE]...")
+@click.option("--text", help="Fit this text, rendered black on white ('\\n' for a new line).")
+@click.option("--image", type=click.Path(), help="Fit this picture (PNG, JPEG, BMP, GIF, WebP, TIFF).")
+@click.option("--size", metavar="WxH", help="Canvas for --text, e.g. 1000x300 (the default).")
+@click.option("--font-size", type=int, help="Font size in pixels for --text (default: fill the canvas).")
+@click.option("--max-pixels", type=int, help="Refuse pictures larger than this (default 50000000).")
+@click.option("--steps", type=int, help="Training steps (default 100000).")
+@click.option("--batch-size", type=int, help="Coordinates per step (default 1024).")
+@click.option("--lr", type=float, help="Adam learning rate (default 1e-4).")
+@click.option("--eval-every", type=int, help="Evaluate every N steps (default 2000).")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--activation", type=click.Choice(list(ACTIVATIONS)), help="Hidden-layer activation.")
+@click.option("--input-range", metavar="none|R", help="Scale (y, x) to [-R, R], or 'none' for raw pixel units.")
+@click.option("--batchnorm/--no-batchnorm", default=None, help="BatchNorm after each hidden Linear.")
+@click.option("--hidden", metavar="W1,W2,...", help="Hidden widths (default 64,256,64).")
+@click.option("--init", type=click.Choice(list(INIT_NAMES)), help="Weight init: original (MegEngine's) or torch.")
+@click.option("--loss", type=click.Choice(list(LOSSES)), help="cross_entropy (default) or double_softmax (the original code's).")
+@click.option("--device", help="Torch device: cpu (default), cuda, mps.")
+@click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
+@click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
+@click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
+@click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps and --device may change).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
+def train_cmd(rest: tuple[str, ...], size: str | None, config_path: str | None, name: str | None, runs_dir: str,
+              resume_path: str | None, quiet: bool, **options: Any) -> None:
+    """Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image.
+
+    \b
+    Examples:
+      overfit train                         # the original recipe on OVERFIT
+      overfit train cos_3 --steps 20000
+      overfit train --text "HELLO" --activation tanh
+      overfit train relu_1 --model.init torch --name relu_torch_init
+      overfit train --resume runs/relu_1-20261127-120000
+    """
+    preset_name, overrides = _parse_rest(rest)
+    for key, value in options.items():
+        if value is not None:
+            overrides[_OPTION_FIELDS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
+    if options.get("text") is not None:
+        overrides["data.image"] = "none"
+    if size is not None:
+        w, _, h = size.lower().partition("x")
+        if not (w.isdigit() and h.isdigit()):
+            raise click.BadParameter(f"expected WxH like 1000x300, got {size!r}", param_hint="--size")
+        overrides["data.width"], overrides["data.height"] = w, h
+
+    try:
+        if resume_path is not None:
+            _resume(resume_path, preset_name, overrides, quiet)
+        else:
+            cfg = _build_config(preset_name, config_path, overrides)
+            _train_new(cfg, runs_dir, name, quiet)
+    except OverfitError as e:
+        raise _fail(str(e)) from None
+
+
+def _build_config(preset_name: str | None, config_path: str | None, overrides: dict[str, str]) -> RunConfig:
+    if config_path is not None:
+        if preset_name is not None:
+            raise click.UsageError("give either a PRESET or --config, not both")
+        path = Path(config_path)
+        if not path.is_file():
+            raise _fail(f"config file not found: {path}")
+        try:
+            cfg = RunConfig.from_json(path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise _fail(f"cannot read config file {path}: {e}") from None
+        except ConfigError as e:
+            raise _fail(f"{path}: {e}") from None
+    else:
+        cfg = get_preset(preset_name or DEFAULT_PRESET)
+    return cfg.with_overrides(overrides)
+
+
+def _load_target(cfg: RunConfig):
+    from .targets import load_target
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target = load_target(cfg.data)
+    for w in caught:
+        click.echo(f"Warning: {w.message}", err=True)
+    return target
+
+
+def _train_new(cfg: RunConfig, runs_dir: str, name: str | None, quiet: bool) -> None:
+    from .runs import RunFolder
+    from .training import Trainer
+
+    # Fail on bad input before any folder is made.
+    if cfg.data.image is not None:
+        cfg = cfg.with_overrides({"data.image": str(Path(cfg.data.image).expanduser().resolve())})
+    target = _load_target(cfg)
+    trainer = Trainer(cfg, target)
+    folder = RunFolder.create(runs_dir, name, cfg.preset)
+    try:
+        folder.start(trainer)
+        _run(trainer, folder, quiet)
+    finally:
+        folder.unlock()
+
+
+def _resume(path: str, preset_name: str | None, overrides: dict[str, str], quiet: bool) -> None:
+    from .runs import RunFolder, load_checkpoint
+    from .training import Trainer
+
+    if preset_name is not None:
+        raise click.UsageError("--resume continues a run with its own config; drop the PRESET argument")
+    changeable = {"schedule.steps", "device"}
+    fixed = sorted(set(overrides) - changeable)
+    if fixed:
+        raise _fail(
+            f"--resume keeps the run's config; {fixed[0]} cannot change (only --steps and --device can). "
+            f"Start a new run from it with: overfit train --config {Path(path) / 'config.json'} ..."
+        )
+    folder = RunFolder.open(path)
+    folder.lock()
+    try:
+        cfg = folder.config().with_overrides(overrides)
+        state = load_checkpoint(folder.path)
+        if state["step"] >= cfg.schedule.steps:
+            raise _fail(f"run {folder.path} is already at step {state['step']} of {cfg.schedule.steps}; raise --steps to train further")
+        trainer = Trainer(cfg, folder.target())
+        folder.prepare_resume(trainer, state)
+        if cfg != folder.config():
+            from .runs import CONFIG, write_atomic
+
+            write_atomic(folder.path / CONFIG, cfg.to_json())
+        if not quiet:
+            click.echo(f"Resuming {folder.path} at step {trainer.step:,} of {cfg.schedule.steps:,}", err=True)
+        _run(trainer, folder, quiet)
+    finally:
+        folder.unlock()
+
+
+class _Progress:
+    """tqdm progress bar fed by training events."""
+
+    def __init__(self, trainer: Any, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=trainer.cfg.schedule.steps, initial=trainer.step, unit="step", disable=quiet,
+                        dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+        self.acc = trainer.history[-1]["dense_acc"] if trainer.history else math.nan
+        self.loss = math.nan
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "log":
+            self.loss = event.metrics["loss"]
+            self.bar.update(event.step - self.bar.n)
+        elif event.kind == "eval":
+            self.acc = event.metrics["dense_acc"]
+        self.bar.set_postfix_str(f"loss {self.loss:.4f}  acc {self.acc:.3f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run(trainer: Any, folder: Any, quiet: bool) -> None:
+    from .training import TrainingDiverged
+
+    progress = _Progress(trainer, quiet)
+
+    def on_event(event: Any) -> None:
+        progress(event)
+        folder(event)
+
+    # Ctrl-C asks the loop to stop after the current step; the checkpoint is saved there.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
+    started = time.perf_counter()
+    try:
+        result = trainer.run(on_event)
+    except TrainingDiverged as e:
+        progress.close()
+        last = trainer.history[-1]["step"] if trainer.history else None
+        kept = f"; the last good checkpoint (step {last:,}) is kept in {folder.path}" if last is not None and (folder.path / "checkpoint.pt").exists() else ""
+        raise _fail(f"{e}{kept}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+
+    if result.interrupted:
+        click.echo(f"Interrupted at step {result.step:,}; checkpoint saved. Continue with: overfit train --resume {folder.path}", err=True)
+        sys.exit(130)
+    last = result.history[-1]
+    click.echo(
+        f"{folder.path}: dense accuracy {last['dense_acc']:.4f}, ink IoU {last['dense_iou']:.4f} "
+        f"after {result.step:,} steps ({time.perf_counter() - started:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

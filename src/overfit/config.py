@@ -1,0 +1,355 @@
+"""The run configuration: one frozen dataclass tree whose canonical form is JSON.
+
+The same JSON is written into every run folder (`config.json`), read back by
+`overfit train --config` and `--resume`, and shared with the other tools. Every
+sub-config validates itself on construction, so an invalid value can never
+reach the training loop; `from_dict` refuses unknown keys and wrong types, and
+`with_overrides` parses the CLI's string values (`model.activation=tanh`) by the
+field's declared type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .activations import ACTIVATIONS
+from .errors import OverfitError
+from .losses import LOSSES
+
+
+class ConfigError(OverfitError, ValueError):
+    """A config value, key or type that overfit refuses; the message names the field."""
+
+
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
+INIT_NAMES = ("original", "torch")
+LOSS_NAMES = tuple(LOSSES)
+
+# Default canvas of the built-in target: the original experiment's picture size.
+DEFAULT_WIDTH, DEFAULT_HEIGHT = 1000, 300
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def _require(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {message}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What picture to fit."""
+
+    text: str = "OVERFIT"
+    """Text rendered black on white (bold DejaVu Sans); '\\n' starts a new line. Ignored when `image` is set."""
+    image: str | None = None
+    """Path of a picture to fit instead of text (PNG, JPEG, BMP, GIF, WebP, TIFF; any mode)."""
+    width: int = DEFAULT_WIDTH
+    """Canvas width in pixels for rendered text."""
+    height: int = DEFAULT_HEIGHT
+    """Canvas height in pixels for rendered text."""
+    font_size: int | None = None
+    """Font size in pixels for rendered text; None picks the largest size that fills the canvas."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest picture accepted, in pixels; guards against absurd sizes."""
+
+    def __post_init__(self) -> None:
+        if self.image is None:
+            _require(self.text.strip() != "", "data.text", "is empty; give some text to render")
+        else:
+            _require(self.image.strip() != "", "data.image", "is an empty path")
+        _require(self.width >= 2, "data.width", f"must be at least 2 pixels, got {self.width}")
+        _require(self.height >= 2, "data.height", f"must be at least 2 pixels, got {self.height}")
+        _require(self.font_size is None or self.font_size > 0, "data.font_size", f"must be positive, got {self.font_size}")
+        _require(self.max_pixels >= 4, "data.max_pixels", f"must be at least 4, got {self.max_pixels}")
+        if self.image is None:
+            _require(
+                self.width * self.height <= self.max_pixels,
+                "data.width",
+                f"{self.width} x {self.height} is larger than data.max_pixels = {self.max_pixels}",
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The coordinate network: input scaling, then an MLP to 2 logits."""
+
+    input_range: float | None = 1.0
+    """Affine scaling of (y, x) to [-r, r] per axis as r * (v / (size // 2) - 1); None feeds raw pixel units."""
+    hidden: tuple[int, ...] = (64, 256, 64)
+    """Widths of the hidden layers."""
+    activation: str = "relu"
+    """Activation after each hidden layer: one of relu, tanh, cos, sin, gelu, sigmoid, leaky_relu."""
+    batchnorm: bool = False
+    """BatchNorm after each hidden Linear (Linear -> BatchNorm -> activation)."""
+    init: str = "original"
+    """'original': weights ~ N(0, 1/fan_in), zero biases (MegEngine's Linear); 'torch': PyTorch's default."""
+
+    def __post_init__(self) -> None:
+        r = self.input_range
+        _require(r is None or (math.isfinite(r) and r > 0), "model.input_range", f"must be a positive number or none, got {r}")
+        _require(len(self.hidden) >= 1, "model.hidden", "needs at least one hidden layer")
+        _require(all(w >= 1 for w in self.hidden), "model.hidden", f"widths must be positive, got {list(self.hidden)}")
+        _require(all(w <= 65536 for w in self.hidden), "model.hidden", f"widths above 65536 are refused, got {list(self.hidden)}")
+        _require(self.activation in ACTIVATION_NAMES, "model.activation", f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATION_NAMES)}")
+        _require(self.init in INIT_NAMES, "model.init", f"unknown init {self.init!r}; choose from {', '.join(INIT_NAMES)}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam and its minibatches."""
+
+    lr: float = 1e-4
+    """Adam learning rate (the original's 1e-4)."""
+    batch_size: int = 1024
+    """Random coordinates per training step."""
+    beta1: float = 0.9
+    """Adam's first-moment decay."""
+    beta2: float = 0.999
+    """Adam's second-moment decay."""
+    eps: float = 1e-8
+    """Adam's denominator epsilon."""
+
+    def __post_init__(self) -> None:
+        _require(math.isfinite(self.lr) and self.lr > 0, "optim.lr", f"must be a positive number, got {self.lr}")
+        _require(self.batch_size >= 1, "optim.batch_size", f"must be at least 1, got {self.batch_size}")
+        _require(self.batch_size <= 1 << 24, "optim.batch_size", f"{self.batch_size} is absurdly large (limit {1 << 24})")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            _require(0 <= v < 1, f"optim.{name}", f"must be in [0, 1), got {v}")
+        _require(self.eps > 0, "optim.eps", f"must be positive, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How long to train and how often to look."""
+
+    steps: int = 100_000
+    """Training steps (the original's 100000)."""
+    eval_every: int = 2000
+    """Evaluate (batch of eval_batch_size and the dense pixel grid) every this many steps, and at the last step."""
+    eval_batch_size: int = 4096
+    """Random coordinates in each evaluation batch (the original's scatter view)."""
+    log_every: int = 100
+    """Read the training loss back from the device every this many steps (progress bar, divergence check)."""
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, "schedule.steps", f"must be at least 1, got {self.steps}")
+        _require(self.eval_every >= 1, "schedule.eval_every", f"must be at least 1, got {self.eval_every}")
+        _require(self.eval_batch_size >= 1, "schedule.eval_batch_size", f"must be at least 1, got {self.eval_batch_size}")
+        _require(self.log_every >= 1, "schedule.log_every", f"must be at least 1, got {self.log_every}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. `RunConfig()` is the original recipe (`relu_1`) on the built-in OVERFIT."""
+
+    preset: str = "relu_1"
+    """Name of the preset this config started from (a label; the fields below are what count)."""
+    seed: int = 0
+    """Seeds initialisation, training batches and evaluation batches: same seed, same machine, same numbers."""
+    loss: str = "cross_entropy"
+    """'cross_entropy' on logits, or 'double_softmax' (softmax, then cross-entropy on logits) as the original code did."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, cuda:1, mps."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.preset.strip() != "", "preset", "is empty")
+        _require(self.seed >= 0, "seed", f"must be non-negative, got {self.seed}")
+        _require(self.loss in LOSS_NAMES, "loss", f"unknown loss {self.loss!r}; choose from {', '.join(LOSS_NAMES)}")
+        _require(self.device.strip() != "", "device", "is empty")
+
+    # -- JSON ---------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        return _from_dict(cls, data, prefix="")
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RunConfig:
+        """Return a copy with dotted keys replaced: `{"model.activation": "tanh", "seed": "3"}`.
+
+        String values are parsed by the field's type (`"64,256,64"` for a tuple of
+        ints, `"none"` for None, `"true"`/`"false"` for booleans); other values must
+        already have the right type.
+        """
+        cfg = self
+        for key, value in overrides.items():
+            cfg = _replace_path(cfg, key.split("."), value, key)
+        return cfg
+
+
+# -- helpers: JSON conversion and typed parsing -------------------------------
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_jsonable(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    """Check a JSON value against a field type; return it converted (list -> tuple, int -> float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(arg, value, name)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+        item = typing.get_args(tp)[0]
+        return tuple(_coerce(item, v, f"{name}[{i}]") for i, v in enumerate(value))
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _from_dict(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected an object, got {data!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown config key (known: {', '.join(sorted(names))})")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(tp, value, prefix + name)
+    return cls(**kwargs)
+
+
+def _parse_string(tp: Any, text: str, name: str) -> Any:
+    """Parse a command-line string into a value of field type `tp`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and text.strip().lower() in ("none", "null"):
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _parse_string(arg, text, name)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {text!r}")
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        parts = [p for p in text.replace(" ", "").split(",") if p != ""]
+        return tuple(_parse_string(item, p, name) for p in parts)
+    try:
+        if tp is bool:
+            low = text.strip().lower()
+            if low in ("true", "yes", "1", "on"):
+                return True
+            if low in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(text)
+        if tp is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {text!r}") from None
+    if tp is str:
+        return text
+    raise ConfigError(f"{name}: cannot be set from the command line")
+
+
+def _replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
+    names = {f.name for f in dataclasses.fields(obj)}
+    head = path[0]
+    if head not in names:
+        raise ConfigError(f"{full}: unknown config key (known here: {', '.join(sorted(names))})")
+    tp = _hints(type(obj))[head]
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(tp):
+            raise ConfigError(f"{full}: {head} has no sub-fields")
+        return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), path[1:], value, full)})
+    if dataclasses.is_dataclass(tp):
+        raise ConfigError(f"{full}: is a section; set one of its fields, e.g. {full}.{dataclasses.fields(tp)[0].name}")
+    parsed = _parse_string(tp, value, full) if isinstance(value, str) and tp is not str else _coerce(tp, value, full)
+    return dataclasses.replace(obj, **{head: parsed})
+
+
+def field_docs() -> dict[str, tuple[str, str]]:
+    """Every settable dotted key with its type name and default, for help texts and forms."""
+    out: dict[str, tuple[str, str]] = {}
+
+    def walk(cls: type, obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(cls):
+            tp = _hints(cls)[f.name]
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(tp):
+                walk(tp, value, f"{prefix}{f.name}.")
+            else:
+                out[prefix + f.name] = (_type_name(tp), json.dumps(_to_jsonable(value)))
+
+    walk(RunConfig, RunConfig(), "")
+    return out

@@ -1,0 +1,52 @@
+"""The coordinate convention, owned by this one file.
+
+A coordinate is a pair (y, x) in pixel units, float:
+- x runs left to right, 0 at the centre of the leftmost column, W - 1 at the rightmost;
+- y runs bottom to top, 0 at the centre of the BOTTOM row, H - 1 at the top row
+  (the original experiment's convention: its scatter plots have y pointing up);
+- a coordinate belongs to the nearest pixel centre: (y, x) is the pixel at
+  row H - 1 - round(y), column round(x) of the picture as stored (row 0 on top).
+
+Arrays of coordinates are (N, 2) with y first. Everything that turns pixels into
+coordinates or coordinates into pixels calls a function here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pixel_index(yx: torch.Tensor, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the picture as stored for each coordinate: (N, 2) float -> two (N,) long."""
+    nearest = torch.round(yx).long()
+    return height - 1 - nearest[:, 0], nearest[:, 1]
+
+
+def label_at(picture: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
+    """Value of the nearest pixel of `picture` (H, W), row 0 on top, at each coordinate (N, 2)."""
+    rows, cols = pixel_index(yx, picture.shape[0])
+    return picture[rows, cols]
+
+
+def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Coordinates of every pixel centre, (H * W, 2) float32, in storage order.
+
+    Row-major from the top-left pixel, so values predicted for the grid reshape to
+    an upright (H, W) picture.
+    """
+    y = torch.arange(height - 1, -1, -1, dtype=torch.float32, device=device)
+    x = torch.arange(width, dtype=torch.float32, device=device)
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    return torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1)
+
+
+def input_affine(height: int, width: int, r: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, offset), each (2,), mapping (y, x) to r * ((y, x) / (H // 2, W // 2) - 1).
+
+    This is the original experiment's normalisation for r = 1, which maps
+    [0, H - 1] to about [-1, 1]; r = None is the identity (raw pixel units).
+    """
+    if r is None:
+        return torch.ones(2), torch.zeros(2)
+    half = torch.tensor([height // 2, width // 2], dtype=torch.float32)
+    return r / half, torch.full((2,), -float(r))

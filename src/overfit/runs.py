@@ -1,0 +1,259 @@
+"""Run folders: what a training run leaves on disk, and how it is continued.
+
+    runs/<name>/
+      config.json      the complete RunConfig (`overfit train --config` re-runs it)
+      target.png       the picture as fitted (8-bit gray), so a run resumes without its source
+      samples.png      one training batch, coloured by label
+      metrics.jsonl    one JSON line per evaluation
+      frames/          the dense prediction at each evaluation, 8-bit gray PNG
+      checkpoint.pt    model, optimizer, random generators, step and config
+      final.png        target and prediction side by side      (when training ends)
+      progress.mp4/gif one frame per evaluation, captioned      (when training ends)
+
+Every file is written to a temporary name and renamed into place, so an
+interrupted or crashed run never leaves a half-written file, and an existing
+run folder is never reused except to resume it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import video
+from .config import ConfigError, RunConfig
+from .errors import OverfitError
+from .targets import Target, binarize
+from .training import Event, Trainer
+
+CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
+SAMPLES, FINAL, MP4, GIF, FRAMES = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames"
+CHECKPOINT_FORMAT = "overfit-checkpoint-1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class RunFolderError(OverfitError):
+    """A run folder that cannot be created, read or continued."""
+
+
+# -- small file helpers --------------------------------------------------------
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide run files from other users
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _png_bytes(gray: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(gray, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(run_dir / CHECKPOINT, buf.getvalue())
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The checkpoint's tensors and numbers; loaded without unpickling arbitrary objects."""
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise RunFolderError(f"run folder {run_dir} has no {CHECKPOINT}; nothing to resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise RunFolderError(f"checkpoint {path} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise RunFolderError(f"checkpoint {path} is not an overfit checkpoint")
+    return state
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every evaluation record of a run, in order."""
+    path = run_dir / METRICS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash: everything before it stands
+    return records
+
+
+def auto_name(preset: str) -> str:
+    return f"{preset}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+# -- the run folder --------------------------------------------------------------
+
+class RunFolder:
+    """One run's folder, held exclusively (a lock file) while training writes to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock: Any = None
+
+    @classmethod
+    def create(cls, runs_dir: str | os.PathLike, name: str | None, preset: str) -> RunFolder:
+        """A new, empty run folder; an existing one is never reused."""
+        runs_dir = Path(runs_dir)
+        if name is not None and not _NAME.match(name):
+            raise RunFolderError(f"run name {name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunFolderError(f"cannot create runs folder {runs_dir}: {e.strerror or e}") from None
+        if not os.access(runs_dir, os.W_OK | os.X_OK):
+            raise RunFolderError(f"runs folder {runs_dir} is not writable")
+        base = name or auto_name(preset)
+        for attempt in range(1000):
+            candidate = runs_dir / (base if attempt == 0 else f"{base}-{attempt + 1}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                if name is not None:
+                    raise RunFolderError(
+                        f"run folder {candidate} already exists; continue it with --resume {candidate} or choose another --name"
+                    ) from None
+                continue
+            except OSError as e:
+                raise RunFolderError(f"cannot create run folder {candidate}: {e.strerror or e}") from None
+            folder = cls(candidate)
+            folder.lock()
+            return folder
+        raise RunFolderError(f"cannot find a free run name like {base} in {runs_dir}")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunFolder:
+        """An existing run folder, to resume or read."""
+        p = Path(path)
+        if not p.exists():
+            raise RunFolderError(f"run folder {p} does not exist")
+        if not p.is_dir():
+            raise RunFolderError(f"{p} is not a run folder (not a directory)")
+        if not (p / CONFIG).is_file():
+            raise RunFolderError(f"{p} is not a run folder: it has no {CONFIG}")
+        return cls(p)
+
+    def lock(self) -> None:
+        """Hold the folder for this process; a second trainer on the same run is refused."""
+        try:
+            fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            raise RunFolderError(f"cannot write to run folder {self.path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunFolderError(f"run folder {self.path} is in use by another overfit process") from None
+        self._lock = fd
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    # -- reading ----------------------------------------------------------------
+
+    def config(self) -> RunConfig:
+        try:
+            return RunConfig.from_json((self.path / CONFIG).read_text())
+        except ConfigError as e:
+            raise RunFolderError(f"{self.path / CONFIG}: {e}") from None
+
+    def target(self) -> Target:
+        """The picture exactly as it was fitted, from the run's own copy."""
+        path = self.path / TARGET
+        try:
+            with Image.open(path) as img:
+                gray = np.asarray(img.convert("L"))
+        except (OSError, ValueError) as e:
+            raise RunFolderError(f"cannot read the run's target picture {path}: {e}") from None
+        source = self.config().data
+        return Target(labels=binarize(gray), gray=gray, source=source.image or f"text {source.text!r}")
+
+    # -- writing ----------------------------------------------------------------
+
+    def start(self, trainer: Trainer) -> None:
+        """Write what a new run knows before its first step."""
+        write_atomic(self.path / CONFIG, trainer.cfg.to_json())
+        write_atomic(self.path / TARGET, _png_bytes(trainer.target.gray))
+        yx, labels = trainer.preview_batch()
+        video.save_samples_plot(yx, labels, trainer.target.height, trainer.target.width, self.path / SAMPLES)
+        (self.path / FRAMES).mkdir(exist_ok=True)
+
+    def prepare_resume(self, trainer: Trainer, state: dict[str, Any]) -> None:
+        """Load a checkpoint into `trainer`, dropping any record written after it."""
+        trainer.load_state_dict(state)
+        step = trainer.step
+        history = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+        write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+        for frame in (self.path / FRAMES).glob("*.png"):
+            if frame.stem.isdigit() and int(frame.stem) > step:
+                frame.unlink()
+        trainer.history = history
+
+    def __call__(self, event: Event) -> None:
+        """The callback that records a run: metrics, frames, checkpoints, final pictures."""
+        if event.kind == "eval":
+            with open(self.path / METRICS, "a") as f:
+                f.write(json.dumps(event.metrics) + "\n")
+            assert event.prediction is not None
+            write_atomic(self.path / FRAMES / f"{event.step:08d}.png", _png_bytes(video.prob_to_gray(event.prediction)))
+            save_checkpoint(self.path, event.trainer.state_dict())
+        elif event.kind == "interrupt":
+            save_checkpoint(self.path, event.trainer.state_dict())
+        elif event.kind == "end":
+            self.finish(event.trainer)
+
+    def finish(self, trainer: Trainer) -> None:
+        """final.png and the progress videos, from the frames and metrics on disk."""
+        history = read_metrics(self.path)
+        frames, captions = [], []
+        for record in history:
+            frame = self.path / FRAMES / f"{record['step']:08d}.png"
+            if frame.is_file():
+                with Image.open(frame) as img:
+                    frames.append(np.asarray(img.convert("L")))
+                captions.append(caption(trainer.cfg.preset, record))
+        if not frames:
+            return
+        last = history[-1]
+        video.save_final_plot(trainer.target.labels, frames[-1].astype(np.float32) / 255.0, self.path / FINAL, title=caption(trainer.cfg.preset, last))
+        video.write_progress(frames, captions, self.path / MP4, self.path / GIF)
+
+
+def caption(preset: str, record: dict[str, Any]) -> str:
+    """The text written on a progress frame."""
+    return f"{preset}   step {record['step']:,}   accuracy {100 * record['dense_acc']:.1f} %"

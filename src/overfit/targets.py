@@ -1,0 +1,324 @@
+"""The picture to fit: rendered text or a loaded image, binarized into ink and background.
+
+Everything downstream sees a `Target`: an (H, W) array of class labels, row 0 the top
+row of the picture as displayed, with 0 = ink (black) and 1 = background (white).
+The threshold is the original experiment's: convert to 8-bit grayscale (ITU-R 601-2
+luma, what PIL's `convert("L")` computes) and call a pixel background when its value
+is above 128.
+
+Pictures come from untrusted paths, so every way a file can be wrong (missing, a
+directory, not an image, truncated, too small, too large) becomes a one-line
+`TargetError` naming the path, and the pixel count is checked from the header before
+any pixel data is decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import struct
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from .config import DEFAULT_HEIGHT, DEFAULT_MAX_PIXELS, DEFAULT_WIDTH, DataConfig
+from .errors import OverfitError
+
+
+class TargetError(OverfitError, ValueError):
+    """A picture (or text) that cannot be turned into a target; the message names the path."""
+
+
+class NothingToLearnWarning(UserWarning):
+    """The target has a single class, so any constant model is already perfect."""
+
+
+# The built-in picture must come out pixel-identical on every machine, so the font
+# ships with a dependency (matplotlib) instead of being looked up among system fonts.
+FONT_PATH: pathlib.Path = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+
+# Original experiment: grayscale value > 128 is background (class 1), the rest ink (class 0).
+THRESHOLD = 128
+
+# Auto font size: the ink must fit in this share of the canvas (width, height).
+_FILL_WIDTH, _FILL_HEIGHT = 0.9, 0.8
+# Extra space between lines of multi-line text, as a fraction of the font size.
+_LINE_SPACING = 0.15
+
+# Exceptions PIL raises for damaged data while decoding (it has no common base class).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+
+# Image.MAX_IMAGE_PIXELS is a process-wide setting; serialise our temporary changes.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+# -- rendered text --------------------------------------------------------------
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    if not FONT_PATH.is_file():
+        raise RuntimeError(f"matplotlib's bundled font is missing: {FONT_PATH}; reinstall matplotlib")
+    # BASIC layout: raqm (complex-script shaping) is present on some machines and not
+    # others, and it can move glyphs; BASIC gives the same pixels everywhere.
+    return ImageFont.truetype(str(FONT_PATH), size, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _text_box(draw: ImageDraw.ImageDraw, text: str, size: int) -> tuple[int, int, int, int]:
+    """Bounding box (left, top, right, bottom) of `text` drawn at (0, 0) in the given size."""
+    left, top, right, bottom = draw.multiline_textbbox(
+        (0, 0), text, font=_font(size), spacing=round(_LINE_SPACING * size), align="center"
+    )
+    return int(left), int(top), int(np.ceil(right)), int(np.ceil(bottom))
+
+
+def _auto_font_size(draw: ImageDraw.ImageDraw, text: str, width: int, height: int) -> int:
+    """Largest integer size whose text box fits in the _FILL share of the canvas (at least 1)."""
+
+    def fits(size: int) -> bool:
+        left, top, right, bottom = _text_box(draw, text, size)
+        return right - left <= _FILL_WIDTH * width and bottom - top <= _FILL_HEIGHT * height
+
+    # Exponential search for an upper bound, then bisection; the cap keeps text without
+    # visible ink (which "fits" at any size) from growing without end.
+    cap = 4 * max(width, height)
+    lo, hi = 1, 2
+    while hi < cap and fits(hi):
+        lo, hi = hi, min(2 * hi, cap)
+    if fits(hi):
+        return hi
+    while hi - lo > 1:  # invariant: fits(lo) or lo == 1, not fits(hi)
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _ink_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the pixels that are not pure white, or None if none are."""
+    rows = np.flatnonzero((gray < 255).any(axis=1))
+    cols = np.flatnonzero((gray < 255).any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def render_text(
+    text: str,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    font_size: int | None = None,
+) -> np.ndarray:
+    """Render black bold sans-serif text, centred on a white canvas.
+
+    Returns a uint8 (height, width) grayscale array, row 0 at the top. Lines split at
+    '\\n' are centred each. With `font_size=None` the largest size is chosen whose text
+    fits in about 90 % of the width and 80 % of the height; an explicit size that
+    overflows the canvas is rendered clipped.
+    """
+    text = text.replace("\r\n", "\n")
+    if text.strip() == "":
+        raise TargetError("text is empty; give some text to render")
+    if width < 2 or height < 2:
+        raise TargetError(f"canvas is {width} x {height} pixels; at least 2 x 2 is needed")
+    if font_size is not None and font_size < 1:
+        raise TargetError(f"font size must be positive, got {font_size}")
+
+    canvas = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(canvas)
+    size = font_size if font_size is not None else _auto_font_size(draw, text, width, height)
+    font = _font(size)
+    spacing = round(_LINE_SPACING * size)
+
+    def draw_at(x: int, y: int) -> np.ndarray:
+        draw.rectangle((0, 0, width, height), fill=255)
+        try:
+            draw.multiline_text((x, y), text, font=font, fill=0, spacing=spacing, align="center")
+        except Image.DecompressionBombError:
+            # PIL refuses to rasterise text masks above its pixel limit.
+            raise TargetError(f"font size {size} is too large to render on a {width} x {height} canvas") from None
+        return np.array(canvas, dtype=np.uint8)
+
+    # First placement from the layout box; that box includes the first glyph's side
+    # bearing (about 1 % of the width for "O"), so measure the real ink and shift it
+    # to the centre. Integer shifts move the rendered glyphs exactly.
+    left, top, right, bottom = _text_box(draw, text, size)
+    x, y = (width - (right - left)) // 2 - left, (height - (bottom - top)) // 2 - top
+    gray = draw_at(x, y)
+    ink = _ink_box(gray)
+    if ink is not None:
+        i_left, i_top, i_right, i_bottom = ink
+        clipped = i_left == 0 or i_top == 0 or i_right == width or i_bottom == height
+        dx = (width - (i_right - i_left)) // 2 - i_left
+        dy = (height - (i_bottom - i_top)) // 2 - i_top
+        if not clipped and (dx or dy):
+            gray = draw_at(x + dx, y + dy)
+    return gray
+
+
+# -- image files ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _without_pil_pixel_limit() -> Iterator[None]:
+    """Switch off PIL's decompression-bomb check; `load_image` applies its own limit.
+
+    PIL warns above MAX_IMAGE_PIXELS (89M by default) and refuses above twice that,
+    which would contradict a user's --max-pixels in either direction.
+    """
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    bands = img.getbands()
+    if "A" in bands or "a" in bands or "transparency" in img.info:
+        return True
+    return img.mode == "P" and img.palette is not None and img.palette.mode == "RGBA"
+
+
+def _to_gray(img: Image.Image, where: str) -> np.ndarray:
+    """Decoded image of any PIL mode -> uint8 (H, W) luma, transparency as white."""
+    mode = img.mode
+    if mode == "L" and not _has_alpha(img):
+        return np.array(img, dtype=np.uint8)
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit samples: PIL's convert("L") clips them at 255; scale 0..65535 to
+        # 0..255 with rounding instead (v / 257). 32-bit "I" is read as 16-bit too.
+        v = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        return ((v * 255 + 32767) // 65535).astype(np.uint8)
+    if mode == "F":
+        v = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(v).all():
+            raise TargetError(f"picture {where} has NaN or infinite pixel values")
+        # Float pictures come either in [0, 1] or in [0, 255]; PIL assumes the latter
+        # and truncates. Take [0, 1] when all values lie there, and round.
+        if v.size and v.min() >= 0.0 and v.max() <= 1.0:
+            v = v * 255.0
+        return np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    try:
+        if _has_alpha(img):
+            # A transparent background must read as background: composite over white.
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            rgb = Image.alpha_composite(white, rgba).convert("RGB")
+        else:
+            rgb = img if mode == "RGB" else img.convert("RGB")
+    except ValueError:
+        raise TargetError(f"cannot read picture {where}: unsupported pixel mode {mode}") from None
+    return np.array(rgb.convert("L"), dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a picture file as uint8 (H, W) grayscale, row 0 at the top as displayed.
+
+    Any format and mode PIL reads (PNG, JPEG, BMP, GIF's first frame, WebP, TIFF; 1, L,
+    P, LA, RGB, RGBA, CMYK, 16-bit, float). Transparency is composited over white, 16-bit
+    samples are scaled (65535 -> 255), EXIF orientation is applied. The pixel count is
+    checked from the header, before decoding, against `max_pixels`.
+    """
+    where = os.fsdecode(path)
+    if not os.path.exists(path):
+        raise TargetError(f"picture not found: {where}")
+    if os.path.isdir(path):
+        raise TargetError(f"not a file but a directory: {where}")
+
+    with _without_pil_pixel_limit():
+        try:
+            img = Image.open(path)  # lazy: reads the header only
+        except UnidentifiedImageError:
+            raise TargetError(f"cannot read picture {where}: not an image file (or an unsupported format)") from None
+        except OSError as e:
+            raise TargetError(f"cannot read picture {where}: {e.strerror or e}") from None
+        with img:
+            w, h = img.size
+            if w < 2 or h < 2:
+                raise TargetError(f"picture {where} is {w} x {h} pixels; at least 2 x 2 is needed")
+            if w * h > max_pixels:
+                raise TargetError(
+                    f"picture {where} is {w * h} pixels ({w} x {h}), above the limit of {max_pixels}; "
+                    "raise it with --max-pixels"
+                )
+            try:
+                img.load()
+                # Phone cameras store pictures sideways plus an EXIF rotation tag.
+                ImageOps.exif_transpose(img, in_place=True)
+            except _DECODE_ERRORS as e:
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise TargetError(f"picture {where} is truncated or corrupt: {reason}") from None
+            return _to_gray(img, where)
+
+
+# -- the target -------------------------------------------------------------------
+
+
+def binarize(gray: np.ndarray) -> np.ndarray:
+    """Grayscale -> class labels (uint8, same shape): 1 (background) where gray > 128, else 0 (ink)."""
+    return (np.asarray(gray) > THRESHOLD).astype(np.uint8)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value; compare by identity
+class Target:
+    """A binarized picture. Row 0 is the top row as displayed; label 1 = background, 0 = ink."""
+
+    labels: np.ndarray
+    """(H, W) uint8 class labels in {0, 1}."""
+    gray: np.ndarray
+    """(H, W) uint8 grayscale the labels were thresholded from."""
+    source: str
+    """Short human description: 'text "OVERFIT"' or the image path."""
+
+    @property
+    def height(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.labels.shape[1])
+
+    @property
+    def num_pixels(self) -> int:
+        return int(self.labels.size)
+
+    @property
+    def background_fraction(self) -> float:
+        """Share of pixels in class 1 (background)."""
+        return float(np.count_nonzero(self.labels)) / self.num_pixels
+
+    @property
+    def majority_rate(self) -> float:
+        """Accuracy of always predicting the more common class: the floor a model must beat."""
+        bg = self.background_fraction
+        return max(bg, 1.0 - bg)
+
+
+def load_target(cfg: DataConfig) -> Target:
+    """Build the target a config asks for: `cfg.image` if set, else the rendered `cfg.text`.
+
+    Warns with `NothingToLearnWarning` (and still returns) when every pixel has one class.
+    """
+    if cfg.image is not None:
+        gray = load_image(cfg.image, cfg.max_pixels)
+        source = cfg.image
+    else:
+        gray = render_text(cfg.text, cfg.width, cfg.height, cfg.font_size)
+        source = 'text "' + cfg.text.replace("\n", "\\n") + '"'
+    labels = binarize(gray)
+    target = Target(labels=labels, gray=gray, source=source)
+    if target.majority_rate == 1.0:
+        which = "background (white)" if target.background_fraction == 1.0 else "ink (black)"
+        warnings.warn(f"{source} is all {which}: nothing to learn", NothingToLearnWarning, stacklevel=2)
+    return target
