@@ -122,7 +122,7 @@ class OptimConfig:
         for name in ("beta1", "beta2"):
             v = getattr(self, name)
             _require(0 <= v < 1, f"optim.{name}", f"must be in [0, 1), got {v}")
-        _require(self.eps > 0, "optim.eps", f"must be positive, got {self.eps}")
+        _require(math.isfinite(self.eps) and self.eps > 0, "optim.eps", f"must be positive, got {self.eps}")
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         _require(self.steps >= 1, "schedule.steps", f"must be at least 1, got {self.steps}")
+        _require(self.steps <= 10**10, "schedule.steps", f"{self.steps} is absurdly large (limit 10**10)")
         _require(self.eval_every >= 1, "schedule.eval_every", f"must be at least 1, got {self.eval_every}")
         _require(self.eval_batch_size >= 1, "schedule.eval_batch_size", f"must be at least 1, got {self.eval_batch_size}")
         _require(self.log_every >= 1, "schedule.log_every", f"must be at least 1, got {self.log_every}")

@@ -24,4 +24,4 @@ class Sampler:
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(coordinates (n, 2) float32, labels (n,) long) drawn with `generator`."""
         yx = torch.rand(n, 2, generator=generator, device=self.labels.device) * self._extent
-        return yx, label_at(self.labels, yx)
+        return yx, label_at(self.labels, yx).long()

@@ -53,8 +53,6 @@ GIF_GRAY_LEVELS = 64
 INK_COLOR = "#1b1b1f"
 BACKGROUND_COLOR = "#8cbbe6"
 
-_FONT_PATH: str | None = None
-
 
 # ----------------------------------------------------------------------------- frames
 
@@ -72,13 +70,11 @@ def prob_to_gray(prob: np.ndarray) -> np.ndarray:
     return np.floor(p * 255.0 + 0.5).astype(np.uint8)
 
 
+@functools.cache
 def _font_path() -> str:
-    global _FONT_PATH
-    if _FONT_PATH is None:
-        import matplotlib
+    import matplotlib
 
-        _FONT_PATH = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
-    return _FONT_PATH
+    return os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,0 +1,219 @@
+"""Tests for the command line: a full small run, the run folder, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from overfit.cli import main
+from overfit.runs import CHECKPOINT, RunFolder, load_checkpoint, read_metrics
+
+SMALL = ["--text", "HI", "--size", "48x24", "--hidden", "32,32", "--lr", "3e-3", "--batch-size", "256",
+         "--schedule.eval_batch_size", "512", "--schedule.log_every", "50"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def one_line_error(result, *fragments: str) -> str:
+    """The run failed with a single 'Error: ...' line containing every fragment, and no traceback."""
+    assert result.exit_code != 0, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def test_train_writes_a_complete_run_folder(tmp_path):
+    result = invoke("train", *SMALL, "--steps", "300", "--eval-every", "100", "--runs-dir", str(tmp_path), "--name", "r", "-q")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "r"
+    for name in ("config.json", "metrics.jsonl", "samples.png", "final.png", "progress.mp4", "progress.gif", CHECKPOINT, "target.png"):
+        assert (run / name).is_file(), name
+    records = read_metrics(run)
+    assert [r["step"] for r in records] == [0, 100, 200, 300]
+    assert sorted(p.name for p in (run / "frames").glob("*.png")) == [f"{s:08d}.png" for s in (0, 100, 200, 300)]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["text"] == "HI" and cfg["model"]["hidden"] == [32, 32] and cfg["optim"]["lr"] == 3e-3
+    state = load_checkpoint(run)
+    assert state["step"] == 300
+    assert f"dense accuracy {records[-1]['dense_acc']:.4f}" in result.output
+    # No temporary files left behind by the atomic writes.
+    assert not [p for p in run.rglob("*.tmp")]
+
+
+def test_config_json_reruns_the_same_run(tmp_path):
+    invoke("train", *SMALL, "--steps", "100", "--eval-every", "50", "--runs-dir", str(tmp_path), "--name", "a", "-q")
+    result = invoke("train", "--config", str(tmp_path / "a" / "config.json"), "--runs-dir", str(tmp_path), "--name", "b", "-q")
+    assert result.exit_code == 0, result.output
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rs]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+
+
+def test_presets_and_dotted_overrides(tmp_path):
+    result = invoke("presets")
+    for name in ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu"):
+        assert name in result.output
+    result = invoke("train", "cos_3", *SMALL, "--model.init", "torch", "--steps", "20", "--eval-every", "20",
+                    "--runs-dir", str(tmp_path), "--name", "c", "-q")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert cfg["preset"] == "cos_3" and cfg["model"]["activation"] == "cos" and cfg["model"]["input_range"] == 3.0
+    assert cfg["model"]["init"] == "torch"
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    invoke("train", *SMALL, "--steps", "20", "--eval-every", "20", "--runs-dir", str(tmp_path), "--name", "x", "-q")
+    before = {p: p.read_bytes() for p in (tmp_path / "x").rglob("*") if p.is_file()}
+    result = invoke("train", *SMALL, "--steps", "20", "--runs-dir", str(tmp_path), "--name", "x", "-q")
+    one_line_error(result, "already exists", "--resume")
+    after = {p: p.read_bytes() for p in (tmp_path / "x").rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    common = [*SMALL, "--steps", "300", "--eval-every", "100", "--runs-dir", str(tmp_path), "-q"]
+    assert invoke("train", *common, "--name", "straight").exit_code == 0
+
+    # Interrupt a second run at step 150, through the same callback the CLI's Ctrl-C uses.
+    from overfit.cli import _build_config
+    from overfit.training import Trainer
+
+    cfg = _build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24", "model.hidden": "32,32",
+                                      "optim.lr": "3e-3", "optim.batch_size": "256", "schedule.eval_batch_size": "512",
+                                      "schedule.log_every": "50", "schedule.steps": "300", "schedule.eval_every": "100"})
+    assert cfg == RunFolder.open(tmp_path / "straight").config()
+    folder = RunFolder.create(tmp_path, "broken", cfg.preset)
+    trainer = Trainer(cfg)
+    folder.start(trainer)
+
+    def record_and_stop(event):
+        folder(event)
+        if event.kind == "log" and event.step == 150:
+            event.trainer.request_stop()
+
+    assert trainer.run(record_and_stop).interrupted
+    folder.unlock()
+    assert load_checkpoint(tmp_path / "broken")["step"] == 150
+
+    result = invoke("train", "--resume", str(tmp_path / "broken"), "-q")
+    assert result.exit_code == 0, result.output
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "broken")
+    assert a["step"] == b["step"] == 300
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [r["step"] for r in read_metrics(tmp_path / "broken")] == [0, 100, 200, 300]
+    assert (tmp_path / "broken" / "progress.mp4").is_file()
+
+
+def test_resume_refuses_config_changes_and_finished_runs(tmp_path):
+    invoke("train", *SMALL, "--steps", "20", "--eval-every", "20", "--runs-dir", str(tmp_path), "--name", "d", "-q")
+    one_line_error(invoke("train", "--resume", str(tmp_path / "d"), "--lr", "1"), "optim.lr cannot change")
+    one_line_error(invoke("train", "--resume", str(tmp_path / "d")), "already at step 20", "--steps")
+    one_line_error(invoke("train", "--resume", str(tmp_path / "nope")), "does not exist")
+    result = invoke("train", "--resume", str(tmp_path / "d"), "--steps", "40", "-q")
+    assert result.exit_code == 0, result.output
+    assert [r["step"] for r in read_metrics(tmp_path / "d")] == [0, 20, 40]
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    invoke("train", *SMALL, "--steps", "20", "--eval-every", "20", "--runs-dir", str(tmp_path), "--name", "e", "-q")
+    (tmp_path / "e" / CHECKPOINT).write_bytes(b"not a checkpoint")
+    one_line_error(invoke("train", "--resume", str(tmp_path / "e"), "--steps", "40"), "cannot be read")
+
+
+def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(tmp_path):
+    result = invoke("train", *SMALL, "--lr", "1e30", "--input-range", "none", "--steps", "500", "--eval-every", "1",
+                    "--runs-dir", str(tmp_path), "--name", "nan", "-q")
+    line = one_line_error(result, "diverged", "at step", "last good checkpoint")
+    step = int(line.split("at step ")[1].split(";")[0])
+    state = load_checkpoint(tmp_path / "nan")
+    assert state["step"] < step
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--image", "{tmp}/missing.png"], ["not found", "missing.png"]),
+        (["--image", "{tmp}"], ["directory"]),
+        (["--image", "{tmp}/notes.png"], ["not an image"]),
+        (["--image", "{tmp}/cut.png"], ["truncated or corrupt"]),
+        (["--image", "{tmp}/dot.png"], ["1 x 1", "at least 2 x 2"]),
+        (["--image", "{tmp}/big.png", "--max-pixels", "100"], ["above the limit of 100", "--max-pixels"]),
+        (["--text", ""], ["data.text", "is empty"]),
+        (["--lr", "-1"], ["optim.lr", "positive"]),
+        (["--batch-size", "0"], ["optim.batch_size"]),
+        (["--input-range", "0"], ["model.input_range"]),
+        (["--input-range", "abc"], ["model.input_range"]),
+        (["--hidden", "64,x"], ["model.hidden"]),
+        (["--model.activaton", "relu"], ["model.activaton", "unknown config key"]),
+        (["--steps", "0"], ["schedule.steps"]),
+        (["nopreset"], ["unknown preset 'nopreset'", "relu_1"]),
+        (["--device", "gpu0"], ["unknown device"]),
+        (["--config", "{tmp}/nothere.json"], ["config file not found"]),
+        (["--config", "{tmp}/bad.json"], ["model.widths", "unknown config key"]),
+        (["--name", "../escape"], ["not a plain folder name"]),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tmp_path, args, fragments):
+    (tmp_path / "notes.png").write_text("this is not a picture")
+    Image.new("L", (1, 1)).save(tmp_path / "dot.png")
+    Image.new("L", (20, 20)).save(tmp_path / "big.png")
+    full = tmp_path / "full.png"
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)).save(full)
+    (tmp_path / "cut.png").write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    (tmp_path / "bad.json").write_text(json.dumps({"model": {"widths": [1]}}))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    runs = tmp_path / "runs"
+    result = invoke("train", *args, "--steps", "5", "--runs-dir", str(runs), "-q") if "--steps" not in args else \
+        invoke("train", *args, "--runs-dir", str(runs), "-q")
+    one_line_error(result, *fragments)
+    # Nothing was created for a run that could not start.
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_unwritable_runs_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_error(invoke("train", *SMALL, "--steps", "5", "--runs-dir", str(blocker / "runs"), "-q"), "cannot create runs folder")
+
+
+def test_all_one_class_warns(tmp_path):
+    Image.new("L", (16, 16), 255).save(tmp_path / "white.png")
+    result = invoke("train", "--image", str(tmp_path / "white.png"), "--hidden", "8", "--steps", "5", "--eval-every", "5",
+                    "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert result.exit_code == 0, result.output
+    assert "nothing to learn" in result.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    cmd = [sys.executable, "-m", "overfit.cli", "train", *SMALL, "--steps", "1000000", "--eval-every", "100",
+           "--runs-dir", str(tmp_path), "--name", "int"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "int" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or len(read_metrics(tmp_path / "int")) < 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    step = load_checkpoint(tmp_path / "int")["step"]
+    assert step >= 100
+    result = invoke("train", "--resume", str(tmp_path / "int"), "--steps", str(step + 50), "-q")
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "int")["step"] == step + 50

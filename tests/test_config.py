@@ -1,0 +1,348 @@
+"""Tests for overfit.config: defaults, the JSON round trip, refusals that name the field, overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from overfit.activations import ACTIVATIONS
+from overfit.config import (
+    ACTIVATION_NAMES,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    ScheduleConfig,
+    field_docs,
+)
+from overfit.errors import OverfitError
+from overfit.losses import LOSSES
+
+# -- defaults: the original recipe -----------------------------------------------
+
+
+def test_defaults_are_the_original_recipe():
+    cfg = RunConfig()
+    assert cfg.model.hidden == (64, 256, 64)
+    assert cfg.model.activation == "relu"
+    assert cfg.model.input_range == 1.0
+    assert cfg.model.batchnorm is False
+    assert cfg.model.init == "original"
+    assert cfg.optim.lr == 1e-4
+    assert cfg.optim.batch_size == 1024
+    assert cfg.schedule.steps == 100_000
+    assert cfg.schedule.eval_every == 2000
+    assert cfg.schedule.eval_batch_size == 4096
+    assert cfg.loss == "cross_entropy"
+    assert cfg.seed == 0
+    assert cfg.preset == "relu_1"
+    # The original picture: OVERFIT on a 1000 x 300 canvas.
+    assert (cfg.data.text, cfg.data.width, cfg.data.height, cfg.data.image) == ("OVERFIT", 1000, 300, None)
+
+
+def test_sub_config_defaults_match_the_run_config():
+    cfg = RunConfig()
+    assert cfg.data == DataConfig()
+    assert cfg.model == ModelConfig()
+    assert cfg.optim == OptimConfig()
+    assert cfg.schedule == ScheduleConfig()
+
+
+def test_name_lists_come_from_the_registries():
+    assert ACTIVATION_NAMES == tuple(ACTIVATIONS)
+    assert set(LOSSES) == {"cross_entropy", "double_softmax"}
+
+
+def test_config_error_is_an_overfit_error_and_a_value_error():
+    with pytest.raises(ConfigError) as info:
+        RunConfig(seed=-1)
+    assert isinstance(info.value, OverfitError)
+    assert isinstance(info.value, ValueError)
+
+
+# -- JSON round trip ---------------------------------------------------------------
+
+NON_DEFAULT = [
+    RunConfig(
+        seed=3,
+        loss="double_softmax",
+        model=ModelConfig(input_range=None, hidden=(8, 16), activation="cos", batchnorm=True, init="torch"),
+    ),
+    RunConfig(
+        preset="mine",
+        device="cuda:1",
+        data=DataConfig(image="pictures/cat.png", text="", font_size=None),
+        optim=OptimConfig(lr=3e-3, batch_size=7, beta1=0.5, beta2=0.99, eps=1e-6),
+        schedule=ScheduleConfig(steps=5, eval_every=1, eval_batch_size=3, log_every=2),
+    ),
+    RunConfig(
+        data=DataConfig(text="A\nB", width=64, height=32, font_size=20, max_pixels=4096),
+        model=ModelConfig(input_range=3.0, hidden=(5,), activation="tanh"),
+    ),
+]
+
+
+@pytest.mark.parametrize("cfg", [RunConfig(), *NON_DEFAULT], ids=["default", "cos_bn_none", "image", "text"])
+def test_json_round_trip_is_exact(cfg):
+    text = cfg.to_json()
+    back = RunConfig.from_json(text)
+    assert back == cfg
+    assert type(back.model.hidden) is tuple
+    assert back.model.input_range == cfg.model.input_range
+    # The same round trip through a plain dict.
+    assert RunConfig.from_dict(json.loads(text)) == cfg
+
+
+def test_json_form_is_sectioned_with_lists_and_nulls():
+    cfg = NON_DEFAULT[0]
+    data = json.loads(cfg.to_json())
+    assert set(data) == {"preset", "seed", "loss", "device", "data", "model", "optim", "schedule"}
+    assert data["model"] == {"input_range": None, "hidden": [8, 16], "activation": "cos", "batchnorm": True, "init": "torch"}
+    assert data["seed"] == 3
+    assert data["optim"]["lr"] == 1e-4
+
+
+def test_from_dict_fills_missing_keys_with_defaults_and_ints_as_floats():
+    cfg = RunConfig.from_dict({"model": {"activation": "tanh"}, "optim": {"lr": 1}})
+    assert cfg == dataclasses.replace(
+        RunConfig(), model=ModelConfig(activation="tanh"), optim=OptimConfig(lr=1.0)
+    )
+    assert type(cfg.optim.lr) is float
+
+
+def test_from_json_refuses_invalid_json():
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        RunConfig.from_json("{")
+
+
+# -- refusals: unknown keys, wrong types, invalid values ---------------------------
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"sed": 1}, "sed"),
+        ({"model": {"activaton": "relu"}}, "model.activaton"),
+        ({"optim": {"learning_rate": 1e-3}}, "optim.learning_rate"),
+        ({"schedule": {"step": 10}}, "schedule.step"),
+    ],
+)
+def test_from_dict_refuses_unknown_keys_naming_the_dotted_key(data, key):
+    with pytest.raises(ConfigError, match=rf"^{key}: unknown config key"):
+        RunConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"optim": {"lr": "1e-3"}}, "optim.lr"),
+        ({"optim": {"batch_size": 1024.0}}, "optim.batch_size"),
+        ({"seed": True}, "seed"),
+        ({"model": {"hidden": 64}}, "model.hidden"),
+        ({"model": {"hidden": [32, True]}}, r"model.hidden\[1\]"),
+        ({"model": {"batchnorm": 1}}, "model.batchnorm"),
+        ({"model": {"input_range": "1"}}, "model.input_range"),
+        ({"data": {"font_size": 1.5}}, "data.font_size"),
+        ({"loss": None}, "loss"),
+    ],
+)
+def test_from_dict_refuses_wrong_types_naming_the_field(data, key):
+    with pytest.raises(ConfigError, match=rf"^{key}: expected "):
+        RunConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("data, where", [([1, 2], "config"), ({"model": 3}, "model"), ({"optim": [1]}, "optim")])
+def test_from_dict_refuses_non_objects(data, where):
+    with pytest.raises(ConfigError, match=rf"^{where}: expected an object"):
+        RunConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"optim": {"lr": -1e-3}}, "optim.lr"),
+        ({"optim": {"lr": 0.0}}, "optim.lr"),
+        ({"optim": {"lr": math.nan}}, "optim.lr"),
+        ({"optim": {"lr": math.inf}}, "optim.lr"),
+        ({"optim": {"batch_size": 0}}, "optim.batch_size"),
+        ({"optim": {"beta1": 1.0}}, "optim.beta1"),
+        ({"optim": {"beta2": math.nan}}, "optim.beta2"),
+        ({"model": {"activation": "swish"}}, "model.activation"),
+        ({"model": {"init": "xavier"}}, "model.init"),
+        ({"model": {"input_range": 0.0}}, "model.input_range"),
+        ({"model": {"input_range": -1.0}}, "model.input_range"),
+        ({"model": {"input_range": math.nan}}, "model.input_range"),
+        ({"model": {"hidden": []}}, "model.hidden"),
+        ({"model": {"hidden": [64, 0]}}, "model.hidden"),
+        ({"data": {"text": ""}}, "data.text"),
+        ({"data": {"text": "   "}}, "data.text"),
+        ({"data": {"width": 1}}, "data.width"),
+        ({"data": {"width": 100_000, "height": 100_000}}, "data.width"),
+        ({"seed": -1}, "seed"),
+        ({"loss": "mse"}, "loss"),
+        ({"schedule": {"steps": 0}}, "schedule.steps"),
+        ({"schedule": {"eval_every": 0}}, "schedule.eval_every"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_field(data, key):
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        RunConfig.from_dict(data)
+
+
+def test_invalid_value_message_lists_the_choices():
+    with pytest.raises(ConfigError) as info:
+        ModelConfig(activation="swish")
+    message = str(info.value)
+    assert "'swish'" in message
+    for name in ACTIVATIONS:
+        assert name in message
+
+
+def test_nan_from_json_text_is_refused():
+    # Python's json accepts the NaN literal, so validation must catch it.
+    with pytest.raises(ConfigError, match=r"^optim\.lr: "):
+        RunConfig.from_json('{"optim": {"lr": NaN}}')
+
+
+def test_image_path_lifts_the_text_and_canvas_checks():
+    cfg = DataConfig(image="big.png", text="", width=100_000, height=100_000)
+    assert cfg.image == "big.png"
+
+
+# -- with_overrides ----------------------------------------------------------------
+
+
+def test_with_overrides_parses_strings_by_field_type():
+    cfg = RunConfig().with_overrides(
+        {
+            "model.hidden": "32,32",
+            "model.input_range": "none",
+            "model.batchnorm": "true",
+            "model.activation": "tanh",
+            "optim.lr": "1e-3",
+            "seed": "7",
+            "data.font_size": "40",
+        }
+    )
+    assert cfg.model.hidden == (32, 32)
+    assert cfg.model.input_range is None
+    assert cfg.model.batchnorm is True
+    assert cfg.model.activation == "tanh"
+    assert cfg.optim.lr == 1e-3
+    assert cfg.seed == 7
+    assert cfg.data.font_size == 40
+    # Untouched fields keep their values.
+    assert cfg.optim.batch_size == 1024
+    assert cfg.schedule == ScheduleConfig()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("64, 128", (64, 128)), ("8", (8,)), ("4,4,4,", (4, 4, 4))],
+)
+def test_with_overrides_parses_tuples(text, expected):
+    assert RunConfig().with_overrides({"model.hidden": text}).model.hidden == expected
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("no", False), ("0", False), ("ON", True), ("yes", True)])
+def test_with_overrides_parses_booleans(text, expected):
+    base = RunConfig(model=ModelConfig(batchnorm=not expected))
+    assert base.with_overrides({"model.batchnorm": text}).model.batchnorm is expected
+
+
+def test_with_overrides_takes_typed_values_as_they_are():
+    cfg = RunConfig().with_overrides({"seed": 7, "model.hidden": [16, 8], "model.input_range": None})
+    assert (cfg.seed, cfg.model.hidden, cfg.model.input_range) == (7, (16, 8), None)
+
+
+def test_with_overrides_leaves_the_original_unchanged():
+    base = RunConfig()
+    base.with_overrides({"seed": "5"})
+    assert base.seed == 0
+
+
+@pytest.mark.parametrize("key", ["model.activaton", "optimizer.lr", "sed", "model.hidden.width", "seed.x"])
+def test_with_overrides_refuses_unknown_dotted_keys(key):
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        RunConfig().with_overrides({key: "1"})
+
+
+def test_with_overrides_refuses_a_whole_section():
+    with pytest.raises(ConfigError, match=r"^model: is a section"):
+        RunConfig().with_overrides({"model": "relu"})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("optim.batch_size", "abc"),
+        ("optim.batch_size", "1.5"),
+        ("optim.lr", "fast"),
+        ("model.hidden", "32,x"),
+        ("model.input_range", "wide"),
+        ("model.batchnorm", "maybe"),
+        ("seed", "7.0"),
+        ("seed", 7.0),
+    ],
+)
+def test_with_overrides_refuses_unparsable_values_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=rf"^{key}: expected "):
+        RunConfig().with_overrides({key: value})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("optim.lr", "nan"), ("optim.lr", "-1"), ("seed", "-3"), ("model.hidden", ""), ("model.input_range", "0"), ("loss", "l2")],
+)
+def test_with_overrides_validates_parsed_values(key, value):
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        RunConfig().with_overrides({key: value})
+
+
+# -- frozen --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "obj, name, value",
+    [
+        (RunConfig(), "seed", 1),
+        (RunConfig().model, "activation", "tanh"),
+        (RunConfig().optim, "lr", 1.0),
+        (RunConfig().data, "text", "X"),
+        (RunConfig().schedule, "steps", 1),
+    ],
+)
+def test_configs_are_frozen(obj, name, value):
+    before = getattr(obj, name)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, name, value)
+    assert getattr(obj, name) == before
+
+
+# -- field_docs ----------------------------------------------------------------------
+
+
+def test_field_docs_lists_dotted_keys_with_type_and_default():
+    docs = field_docs()
+    assert docs["model.activation"] == ("str", '"relu"')
+    assert docs["optim.lr"] == ("float", "0.0001")
+    assert docs["model.hidden"] == ("list of int", "[64, 256, 64]")
+    assert docs["model.input_range"] == ("float or null", "1.0")
+    assert docs["seed"] == ("int", "0")
+    # Only leaves: sections are not settable keys.
+    assert not {"model", "optim", "data", "schedule"} & set(docs)
+
+
+def test_field_docs_covers_every_leaf_and_each_key_is_settable():
+    docs = field_docs()
+    expected = {f.name for f in dataclasses.fields(RunConfig) if f.name not in ("data", "model", "optim", "schedule")}
+    for section, cls in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig), ("schedule", ScheduleConfig)):
+        expected |= {f"{section}.{f.name}" for f in dataclasses.fields(cls)}
+    assert set(docs) == expected
+    # Setting every key to its documented default gives back the default config.
+    defaults = {key: json.loads(default) for key, (_, default) in docs.items()}
+    assert RunConfig().with_overrides(defaults) == RunConfig()
