@@ -57,7 +57,7 @@ def presets_cmd() -> None:
 # -- overfit train -------------------------------------------------------------
 
 def _dotted_help() -> str:
-    lines = ["Every config field can be set by its dotted name, e.g. --model.init torch:"]
+    lines = ["Every config field can be set by its dotted name, e.g. --model.init torch:", "", "\b"]
     for key, (tp, default) in field_docs().items():
         lines.append(f"  --{key} ({tp}, default {default})")
     return "\n".join(lines)
@@ -163,6 +163,8 @@ def train_cmd(rest: tuple[str, ...], size: str | None, config_path: str | None, 
         if value is not None:
             overrides[_OPTION_FIELDS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
     if options.get("text") is not None:
+        # A shell passes "\n" literally; it means a line break here.
+        overrides["data.text"] = options["text"].replace("\\n", "\n")
         overrides["data.image"] = "none"
     if size is not None:
         w, _, h = size.lower().partition("x")
