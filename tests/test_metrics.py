@@ -41,7 +41,7 @@ def _reference(ink_logit: np.ndarray, bg_logit: np.ndarray, labels: np.ndarray) 
     iou = np.count_nonzero(pred_ink & true_ink) / union if union else 1.0
     own = np.where(labels == INK, ink_logit, bg_logit)
     loss = np.mean(np.logaddexp(ink_logit, bg_logit) - own)
-    return {"acc": float(np.mean(pred == labels)), "iou": iou, "loss": float(loss)}
+    return {"acc": float(np.mean(pred == labels)), "iou": iou, "loss": float(loss), "pred_bg": float(np.mean(pred == BACKGROUND))}
 
 
 def _dense_reference(model: ThresholdModel, labels: torch.Tensor) -> tuple[dict[str, float], np.ndarray]:
@@ -71,12 +71,13 @@ def test_batch_metrics_match_numpy():
     labels = torch.randint(0, 2, (200,), generator=gen)
     model = ThresholdModel(axis=1, threshold=2.5, k=0.7)
     out = batch_metrics(model, yx, labels, cross_entropy)
-    assert set(out) == {"batch_acc", "batch_iou", "batch_loss"}
+    assert set(out) == {"batch_acc", "batch_iou", "batch_loss", "batch_pred_bg"}
     d = 0.7 * (yx[:, 1].numpy().astype(np.float64) - 2.5)
     ref = _reference(-d, d, labels.numpy())
     assert out["batch_acc"] == pytest.approx(ref["acc"], abs=1e-12)
     assert out["batch_iou"] == pytest.approx(ref["iou"], abs=1e-12)
     assert out["batch_loss"] == pytest.approx(ref["loss"], rel=1e-5)
+    assert out["batch_pred_bg"] == pytest.approx(ref["pred_bg"], abs=1e-12)
     assert 0 < out["batch_iou"] < 1 and 0 < out["batch_acc"] < 1  # a case that tells the metrics apart
 
 
@@ -117,10 +118,11 @@ def test_dense_metrics_match_a_naive_loop(axis, threshold):
     model = ThresholdModel(axis=axis, threshold=threshold, k=0.9)
     out, prob = dense_metrics(model, labels, cross_entropy)
     ref, ref_prob = _dense_reference(model, labels)
-    assert set(out) == {"dense_acc", "dense_iou", "dense_loss"}
+    assert set(out) == {"dense_acc", "dense_iou", "dense_loss", "dense_pred_bg"}
     assert out["dense_acc"] == pytest.approx(ref["acc"], abs=1e-12)
     assert out["dense_iou"] == pytest.approx(ref["iou"], abs=1e-12)
     assert out["dense_loss"] == pytest.approx(ref["loss"], rel=1e-5)
+    assert out["dense_pred_bg"] == pytest.approx(ref["pred_bg"], abs=1e-12)
     assert prob.shape == (H, W)
     assert prob.dtype == np.float32
     np.testing.assert_allclose(prob, ref_prob, rtol=1e-5, atol=1e-6)

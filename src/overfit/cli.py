@@ -98,11 +98,42 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def target_options(f: Any) -> Any:
+    """The options that choose the picture, shared by every command that fits one."""
+    for option in reversed([
+        click.option("--text", help="Fit this text, rendered black on white ('\\n' for a new line)."),
+        click.option("--image", type=click.Path(), help="Fit this picture (PNG, JPEG, BMP, GIF, WebP, TIFF)."),
+        click.option("--size", metavar="WxH", help="Canvas for --text, e.g. 1000x300 (the default)."),
+        click.option("--font-size", type=int, help="Font size in pixels for --text (default: fill the canvas)."),
+        click.option("--max-pixels", type=int, help="Refuse pictures larger than this (default 50000000)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def target_overrides(text: str | None, image: str | None, size: str | None, font_size: int | None,
+                     max_pixels: int | None) -> dict[str, str]:
+    """Dotted config overrides for the target options."""
+    overrides: dict[str, str] = {}
+    if text is not None:
+        # A shell passes "\n" literally; it means a line break here.
+        overrides["data.text"] = text.replace("\\n", "\n")
+        overrides["data.image"] = "none"
+    if image is not None:
+        overrides["data.image"] = str(Path(image).expanduser().resolve())
+    if size is not None:
+        w, _, h = size.lower().partition("x")
+        if not (w.isdigit() and h.isdigit()):
+            raise click.BadParameter(f"expected WxH like 1000x300, got {size!r}", param_hint="--size")
+        overrides["data.width"], overrides["data.height"] = w, h
+    if font_size is not None:
+        overrides["data.font_size"] = str(font_size)
+    if max_pixels is not None:
+        overrides["data.max_pixels"] = str(max_pixels)
+    return overrides
+
+
 _OPTION_FIELDS = {
-    "text": "data.text",
-    "image": "data.image",
-    "font_size": "data.font_size",
-    "max_pixels": "data.max_pixels",
     "steps": "schedule.steps",
     "eval_every": "schedule.eval_every",
     "batch_size": "optim.batch_size",
@@ -124,11 +155,7 @@ _OPTION_FIELDS = {
     epilog=_dotted_help(),
 )
 @click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET] [--section.field VALUE]...")
-@click.option("--text", help="Fit this text, rendered black on white ('\\n' for a new line).")
-@click.option("--image", type=click.Path(), help="Fit this picture (PNG, JPEG, BMP, GIF, WebP, TIFF).")
-@click.option("--size", metavar="WxH", help="Canvas for --text, e.g. 1000x300 (the default).")
-@click.option("--font-size", type=int, help="Font size in pixels for --text (default: fill the canvas).")
-@click.option("--max-pixels", type=int, help="Refuse pictures larger than this (default 50000000).")
+@target_options
 @click.option("--steps", type=int, help="Training steps (default 100000).")
 @click.option("--batch-size", type=int, help="Coordinates per step (default 1024).")
 @click.option("--lr", type=float, help="Adam learning rate (default 1e-4).")
@@ -146,7 +173,8 @@ _OPTION_FIELDS = {
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
 @click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps and --device may change).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
-def train_cmd(rest: tuple[str, ...], size: str | None, config_path: str | None, name: str | None, runs_dir: str,
+def train_cmd(rest: tuple[str, ...], text: str | None, image: str | None, size: str | None, font_size: int | None,
+              max_pixels: int | None, config_path: str | None, name: str | None, runs_dir: str,
               resume_path: str | None, quiet: bool, **options: Any) -> None:
     """Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image.
 
@@ -162,15 +190,7 @@ def train_cmd(rest: tuple[str, ...], size: str | None, config_path: str | None, 
     for key, value in options.items():
         if value is not None:
             overrides[_OPTION_FIELDS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
-    if options.get("text") is not None:
-        # A shell passes "\n" literally; it means a line break here.
-        overrides["data.text"] = options["text"].replace("\\n", "\n")
-        overrides["data.image"] = "none"
-    if size is not None:
-        w, _, h = size.lower().partition("x")
-        if not (w.isdigit() and h.isdigit()):
-            raise click.BadParameter(f"expected WxH like 1000x300, got {size!r}", param_hint="--size")
-        overrides["data.width"], overrides["data.height"] = w, h
+    overrides.update(target_overrides(text, image, size, font_size, max_pixels))
 
     try:
         if resume_path is not None:
@@ -216,8 +236,6 @@ def _train_new(cfg: RunConfig, runs_dir: str, name: str | None, quiet: bool) -> 
     from .training import Trainer
 
     # Fail on bad input before any folder is made.
-    if cfg.data.image is not None:
-        cfg = cfg.with_overrides({"data.image": str(Path(cfg.data.image).expanduser().resolve())})
     target = _load_target(cfg)
     trainer = Trainer(cfg, target)
     folder = RunFolder.create(runs_dir, name, cfg.preset)
@@ -264,11 +282,11 @@ def _resume(path: str, preset_name: str | None, overrides: dict[str, str], quiet
 class _Progress:
     """tqdm progress bar fed by training events."""
 
-    def __init__(self, trainer: Any, quiet: bool) -> None:
+    def __init__(self, trainer: Any, quiet: bool, desc: str | None = None) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=trainer.cfg.schedule.steps, initial=trainer.step, unit="step", disable=quiet,
-                        dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+                        dynamic_ncols=True, file=sys.stderr, smoothing=0.1, desc=desc, leave=desc is None)
         self.acc = trainer.history[-1]["dense_acc"] if trainer.history else math.nan
         self.loss = math.nan
 
@@ -278,7 +296,8 @@ class _Progress:
             self.bar.update(event.step - self.bar.n)
         elif event.kind == "eval":
             self.acc = event.metrics["dense_acc"]
-        self.bar.set_postfix_str(f"loss {self.loss:.4f}  acc {self.acc:.3f}", refresh=False)
+        loss = f"{self.loss:.4f}" if math.isfinite(self.loss) else "-"
+        self.bar.set_postfix_str(f"loss {loss}  acc {self.acc:.3f}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -315,6 +334,70 @@ def _run(trainer: Any, folder: Any, quiet: bool) -> None:
         f"{folder.path}: dense accuracy {last['dense_acc']:.4f}, ink IoU {last['dense_iou']:.4f} "
         f"after {result.step:,} steps ({time.perf_counter() - started:.0f} s)"
     )
+
+
+# -- overfit reproduce -----------------------------------------------------------
+
+@main.command("reproduce")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Steps per run (default 20000; 100000 is the original's).")
+@click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default 500).")
+@click.option("--seeds", type=click.IntRange(1, 100), default=None, help="Seeds per preset, for mean and spread (default 2).")
+@target_options
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="cross_entropy", show_default=True,
+              help="double_softmax re-judges the findings with the original code's loss.")
+@click.option("--init", type=click.Choice(list(INIT_NAMES)), default="original", show_default=True,
+              help="torch re-judges them with PyTorch's default initialisation.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--out", type=click.Path(), help="Output folder (default reports/reproduce[-variant]).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def reproduce_cmd(steps: int | None, eval_every: int | None, seeds: int | None, text: str | None, image: str | None,
+                  size: str | None, font_size: int | None, max_pixels: int | None, loss: str, init: str, device: str,
+                  out: str | None, quiet: bool) -> None:
+    """Run the six presets and judge the original experiment's findings.
+
+    Trains relu_raw, relu_1, tanh_1, cos_1, cos_3 and bn_relu on the same target
+    for each seed, then writes OUT/report/index.html (open it from disk) with
+    the verdicts, a grid video, curves, spectral heatmaps and a table. Running
+    the same command again resumes an interrupted reproduction.
+    """
+    from . import reproduce as rp
+
+    steps = steps or rp.DEFAULT_STEPS
+    eval_every = eval_every or min(rp.DEFAULT_EVAL_EVERY, steps)
+    seeds = seeds or rp.DEFAULT_SEEDS
+    out_dir = Path(out) if out else rp.default_out(loss, init)
+    overrides = {**target_overrides(text, image, size, font_size, max_pixels), "loss": loss, "model.init": init, "device": device}
+    try:
+        runs = rp.plan(overrides, steps, eval_every, seeds)
+        target = _load_target(runs[0].config)
+        meta = {"title": "OVERFIT reproduction", "target": target.source, "height": target.height, "width": target.width,
+                "steps": steps, "eval_every": eval_every, "seeds": list(range(seeds)), "loss": loss, "init": init,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": "overfit reproduce " + " ".join(sys.argv[2:])}
+        click.echo(f"Reproducing in {out_dir}: 6 presets x {seeds} seed(s), {steps:,} steps each", err=True)
+
+        def make_callback(planned: Any, trainer: Any) -> Any:
+            progress = _Progress(trainer, quiet, desc=planned.name)
+            signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
+
+            def on_event(event: Any) -> None:
+                progress(event)
+                if event.kind in ("end", "interrupt"):
+                    progress.close()
+            return on_event
+
+        previous = signal.getsignal(signal.SIGINT)
+        try:
+            results = rp.reproduce(out_dir, target, runs, meta, make_callback, lambda line: click.echo(line, err=True))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except OverfitError as e:
+        raise _fail(str(e)) from None
+    if not results:
+        click.echo("Interrupted; run the same command again to continue.", err=True)
+        sys.exit(130)
+    for f in results["findings"]:
+        click.echo(f"{f['verdict']:<12} {f['id']}. {f['title']}")
+    click.echo(f"Report: {out_dir / 'report' / 'index.html'}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ DENSE_CHUNK = 1 << 16  # coordinates per forward pass in dense evaluation
 
 
 def _counts(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
-    """[n, correct, ink intersection, ink union, loss sum] as one float64 tensor (no host sync)."""
+    """[n, correct, ink intersection, ink union, loss sum, predicted background] as float64 (no host sync)."""
     pred = logits.argmax(dim=1)
     pred_ink, true_ink = pred == INK, labels == INK
     return torch.stack([
@@ -27,16 +27,19 @@ def _counts(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> torc
         (pred_ink & true_ink).sum().double(),
         (pred_ink | true_ink).sum().double(),
         loss_fn(logits, labels).double() * labels.numel(),
+        (pred == BACKGROUND).sum().double(),
     ])
 
 
 def _summarise(c: torch.Tensor, prefix: str) -> dict[str, float]:
-    n, correct, inter, union, loss_sum = c.tolist()
+    n, correct, inter, union, loss_sum, pred_bg = c.tolist()
     return {
         f"{prefix}acc": correct / n,
         # No ink anywhere, predicted or true: a perfect match.
         f"{prefix}iou": inter / union if union > 0 else 1.0,
         f"{prefix}loss": loss_sum / n,
+        # Near 0 or 1: the prediction has collapsed to all ink or all background.
+        f"{prefix}pred_bg": pred_bg / n,
     }
 
 
@@ -52,7 +55,7 @@ def dense_metrics(model: nn.Module, labels: torch.Tensor, loss_fn: LossFn, prefi
     height, width = labels.shape
     grid = pixel_grid(height, width, labels.device)
     flat = labels.reshape(-1).long()
-    total = torch.zeros(5, dtype=torch.float64, device=labels.device)
+    total = torch.zeros(6, dtype=torch.float64, device=labels.device)
     prob = torch.empty(height * width, dtype=torch.float32, device=labels.device)
     for start in range(0, grid.shape[0], DENSE_CHUNK):
         end = start + DENSE_CHUNK
