@@ -267,11 +267,14 @@ def test_grid_frames_hold_and_mark_diverged_panel():
     assert has_red(grid[steps.index(1250)]) and has_red(grid[-1])
 
 
-def test_grid_frames_fit_a_large_target():
-    results, frames, target = fake_results(height=300, width=1000, steps=500, eval_every=250)
+@pytest.mark.parametrize(("height", "width", "panel"), [(300, 1000, (384, 115)), (1000, 300, (90, 300))])
+def test_grid_frames_fit_large_targets(height, width, panel):
+    # 3 x 384 + 4 gaps of 12 = 1200 for the default wide picture; tall ones are capped in height.
+    assert report._panel_size(height, width) == panel
+    results, frames, target = fake_results(height=height, width=width, steps=500, eval_every=250)
     grid, _ = report.grid_frames(results, frames, target)
     assert grid[0].shape[1] <= report.GRID_MAX_WIDTH
-    assert report._panel_size(300, 1000) == (384, 115)
+    assert grid[0].shape[0] % 2 == 0 and grid[0].shape[1] % 2 == 0
 
 
 # ----------------------------------------------------------------------------- format_steps

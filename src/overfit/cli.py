@@ -370,9 +370,7 @@ def reproduce_cmd(steps: int | None, eval_every: int | None, seeds: int | None, 
     try:
         runs = rp.plan(overrides, steps, eval_every, seeds)
         target = _load_target(runs[0].config)
-        meta = {"title": "OVERFIT reproduction", "target": target.source, "height": target.height, "width": target.width,
-                "steps": steps, "eval_every": eval_every, "seeds": list(range(seeds)), "loss": loss, "init": init,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": "overfit reproduce " + " ".join(sys.argv[2:])}
+        meta = rp.make_meta(target, steps, eval_every, seeds, loss, init, "overfit reproduce " + " ".join(sys.argv[2:]))
         click.echo(f"Reproducing in {out_dir}: 6 presets x {seeds} seed(s), {steps:,} steps each", err=True)
 
         def make_callback(planned: Any, trainer: Any) -> Any:

@@ -156,7 +156,7 @@ def finding_raw_relu_fails(raw: Sequence[Curve], scaled: Sequence[Curve], majori
     """1. Without input scaling, ReLU fails: near the majority rate, far below scaled ReLU."""
     title = "Without input scaling, ReLU fails to converge"
     late = [acc for c in raw for step, acc in zip(c.steps, c.acc) if step >= c.steps[-1] / 2]
-    all_acc = [acc for c in raw for step, acc in zip(c.steps, c.acc) if step > 0]
+    all_acc = [acc for c in raw for step, acc in zip(c.steps, c.acc) if step > 0] or [acc for c in raw for acc in c.acc]
     best_late = max(late)
     raw_final, scaled_final = final_acc(raw), final_acc(scaled)
     gap = scaled_final - raw_final

@@ -364,7 +364,7 @@ def _spectrum_figure(results: dict, stem: Path) -> None:
         dots = [(float(s), b + 0.5) for b, s in enumerate(first) if s is not None]
         if dots:
             xs, ys = zip(*dots)
-            ax.scatter(xs, ys, s=22, color="white", edgecolors="#111111", linewidths=0.7, zorder=3)
+            ax.scatter(xs, ys, s=22, color="white", edgecolors="#111111", linewidths=0.7, zorder=3, clip_on=False)
         ax.set_xlim(min(0.0, x_edges[0]), max(steps_total, x_edges[-1]))
         ax.set_ylim(0, n_bands)
         ax.xaxis.set_major_formatter(_step_formatter())
@@ -451,9 +451,17 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
     pw, ph = _panel_size(height, width)
 
     gap = 12
-    label_h = _even(max(22, pw * 0.075))
-    label_size = max(11, min(17, round(label_h * 0.62)))
-    cols = 3
+    # Rows of three; pictures taller than wide are narrow enough for six in a row.
+    cols = 6 if len(names) > 3 and 6 * pw + 7 * gap <= GRID_MAX_WIDTH else 3
+    label_size = max(14, min(17, round(pw * 0.045)))
+    name_font = _bold_font(label_size)
+    value_font = video._font(label_size)
+    swatch = round(label_size * 0.7)
+    # Name and accuracy on one line when they fit side by side, else on two lines.
+    widest = max((name_font.getlength(n) for n in names), default=0.0)
+    two_line = swatch + 7 + widest + 8 + value_font.getlength("100.0 %") > pw
+    line_h = round(label_size * 1.45)
+    label_h = _even(line_h * (2 if two_line else 1) + 6)
     rows = max(1, math.ceil(len(names) / cols))
     grid_w = cols * pw + (cols + 1) * gap
     frame_w = _even(max(grid_w, 640))
@@ -464,8 +472,6 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
     title_font = _bold_font(max(14, round(header_h * 0.27)))
     step_font = video._font(max(12, round(header_h * 0.21)))
     small_font = video._font(max(10, round(header_h * 0.15)))
-    name_font = _bold_font(label_size)
-    value_font = video._font(label_size)
     pad = round(header_h * 0.18)
 
     # Target thumbnail, right side of the header, with "target" above it.
@@ -495,7 +501,7 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
         draw.rectangle((0, 0, frame_w, header_h - 1), fill=(14, 14, 14))
         draw.text((pad, pad), title, font=title_font, fill=video.BAND_FG, anchor="lt")
         draw.text((pad, header_h - pad), f"step {step:,} / {total:,}", font=step_font, fill=video.BAND_FG, anchor="lb")
-        draw.text((thumb_x, thumb_y - 4), "target", font=small_font, fill=MUTED_RGB, anchor="lb")
+        draw.text((thumb_x + thumb_w, thumb_y - 4), "target", font=small_font, fill=MUTED_RGB, anchor="rb")
         img.paste(thumb, (thumb_x, thumb_y))
         bar_w = frame_w * min(1.0, step / total) if total else 0
         draw.rectangle((0, header_h - 3, frame_w, header_h - 1), fill=(48, 48, 48))
@@ -518,17 +524,22 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
             hi = _latest(history[name], step)
             acc = history[name][hi][1] if hi is not None else math.nan
 
-            sw = round(label_size * 0.7)
-            mid_y = y + label_h // 2
-            draw.rectangle((x, mid_y - sw // 2, x + sw, mid_y - sw // 2 + sw), fill=colors[name])
-            draw.text((x + sw + 7, mid_y), name, font=name_font, fill=video.BAND_FG, anchor="lm")
+            mid_y = y + (line_h // 2 + 3 if two_line else label_h // 2)
+            draw.rectangle((x, mid_y - swatch // 2, x + swatch, mid_y - swatch // 2 + swatch), fill=colors[name])
+            draw.text((x + swatch + 7, mid_y), name, font=name_font, fill=video.BAND_FG, anchor="lm")
             if diverged:
                 where = f" at {diverged_at:,}" if diverged_at is not None else ""
-                right, color = f"diverged{where}", DIVERGED_RGB
+                options, color = [f"diverged{where}", "diverged"], DIVERGED_RGB
             else:
-                right = "—" if math.isnan(acc) else f"accuracy {100 * acc:.1f} %"
-                color = video.BAND_FG
-            draw.text((x + pw, mid_y), right, font=value_font, fill=color, anchor="rm")
+                value = "—" if math.isnan(acc) else f"{100 * acc:.1f} %"
+                options, color = [f"accuracy {value}", value], video.BAND_FG
+            if two_line:
+                value = next((t for t in options if value_font.getlength(t) <= pw), options[-1])
+                draw.text((x, mid_y + line_h), value, font=value_font, fill=color, anchor="lm")
+            else:
+                room = pw - swatch - 7 - name_font.getlength(name) - 8
+                value = next((t for t in options if value_font.getlength(t) <= room), options[-1])
+                draw.text((x + pw, mid_y), value, font=value_font, fill=color, anchor="rm")
 
             py = y + label_h
             if idx is None:
@@ -585,7 +596,8 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; font-variant-nu
 th, td { padding: 7px 10px; border-bottom: 1px solid #eaeef2; text-align: left; vertical-align: middle; }
 thead th { border-bottom: 2px solid var(--line); font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
   color: var(--muted); font-weight: 700; white-space: nowrap; }
-thead tr.super th { border-bottom: 1px solid var(--line); text-align: center; padding-bottom: 2px; }
+thead tr.super th { border-bottom: none; text-align: center; padding-bottom: 0; }
+thead tr.super th.span { border-bottom: 1px solid var(--line); }
 td.n, th.n { text-align: right; white-space: nowrap; }
 td.c, th.c { text-align: center; }
 td.none { color: #9aa1a9; }
@@ -628,10 +640,17 @@ def _dot(color: str) -> str:
     return f'<span class="dot" style="background:{color}"></span>'
 
 
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _count(n: int) -> str:
+    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
+
+
 def _intro(meta: dict, n_presets: int, n_findings: int) -> str:
     """The paragraph that says what the experiment is (plain text)."""
     seeds = meta.get("seeds", [])
-    seed_text = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(str(s) for s in seeds)})"
+    seed_text = f"{_count(len(seeds))} seed{'s' if len(seeds) != 1 else ''} ({', '.join(str(s) for s in seeds)})"
     majority = _num(meta.get("majority_rate"))
     loss = str(meta.get("loss", "")).replace("_", "-")
     text = (
@@ -639,9 +658,9 @@ def _intro(meta: dict, n_presets: int, n_findings: int) -> str:
         f"{meta.get('target', 'a target')} at {meta.get('width', '?')} × {meta.get('height', '?')} pixels: "
         f"it maps the coordinates of a pixel to the probability that the pixel is ink or background, and is "
         f"trained on random batches of coordinates with the {loss} loss. Every {meta.get('eval_every', 0):,} steps "
-        f"it is evaluated on every pixel (dense accuracy and IoU of the ink). {n_presets} presets vary the "
+        f"it is evaluated on every pixel (dense accuracy and IoU of the ink). {_count(n_presets).capitalize()} presets vary the "
         f"activation function, the scaling of the input coordinates and batch normalisation; each was trained "
-        f"for {meta.get('steps', 0):,} steps with {seed_text}, and {n_findings} findings of the original "
+        f"for {meta.get('steps', 0):,} steps with {seed_text}, and {_count(n_findings)} findings of the original "
         f"experiment are judged against the measurements below."
     )
     if not math.isnan(majority):
@@ -717,7 +736,7 @@ def _steps_table_html(table: list[dict], colors: dict[str, str]) -> str:
         )
     return (
         '<table id="steps-table"><thead>'
-        f'<tr class="super"><th></th><th colspan="{len(keys)}">steps to reach accuracy</th><th colspan="4"></th></tr>'
+        f'<tr class="super"><th></th><th class="span" colspan="{len(keys)}">steps to reach accuracy</th><th colspan="4"></th></tr>'
         f'<tr><th>preset</th>{sub}<th class="n">final accuracy</th><th class="n">final IoU</th><th class="n">wall time</th><th>status</th></tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )

@@ -232,6 +232,13 @@ def sibling_variants(out_dir: Path) -> list[dict[str, Any]]:
     return variants
 
 
+def make_meta(target: Target, steps: int, eval_every: int, seeds: int, loss: str, init: str, command: str) -> dict[str, Any]:
+    """The report's header facts known before any run starts."""
+    return {"title": "OVERFIT reproduction", "target": target.source, "height": target.height, "width": target.width,
+            "steps": steps, "eval_every": eval_every, "seeds": list(range(seeds)), "loss": loss, "init": init,
+            "started": _dt.datetime.now().isoformat(timespec="seconds"), "command": command}
+
+
 def machine_info() -> dict[str, Any]:
     import torch
 

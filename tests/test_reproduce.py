@@ -1,0 +1,84 @@
+"""End-to-end tests of `overfit reproduce` on a tiny target, and its resume and divergence handling."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from click.testing import CliRunner
+
+from overfit import reproduce as rp
+from overfit.cli import main
+from overfit.runs import load_checkpoint
+from overfit.targets import load_target
+
+TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "1"]
+
+
+def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(main, ["reproduce", *TINY, "--out", str(out), "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = out / "report"
+    for name in ("index.html", "report.md", "results.json", "grid.mp4", "grid.gif", "accuracy.png", "loss.png", "spectrum.png"):
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    html = (report / "index.html").read_text()
+    for name in ("grid.mp4", "grid.gif", "accuracy.png", "loss.png", "spectrum.png"):
+        assert re.search(rf'(src|href)="{re.escape(name)}"', html), name
+    results = json.loads((report / "results.json").read_text())
+    assert [f["id"] for f in results["findings"]] == [1, 2, 3, 4, 5, 6]
+    assert all(f["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") for f in results["findings"])
+    assert [row["preset"] for row in results["table"]] == list(rp.REPRODUCE_PRESETS)
+    for preset in rp.REPRODUCE_PRESETS:
+        run = out / "runs" / f"{preset}-s0"
+        assert load_checkpoint(run)["step"] == 200
+        assert (run / "progress.mp4").is_file()
+        assert results["presets"][preset]["runs"][0]["history"][-1]["step"] == 200
+    # Every verdict is printed.
+    for f in results["findings"]:
+        assert f"{f['verdict']:<12} {f['id']}." in result.output
+
+    # Running it again reuses the finished runs instead of training them again.
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("checkpoint.pt")}
+    again = CliRunner().invoke(main, ["reproduce", *TINY, "--out", str(out), "-q"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": reused") == 6
+    assert before == {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("checkpoint.pt")}
+
+
+def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
+    runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24}, steps=200, eval_every=100, seeds=1)
+    target = load_target(runs[0].config.data)
+
+    def stop_early(trainer):
+        def on_event(event):
+            if event.kind == "log" and event.step == 100:
+                trainer.request_stop()
+        return on_event
+
+    assert rp.run_one(runs[1], target, tmp_path, stop_early) == "interrupted"
+    assert load_checkpoint(tmp_path / runs[1].name)["step"] == 100
+    assert rp.run_one(runs[1], target, tmp_path, lambda trainer: (lambda event: None)) == "done"
+    assert load_checkpoint(tmp_path / runs[1].name)["step"] == 200
+    assert rp.run_one(runs[1], target, tmp_path, lambda trainer: (lambda event: None)) == "reused"
+
+    other = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e-3}, 200, 100, 1)[1]
+    try:
+        rp.run_one(other, target, tmp_path, lambda trainer: (lambda event: None))
+    except rp.ReproduceError as e:
+        assert "different config" in str(e)
+    else:
+        raise AssertionError("a run folder with another config was reused")
+
+
+def test_diverging_presets_are_reported_not_fatal(tmp_path):
+    # A huge learning rate on raw coordinates makes runs diverge.
+    runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e30, "model.input_range": None},
+                   steps=50, eval_every=10, seeds=1)
+    target = load_target(runs[0].config.data)
+    meta = rp.make_meta(target, steps=50, eval_every=10, seeds=1, loss="cross_entropy", init="original", command="test")
+    results = rp.reproduce(tmp_path / "div", target, runs, meta,
+                           lambda planned, trainer: (lambda event: None), lambda line: None)
+    statuses = {row["preset"]: row["status"] for row in results["table"]}
+    assert any("diverged" in s for s in statuses.values()), statuses
+    assert len(results["findings"]) == 6
