@@ -242,14 +242,17 @@ def finding_batchnorm(bn: Sequence[Curve], scaled: Sequence[Curve], majority_rat
                           "bn_relu", bn, "relu_1", scaled, majority_rate, must_converge=True)
 
 
-def finding_spectral_bias(first_below_by_run: dict[str, Sequence[int | None]], eval_every: int) -> Finding:
+def finding_spectral_bias(first_by_run: dict[str, Sequence[int | None]], eval_every: int) -> Finding:
     """6. Low frequencies are learned first: per run, bands are learned in order from low to high.
+
+    `first_by_run` maps a run's name to the step at which each band (low to high)
+    was first learned. Its numbers list those steps per run, "-" for never.
 
     PASS if the order holds in every run where it can be judged (at least two bands
     learned), FAIL if it fails in more than half of them, INCONCLUSIVE otherwise.
     """
     tolerance = BAND_TOLERANCE_EVALS * eval_every
-    per_run = {name: band_order_holds(first, tolerance) for name, first in first_below_by_run.items()}
+    per_run = {name: band_order_holds(first, tolerance) for name, first in first_by_run.items()}
     decided = [v for v in per_run.values() if v != INCONCLUSIVE]
     fails = decided.count(FAIL)
     if decided and fails == 0:
@@ -263,8 +266,13 @@ def finding_spectral_bias(first_below_by_run: dict[str, Sequence[int | None]], e
     summary = (f"Bands learned from low to high frequency in {len(held)} of {len(decided)} runs that learned two bands or more"
                + (f" (not in: {', '.join(broke)})" if broke else "") + f"; a band counts as learned when its relative "
                f"error falls below {BAND_THRESHOLD}, with a tolerance of {tolerance:,} steps.")
-    return Finding(6, "Low frequencies are learned before fine detail", verdict, summary,
-                   {"order_by_run": per_run, "first_below_by_run": {k: list(v) for k, v in first_below_by_run.items()}},
+    def steps_text(first: Sequence[int | None]) -> str:
+        return " / ".join("-" if s is None else f"{s:,}" for s in first)
+
+    numbers: dict[str, Any] = {"runs_in_order": len(held), "runs_judged": len(decided)}
+    for name, first in first_by_run.items():
+        numbers[f"{name} ({per_run[name]})"] = steps_text(first)
+    return Finding(6, "Low frequencies are learned before fine detail", verdict, summary, numbers,
                    {"BAND_THRESHOLD": BAND_THRESHOLD, "BAND_TOLERANCE_STEPS": tolerance})
 
 
