@@ -12,7 +12,7 @@ from overfit.cli import main
 from overfit.runs import load_checkpoint
 from overfit.targets import load_target
 
-TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "1"]
+TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "1", "--no-compile"]
 
 
 def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):

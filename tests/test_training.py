@@ -143,3 +143,14 @@ def test_device_errors():
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="'cuda' is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_the_eager_step():
+    # torch.compile fuses and reorders arithmetic, so equal within float tolerance, not bit for bit.
+    cfg = tiny(steps=60, eval_every=60)
+    eager = train(cfg)
+    compiled = train(dataclasses.replace(cfg, compile=True))
+    for (k, a), b in zip(weights(eager.model).items(), weights(compiled.model).values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
+    assert compiled.history[-1]["dense_acc"] == pytest.approx(eager.history[-1]["dense_acc"], abs=0.01)

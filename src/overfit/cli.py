@@ -72,7 +72,7 @@ def _parse_rest(rest: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
         token = rest[i]
         if token.startswith("--"):
             key, eq, value = token[2:].partition("=")
-            if "." not in key and key not in ("seed", "loss", "device", "preset"):
+            if "." not in key and key not in ("seed", "loss", "device", "preset", "compile"):
                 raise click.UsageError(f"no such option: {token}")
             if not eq:
                 if i + 1 >= len(rest):
@@ -146,6 +146,7 @@ _OPTION_FIELDS = {
     "init": "model.init",
     "loss": "loss",
     "device": "device",
+    "compile_": "compile",
 }
 
 
@@ -168,6 +169,7 @@ _OPTION_FIELDS = {
 @click.option("--init", type=click.Choice(list(INIT_NAMES)), help="Weight init: original (MegEngine's) or torch.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), help="cross_entropy (default) or double_softmax (the original code's).")
 @click.option("--device", help="Torch device: cpu (default), cuda, mps.")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step: faster after a few seconds of compiling.")
 @click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
 @click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
@@ -348,11 +350,13 @@ def _run(trainer: Any, folder: Any, quiet: bool) -> None:
 @click.option("--init", type=click.Choice(list(INIT_NAMES)), default="original", show_default=True,
               help="torch re-judges them with PyTorch's default initialisation.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--compile/--no-compile", "compile_", default=True, show_default=True,
+              help="torch.compile each run's step (falls back to eager where it cannot).")
 @click.option("--out", type=click.Path(), help="Output folder (default reports/reproduce[-variant]).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def reproduce_cmd(steps: int | None, eval_every: int | None, seeds: int | None, text: str | None, image: str | None,
                   size: str | None, font_size: int | None, max_pixels: int | None, loss: str, init: str, device: str,
-                  out: str | None, quiet: bool) -> None:
+                  compile_: bool, out: str | None, quiet: bool) -> None:
     """Run the six presets and judge the original experiment's findings.
 
     Trains relu_raw, relu_1, tanh_1, cos_1, cos_3 and bn_relu on the same target
@@ -366,7 +370,8 @@ def reproduce_cmd(steps: int | None, eval_every: int | None, seeds: int | None, 
     eval_every = eval_every or min(rp.DEFAULT_EVAL_EVERY, steps)
     seeds = seeds or rp.DEFAULT_SEEDS
     out_dir = Path(out) if out else rp.default_out(loss, init)
-    overrides = {**target_overrides(text, image, size, font_size, max_pixels), "loss": loss, "model.init": init, "device": device}
+    overrides = {**target_overrides(text, image, size, font_size, max_pixels), "loss": loss, "model.init": init, "device": device,
+                 "compile": compile_}
     try:
         runs = rp.plan(overrides, steps, eval_every, seeds)
         target = _load_target(runs[0].config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -128,6 +129,10 @@ class Trainer:
         self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
         self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
 
+        self._forward_backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._eager_forward_backward
+        if cfg.compile:
+            self._forward_backward = self._compiled_forward_backward()
+
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -160,6 +165,38 @@ class Trainer:
         """Ask the loop to stop after the current step (safe from a signal handler)."""
         self._stop = True
 
+    # -- the step --------------------------------------------------------------
+
+    def _eager_forward_backward(self, yx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of one batch, with its gradients accumulated into the parameters."""
+        loss = self.loss_fn(self.model(yx), labels)
+        loss.backward()
+        return loss.detach()
+
+    def _compiled_forward_backward(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The same function through torch.compile, falling back to eager if compiling fails.
+
+        Compiling fuses the activation and its gradient with the surrounding
+        elementwise work; the first call pays for the compile (cached on disk for
+        later runs of the same architecture).
+        """
+        compiled = torch.compile(self._eager_forward_backward, dynamic=False)
+        state = {"fn": compiled}
+
+        def first_call(yx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            try:
+                loss = compiled(yx, labels)
+            except Exception as e:  # no C++ compiler, unsupported backend, ...
+                warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); training eagerly")
+                self.optimizer.zero_grad(set_to_none=True)
+                state["fn"] = self._eager_forward_backward
+                return self._eager_forward_backward(yx, labels)
+            state["fn"] = compiled
+            return loss
+
+        state["fn"] = first_call
+        return lambda yx, labels: state["fn"](yx, labels)
+
     # -- evaluation ------------------------------------------------------------
 
     def evaluate(self) -> tuple[dict[str, Any], np.ndarray]:
@@ -186,7 +223,7 @@ class Trainer:
         """Train from the current step to `schedule.steps`, emitting events."""
         emit = on_event or (lambda event: None)
         sched, batch = self.cfg.schedule, self.cfg.optim.batch_size
-        model, opt, loss_fn = self.model, self.optimizer, self.loss_fn
+        model, opt, forward_backward = self.model, self.optimizer, self._forward_backward
         model.train()
 
         # The first evaluation shows the untrained network (the first video frame).
@@ -198,11 +235,9 @@ class Trainer:
         while self.step < sched.steps and not self._stop:
             # -- one optimisation step: nothing here waits for the device --
             yx, labels = self.sampler.sample(batch, self.train_gen)
-            loss = loss_fn(model(yx), labels)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            pending.append(forward_backward(yx, labels))
             opt.step()
-            pending.append(loss.detach())
             self.step += 1
 
             # -- read the losses back only every log_every steps (and before evaluating) --
