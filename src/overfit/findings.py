@@ -36,6 +36,8 @@ BAND_THRESHOLD = 0.5
 # Low-before-high may be violated by up to one evaluation interval (the steps at
 # which bands are learned are only known to that resolution).
 BAND_TOLERANCE_EVALS = 1
+# The original experiment's training length.
+ORIGINAL_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,8 @@ def _converge_finding(id_: int, title: str, name: str, curves: Sequence[Curve], 
                + (f", at step {_fmt_steps(numbers['mean_steps_to_threshold'])} on average" if numbers["mean_steps_to_threshold"] is not None else "")
                + f"; final accuracy {numbers['final_acc']:.3f} after {budget:,} steps"
                + (f"; {diverged} run(s) diverged" if diverged else "") + ".")
+    if verdict != PASS and budget < ORIGINAL_STEPS:
+        summary += f" The claim is about the original's {ORIGINAL_STEPS:,} steps: run with --steps {ORIGINAL_STEPS} to test it there."
     numbers["budget_steps"] = budget
     return Finding(id_, title, verdict, summary, numbers, {"CONVERGED_ACC": threshold})
 
