@@ -154,3 +154,29 @@ def test_compiled_step_matches_the_eager_step():
     for (k, a), b in zip(weights(eager.model).items(), weights(compiled.model).values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
     assert compiled.history[-1]["dense_acc"] == pytest.approx(eager.history[-1]["dense_acc"], abs=0.01)
+
+
+def test_trainer_matches_a_straightforward_reference_loop():
+    # The same seed through a plain loop (sample, forward, loss, backward, Adam) gives the very same weights.
+    from overfit.losses import LOSSES
+    from overfit.models import build_model
+    from overfit.sampling import Sampler
+
+    cfg = tiny(steps=40, eval_every=40)
+    result = train(cfg)
+
+    seeds = derived_seeds(cfg.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeds["init"])
+        model = build_model(cfg.model, result.target.height, result.target.width)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
+    sampler = Sampler(torch.from_numpy(result.target.labels.astype(np.int64)))
+    gen = torch.Generator().manual_seed(seeds["train"])
+    for _ in range(cfg.schedule.steps):
+        yx, labels = sampler.sample(cfg.optim.batch_size, gen)
+        loss = LOSSES[cfg.loss](model(yx), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for (k, a), b in zip(weights(result.model).items(), weights(model).values()):
+        assert torch.equal(a, b), k
