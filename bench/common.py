@@ -23,6 +23,8 @@ import torch
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_JSONL = BENCH_DIR / "results.jsonl"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+# --quick smoke tests write here, so they never replace the real RESULTS.md.
+RESULTS_QUICK_MD = BENCH_DIR / "RESULTS-quick.md"
 
 # The MLP of the original recipe, 2-64-256-64-2: multiply-adds per sample, forward only.
 MLP_MACS = 2 * 64 + 64 * 256 + 256 * 64 + 64 * 2

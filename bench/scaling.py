@@ -1,7 +1,8 @@
 """Scaling with picture size: training step time, dense evaluation time and peak memory per target size.
 
 Each size runs in a fresh subprocess (`python -m bench.scaling --worker W H ...`), so the
-process's peak RSS (`ru_maxrss`) belongs to that size alone. The worker renders the text
+process's peak RSS belongs to that size alone (VmHWM; see `peak_rss_bytes` for why not
+ru_maxrss). The worker renders the text
 at W x H, builds a relu_1 `Trainer` and runs its real loop: the evaluation before the
 first step and the one after the last are timed from the trainer's events, the steps in
 between by log windows. RSS growth is measured from a baseline taken after importing
@@ -28,7 +29,19 @@ QUICK_SIZES = ((1000, 300), (1826, 548))
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size.
+
+    On Linux this is VmHWM from /proc/self/status, not getrusage's ru_maxrss: ru_maxrss
+    survives fork and exec, so a worker started by the (large, after torch.compile)
+    suite process would report the parent's peak. Elsewhere ru_maxrss (KiB on Linux
+    and BSD, bytes on macOS).
+    """
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
 
@@ -38,6 +51,7 @@ def worker(width: int, height: int, steps: int, block: int, device: str) -> dict
 
     from overfit import Trainer
     from overfit.config import DataConfig
+    from overfit.metrics import DENSE_CHUNK
     from overfit.presets import get_preset
     from overfit.targets import load_target
     from overfit.training import Event
@@ -87,10 +101,10 @@ def worker(width: int, height: int, steps: int, block: int, device: str) -> dict
         "peak_rss_mb": round(peak / 2**20, 1),
         "rss_growth_mb": round((peak - baseline) / 2**20, 1),
         "rss_growth_target_mb": round((rss_target - baseline) / 2**20, 1),
-        "rss_growth_bytes_per_pixel": round((peak - baseline) / pixels, 1),
-        # The picture's own size: one byte per pixel (uint8 labels).
+        # Growth as a multiple of the picture's own size (uint8 labels: one byte per pixel),
+        # i.e. bytes of peak memory per pixel.
         "rss_growth_x_picture": round((peak - baseline) / pixels, 1),
-        "dense_chunk": __import__("overfit.metrics", fromlist=["DENSE_CHUNK"]).DENSE_CHUNK,
+        "dense_chunk": DENSE_CHUNK,
     }
 
 

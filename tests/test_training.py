@@ -157,7 +157,8 @@ def test_compiled_step_matches_the_eager_step():
 
 
 def test_trainer_matches_a_straightforward_reference_loop():
-    # The same seed through a plain loop (sample, forward, loss, backward, Adam) gives the very same weights.
+    # The same seed through a plain loop (sample, forward, loss, backward, textbook Adam) gives the same
+    # weights: equal to float tolerance, because the trainer's fused Adam orders its arithmetic differently.
     from overfit.losses import LOSSES
     from overfit.models import build_model
     from overfit.sampling import Sampler
@@ -169,7 +170,8 @@ def test_trainer_matches_a_straightforward_reference_loop():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds["init"])
         model = build_model(cfg.model, result.target.height, result.target.width)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps,
+                           foreach=False)
     sampler = Sampler(torch.from_numpy(result.target.labels.astype(np.int64)))
     gen = torch.Generator().manual_seed(seeds["train"])
     for _ in range(cfg.schedule.steps):
@@ -179,4 +181,5 @@ def test_trainer_matches_a_straightforward_reference_loop():
         loss.backward()
         opt.step()
     for (k, a), b in zip(weights(result.model).items(), weights(model).values()):
-        assert torch.equal(a, b), k
+        # Each Adam step moves a weight by up to lr = 3e-3: a missing or extra step is far outside this.
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)

@@ -14,7 +14,9 @@ from .coords import pixel_grid
 from .losses import LossFn
 
 INK, BACKGROUND = 0, 1
-DENSE_CHUNK = 1 << 16  # coordinates per forward pass in dense evaluation
+# Coordinates per forward pass in dense evaluation. Small enough that the activations
+# (4096 x 256 floats, 4 MB) stay in cache-friendly, reused allocations: 65536 was 2.4x slower.
+DENSE_CHUNK = 1 << 12
 
 
 def _counts(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
