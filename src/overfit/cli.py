@@ -173,7 +173,7 @@ _OPTION_FIELDS = {
 @click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
 @click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
-@click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps and --device may change).")
+@click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps, --device and --compile may change).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
 def train_cmd(rest: tuple[str, ...], text: str | None, image: str | None, size: str | None, font_size: int | None,
               max_pixels: int | None, config_path: str | None, name: str | None, runs_dir: str,
@@ -254,11 +254,11 @@ def _resume(path: str, preset_name: str | None, overrides: dict[str, str], quiet
 
     if preset_name is not None:
         raise click.UsageError("--resume continues a run with its own config; drop the PRESET argument")
-    changeable = {"schedule.steps", "device"}
+    changeable = {"schedule.steps", "device", "compile"}
     fixed = sorted(set(overrides) - changeable)
     if fixed:
         raise _fail(
-            f"--resume keeps the run's config; {fixed[0]} cannot change (only --steps and --device can). "
+            f"--resume keeps the run's config; {fixed[0]} cannot change (only --steps, --device and --compile can). "
             f"Start a new run from it with: overfit train --config {Path(path) / 'config.json'} ..."
         )
     folder = RunFolder.open(path)

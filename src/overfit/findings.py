@@ -191,7 +191,7 @@ def _converge_finding(id_: int, title: str, name: str, curves: Sequence[Curve], 
     verdict, numbers = converges(curves, threshold)
     budget = max(c.steps[-1] for c in curves)
     diverged = sum(c.diverged_step is not None for c in curves)
-    summary = (f"{name} reaches {threshold:.0%} dense accuracy in {numbers['seeds_reaching']} seeds"
+    summary = (f"{name} reaches {threshold:.2%} dense accuracy in {numbers['seeds_reaching']} seeds"
                + (f", at step {_fmt_steps(numbers['mean_steps_to_threshold'])} on average" if numbers["mean_steps_to_threshold"] is not None else "")
                + f"; final accuracy {numbers['final_acc']:.3f} after {budget:,} steps"
                + (f"; {diverged} run(s) diverged" if diverged else "") + ".")
@@ -223,7 +223,7 @@ def _speed_finding(id_: int, title: str, fast_name: str, fast: Sequence[Curve], 
         numbers[f"{fast_name}_steps_to_{t:.0%}"] = a
         numbers[f"{slow_name}_steps_to_{t:.0%}"] = b
         numbers[f"ratio_at_{t:.0%}"] = ratio
-        parts.append(f"{t:.0%}: {fast_name} {_fmt_steps(a)} vs {slow_name} {_fmt_steps(b)} steps"
+        parts.append(f"{t:.2%}: {fast_name} {_fmt_steps(a)} vs {slow_name} {_fmt_steps(b)} steps"
                      + (f" (ratio {ratio:.2f})" if ratio is not None else ""))
         if t == primary:
             verdict = v
