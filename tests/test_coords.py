@@ -127,3 +127,11 @@ def test_input_affine_matches_its_formula(r):
     out = _apply(*input_affine(64, 128, r), yx)
     expected = torch.stack([r * (yx[:, 0] / 32 - 1), r * (yx[:, 1] / 64 - 1)], dim=1)
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_pixel_grid_chunks_are_slices_of_the_whole_grid():
+    whole = pixel_grid(5, 7)
+    parts = [pixel_grid(5, 7, "cpu", s, s + 4) for s in range(0, 35, 4)]
+    assert [p.shape[0] for p in parts] == [4] * 8 + [3]
+    assert torch.equal(torch.cat(parts), whole)
+    assert pixel_grid(5, 7, "cpu", 33).tolist() == [[0.0, 5.0], [0.0, 6.0]]  # the bottom row's last two pixels

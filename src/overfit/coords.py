@@ -28,16 +28,18 @@ def label_at(picture: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     return picture[rows, cols]
 
 
-def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Coordinates of every pixel centre, (H * W, 2) float32, in storage order.
+def pixel_grid(height: int, width: int, device: torch.device | str = "cpu", start: int = 0, end: int | None = None) -> torch.Tensor:
+    """Coordinates of pixel centres in storage order, (n, 2) float32.
 
-    Row-major from the top-left pixel, so values predicted for the grid reshape to
-    an upright (H, W) picture.
+    Row-major from the top-left pixel, so values predicted for the whole grid
+    reshape to an upright (H, W) picture. `start` and `end` select flat pixel
+    indices [start, end) of that order, so a large picture can be visited in
+    chunks without ever holding all its coordinates.
     """
-    y = torch.arange(height - 1, -1, -1, dtype=torch.float32, device=device)
-    x = torch.arange(width, dtype=torch.float32, device=device)
-    yy, xx = torch.meshgrid(y, x, indexing="ij")
-    return torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1)
+    end = height * width if end is None else min(end, height * width)
+    index = torch.arange(start, end, device=device)
+    rows, cols = index // width, index % width
+    return torch.stack([(height - 1 - rows).float(), cols.float()], dim=1)
 
 
 def input_affine(height: int, width: int, r: float | None) -> tuple[torch.Tensor, torch.Tensor]:

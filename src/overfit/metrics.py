@@ -55,13 +55,13 @@ def batch_metrics(model: nn.Module, yx: torch.Tensor, labels: torch.Tensor, loss
 def dense_metrics(model: nn.Module, labels: torch.Tensor, loss_fn: LossFn, prefix: str = "dense_") -> tuple[dict[str, float], np.ndarray]:
     """Metrics over every pixel of `labels` (H, W) and the prediction: (H, W) probability of background."""
     height, width = labels.shape
-    grid = pixel_grid(height, width, labels.device)
-    flat = labels.reshape(-1).long()
+    flat = labels.reshape(-1)
     total = torch.zeros(6, dtype=torch.float64, device=labels.device)
     prob = torch.empty(height * width, dtype=torch.float32, device=labels.device)
-    for start in range(0, grid.shape[0], DENSE_CHUNK):
+    # Coordinates and int64 labels exist one chunk at a time: memory beyond the picture stays bounded.
+    for start in range(0, height * width, DENSE_CHUNK):
         end = start + DENSE_CHUNK
-        logits = model(grid[start:end])
-        total += _counts(logits, flat[start:end], loss_fn)
+        logits = model(pixel_grid(height, width, labels.device, start, end))
+        total += _counts(logits, flat[start:end].long(), loss_fn)
         prob[start:end] = torch.softmax(logits.float(), dim=1)[:, BACKGROUND]
     return _summarise(total, prefix), prob.reshape(height, width).cpu().numpy()

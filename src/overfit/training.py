@@ -126,7 +126,7 @@ class Trainer:
         )
 
         # -- data: the label picture lives on the device, batches are drawn there --
-        self.labels = torch.from_numpy(self.target.labels.astype(np.int64)).to(self.device)
+        self.labels = torch.from_numpy(self.target.labels).to(self.device)  # (H, W) uint8: 1 byte per pixel
         self.sampler = Sampler(self.labels)
         self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
         self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
