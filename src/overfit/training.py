@@ -243,9 +243,8 @@ class Trainer:
             self.step += 1
 
             # -- read the losses back only every log_every steps (and before evaluating) --
-            last = self.step == sched.steps
-            evaluating = self.step % sched.eval_every == 0 or last
-            if self.step % sched.log_every == 0 or evaluating or last or self._stop:
+            evaluating = self.step % sched.eval_every == 0 or self.step == sched.steps
+            if self.step % sched.log_every == 0 or evaluating or self._stop:
                 mean_loss = self._check_losses(pending, self.step - len(pending))
                 pending.clear()
                 now = time.perf_counter()
