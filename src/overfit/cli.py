@@ -51,7 +51,7 @@ def presets_cmd() -> None:
     for name, preset in PRESETS.items():
         marker = "*" if name == DEFAULT_PRESET else " "
         click.echo(f"{marker} {name:<{width}}  {preset.description}")
-    click.echo(f"\n* is the default. Run one with: overfit train PRESET")
+    click.echo("\n* is the default. Run one with: overfit train PRESET")
 
 
 # -- overfit train -------------------------------------------------------------
@@ -270,10 +270,6 @@ def _resume(path: str, preset_name: str | None, overrides: dict[str, str], quiet
             raise _fail(f"run {folder.path} is already at step {state['step']} of {cfg.schedule.steps}; raise --steps to train further")
         trainer = Trainer(cfg, folder.target())
         folder.prepare_resume(trainer, state)
-        if cfg != folder.config():
-            from .runs import CONFIG, write_atomic
-
-            write_atomic(folder.path / CONFIG, cfg.to_json())
         if not quiet:
             click.echo(f"Resuming {folder.path} at step {trainer.step:,} of {cfg.schedule.steps:,}", err=True)
         _run(trainer, folder, quiet)
@@ -306,6 +302,7 @@ class _Progress:
 
 
 def _run(trainer: Any, folder: Any, quiet: bool) -> None:
+    from .runs import CHECKPOINT
     from .training import TrainingDiverged
 
     progress = _Progress(trainer, quiet)
@@ -322,7 +319,7 @@ def _run(trainer: Any, folder: Any, quiet: bool) -> None:
     except TrainingDiverged as e:
         progress.close()
         last = trainer.history[-1]["step"] if trainer.history else None
-        kept = f"; the last good checkpoint (step {last:,}) is kept in {folder.path}" if last is not None and (folder.path / "checkpoint.pt").exists() else ""
+        kept = f"; the last good checkpoint (step {last:,}) is kept in {folder.path}" if last is not None and (folder.path / CHECKPOINT).exists() else ""
         raise _fail(f"{e}{kept}") from None
     finally:
         signal.signal(signal.SIGINT, previous)

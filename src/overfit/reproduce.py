@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image
 
 from . import __version__, findings
 from .config import RunConfig
 from .errors import OverfitError
 from .findings import Curve
 from .presets import PRESETS, get_preset
-from .runs import FRAMES, RunFolder, load_checkpoint, read_metrics, write_atomic
+from .runs import RunFolder, load_checkpoint, read_metrics, write_atomic
 from .spectrum import BandAnalyzer, first_below
 from .targets import Target
 from .training import Trainer, TrainingDiverged
@@ -100,7 +99,6 @@ def run_one(planned: PlannedRun, target: Target, runs_dir: Path, make_callback: 
                 return "reused"
             trainer = Trainer(planned.config, folder.target())
             folder.prepare_resume(trainer, state)
-            write_atomic(path / "config.json", planned.config.to_json())
             return _train(trainer, folder, make_callback)
         finally:
             folder.unlock()
@@ -129,16 +127,6 @@ def _train(trainer: Trainer, folder: RunFolder, make_callback: Callable[[Trainer
 
 
 # -- analysis -------------------------------------------------------------------
-
-def _frames(run_dir: Path, steps: list[int]) -> list[tuple[int, np.ndarray]]:
-    out = []
-    for step in steps:
-        path = run_dir / FRAMES / f"{step:08d}.png"
-        if path.is_file():
-            with Image.open(path) as img:
-                out.append((step, np.asarray(img.convert("L"))))
-    return out
-
 
 def _stat(values: list[float]) -> dict[str, float | None]:
     if not values:
@@ -171,7 +159,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Target, meta: dict[st
             continue
         curves.setdefault(planned.preset, []).append(Curve(
             [r["step"] for r in history], [r["dense_acc"] for r in history], [r["dense_pred_bg"] for r in history], diverged))
-        frames = _frames(run_dir, [r["step"] for r in history])
+        frames = RunFolder(run_dir).read_frames([r["step"] for r in history])
         errors = np.array([analyzer.errors(gray.astype(np.float64) / 255.0) for _, gray in frames])
         steps = [s for s, _ in frames]
         if planned.preset != "relu_raw" and len(frames):

@@ -214,8 +214,12 @@ class RunFolder:
         (self.path / FRAMES).mkdir(exist_ok=True)
 
     def prepare_resume(self, trainer: Trainer, state: dict[str, Any]) -> None:
-        """Load a checkpoint into `trainer`, dropping any record written after it."""
+        """Load a checkpoint into `trainer`, dropping any record written after it.
+
+        The trainer's config (which may extend the step budget) becomes the run's config.
+        """
         trainer.load_state_dict(state)
+        write_atomic(self.path / CONFIG, trainer.cfg.to_json())
         step = trainer.step
         history = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
         write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
@@ -230,7 +234,7 @@ class RunFolder:
             with open(self.path / METRICS, "a") as f:
                 f.write(json.dumps(event.metrics) + "\n")
             assert event.prediction is not None
-            write_atomic(self.path / FRAMES / f"{event.step:08d}.png", _png_bytes(video.prob_to_gray(event.prediction)))
+            write_atomic(self.frame_path(event.step), _png_bytes(video.prob_to_gray(event.prediction)))
             save_checkpoint(self.path, event.trainer.state_dict())
         elif event.kind == "interrupt":
             save_checkpoint(self.path, event.trainer.state_dict())
@@ -240,18 +244,30 @@ class RunFolder:
     def finish(self, trainer: Trainer) -> None:
         """final.png and the progress videos, from the frames and metrics on disk."""
         history = read_metrics(self.path)
-        frames, captions = [], []
-        for record in history:
-            frame = self.path / FRAMES / f"{record['step']:08d}.png"
-            if frame.is_file():
-                with Image.open(frame) as img:
-                    frames.append(np.asarray(img.convert("L")))
-                captions.append(caption(trainer.cfg.preset, record))
-        if not frames:
+        by_step = {r["step"]: r for r in history}
+        stepped = self.read_frames([r["step"] for r in history])
+        if not stepped:
             return
-        last = history[-1]
-        video.save_final_plot(trainer.target.labels, frames[-1].astype(np.float32) / 255.0, self.path / FINAL, title=caption(trainer.cfg.preset, last))
+        frames = [gray for _, gray in stepped]
+        captions = [caption(trainer.cfg.preset, by_step[step]) for step, _ in stepped]
+        video.save_final_plot(trainer.target.labels, frames[-1].astype(np.float32) / 255.0, self.path / FINAL,
+                              title=caption(trainer.cfg.preset, history[-1]))
         video.write_progress(frames, captions, self.path / MP4, self.path / GIF)
+
+    # -- frames -----------------------------------------------------------------
+
+    def frame_path(self, step: int) -> Path:
+        return self.path / FRAMES / f"{step:08d}.png"
+
+    def read_frames(self, steps: list[int]) -> list[tuple[int, np.ndarray]]:
+        """(step, (H, W) uint8 prediction) for each of `steps` that has a frame on disk."""
+        out = []
+        for step in steps:
+            path = self.frame_path(step)
+            if path.is_file():
+                with Image.open(path) as img:
+                    out.append((step, np.asarray(img.convert("L"))))
+        return out
 
 
 def caption(preset: str, record: dict[str, Any]) -> str:
