@@ -11,8 +11,11 @@ import pytest
 from overfit.activations import ACTIVATIONS
 from overfit.config import (
     ACTIVATION_NAMES,
+    ENCODING_NAMES,
+    LOSS_NAMES,
     ConfigError,
     DataConfig,
+    EncodingConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
@@ -20,6 +23,7 @@ from overfit.config import (
     field_docs,
 )
 from overfit.errors import OverfitError
+from overfit.encodings import ENCODINGS
 from overfit.losses import LOSSES
 
 # -- defaults: the original recipe -----------------------------------------------
@@ -37,7 +41,7 @@ def test_defaults_are_the_original_recipe():
     assert cfg.schedule.steps == 100_000
     assert cfg.schedule.eval_every == 2000
     assert cfg.schedule.eval_batch_size == 4096
-    assert cfg.loss == "cross_entropy"
+    assert cfg.loss == "auto" and cfg.loss_name == "cross_entropy"
     assert cfg.seed == 0
     assert cfg.preset == "relu_1"
     # The original picture: OVERFIT on a 1000 x 300 canvas.
@@ -54,7 +58,9 @@ def test_sub_config_defaults_match_the_run_config():
 
 def test_name_lists_come_from_the_registries():
     assert ACTIVATION_NAMES == tuple(ACTIVATIONS)
-    assert set(LOSSES) == {"cross_entropy", "double_softmax"}
+    assert set(LOSSES) == {"cross_entropy", "double_softmax", "mse"}
+    assert LOSS_NAMES == ("auto", *LOSSES)
+    assert ENCODING_NAMES == tuple(ENCODINGS)
 
 
 def test_config_error_is_an_overfit_error_and_a_value_error():
@@ -100,8 +106,8 @@ def test_json_round_trip_is_exact(cfg):
 def test_json_form_is_sectioned_with_lists_and_nulls():
     cfg = NON_DEFAULT[0]
     data = json.loads(cfg.to_json())
-    assert set(data) == {"preset", "seed", "loss", "device", "compile", "data", "model", "optim", "schedule"}
-    assert data["model"] == {"input_range": None, "hidden": [8, 16], "activation": "cos", "batchnorm": True, "init": "torch"}
+    assert set(data) == {"preset", "seed", "loss", "device", "compile", "data", "model", "encoding", "optim", "schedule"}
+    assert data["model"] == {"input_range": None, "hidden": [8, 16], "activation": "cos", "batchnorm": True, "init": "torch", "w0": 30.0}
     assert data["seed"] == 3
     assert data["optim"]["lr"] == 1e-4
 
@@ -339,8 +345,8 @@ def test_field_docs_lists_dotted_keys_with_type_and_default():
 
 def test_field_docs_covers_every_leaf_and_each_key_is_settable():
     docs = field_docs()
-    expected = {f.name for f in dataclasses.fields(RunConfig) if f.name not in ("data", "model", "optim", "schedule")}
-    for section, cls in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig), ("schedule", ScheduleConfig)):
+    expected = {f.name for f in dataclasses.fields(RunConfig) if f.name not in ("data", "model", "encoding", "optim", "schedule")}
+    for section, cls in (("data", DataConfig), ("model", ModelConfig), ("encoding", EncodingConfig), ("optim", OptimConfig), ("schedule", ScheduleConfig)):
         expected |= {f"{section}.{f.name}" for f in dataclasses.fields(cls)}
     assert set(docs) == expected
     # Setting every key to its documented default gives back the default config.

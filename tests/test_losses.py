@@ -31,10 +31,10 @@ def _hand_double_softmax(logits: list[list[float]], labels: list[int]) -> float:
 
 
 def test_registry_names():
-    assert set(LOSSES) == {"cross_entropy", "double_softmax"}
+    assert set(LOSSES) == {"cross_entropy", "double_softmax", "mse"}
     assert LOSSES["cross_entropy"] is cross_entropy
     assert LOSSES["double_softmax"] is double_softmax
-    assert LOSS_NAMES == tuple(LOSSES)
+    assert LOSS_NAMES == ("auto", *LOSSES)
 
 
 def test_cross_entropy_by_hand():

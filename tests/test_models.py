@@ -40,7 +40,7 @@ def test_output_shape_for_every_activation(activation, batchnorm):
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_layer_order_with_batchnorm(activation):
     model = build_model(ModelConfig(hidden=(8, 16), activation=activation, batchnorm=True), H, W)
-    act = type(ACTIVATIONS[activation]())
+    act = type(ACTIVATIONS[activation].module(30.0))
     assert [type(m) for m in model.mlp] == [nn.Linear, nn.BatchNorm1d, act, nn.Linear, nn.BatchNorm1d, act, nn.Linear]
     assert [m.num_features for m in model.mlp if isinstance(m, nn.BatchNorm1d)] == [8, 16]
 
@@ -184,7 +184,7 @@ def test_input_scaling_module():
 
 def test_activation_names_equal_the_registry_keys():
     assert ACTIVATION_NAMES == tuple(ACTIVATIONS)
-    assert set(ACTIVATIONS) == {"relu", "tanh", "cos", "sin", "gelu", "sigmoid", "leaky_relu"}
+    assert set(ACTIVATIONS) == {"relu", "tanh", "cos", "sin", "siren", "gauss", "gelu", "sigmoid", "leaky_relu"}
 
 
 REFERENCE = {
@@ -192,6 +192,8 @@ REFERENCE = {
     "tanh": math.tanh,
     "cos": math.cos,
     "sin": math.sin,
+    "siren": lambda v: math.sin(30.0 * v),
+    "gauss": lambda v: math.exp(-((30.0 * v) ** 2)),
     "gelu": lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))),
     "sigmoid": lambda v: 1 / (1 + math.exp(-v)),
     "leaky_relu": lambda v: v if v > 0 else 0.01 * v,
@@ -201,7 +203,7 @@ REFERENCE = {
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_activation_computes_its_function(name):
     x = torch.linspace(-3, 3, 13, dtype=torch.float64)
-    out = ACTIVATIONS[name]()(x)
+    out = ACTIVATIONS[name].module(30.0)(x)
     expected = torch.tensor([REFERENCE[name](v) for v in x.tolist()], dtype=torch.float64)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
 
@@ -210,4 +212,4 @@ def test_cos_and_sin_modules_match_torch():
     x = torch.linspace(-10, 10, 101)
     assert torch.equal(Cos()(x), torch.cos(x))
     assert torch.equal(Sin()(x), torch.sin(x))
-    assert torch.equal(ACTIVATIONS["gelu"]()(x), F.gelu(x))
+    assert torch.equal(ACTIVATIONS["gelu"].module(30.0)(x), F.gelu(x))

@@ -44,7 +44,7 @@ def test_preset_other_fields_equal_the_base_recipe(name):
     assert cfg.model.init == "original"
     # Everything outside the model (and the label) is the base recipe.
     assert dataclasses.replace(cfg, preset=BASE.preset, model=BASE.model) == BASE
-    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.schedule.steps, cfg.loss) == (1e-4, 1024, 100_000, "cross_entropy")
+    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.schedule.steps, cfg.loss_name) == (1e-4, 1024, 100_000, "cross_entropy")
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

@@ -176,7 +176,7 @@ def test_trainer_matches_a_straightforward_reference_loop():
     gen = torch.Generator().manual_seed(seeds["train"])
     for _ in range(cfg.schedule.steps):
         yx, labels = sampler.sample(cfg.optim.batch_size, gen)
-        loss = LOSSES[cfg.loss](model(yx), labels)
+        loss = LOSSES[cfg.loss_name](model(yx), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()

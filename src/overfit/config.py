@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .activations import ACTIVATIONS
+from .encodings import ENCODINGS
 from .errors import OverfitError
 from .losses import LOSSES
 
@@ -29,7 +30,13 @@ class ConfigError(OverfitError, ValueError):
 
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
 INIT_NAMES = ("original", "torch")
-LOSS_NAMES = tuple(LOSSES)
+LOSS_NAMES = ("auto",) + tuple(LOSSES)
+ENCODING_NAMES = tuple(ENCODINGS)
+# binary: classes ink/background (cross-entropy); gray and rgb: pixel values in [0, 1] (regression).
+MODES = ("binary", "gray", "rgb")
+CHANNELS = {"gray": 1, "rgb": 3}
+BINARY_LOSSES = ("cross_entropy", "double_softmax")
+REGRESSION_LOSSES = ("mse",)
 
 # Default canvas of the built-in target: the original experiment's picture size.
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 1000, 300
@@ -57,8 +64,11 @@ class DataConfig:
     """Font size in pixels for rendered text; None picks the largest size that fills the canvas."""
     max_pixels: int = DEFAULT_MAX_PIXELS
     """Largest picture accepted, in pixels; guards against absurd sizes."""
+    mode: str = "binary"
+    """'binary': ink or background, as the original (cross-entropy, accuracy, IoU); 'gray' or 'rgb': pixel values in [0, 1] (MSE, PSNR, SSIM)."""
 
     def __post_init__(self) -> None:
+        _require(self.mode in MODES, "data.mode", f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}")
         if self.image is None:
             _require(self.text.strip() != "", "data.text", "is empty; give some text to render")
         else:
@@ -88,9 +98,12 @@ class ModelConfig:
     batchnorm: bool = False
     """BatchNorm after each hidden Linear (Linear -> BatchNorm -> activation)."""
     init: str = "original"
-    """'original': weights ~ N(0, 1/fan_in), zero biases (MegEngine's Linear); 'torch': PyTorch's default."""
+    """'original': weights ~ N(0, 1/fan_in), zero biases (MegEngine's Linear); 'torch': PyTorch's default. The siren activation always uses SIREN's own init."""
+    w0: float = 30.0
+    """Frequency factor of the siren activation, sin(w0 x) (SIREN sec. 3.2: 30); the width a of gauss, exp(-(a x)^2)."""
 
     def __post_init__(self) -> None:
+        _require(math.isfinite(self.w0) and self.w0 > 0, "model.w0", f"must be a positive number, got {self.w0}")
         r = self.input_range
         _require(r is None or (math.isfinite(r) and r > 0), "model.input_range", f"must be a positive number or none, got {r}")
         _require(len(self.hidden) >= 1, "model.hidden", "needs at least one hidden layer")
@@ -98,6 +111,42 @@ class ModelConfig:
         _require(all(w <= 65536 for w in self.hidden), "model.hidden", f"widths above 65536 are refused, got {list(self.hidden)}")
         _require(self.activation in ACTIVATION_NAMES, "model.activation", f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATION_NAMES)}")
         _require(self.init in INIT_NAMES, "model.init", f"unknown init {self.init!r}; choose from {', '.join(INIT_NAMES)}")
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    """How scaled coordinates are encoded before the MLP (tiny-cuda-nn's `encoding` section)."""
+
+    kind: str = "none"
+    """'none' (the scaled coordinates), 'fourier' (random Fourier features), 'positional' (NeRF's 2^k frequencies) or 'grid' (multiresolution hash grid)."""
+    features: int = 256
+    """fourier: number of random frequencies B (Tancik et al. 2020: 256); the encoding has 2x this many outputs."""
+    sigma: float = 10.0
+    """fourier: standard deviation of B, in cycles per unit of scaled input (Tancik et al.: 10 for photographs, 14 for text)."""
+    frequencies: int = 10
+    """positional: number of octaves L; frequencies 2^k pi for k < L (NeRF uses 10)."""
+    levels: int = 16
+    """grid: number of resolution levels (instant-NGP: 16)."""
+    features_per_level: int = 2
+    """grid: features stored per grid vertex and level (instant-NGP: 2)."""
+    log2_hashmap_size: int = 19
+    """grid: a level with more vertices than 2^this is hashed into a table of 2^this entries (instant-NGP: 15 to 19)."""
+    base_resolution: int = 16
+    """grid: cells along the picture's longer side at the coarsest level (instant-NGP: 16)."""
+    per_level_scale: float | None = None
+    """grid: resolution growth per level; none makes the finest level one cell per pixel (instant-NGP images: 1.5 to 2)."""
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ENCODING_NAMES, "encoding.kind", f"unknown encoding {self.kind!r}; choose from {', '.join(ENCODING_NAMES)}")
+        _require(1 <= self.features <= 65536, "encoding.features", f"must be between 1 and 65536, got {self.features}")
+        _require(math.isfinite(self.sigma) and self.sigma > 0, "encoding.sigma", f"must be a positive number, got {self.sigma}")
+        _require(1 <= self.frequencies <= 30, "encoding.frequencies", f"must be between 1 and 30, got {self.frequencies}")
+        _require(1 <= self.levels <= 32, "encoding.levels", f"must be between 1 and 32, got {self.levels}")
+        _require(1 <= self.features_per_level <= 16, "encoding.features_per_level", f"must be between 1 and 16, got {self.features_per_level}")
+        _require(8 <= self.log2_hashmap_size <= 26, "encoding.log2_hashmap_size", f"must be between 8 and 26, got {self.log2_hashmap_size}")
+        _require(self.base_resolution >= 1, "encoding.base_resolution", f"must be at least 1, got {self.base_resolution}")
+        s = self.per_level_scale
+        _require(s is None or (math.isfinite(s) and s >= 1.0), "encoding.per_level_scale", f"must be a number >= 1 or none, got {s}")
 
 
 @dataclass(frozen=True)
@@ -154,14 +203,15 @@ class RunConfig:
     """Name of the preset this config started from (a label; the fields below are what count)."""
     seed: int = 0
     """Seeds initialisation, training batches and evaluation batches: same seed, same machine, same numbers."""
-    loss: str = "cross_entropy"
-    """'cross_entropy' on logits, or 'double_softmax' (softmax, then cross-entropy on logits) as the original code did."""
+    loss: str = "auto"
+    """'auto' (cross_entropy for binary, mse for gray and rgb), 'cross_entropy' on logits, 'double_softmax' (softmax, then cross-entropy on logits, as the original code did) or 'mse'."""
     device: str = "cpu"
     """Torch device: cpu, cuda, cuda:1, mps."""
     compile: bool = False
     """torch.compile the forward and backward pass: faster steps after a one-off compile of seconds; falls back to eager where no compiler works."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
@@ -170,6 +220,26 @@ class RunConfig:
         _require(self.seed >= 0, "seed", f"must be non-negative, got {self.seed}")
         _require(self.loss in LOSS_NAMES, "loss", f"unknown loss {self.loss!r}; choose from {', '.join(LOSS_NAMES)}")
         _require(self.device.strip() != "", "device", "is empty")
+        mode = self.data.mode
+        if mode == "binary":
+            _require(self.loss_name in BINARY_LOSSES, "loss", f"{self.loss!r} does not fit data.mode binary; use {' or '.join(BINARY_LOSSES)}")
+        else:
+            _require(self.loss_name in REGRESSION_LOSSES, "loss", f"{self.loss!r} does not fit data.mode {mode} (pixel values need a regression loss); use mse")
+        if self.encoding.kind == "grid":
+            _require(self.model.input_range is not None, "model.input_range",
+                     "the grid encoding needs scaled inputs; set a number (1 maps the picture onto the whole grid)")
+
+    @property
+    def loss_name(self) -> str:
+        """The loss actually used: `loss`, with 'auto' resolved by the mode."""
+        if self.loss != "auto":
+            return self.loss
+        return "cross_entropy" if self.data.mode == "binary" else "mse"
+
+    @property
+    def out_channels(self) -> int:
+        """Network outputs: 2 logits (binary) or one value per colour channel."""
+        return 2 if self.data.mode == "binary" else CHANNELS[self.data.mode]
 
     # -- JSON ---------------------------------------------------------------
 
@@ -339,6 +409,67 @@ def _replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
         raise ConfigError(f"{full}: is a section; set one of its fields, e.g. {full}.{dataclasses.fields(tp)[0].name}")
     parsed = _parse_string(tp, value, full) if isinstance(value, str) and tp is not str else _coerce(tp, value, full)
     return dataclasses.replace(obj, **{head: parsed})
+
+
+# Dotted keys whose value is one of a fixed set of names: the CLI and the lab offer these.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "loss": LOSS_NAMES,
+    "data.mode": MODES,
+    "model.activation": ACTIVATION_NAMES,
+    "model.init": INIT_NAMES,
+    "encoding.kind": ENCODING_NAMES,
+}
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One settable config field, for help texts and generated forms."""
+
+    key: str
+    """Dotted name, e.g. 'model.activation'."""
+    type: str
+    """'int', 'float', 'str', 'bool', 'list of int', with ' or null' where None is allowed."""
+    default: Any
+    """Default value in its JSON form."""
+    doc: str
+    """The docstring written under the field."""
+    choices: tuple[str, ...] | None
+    """Allowed names, for fields that take one of a fixed set."""
+
+
+def _field_docstrings(cls: type) -> dict[str, str]:
+    """The string literal written under each field of a dataclass, read from its source."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for stmt, after in zip(body, body[1:]):
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+                docs[stmt.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_fields() -> list[FieldInfo]:
+    """Every settable field of `RunConfig`, in declaration order, with its doc and choices."""
+    out: list[FieldInfo] = []
+
+    def walk(cls: type, obj: Any, prefix: str) -> None:
+        docs = _field_docstrings(cls)
+        for f in dataclasses.fields(cls):
+            tp = _hints(cls)[f.name]
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(tp):
+                walk(tp, value, f"{prefix}{f.name}.")
+            else:
+                key = prefix + f.name
+                out.append(FieldInfo(key, _type_name(tp), _to_jsonable(value), docs.get(f.name, ""), CHOICES.get(key)))
+
+    walk(RunConfig, RunConfig(), "")
+    return out
 
 
 def field_docs() -> dict[str, tuple[str, str]]:

@@ -28,6 +28,24 @@ def label_at(picture: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     return picture[rows, cols]
 
 
+def bilinear_at(picture: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
+    """Values of `picture` (H, W, C), row 0 on top, bilinearly interpolated at coordinates (N, 2): (N, C).
+
+    Pixel centres sit at integer coordinates, so a coordinate on a centre gives that
+    pixel exactly and one between centres mixes its four neighbours (tiny-cuda-nn's
+    image sampling). Coordinates are clamped to [0, H - 1] x [0, W - 1].
+    """
+    height, width = picture.shape[0], picture.shape[1]
+    row = (height - 1 - yx[:, 0]).clamp(0, height - 1)
+    col = yx[:, 1].clamp(0, width - 1)
+    r0 = row.floor().clamp(max=height - 2).long()
+    c0 = col.floor().clamp(max=width - 2).long()
+    fr, fc = (row - r0)[:, None], (col - c0)[:, None]
+    top = picture[r0, c0] * (1 - fc) + picture[r0, c0 + 1] * fc
+    bottom = picture[r0 + 1, c0] * (1 - fc) + picture[r0 + 1, c0 + 1] * fc
+    return top * (1 - fr) + bottom * fr
+
+
 def pixel_grid(height: int, width: int, device: torch.device | str = "cpu", start: int = 0, end: int | None = None) -> torch.Tensor:
     """Coordinates of pixel centres in storage order, (n, 2) float32.
 

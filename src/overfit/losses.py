@@ -1,4 +1,7 @@
-"""The loss registry: name -> loss(logits (N, 2), labels (N,)) -> scalar.
+"""The loss registry: name -> loss(outputs, targets) -> scalar.
+
+Binary losses take logits (N, 2) and integer labels (N,); regression losses take
+predicted values (N, C) and target values (N, C) in [0, 1].
 
 `double_softmax` reproduces the original experiment exactly: its network ended
 in a Softmax layer and its loss (MegEngine's `F.loss.cross_entropy`, which takes
@@ -26,7 +29,13 @@ def double_softmax(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(torch.softmax(logits, dim=-1), labels)
 
 
+def mse(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every value of every channel."""
+    return F.mse_loss(values, targets)
+
+
 LOSSES: dict[str, LossFn] = {
     "cross_entropy": cross_entropy,
     "double_softmax": double_softmax,
+    "mse": mse,
 }

@@ -1,4 +1,8 @@
-"""Evaluation: pixel accuracy, IoU of the ink class and loss, on a batch or the dense grid.
+"""Evaluation on a batch or the dense grid of pixel centres.
+
+Binary pictures: pixel accuracy, IoU of the ink class and loss. Gray and colour
+pictures: MSE (the loss), PSNR and SSIM of the prediction clamped to [0, 1], i.e.
+of the picture a viewer would see.
 
 Dense evaluation runs the model over every pixel centre in bounded chunks
 under `torch.inference_mode`, so memory stays flat however large the picture.
@@ -6,8 +10,11 @@ under `torch.inference_mode`, so memory stays flat however large the picture.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .coords import pixel_grid
@@ -65,3 +72,80 @@ def dense_metrics(model: nn.Module, labels: torch.Tensor, loss_fn: LossFn, prefi
         total += _counts(logits, flat[start:end].long(), loss_fn)
         prob[start:end] = torch.softmax(logits.float(), dim=1)[:, BACKGROUND]
     return _summarise(total, prefix), prob.reshape(height, width).cpu().numpy()
+
+
+# -- regression: gray and colour pictures ----------------------------------------
+
+# PSNR of a perfect fit is infinite; report this instead so records stay plain JSON numbers.
+MAX_PSNR = 100.0
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB of values in [0, 1]: 10 log10(1 / mse), capped at MAX_PSNR."""
+    return MAX_PSNR if mse <= 10 ** (-MAX_PSNR / 10) else -10.0 * math.log10(mse)
+
+
+def _gaussian_window(sigma: float = 1.5, radius: int = 5, device: torch.device | str = "cpu") -> torch.Tensor:
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    w = torch.exp(-(x**2) / (2 * sigma**2))
+    return w / w.sum()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean structural similarity of two pictures (H, W, C) in [0, 1], averaged over channels.
+
+    Wang et al. 2004 with their constants: Gaussian window sigma 1.5 (11 taps),
+    K1 = 0.01, K2 = 0.03, data range 1, population covariances, mean over the
+    positions where the window fits inside the picture; the same numbers as
+    scikit-image's `structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)`. Pictures smaller than the window
+    use a window cut to fit.
+    """
+    height, width = a.shape[:2]
+    radius = max(0, min(5, (min(height, width) - 1) // 2))
+    w = _gaussian_window(1.5, radius, a.device)
+    x = a.double().permute(2, 0, 1)[:, None]  # (C, 1, H, W)
+    y = b.double().permute(2, 0, 1)[:, None]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = F.conv2d(t, w.view(1, 1, -1, 1))
+        return F.conv2d(t, w.view(1, 1, 1, -1))
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+@torch.inference_mode()
+def regression_batch_metrics(model: nn.Module, yx: torch.Tensor, values: torch.Tensor, prefix: str = "batch_") -> dict[str, float]:
+    """MSE loss and PSNR of `model` on one batch: coordinates (N, 2), target values (N, C)."""
+    out = model(yx).float()
+    loss = float(F.mse_loss(out, values))
+    shown = float(F.mse_loss(out.clamp(0, 1), values))
+    return {f"{prefix}loss": loss, f"{prefix}psnr": psnr(shown)}
+
+
+@torch.inference_mode()
+def dense_regression_metrics(model: nn.Module, values: torch.Tensor, prefix: str = "dense_") -> tuple[dict[str, float], np.ndarray]:
+    """Metrics over every pixel of `values` (H, W, C), and the prediction in [0, 1]: (H, W) for C = 1, else (H, W, C)."""
+    height, width, channels = values.shape
+    flat = values.reshape(-1, channels)
+    pred = torch.empty(height * width, channels, dtype=torch.float32, device=values.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=values.device)
+    for start in range(0, height * width, DENSE_CHUNK):
+        end = start + DENSE_CHUNK
+        out = model(pixel_grid(height, width, values.device, start, end)).float()
+        loss_sum += ((out - flat[start:end]) ** 2).sum().double()
+        pred[start:end] = out.clamp(0, 1)
+    n = height * width * channels
+    shown_mse = float(((pred - flat) ** 2).double().sum()) / n
+    picture = pred.reshape(height, width, channels)
+    record = {
+        f"{prefix}loss": float(loss_sum) / n,
+        f"{prefix}psnr": psnr(shown_mse),
+        f"{prefix}ssim": ssim(picture, values),
+    }
+    array = picture.cpu().numpy()
+    return record, array[:, :, 0] if channels == 1 else array

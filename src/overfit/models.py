@@ -1,8 +1,10 @@
-"""The coordinate network: fixed input scaling, then an MLP to 2 logits.
+"""The coordinate network: fixed input scaling, an input encoding, then an MLP.
 
 The input scaling lives inside the model as buffers, so a model maps raw pixel
-coordinates (y, x) to logits no matter how it was trained: rendering, exporting
-and evaluating never need to know the scaling separately.
+coordinates (y, x) to its outputs no matter how it was trained: rendering,
+exporting and evaluating never need to know the scaling or the encoding
+separately. Outputs are 2 logits [ink, background] for binary pictures, or one
+value per channel (gray: 1, rgb: 3; about [0, 1]) for regression.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import torch
 from torch import nn
 
 from .activations import ACTIVATIONS
-from .config import ModelConfig
+from .config import EncodingConfig, ModelConfig
 from .coords import input_affine
+from .encodings import ENCODINGS
 
 
 class InputScaling(nn.Module):
@@ -30,31 +33,40 @@ class InputScaling(nn.Module):
 
 
 class CoordinateMLP(nn.Module):
-    """(N, 2) pixel coordinates -> (N, 2) logits: [ink, background]."""
+    """(N, 2) pixel coordinates -> (N, out) outputs: scaling -> encoding -> MLP."""
 
-    def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
+    def __init__(self, cfg: ModelConfig, height: int, width: int, encoding: EncodingConfig | None = None, out_channels: int = 2) -> None:
         super().__init__()
+        encoding = encoding or EncodingConfig()
         self.cfg = cfg
+        self.encoding_cfg = encoding
+        self.out_channels = out_channels
         self.scaling = InputScaling(*input_affine(height, width, cfg.input_range))
+        self.encoding = ENCODINGS[encoding.kind].build(encoding, cfg.input_range, height, width)
+        activation = ACTIVATIONS[cfg.activation]
         layers: list[nn.Module] = []
-        fan_in = 2
+        fan_in = self.encoding.out_features
         for w in cfg.hidden:
             layers.append(nn.Linear(fan_in, w))
             if cfg.batchnorm:
                 # The original's order: Linear -> BatchNorm -> activation.
                 layers.append(nn.BatchNorm1d(w))
-            layers.append(ACTIVATIONS[cfg.activation]())
+            layers.append(activation.module(cfg.w0))
             fan_in = w
-        layers.append(nn.Linear(fan_in, 2))
+        layers.append(nn.Linear(fan_in, out_channels))
         self.mlp = nn.Sequential(*layers)
-        if cfg.init == "original":
+        if activation.init is not None:
+            if cfg.init == "original":
+                original_init_(self, weights=False)  # BatchNorm only; the activation owns the Linear init
+            activation.init([m for m in self.mlp if isinstance(m, nn.Linear)], cfg.w0)
+        elif cfg.init == "original":
             original_init_(self)
 
     def forward(self, yx: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.scaling(yx))
+        return self.mlp(self.encoding(self.scaling(yx)))
 
 
-def original_init_(model: nn.Module) -> None:
+def original_init_(model: nn.Module, weights: bool = True) -> None:
     """The original framework's init (MegEngine's Linear.reset_parameters).
 
     Weights ~ N(0, 1 / fan_in), biases 0; BatchNorm weight 1, bias 0. With the
@@ -62,7 +74,7 @@ def original_init_(model: nn.Module) -> None:
     (Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
     """
     for m in model.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear) and weights:
             nn.init.normal_(m.weight, 0.0, math.sqrt(1.0 / m.in_features))
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm1d):
@@ -70,6 +82,11 @@ def original_init_(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_model(cfg: ModelConfig, height: int, width: int) -> CoordinateMLP:
+def build_model(cfg: ModelConfig, height: int, width: int, encoding: EncodingConfig | None = None, out_channels: int = 2) -> CoordinateMLP:
     """The model for a picture of height x width pixels."""
-    return CoordinateMLP(cfg, height, width)
+    return CoordinateMLP(cfg, height, width, encoding, out_channels)
+
+
+def model_for(run_cfg: "RunConfig", height: int, width: int) -> CoordinateMLP:  # noqa: F821
+    """The model a run config describes, for a picture of height x width pixels (weights freshly initialised)."""
+    return CoordinateMLP(run_cfg.model, height, width, run_cfg.encoding, run_cfg.out_channels)

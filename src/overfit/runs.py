@@ -2,10 +2,10 @@
 
     runs/<name>/
       config.json      the complete RunConfig (`overfit train --config` re-runs it)
-      target.png       the picture as fitted (8-bit gray), so a run resumes without its source
+      target.png       the picture as fitted (8-bit gray, or RGB), so a run resumes without its source
       samples.png      one training batch, coloured by label
       metrics.jsonl    one JSON line per evaluation
-      frames/          the dense prediction at each evaluation, 8-bit gray PNG
+      frames/          the dense prediction at each evaluation, 8-bit PNG (gray: P(background) or value; RGB)
       checkpoint.pt    model, optimizer, random generators, step and config
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
@@ -35,7 +35,7 @@ from PIL import Image
 from . import video
 from .config import ConfigError, RunConfig
 from .errors import OverfitError
-from .targets import Target, binarize
+from .targets import Target, make_target
 from .training import Event, Trainer
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
@@ -69,9 +69,10 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
-def _png_bytes(gray: np.ndarray) -> bytes:
+def _png_bytes(picture: np.ndarray) -> bytes:
+    """PNG of a uint8 (H, W) gray or (H, W, 3) RGB picture."""
     buf = io.BytesIO()
-    Image.fromarray(gray, mode="L").save(buf, format="PNG")
+    Image.fromarray(picture, mode="L" if picture.ndim == 2 else "RGB").save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -195,20 +196,20 @@ class RunFolder:
     def target(self) -> Target:
         """The picture exactly as it was fitted, from the run's own copy."""
         path = self.path / TARGET
+        data = self.config().data
         try:
             with Image.open(path) as img:
-                gray = np.asarray(img.convert("L"))
+                picture = np.asarray(img.convert("RGB" if data.mode == "rgb" else "L"))
         except (OSError, ValueError) as e:
             raise RunFolderError(f"cannot read the run's target picture {path}: {e}") from None
-        source = self.config().data
-        return Target(labels=binarize(gray), gray=gray, source=source.image or f"text {source.text!r}")
+        return make_target(picture, data.image or f"text {data.text!r}", data.mode)
 
     # -- writing ----------------------------------------------------------------
 
     def start(self, trainer: Trainer) -> None:
         """Write what a new run knows before its first step."""
         write_atomic(self.path / CONFIG, trainer.cfg.to_json())
-        write_atomic(self.path / TARGET, _png_bytes(trainer.target.gray))
+        write_atomic(self.path / TARGET, _png_bytes(trainer.target.image))
         yx, labels = trainer.preview_batch()
         video.save_samples_plot(yx, labels, trainer.target.height, trainer.target.width, self.path / SAMPLES)
         (self.path / FRAMES).mkdir(exist_ok=True)
@@ -234,7 +235,7 @@ class RunFolder:
             with open(self.path / METRICS, "a") as f:
                 f.write(json.dumps(event.metrics) + "\n")
             assert event.prediction is not None
-            write_atomic(self.frame_path(event.step), _png_bytes(video.prob_to_gray(event.prediction)))
+            write_atomic(self.frame_path(event.step), _png_bytes(video.prob_to_gray(event.prediction)))  # [0, 1] -> uint8, any shape
             save_checkpoint(self.path, event.trainer.state_dict())
         elif event.kind == "interrupt":
             save_checkpoint(self.path, event.trainer.state_dict())
@@ -248,10 +249,14 @@ class RunFolder:
         stepped = self.read_frames([r["step"] for r in history])
         if not stepped:
             return
-        frames = [gray for _, gray in stepped]
+        frames = [picture for _, picture in stepped]
         captions = [caption(trainer.cfg.preset, by_step[step]) for step, _ in stepped]
-        video.save_final_plot(trainer.target.labels, frames[-1].astype(np.float32) / 255.0, self.path / FINAL,
-                              title=caption(trainer.cfg.preset, history[-1]))
+        binary = trainer.cfg.data.mode == "binary"
+        values = trainer.target.values
+        target = trainer.target.labels if binary else (values[:, :, 0] if values.shape[2] == 1 else values)
+        video.save_final_plot(target, frames[-1].astype(np.float32) / 255.0, self.path / FINAL,
+                              title=caption(trainer.cfg.preset, history[-1]),
+                              prediction_name="prediction (probability of background)" if binary else "prediction")
         video.write_progress(frames, captions, self.path / MP4, self.path / GIF)
 
     # -- frames -----------------------------------------------------------------
@@ -260,16 +265,18 @@ class RunFolder:
         return self.path / FRAMES / f"{step:08d}.png"
 
     def read_frames(self, steps: list[int]) -> list[tuple[int, np.ndarray]]:
-        """(step, (H, W) uint8 prediction) for each of `steps` that has a frame on disk."""
+        """(step, uint8 prediction: (H, W), or (H, W, 3) for rgb runs) for each of `steps` that has a frame on disk."""
         out = []
         for step in steps:
             path = self.frame_path(step)
             if path.is_file():
                 with Image.open(path) as img:
-                    out.append((step, np.asarray(img.convert("L"))))
+                    out.append((step, np.asarray(img.convert("RGB" if img.mode == "RGB" else "L"))))
         return out
 
 
 def caption(preset: str, record: dict[str, Any]) -> str:
     """The text written on a progress frame."""
+    if "dense_psnr" in record:
+        return f"{preset}   step {record['step']:,}   PSNR {record['dense_psnr']:.2f} dB"
     return f"{preset}   step {record['step']:,}   accuracy {100 * record['dense_acc']:.1f} %"

@@ -190,6 +190,29 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode == "P" and img.palette is not None and img.palette.mode == "RGBA"
 
 
+def _to_array(img: Image.Image, where: str, color: bool) -> np.ndarray:
+    """Decoded image of any PIL mode -> uint8 (H, W) luma, or (H, W, 3) RGB if `color`; transparency as white."""
+    if color:
+        if img.mode.startswith("I") or img.mode in ("F", "L", "1") and not _has_alpha(img):
+            gray = _to_gray(img, where)
+            return np.repeat(gray[:, :, None], 3, axis=2)
+        return np.array(_to_rgb(img, where), dtype=np.uint8)
+    return _to_gray(img, where)
+
+
+def _to_rgb(img: Image.Image, where: str) -> Image.Image:
+    """Any colour PIL mode -> RGB, transparency composited over white."""
+    try:
+        if _has_alpha(img):
+            # A transparent background must read as background: composite over white.
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return img if img.mode == "RGB" else img.convert("RGB")
+    except ValueError:
+        raise TargetError(f"cannot read picture {where}: unsupported pixel mode {img.mode}") from None
+
+
 def _to_gray(img: Image.Image, where: str) -> np.ndarray:
     """Decoded image of any PIL mode -> uint8 (H, W) luma, transparency as white."""
     mode = img.mode
@@ -209,21 +232,11 @@ def _to_gray(img: Image.Image, where: str) -> np.ndarray:
         if v.size and v.min() >= 0.0 and v.max() <= 1.0:
             v = v * 255.0
         return np.clip(np.rint(v), 0, 255).astype(np.uint8)
-    try:
-        if _has_alpha(img):
-            # A transparent background must read as background: composite over white.
-            rgba = img.convert("RGBA")
-            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            rgb = Image.alpha_composite(white, rgba).convert("RGB")
-        else:
-            rgb = img if mode == "RGB" else img.convert("RGB")
-    except ValueError:
-        raise TargetError(f"cannot read picture {where}: unsupported pixel mode {mode}") from None
-    return np.array(rgb.convert("L"), dtype=np.uint8)
+    return np.array(_to_rgb(img, where).convert("L"), dtype=np.uint8)
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read a picture file as uint8 (H, W) grayscale, row 0 at the top as displayed.
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, color: bool = False) -> np.ndarray:
+    """Read a picture file as uint8 (H, W) grayscale, or (H, W, 3) RGB if `color`; row 0 at the top as displayed.
 
     Any format and mode PIL reads (PNG, JPEG, BMP, GIF's first frame, WebP, TIFF; 1, L,
     P, LA, RGB, RGBA, CMYK, 16-bit, float). Transparency is composited over white, 16-bit
@@ -259,7 +272,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             except _DECODE_ERRORS as e:
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise TargetError(f"picture {where} is truncated or corrupt: {reason}") from None
-            return _to_gray(img, where)
+            return _to_array(img, where, color)
 
 
 # -- the target -------------------------------------------------------------------
@@ -272,14 +285,32 @@ def binarize(gray: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value; compare by identity
 class Target:
-    """A binarized picture. Row 0 is the top row as displayed; label 1 = background, 0 = ink."""
+    """A picture to fit. Row 0 is the top row as displayed; label 1 = background, 0 = ink."""
 
     labels: np.ndarray
-    """(H, W) uint8 class labels in {0, 1}."""
+    """(H, W) uint8 class labels in {0, 1} (what binary runs learn)."""
     gray: np.ndarray
     """(H, W) uint8 grayscale the labels were thresholded from."""
     source: str
     """Short human description: 'text "OVERFIT"' or the image path."""
+    mode: str = "binary"
+    """The config's data.mode: binary, gray or rgb."""
+    rgb: np.ndarray | None = None
+    """(H, W, 3) uint8 colour picture, for rgb mode."""
+
+    @property
+    def image(self) -> np.ndarray:
+        """The picture as fitted, uint8: (H, W) for binary and gray, (H, W, 3) for rgb."""
+        if self.mode == "rgb":
+            assert self.rgb is not None
+            return self.rgb
+        return self.gray
+
+    @property
+    def values(self) -> np.ndarray:
+        """What regression modes learn: (H, W, C) float32 in [0, 1], C = 1 (gray) or 3 (rgb)."""
+        image = self.image
+        return (image if image.ndim == 3 else image[:, :, None]).astype(np.float32) / 255.0
 
     @property
     def height(self) -> int:
@@ -310,15 +341,33 @@ def load_target(cfg: DataConfig) -> Target:
 
     Warns with `NothingToLearnWarning` (and still returns) when every pixel has one class.
     """
+    color = cfg.mode == "rgb"
     if cfg.image is not None:
-        gray = load_image(cfg.image, cfg.max_pixels)
+        picture = load_image(cfg.image, cfg.max_pixels, color=color)
         source = cfg.image
     else:
-        gray = render_text(cfg.text, cfg.width, cfg.height, cfg.font_size)
+        picture = render_text(cfg.text, cfg.width, cfg.height, cfg.font_size)
+        if color:
+            picture = np.repeat(picture[:, :, None], 3, axis=2)
         source = 'text "' + cfg.text.replace("\n", "\\n") + '"'
-    labels = binarize(gray)
-    target = Target(labels=labels, gray=gray, source=source)
-    if target.majority_rate == 1.0:
+    target = make_target(picture, source, cfg.mode)
+    if cfg.mode == "binary" and target.majority_rate == 1.0:
         which = "background (white)" if target.background_fraction == 1.0 else "ink (black)"
         warnings.warn(f"{source} is all {which}: nothing to learn", NothingToLearnWarning, stacklevel=2)
     return target
+
+
+def to_luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 luma, exactly as PIL's convert("L") (ITU-R 601-2)."""
+    return np.array(Image.fromarray(rgb, mode="RGB").convert("L"), dtype=np.uint8)
+
+
+def make_target(picture: np.ndarray, source: str, mode: str = "binary") -> Target:
+    """A Target from a uint8 picture, (H, W) gray or (H, W, 3) RGB, for a data.mode."""
+    if picture.ndim == 3:
+        gray = to_luma(picture)
+        rgb = picture if mode == "rgb" else None
+    else:
+        gray = picture
+        rgb = np.repeat(picture[:, :, None], 3, axis=2) if mode == "rgb" else None
+    return Target(labels=binarize(gray), gray=gray, source=source, mode=mode, rgb=rgb)

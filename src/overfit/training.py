@@ -22,10 +22,10 @@ from torch import nn
 from .config import RunConfig
 from .errors import OverfitError
 from .losses import LOSSES
-from .metrics import batch_metrics, dense_metrics
-from .models import build_model
-from .sampling import Sampler
-from .targets import Target, load_target
+from .metrics import batch_metrics, dense_metrics, dense_regression_metrics, regression_batch_metrics
+from .models import model_for
+from .sampling import Sampler, ValueSampler
+from .targets import Target, load_target, make_target
 
 
 class TrainingDiverged(OverfitError):
@@ -47,8 +47,9 @@ class Event:
 
     kind: "log" every `schedule.log_every` steps (metrics: loss, steps_per_s),
     "eval" at each evaluation (metrics: the full evaluation record, prediction:
-    (H, W) probability of background, row 0 on top), "interrupt" when a stop was
-    requested, "end" when the last step is done.
+    values in [0, 1], row 0 on top: (H, W) probability of background for binary
+    runs, (H, W) gray or (H, W, 3) colour values otherwise), "interrupt" when a
+    stop was requested, "end" when the last step is done.
     """
 
     kind: str
@@ -105,15 +106,19 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, target: Target | None = None) -> None:
         self.cfg = cfg
-        self.target = target if target is not None else load_target(cfg.data)
+        target = target if target is not None else load_target(cfg.data)
+        if target.mode != cfg.data.mode:
+            target = make_target(target.image, target.source, cfg.data.mode)
+        self.target = target
+        self.binary = cfg.data.mode == "binary"
         self.device = resolve_device(cfg.device)
         self.seeds = derived_seeds(cfg.seed)
-        self.loss_fn = LOSSES[cfg.loss]
+        self.loss_fn = LOSSES[cfg.loss_name]
 
         # -- model: initialised from its own seed, leaving the global RNG alone --
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seeds["init"])
-            self.model = build_model(cfg.model, self.target.height, self.target.width)
+            self.model = model_for(cfg, self.target.height, self.target.width)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -125,9 +130,14 @@ class Trainer:
             **({"fused": True} if self.device.type in ("cpu", "cuda") else {"foreach": True}),
         )
 
-        # -- data: the label picture lives on the device, batches are drawn there --
-        self.labels = torch.from_numpy(self.target.labels).to(self.device)  # (H, W) uint8: 1 byte per pixel
-        self.sampler = Sampler(self.labels)
+        # -- data: the picture lives on the device, batches are drawn there --
+        self.sampler: Sampler | ValueSampler
+        if self.binary:
+            self.labels = torch.from_numpy(self.target.labels).to(self.device)  # (H, W) uint8: 1 byte per pixel
+            self.sampler = Sampler(self.labels)
+        else:
+            self.values = torch.from_numpy(self.target.values).to(self.device)  # (H, W, C) float32 in [0, 1]
+            self.sampler = ValueSampler(self.values)
         self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
         self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
 
@@ -206,25 +216,34 @@ class Trainer:
         self.model.eval()
         yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.eval_gen)
         record: dict[str, Any] = {"step": self.step}
-        record.update(batch_metrics(self.model, yx, labels, self.loss_fn))
-        dense, prob = dense_metrics(self.model, self.labels, self.loss_fn)
+        if self.binary:
+            record.update(batch_metrics(self.model, yx, labels, self.loss_fn))
+            dense, prob = dense_metrics(self.model, self.labels, self.loss_fn)
+        else:
+            record.update(regression_batch_metrics(self.model, yx, labels))
+            dense, prob = dense_regression_metrics(self.model, self.values)
         record.update(dense)
         record["train_seconds"] = round(self.train_seconds, 3)
         self.model.train()
         return record, prob
 
     def preview_batch(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One training-sized batch from its own stream (for pictures; never used for training)."""
+        """One training-sized batch from its own stream (for pictures; never used for training): coordinates and labels or values."""
         gen = torch.Generator(device=self.device).manual_seed(self.seeds["preview"])
         yx, labels = self.sampler.sample(n or self.cfg.optim.batch_size, gen)
         return yx.cpu().numpy(), labels.cpu().numpy()
 
     # -- the loop --------------------------------------------------------------
 
-    def run(self, on_event: Callback | None = None) -> TrainResult:
-        """Train from the current step to `schedule.steps`, emitting events."""
+    def run(self, on_event: Callback | None = None, until: int | None = None) -> TrainResult:
+        """Train from the current step to `schedule.steps` (or to step `until`, if sooner), emitting events.
+
+        Stopping early (a stop request, or `until`) ends with an "interrupt" event;
+        calling `run` again continues exactly where it stopped.
+        """
         emit = on_event or (lambda event: None)
         sched, batch = self.cfg.schedule, self.cfg.optim.batch_size
+        last = sched.steps if until is None else min(until, sched.steps)
         model, opt, forward_backward = self.model, self.optimizer, self._forward_backward
         model.train()
 
@@ -234,7 +253,7 @@ class Trainer:
 
         pending: list[torch.Tensor] = []  # losses not yet read back from the device
         window_start, window_time = self.step, time.perf_counter()
-        while self.step < sched.steps and not self._stop:
+        while self.step < last and not self._stop:
             # -- one optimisation step: nothing here waits for the device --
             yx, labels = self.sampler.sample(batch, self.train_gen)
             opt.zero_grad(set_to_none=True)
@@ -244,7 +263,7 @@ class Trainer:
 
             # -- read the losses back only every log_every steps (and before evaluating) --
             evaluating = self.step % sched.eval_every == 0 or self.step == sched.steps
-            if self.step % sched.log_every == 0 or evaluating or self._stop:
+            if self.step % sched.log_every == 0 or evaluating or self._stop or self.step == last:
                 mean_loss = self._check_losses(pending, self.step - len(pending))
                 pending.clear()
                 now = time.perf_counter()
@@ -257,6 +276,7 @@ class Trainer:
                 window_start, window_time = self.step, time.perf_counter()
 
         interrupted = self.step < sched.steps
+        self._stop = False  # the request is served; a later `run` continues
         emit(Event("interrupt" if interrupted else "end", self.step, self.history[-1] if self.history else {}, self))
         return TrainResult(self.cfg, self.target, model, self.history, self.step, interrupted)
 

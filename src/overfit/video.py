@@ -376,10 +376,17 @@ def save_samples_plot(
 
     `yx` (N, 2) is in pixel units with y measured upward from the bottom row, so it is plotted
     as-is on [0, width] x [0, height] with equal aspect and the picture appears upright.
-    `labels` (N,) are 0 (ink, dark) or 1 (background, light). Written atomically as PNG.
+    `labels` (N,) are 0 (ink, dark) or 1 (background, light); for gray and rgb runs they are
+    the sampled pixel values (N, C) in [0, 1], and points take those colours. Written
+    atomically as PNG.
     """
     yx = np.asarray(yx, dtype=np.float64)
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.asarray(labels)
+    colors = None
+    if labels.ndim == 2:  # pixel values (N, C)
+        colors = np.clip(np.repeat(labels, 3, axis=1) if labels.shape[1] == 1 else labels[:, :3], 0.0, 1.0)
+        labels = np.zeros(labels.shape[0])
+    labels = labels.reshape(-1)
     if yx.ndim != 2 or yx.shape[1] != 2 or yx.shape[0] != labels.shape[0]:
         raise ValueError(f"yx must be (N, 2) with N labels, got {yx.shape} and {labels.shape}")
     n = yx.shape[0]
@@ -393,9 +400,12 @@ def save_samples_plot(
 
     # Marker area shrinks with the batch size so big batches do not become a solid blob.
     s = float(np.clip(8000.0 / max(n, 1), 0.3, 14.0))
-    for value, name, color in ((1, "background (1)", BACKGROUND_COLOR), (0, "ink (0)", INK_COLOR)):
-        pts = yx[labels == value]
-        ax.scatter(pts[:, 1], pts[:, 0], s=s, c=color, marker="o", linewidths=0, label=name, rasterized=True)
+    if colors is not None:
+        ax.scatter(yx[:, 1], yx[:, 0], s=s, c=colors, marker="o", linewidths=0, label="pixel value", rasterized=True)
+    else:
+        for value, name, color in ((1, "background (1)", BACKGROUND_COLOR), (0, "ink (0)", INK_COLOR)):
+            pts = yx[labels == value]
+            ax.scatter(pts[:, 1], pts[:, 0], s=s, c=color, marker="o", linewidths=0, label=name, rasterized=True)
 
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
@@ -428,20 +438,22 @@ def save_final_plot(
     prob: np.ndarray,
     path: str | os.PathLike,
     title: str = "",
+    prediction_name: str = "prediction (probability of background)",
 ) -> None:
-    """Show the target labels and the predicted probability of background side by side.
+    """Show the target and the prediction side by side.
 
-    `target` (H, W) in {0, 1} and `prob` (H, W) in [0, 1], row 0 = top; both drawn with the
-    gray colormap on [0, 1] (ink black, background white). Wide pictures (W > 1.5 H) are
+    `target` and `prob`: (H, W) or (H, W, 3) in [0, 1], row 0 = top: binary labels and the
+    predicted probability of background, or pixel values; gray pictures are drawn with
+    the gray colormap on [0, 1] (ink black, background white). Wide pictures (W > 1.5 H) are
     stacked vertically so they stay big. Pictures are shown at native resolution (1 pixel =
     1 pixel) when they fit, upscaled by an integer factor when small, scaled down when huge.
     Optional `title` goes above both panels. Written atomically as PNG.
     """
     target = np.asarray(target, dtype=np.float64)
     prob = np.clip(np.nan_to_num(np.asarray(prob, dtype=np.float64), nan=0.5), 0.0, 1.0)
-    if target.ndim != 2 or target.shape != prob.shape:
-        raise ValueError(f"target and prob must be the same (H, W), got {target.shape} and {prob.shape}")
-    h, w = target.shape
+    if target.ndim not in (2, 3) or target.shape != prob.shape:
+        raise ValueError(f"target and prob must be the same (H, W) or (H, W, 3), got {target.shape} and {prob.shape}")
+    h, w = target.shape[:2]
     vertical = w > 1.5 * h
 
     # Panel scale: native if possible; small pictures grow by an integer factor (crisp pixels,
@@ -471,7 +483,7 @@ def save_final_plot(
 
     fig = _new_figure(fig_w / dpi, fig_h / dpi, dpi=dpi)
     interpolation = "nearest" if scale >= 1.0 else "antialiased"
-    panels = ((target, "target"), (prob, "prediction (probability of background)"))
+    panels = ((target, "target"), (prob, prediction_name))
     for (left, bottom), (image, name) in zip(boxes, panels):
         ax = fig.add_axes((left / fig_w, bottom / fig_h, pw / fig_w, ph / fig_h))
         ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation=interpolation, aspect="auto")

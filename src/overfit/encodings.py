@@ -1,0 +1,201 @@
+"""Input encodings: what the MLP sees instead of the bare scaled coordinates.
+
+Each encoding is an `nn.Module` mapping scaled coordinates (N, 2) (the output of the
+model's input scaling, in [-r, r] with r = `model.input_range`) to features
+(N, out_features). The registry `ENCODINGS` keeps each one with its builder; the
+config, the CLI and the lab take their names from it.
+
+- `none`: the coordinates themselves (the original experiment).
+- `fourier`: random Fourier features, [sin(2 pi B v), cos(2 pi B v)], B ~ N(0, sigma^2)
+  (Tancik et al. 2020).
+- `positional`: NeRF's axis-aligned frequencies, [v, sin(2^k pi v), cos(2^k pi v)] for
+  k < L (Mildenhall et al. 2020).
+- `grid`: a multiresolution grid of trainable feature vectors, bilinearly interpolated,
+  dense where a level fits in 2^T entries and spatially hashed where it does not
+  (Muller et al. 2022, instant-NGP), in plain PyTorch so it runs on any device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # config imports this module for the registry's names
+    from .config import EncodingConfig
+
+
+class Identity(nn.Module):
+    """The scaled coordinates unchanged: (N, 2) -> (N, 2)."""
+
+    out_features = 2
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return v
+
+
+class FourierFeatures(nn.Module):
+    """gamma(v) = [sin(2 pi B v), cos(2 pi B v)]: (N, 2) -> (N, 2m), B (2, m) ~ N(0, sigma^2) fixed.
+
+    B is a buffer: drawn once at construction (from torch's global generator, which
+    the trainer seeds) and saved with the weights.
+    """
+
+    def __init__(self, features: int, sigma: float) -> None:
+        super().__init__()
+        self.register_buffer("B", torch.randn(2, features) * sigma)
+        self.out_features = 2 * features
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        angles = (2 * math.pi) * (v @ self.B)  # (N, m)
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class PositionalEncoding(nn.Module):
+    """[v, sin(2^k pi v), cos(2^k pi v)] for k < L, per axis: (N, 2) -> (N, 2 + 4L)."""
+
+    def __init__(self, frequencies: int) -> None:
+        super().__init__()
+        self.register_buffer("freqs", (2.0 ** torch.arange(frequencies, dtype=torch.float32)) * math.pi)
+        self.out_features = 2 + 4 * frequencies
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        angles = (v[:, :, None] * self.freqs).flatten(1)  # (N, 2L): y's octaves, then x's
+        return torch.cat([v, torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+# instant-NGP's spatial hash (Teschner et al. 2003): xor of coordinate * prime, mod 2^T.
+# The first prime is 1 so that neighbouring cells along x stay coherent in memory.
+HASH_PRIMES = (1, 2654435761)
+
+
+def grid_resolutions(levels: int, base: int, per_level_scale: float | None, height: int, width: int) -> list[tuple[int, int]]:
+    """Cells (along y, along x) of each level, coarsest first.
+
+    The longer side of the picture gets `base * scale^l` cells at level l; the other
+    side proportionally fewer, so cells stay square in pixels. With no scale given,
+    the finest level has one cell per pixel: its vertices then sit on pixel centres
+    (the input scaling maps pixel y to 2y/H - 1 in [-1, 1), which the grid maps to
+    [0, 1)), so the finest level can store the picture exactly.
+    """
+    sizes = (max(2, 2 * (height // 2)), max(2, 2 * (width // 2)))
+    longest = max(sizes)
+    if per_level_scale is None:
+        per_level_scale = (longest / base) ** (1.0 / (levels - 1)) if levels > 1 and longest > base else 1.0
+    out = []
+    for level in range(levels):
+        cells = base * per_level_scale**level
+        out.append(tuple(max(1, round(cells * s / longest)) for s in sizes))
+    return out  # type: ignore[return-value]
+
+
+class GridEncoding(nn.Module):
+    """Multiresolution grid: (N, 2) in [-r, r] -> (N, levels * features_per_level).
+
+    All levels' tables live in one (entries, F) parameter; level l owns rows
+    [offsets[l], offsets[l + 1]). A level with (cy + 1)(cx + 1) vertices at most
+    2^T is dense (vertex (iy, ix) at row iy * (cx + 1) + ix); a larger level has
+    2^T rows and vertex (iy, ix) goes to row (ix * 1 xor iy * 2654435761) mod 2^T.
+    Each level's feature is the bilinear interpolation of the four vertices around
+    the point; the four rows and weights go through one `embedding_bag` (a gather
+    and a weighted sum, with an efficient scatter-add backward).
+    """
+
+    def __init__(self, resolutions: list[tuple[int, int]], features_per_level: int, log2_hashmap_size: int, input_range: float) -> None:
+        super().__init__()
+        self.resolutions = resolutions
+        self.features_per_level = features_per_level
+        self.input_range = float(input_range)
+        table = 1 << log2_hashmap_size
+        sizes = [(cy + 1) * (cx + 1) for cy, cx in resolutions]
+        rows = [min(n, table) for n in sizes]
+        offsets = [0]
+        for n in rows:
+            offsets.append(offsets[-1] + n)
+        self.register_buffer("cells", torch.tensor(resolutions, dtype=torch.float32), persistent=False)  # (L, 2)
+        self.register_buffer("row_stride", torch.tensor([cx + 1 for _, cx in resolutions]), persistent=False)  # (L,)
+        self.register_buffer("offsets", torch.tensor(offsets[:-1]), persistent=False)  # (L,)
+        self.register_buffer("hashed", torch.tensor([n > table for n in sizes]), persistent=False)  # (L,)
+        self.table_mask = table - 1
+        # instant-NGP initialises every entry in U(-1e-4, 1e-4).
+        self.table = nn.Parameter(torch.empty(offsets[-1], features_per_level).uniform_(-1e-4, 1e-4))
+        self.out_features = len(resolutions) * features_per_level
+
+    @property
+    def levels(self) -> int:
+        return len(self.resolutions)
+
+    def corners(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Table rows (N, L, 4) and bilinear weights (N, L, 4) of the four vertices around each point."""
+        # (N, 2) in [-r, r] -> [0, 1] per axis; points outside the picture clamp to its edge.
+        u = ((v / self.input_range + 1.0) * 0.5).clamp(0.0, 1.0)
+        pos = u[:, None, :] * self.cells  # (N, L, 2) in cell units
+        lo = torch.minimum(pos.floor(), self.cells - 1).clamp_min(0)
+        frac = pos - lo  # (N, L, 2) in [0, 1]
+        iy, ix = lo[..., 0].long(), lo[..., 1].long()  # (N, L)
+        dy = torch.tensor([0, 0, 1, 1], device=v.device)
+        dx = torch.tensor([0, 1, 0, 1], device=v.device)
+        cy, cx = iy[..., None] + dy, ix[..., None] + dx  # (N, L, 4)
+        dense = cy * self.row_stride[:, None] + cx
+        hashed = (cx * HASH_PRIMES[0]) ^ (cy * HASH_PRIMES[1])
+        index = torch.where(self.hashed[:, None], hashed & self.table_mask, dense) + self.offsets[:, None]
+        fy, fx = frac[..., 0:1], frac[..., 1:2]  # (N, L, 1)
+        weights = torch.cat([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], dim=-1)
+        return index, weights
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        index, weights = self.corners(v)
+        n = v.shape[0]
+        out = F.embedding_bag(index.reshape(-1, 4), self.table, per_sample_weights=weights.reshape(-1, 4).to(self.table.dtype), mode="sum")
+        return out.reshape(n, self.levels * self.features_per_level)
+
+
+def _none(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
+    return Identity()
+
+
+def _fourier(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
+    return FourierFeatures(cfg.features, cfg.sigma)
+
+
+def _positional(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
+    return PositionalEncoding(cfg.frequencies)
+
+
+# A finest level with more than this many cells per pixel only adds empty cells.
+MAX_CELLS_PER_PIXEL = 4
+
+
+def _grid(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
+    from .config import ConfigError  # config imports this module
+
+    if input_range is None:
+        raise ConfigError("model.input_range: the grid encoding needs scaled inputs; set a number")
+    resolutions = grid_resolutions(cfg.levels, cfg.base_resolution, cfg.per_level_scale, height, width)
+    finest = max(resolutions[-1])
+    if finest > MAX_CELLS_PER_PIXEL * max(height, width):
+        raise ConfigError(
+            f"encoding.per_level_scale: the finest grid level has {finest} cells across a {max(height, width)}-pixel side, "
+            f"more than {MAX_CELLS_PER_PIXEL}x the picture; lower encoding.per_level_scale or encoding.levels, or leave the scale as none"
+        )
+    return GridEncoding(resolutions, cfg.features_per_level, cfg.log2_hashmap_size, input_range)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """A registry entry: `build(cfg, input_range, height, width)` -> module with `out_features`."""
+
+    build: Callable[[EncodingConfig, float | None, int, int], nn.Module]
+    description: str
+
+
+ENCODINGS: dict[str, Encoding] = {
+    "none": Encoding(_none, "the scaled (y, x) coordinates themselves"),
+    "fourier": Encoding(_fourier, "random Fourier features sin/cos(2 pi B v), B ~ N(0, sigma^2)"),
+    "positional": Encoding(_positional, "NeRF positional encoding, frequencies 2^k pi for k < L"),
+    "grid": Encoding(_grid, "multiresolution hash grid (instant-NGP), bilinear, trainable"),
+}
