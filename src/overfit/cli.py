@@ -20,9 +20,8 @@ import click
 
 from . import __version__
 from .activations import ACTIVATIONS
-from .config import INIT_NAMES, ConfigError, RunConfig, field_docs
+from .config import BINARY_LOSSES, ENCODING_NAMES, INIT_NAMES, LOSS_NAMES, MODES, ConfigError, RunConfig, field_docs
 from .errors import OverfitError
-from .losses import LOSSES
 from .presets import DEFAULT_PRESET, PRESETS, get_preset
 
 
@@ -145,6 +144,8 @@ _OPTION_FIELDS = {
     "hidden": "model.hidden",
     "init": "model.init",
     "loss": "loss",
+    "mode": "data.mode",
+    "encoding": "encoding.kind",
     "device": "device",
     "compile_": "compile",
 }
@@ -167,7 +168,9 @@ _OPTION_FIELDS = {
 @click.option("--batchnorm/--no-batchnorm", default=None, help="BatchNorm after each hidden Linear.")
 @click.option("--hidden", metavar="W1,W2,...", help="Hidden widths (default 64,256,64).")
 @click.option("--init", type=click.Choice(list(INIT_NAMES)), help="Weight init: original (MegEngine's) or torch.")
-@click.option("--loss", type=click.Choice(list(LOSSES)), help="cross_entropy (default) or double_softmax (the original code's).")
+@click.option("--loss", type=click.Choice(list(LOSS_NAMES)), help="auto (default: cross_entropy for binary, mse otherwise), cross_entropy, double_softmax (the original code's) or mse.")
+@click.option("--mode", type=click.Choice(list(MODES)), help="binary (ink or background, the default), gray or rgb (fit pixel values).")
+@click.option("--encoding", type=click.Choice(list(ENCODING_NAMES)), help="Input encoding: none (default), fourier, positional, grid.")
 @click.option("--device", help="Torch device: cpu (default), cuda, mps.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step: faster after a few seconds of compiling.")
 @click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
@@ -185,6 +188,8 @@ def train_cmd(rest: tuple[str, ...], text: str | None, image: str | None, size: 
       overfit train                         # the original recipe on OVERFIT
       overfit train cos_3 --steps 20000
       overfit train --text "HELLO" --activation tanh
+      overfit train fast                    # 99.9 % in about a second
+      overfit train grid --mode rgb --image photo.jpg
       overfit train relu_1 --model.init torch --name relu_torch_init
       overfit train --resume runs/relu_1-20261127-120000
     """
@@ -285,7 +290,8 @@ class _Progress:
 
         self.bar = tqdm(total=trainer.cfg.schedule.steps, initial=trainer.step, unit="step", disable=quiet,
                         dynamic_ncols=True, file=sys.stderr, smoothing=0.1, desc=desc, leave=desc is None)
-        self.acc = trainer.history[-1]["dense_acc"] if trainer.history else math.nan
+        self.key, self.label = ("dense_acc", "acc") if trainer.cfg.data.mode == "binary" else ("dense_psnr", "PSNR")
+        self.score = trainer.history[-1][self.key] if trainer.history else math.nan
         self.loss = math.nan
 
     def __call__(self, event: Any) -> None:
@@ -293,9 +299,10 @@ class _Progress:
             self.loss = event.metrics["loss"]
             self.bar.update(event.step - self.bar.n)
         elif event.kind == "eval":
-            self.acc = event.metrics["dense_acc"]
-        loss = f"{self.loss:.4f}" if math.isfinite(self.loss) else "-"
-        self.bar.set_postfix_str(f"loss {loss}  acc {self.acc:.3f}", refresh=False)
+            self.score = event.metrics[self.key]
+        loss = f"{self.loss:.4g}" if math.isfinite(self.loss) else "-"
+        score = f"{self.score:.2f} dB" if self.label == "PSNR" else f"{self.score:.3f}"
+        self.bar.set_postfix_str(f"loss {loss}  {self.label} {score}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -329,10 +336,58 @@ def _run(trainer: Any, folder: Any, quiet: bool) -> None:
         click.echo(f"Interrupted at step {result.step:,}; checkpoint saved. Continue with: overfit train --resume {folder.path}", err=True)
         sys.exit(130)
     last = result.history[-1]
-    click.echo(
-        f"{folder.path}: dense accuracy {last['dense_acc']:.4f}, ink IoU {last['dense_iou']:.4f} "
-        f"after {result.step:,} steps ({time.perf_counter() - started:.0f} s)"
-    )
+    if "dense_psnr" in last:
+        score = f"PSNR {last['dense_psnr']:.2f} dB, SSIM {last['dense_ssim']:.4f}"
+    else:
+        score = f"dense accuracy {last['dense_acc']:.4f}, ink IoU {last['dense_iou']:.4f}"
+    click.echo(f"{folder.path}: {score} after {result.step:,} steps "
+               f"({trainer.train_seconds:.1f} s training, {time.perf_counter() - started:.0f} s in all)")
+
+
+# -- overfit render --------------------------------------------------------------
+
+@main.command("render")
+@click.argument("run", type=click.Path())
+@click.option("--scale", type=float, help="Output size as a multiple of the region's size in pixels (default 1).")
+@click.option("--width", "out_width", type=click.IntRange(1), help="Output width in pixels (height follows the aspect ratio unless given).")
+@click.option("--height", "out_height", type=click.IntRange(1), help="Output height in pixels.")
+@click.option("--region", nargs=4, type=float, metavar="Y0 Y1 X0 X1",
+              help="Part of the picture to draw, in its pixel coordinates (y up from the bottom row, x from the left); default: all of it.")
+@click.option("--mode", "render_mode", type=click.Choice(["probability", "class"]), default="probability", show_default=True,
+              help="Binary runs: gray probability of background, or pure black and white classes.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device to evaluate on.")
+@click.option("-o", "--output", type=click.Path(), required=True, help="PNG file to write.")
+def render_cmd(run: str, scale: float | None, out_width: int | None, out_height: int | None,
+               region: tuple[float, float, float, float] | None, render_mode: str, device: str, output: str) -> None:
+    """Draw a fitted run at any size or zoom: the network is a continuous picture.
+
+    \b
+    Examples:
+      overfit render runs/fast-20261127-120000 --scale 4 -o big.png
+      overfit render runs/grid-... --width 4000 -o wide.png
+      overfit render runs/relu_1-... --region 100 200 0 300 --scale 8 -o zoom.png
+    """
+    from . import render as rd
+    from .training import resolve_device
+
+    try:
+        if not output.lower().endswith(".png"):
+            raise rd.RenderError(f"-o: {output} must end in .png")
+        dev = resolve_device(device)
+        loaded = rd.load_run_model(run, dev)
+        area = rd.Region(*region) if region else rd.Region.whole(loaded.height, loaded.width)
+        area.check()
+        out_h, out_w = rd.output_size(loaded.height, loaded.width, area, scale, out_width, out_height)
+        if render_mode == "class" and loaded.mode != "binary":
+            raise rd.RenderError(f"--mode: 'class' is for binary runs; this run fits {loaded.mode} pixel values")
+        started = time.perf_counter()
+        values = rd.predict(loaded.model, loaded.mode, out_h, out_w, area, dev)
+        rd.save_png(rd.render_image(values, loaded.mode, render_mode), output)
+    except OverfitError as e:
+        raise _fail(str(e)) from None
+    seconds = time.perf_counter() - started
+    click.echo(f"{output}: {out_w} x {out_h} pixels from {run} (step {loaded.step:,}) in {seconds:.1f} s "
+               f"({out_w * out_h / 1e6 / max(seconds, 1e-9):.1f} megapixels/s)")
 
 
 # -- overfit reproduce -----------------------------------------------------------
@@ -342,7 +397,7 @@ def _run(trainer: Any, folder: Any, quiet: bool) -> None:
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default 500).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=None, help="Seeds per preset, for mean and spread (default 2).")
 @target_options
-@click.option("--loss", type=click.Choice(list(LOSSES)), default="cross_entropy", show_default=True,
+@click.option("--loss", type=click.Choice(list(BINARY_LOSSES)), default="cross_entropy", show_default=True,
               help="double_softmax re-judges the findings with the original code's loss.")
 @click.option("--init", type=click.Choice(list(INIT_NAMES)), default="original", show_default=True,
               help="torch re-judges them with PyTorch's default initialisation.")
@@ -398,6 +453,89 @@ def reproduce_cmd(steps: int | None, eval_every: int | None, seeds: int | None, 
     for f in results["findings"]:
         click.echo(f"{f['verdict']:<12} {f['id']}. {f['title']}")
     click.echo(f"Report: {out_dir / 'report' / 'index.html'}")
+
+
+# -- overfit lab -----------------------------------------------------------------
+
+@main.command("lab")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback lets other machines in, and the lab has no login.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True,
+              help="Where run folders go, and where existing runs are listed from.")
+@click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser tab.")
+@click.option("--max-runs", type=click.IntRange(1), default=None, help="Most runs training at once (default: the number of CPU cores).")
+def lab_cmd(host: str, port: int, runs_dir: str, no_browser: bool, max_runs: int | None) -> None:
+    """Start the live lab: fit pictures in the browser and watch training happen.
+
+    Pick a target and presets, press Start, and watch the prediction, the curves and
+    up to four runs side by side. Runs are ordinary run folders in --runs-dir
+    (continue one with `overfit train --resume runs/NAME`); closing the tab does not
+    stop them. Ctrl-C stops the lab and pauses running runs at a checkpoint.
+    """
+    import errno
+    import socket
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from .web.app import create_app, is_loopback
+
+    # Bind here, before anything is printed, so a busy port is one clear error line.
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except socket.gaierror as e:
+        raise _fail(f"--host: cannot resolve {host!r}: {e.strerror or e}") from None
+    except OSError as e:
+        hint = "; another program uses it, choose another with --port" if e.errno == errno.EADDRINUSE else ""
+        raise _fail(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+    port = sock.getsockname()[1]
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+    url = f"http://{local}:{port}/"
+    if not is_loopback(host):
+        click.echo(f"Warning: listening on {host}, so other machines can reach this lab. It has no login: anyone who "
+                   "can connect can start training and upload pictures. Use the default --host 127.0.0.1 unless you "
+                   "mean that.", err=True)
+    app = create_app(runs_dir, max_runs=max_runs, host=host)
+    click.echo(f"overfit lab: {url}   (runs in {Path(runs_dir).resolve()}; Ctrl-C to stop)")
+    if not no_browser:
+        threading.Timer(0.5, lambda: webbrowser.open(url)).start()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
+
+
+# -- overfit export ----------------------------------------------------------------
+
+@main.command("export")
+@click.argument("run", type=click.Path())
+@click.option("--format", "-f", "fmt", required=True, metavar="pt2|onnx|safetensors|html",
+              help="pt2 (torch.export), onnx (opset 18), safetensors (weights + config) or html (a zoomable viewer).")
+@click.option("--output", "-o", type=click.Path(), help="Output file (default RUN/export/model.EXT).")
+def export_cmd(run: str, fmt: str, output: str | None) -> None:
+    """Export the fitted network of run folder RUN, to serve it anywhere.
+
+    Every format takes (N, 2) pixel coordinates (y, x) in the run's convention and gives
+    P(background) for binary runs, or pixel values in [0, 1] for gray and rgb runs.
+    The html file is a self-contained viewer: open it from disk, zoom with the wheel or
+    a pinch, drag to pan; it evaluates the network on the GPU with WebGL2.
+
+    \b
+    Examples:
+      overfit export runs/relu_1-20261127-120000 --format html
+      overfit export runs/my_run -f onnx -o my_run.onnx
+    """
+    from .export import export_run
+
+    try:
+        path = export_run(run, fmt.lower(), output)
+    except OverfitError as e:
+        raise _fail(str(e)) from None
+    click.echo(f"{path} ({path.stat().st_size / 1024:,.0f} KiB)")
 
 
 if __name__ == "__main__":

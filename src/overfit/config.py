@@ -163,6 +163,8 @@ class OptimConfig:
     """Adam's second-moment decay."""
     eps: float = 1e-8
     """Adam's denominator epsilon."""
+    lr_final: float | None = None
+    """Learning rate at the last step, reached by exponential decay from lr; none keeps lr constant (the original)."""
 
     def __post_init__(self) -> None:
         _require(math.isfinite(self.lr) and self.lr > 0, "optim.lr", f"must be a positive number, got {self.lr}")
@@ -172,6 +174,8 @@ class OptimConfig:
             v = getattr(self, name)
             _require(0 <= v < 1, f"optim.{name}", f"must be in [0, 1), got {v}")
         _require(math.isfinite(self.eps) and self.eps > 0, "optim.eps", f"must be positive, got {self.eps}")
+        f = self.lr_final
+        _require(f is None or (math.isfinite(f) and 0 < f <= self.lr), "optim.lr_final", f"must be a positive number no larger than optim.lr, or none; got {f}")
 
 
 @dataclass(frozen=True)

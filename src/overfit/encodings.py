@@ -96,62 +96,83 @@ def grid_resolutions(levels: int, base: int, per_level_scale: float | None, heig
 class GridEncoding(nn.Module):
     """Multiresolution grid: (N, 2) in [-r, r] -> (N, levels * features_per_level).
 
-    All levels' tables live in one (entries, F) parameter; level l owns rows
-    [offsets[l], offsets[l + 1]). A level with (cy + 1)(cx + 1) vertices at most
-    2^T is dense (vertex (iy, ix) at row iy * (cx + 1) + ix); a larger level has
-    2^T rows and vertex (iy, ix) goes to row (ix * 1 xor iy * 2654435761) mod 2^T.
-    Each level's feature is the bilinear interpolation of the four vertices around
-    the point; the four rows and weights go through one `embedding_bag` (a gather
-    and a weighted sum, with an efficient scatter-add backward).
+    Level l has (cy + 1) x (cx + 1) vertices, each holding F trainable features; a
+    point's feature at that level is the bilinear interpolation of the four vertices
+    around it, and the levels' features are concatenated (finest last).
+
+    Storage follows instant-NGP: a level with at most 2^T vertices is a dense table,
+    kept as an (1, F, cy + 1, cx + 1) picture so that `F.grid_sample` (a fused,
+    vectorised bilinear gather with a fast backward) does the lookup; a larger level
+    is a table of 2^T rows indexed by the spatial hash (ix * 1 xor iy * 2654435761)
+    mod 2^T, looked up with a gather of the four corners and their weights.
     """
 
     def __init__(self, resolutions: list[tuple[int, int]], features_per_level: int, log2_hashmap_size: int, input_range: float) -> None:
         super().__init__()
-        self.resolutions = resolutions
+        self.resolutions = [tuple(r) for r in resolutions]
         self.features_per_level = features_per_level
         self.input_range = float(input_range)
-        table = 1 << log2_hashmap_size
-        sizes = [(cy + 1) * (cx + 1) for cy, cx in resolutions]
-        rows = [min(n, table) for n in sizes]
-        offsets = [0]
-        for n in rows:
-            offsets.append(offsets[-1] + n)
-        self.register_buffer("cells", torch.tensor(resolutions, dtype=torch.float32), persistent=False)  # (L, 2)
-        self.register_buffer("row_stride", torch.tensor([cx + 1 for _, cx in resolutions]), persistent=False)  # (L,)
-        self.register_buffer("offsets", torch.tensor(offsets[:-1]), persistent=False)  # (L,)
-        self.register_buffer("hashed", torch.tensor([n > table for n in sizes]), persistent=False)  # (L,)
-        self.table_mask = table - 1
+        self.table_size = 1 << log2_hashmap_size
+        self.is_hashed = [(cy + 1) * (cx + 1) > self.table_size for cy, cx in self.resolutions]
         # instant-NGP initialises every entry in U(-1e-4, 1e-4).
-        self.table = nn.Parameter(torch.empty(offsets[-1], features_per_level).uniform_(-1e-4, 1e-4))
-        self.out_features = len(resolutions) * features_per_level
+        self.dense = nn.ParameterList([
+            nn.Parameter(torch.empty(1, features_per_level, cy + 1, cx + 1).uniform_(-1e-4, 1e-4))
+            for (cy, cx), hashed in zip(self.resolutions, self.is_hashed) if not hashed
+        ])
+        n_hashed = sum(self.is_hashed)
+        self.hashed = nn.Parameter(torch.empty(n_hashed, self.table_size, features_per_level).uniform_(-1e-4, 1e-4)) if n_hashed else None
+        self.out_features = len(self.resolutions) * features_per_level
 
     @property
     def levels(self) -> int:
         return len(self.resolutions)
 
-    def corners(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Table rows (N, L, 4) and bilinear weights (N, L, 4) of the four vertices around each point."""
-        # (N, 2) in [-r, r] -> [0, 1] per axis; points outside the picture clamp to its edge.
-        u = ((v / self.input_range + 1.0) * 0.5).clamp(0.0, 1.0)
-        pos = u[:, None, :] * self.cells  # (N, L, 2) in cell units
-        lo = torch.minimum(pos.floor(), self.cells - 1).clamp_min(0)
-        frac = pos - lo  # (N, L, 2) in [0, 1]
-        iy, ix = lo[..., 0].long(), lo[..., 1].long()  # (N, L)
-        dy = torch.tensor([0, 0, 1, 1], device=v.device)
-        dx = torch.tensor([0, 1, 0, 1], device=v.device)
-        cy, cx = iy[..., None] + dy, ix[..., None] + dx  # (N, L, 4)
-        dense = cy * self.row_stride[:, None] + cx
-        hashed = (cx * HASH_PRIMES[0]) ^ (cy * HASH_PRIMES[1])
-        index = torch.where(self.hashed[:, None], hashed & self.table_mask, dense) + self.offsets[:, None]
-        fy, fx = frac[..., 0:1], frac[..., 1:2]  # (N, L, 1)
-        weights = torch.cat([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], dim=-1)
-        return index, weights
+    def unit(self, v: torch.Tensor) -> torch.Tensor:
+        """Scaled coordinates (N, 2) in [-r, r] -> grid coordinates in [0, 1]; points outside clamp to the edge."""
+        return ((v / self.input_range + 1.0) * 0.5).clamp(0.0, 1.0)
+
+    def corners(self, u: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vertex (iy, ix) (N, 4, 2) of the four corners around each point u (N, 2) in [0, 1], and their bilinear weights (N, 4)."""
+        cells = torch.tensor(self.resolutions[level], dtype=u.dtype, device=u.device)
+        pos = u * cells  # (N, 2) in cell units
+        lo = torch.minimum(pos.floor(), cells - 1).clamp_min(0)
+        frac = pos - lo
+        offsets = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], device=u.device)
+        vertex = lo.long()[:, None, :] + offsets  # (N, 4, 2)
+        fy, fx = frac[:, 0:1], frac[:, 1:2]
+        weights = torch.cat([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], dim=1)
+        return vertex, weights
+
+    def hash_index(self, vertex: torch.Tensor) -> torch.Tensor:
+        """instant-NGP's spatial hash of vertices (..., 2) as (iy, ix): rows in [0, 2^T)."""
+        return ((vertex[..., 1] * HASH_PRIMES[0]) ^ (vertex[..., 0] * HASH_PRIMES[1])) & (self.table_size - 1)
+
+    def gather_level(self, table: torch.Tensor, u: torch.Tensor, level: int, hashed: bool) -> torch.Tensor:
+        """Bilinear lookup by explicit corner gathers: table (rows, F), u (N, 2) -> (N, F)."""
+        vertex, weights = self.corners(u, level)
+        if hashed:
+            rows = self.hash_index(vertex)
+        else:
+            rows = vertex[..., 0] * (self.resolutions[level][1] + 1) + vertex[..., 1]
+        corner_features = table.index_select(0, rows.reshape(-1)).view(*rows.shape, -1)  # (N, 4, F)
+        return (corner_features * weights[..., None]).sum(dim=1)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        index, weights = self.corners(v)
-        n = v.shape[0]
-        out = F.embedding_bag(index.reshape(-1, 4), self.table, per_sample_weights=weights.reshape(-1, 4).to(self.table.dtype), mode="sum")
-        return out.reshape(n, self.levels * self.features_per_level)
+        u = self.unit(v)
+        # grid_sample takes (x, y) in [-1, 1]; align_corners=True puts -1 and 1 on the edge vertices.
+        grid = (u.flip(1) * 2.0 - 1.0)[None, :, None, :]  # (1, N, 1, 2)
+        features = []
+        dense, hashed = iter(self.dense), 0
+        for level, is_hashed in enumerate(self.is_hashed):
+            if is_hashed:
+                assert self.hashed is not None
+                features.append(self.gather_level(self.hashed[hashed], u, level, hashed=True))
+                hashed += 1
+            else:
+                table = next(dense)
+                out = F.grid_sample(table, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (1, F, N, 1)
+                features.append(out[0, :, :, 0].t())
+        return torch.cat(features, dim=1)
 
 
 def _none(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:

@@ -246,6 +246,8 @@ class Trainer:
         last = sched.steps if until is None else min(until, sched.steps)
         model, opt, forward_backward = self.model, self.optimizer, self._forward_backward
         model.train()
+        # Exponential decay from lr to lr_final: the rate at a step depends on the step alone, so resuming is exact.
+        decay = None if self.cfg.optim.lr_final is None else self.cfg.optim.lr_final / self.cfg.optim.lr
 
         # The first evaluation shows the untrained network (the first video frame).
         if self.step == 0 and not self.history:
@@ -255,6 +257,9 @@ class Trainer:
         window_start, window_time = self.step, time.perf_counter()
         while self.step < last and not self._stop:
             # -- one optimisation step: nothing here waits for the device --
+            if decay is not None:
+                for group in opt.param_groups:
+                    group["lr"] = self.cfg.optim.lr * decay ** (self.step / sched.steps)
             yx, labels = self.sampler.sample(batch, self.train_gen)
             opt.zero_grad(set_to_none=True)
             pending.append(forward_backward(yx, labels))
