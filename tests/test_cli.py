@@ -217,3 +217,55 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     result = invoke("train", "--resume", str(tmp_path / "int"), "--steps", str(step + 50), "-q")
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path / "int")["step"] == step + 50
+
+
+# -- modes and encodings -------------------------------------------------------------------------
+
+
+def test_gray_and_rgb_runs_write_pictures_of_their_kind_and_resume(tmp_path):
+    result = invoke("train", "fast", "--mode", "rgb", "--text", "HI", "--size", "48x24", "--steps", "40", "--eval-every", "20",
+                    "--runs-dir", str(tmp_path), "--name", "c", "-q")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "c"
+    records = read_metrics(run)
+    assert "PSNR" in result.output and f"{records[-1]['dense_psnr']:.2f} dB" in result.output
+    assert records[-1]["dense_psnr"] > records[0]["dense_psnr"] + 5
+    assert Image.open(run / "target.png").mode == "RGB"
+    assert Image.open(run / "frames" / "00000040.png").mode == "RGB"
+    assert Image.open(run / "final.png").size[0] > 0
+    # The run continues from its own RGB copy of the target.
+    result = invoke("train", "--resume", str(run), "--steps", "60", "-q")
+    assert result.exit_code == 0, result.output
+    assert read_metrics(run)[-1]["step"] == 60
+
+    result = invoke("train", "fast", "--mode", "gray", "--text", "HI", "--size", "48x24", "--steps", "20", "--eval-every", "20",
+                    "--runs-dir", str(tmp_path), "--name", "g", "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "g" / "frames" / "00000020.png").mode == "L"
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--mode", "rgb", "--loss", "cross_entropy"], ["loss: 'cross_entropy' does not fit data.mode rgb"]),
+    (["--mode", "binary", "--loss", "mse"], ["loss: 'mse' does not fit data.mode binary"]),
+    (["--encoding", "fourier", "--encoding.sigma", "0"], ["encoding.sigma: must be a positive number"]),
+    (["--activation", "siren", "--model.w0", "-1"], ["model.w0: must be a positive number"]),
+    (["--encoding", "grid", "--encoding.per_level_scale", "3"], ["encoding.per_level_scale:", "more than 4x the picture"]),
+    (["--encoding", "grid", "--input-range", "none"], ["model.input_range: the grid encoding needs scaled inputs"]),
+    (["--mode", "cmyk"], ["Invalid value for '--mode'"]),
+])
+def test_bad_mode_and_encoding_combinations_are_refused(tmp_path, args, fragments):
+    result = CliRunner().invoke(main, ["train", *SMALL, "--steps", "10", "--runs-dir", str(tmp_path), *args])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    assert not list(tmp_path.iterdir())  # nothing created
+
+
+def test_a_diverging_siren_stops_with_the_divergence_message(tmp_path):
+    # SIREN on raw pixel coordinates with an absurd rate: the loss overflows within a few steps.
+    result = CliRunner().invoke(main, ["train", "siren", "--mode", "gray", "--text", "HI", "--size", "48x24", "--hidden", "32,32",
+                                       "--input-range", "none", "--lr", "1e30", "--steps", "50", "--eval-every", "25",
+                                       "--runs-dir", str(tmp_path), "--name", "d", "-q"])
+    one_line_error(result, "training diverged: loss is", "at step")
+    assert result.exit_code == 1

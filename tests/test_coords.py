@@ -135,3 +135,24 @@ def test_pixel_grid_chunks_are_slices_of_the_whole_grid():
     assert [p.shape[0] for p in parts] == [4] * 8 + [3]
     assert torch.equal(torch.cat(parts), whole)
     assert pixel_grid(5, 7, "cpu", 33).tolist() == [[0.0, 5.0], [0.0, 6.0]]  # the bottom row's last two pixels
+
+
+# -- bilinear sampling ---------------------------------------------------------------------------
+
+from overfit.coords import bilinear_at  # noqa: E402
+
+
+def test_bilinear_at_pixel_centres_gives_the_pixels():
+    picture = torch.arange(12, dtype=torch.float32).reshape(3, 4, 1)  # row 0 on top
+    yx = pixel_grid(3, 4)
+    torch.testing.assert_close(bilinear_at(picture, yx), picture.reshape(-1, 1))
+
+
+def test_bilinear_at_between_centres_mixes_neighbours():
+    picture = torch.tensor([[0.0, 1.0], [2.0, 4.0]])[:, :, None]  # top row 0, 1; bottom row 2, 4
+    # y = 0 is the bottom row (2, 4); y = 1 the top row (0, 1).
+    cases = {(0.0, 0.5): 3.0, (1.0, 0.5): 0.5, (0.5, 0.0): 1.0, (0.5, 1.0): 2.5, (0.5, 0.5): 1.75, (0.25, 0.0): 1.5}
+    for (y, x), expected in cases.items():
+        assert float(bilinear_at(picture, torch.tensor([[y, x]]))) == pytest.approx(expected)
+    # Outside the centres' hull: clamped to the nearest edge.
+    assert float(bilinear_at(picture, torch.tensor([[-3.0, 9.0]]))) == pytest.approx(4.0)

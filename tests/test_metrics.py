@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +189,50 @@ def test_metrics_run_without_autograd():
     model.grad_enabled = None
     batch_metrics(model, torch.zeros(3, 2), torch.zeros(3, dtype=torch.long), cross_entropy)
     assert model.grad_enabled is False
+
+
+# -- regression metrics -------------------------------------------------------------------------
+
+from overfit.metrics import MAX_PSNR, dense_regression_metrics, psnr, ssim  # noqa: E402
+
+
+def test_psnr_values():
+    assert psnr(1.0) == 0.0
+    assert psnr(0.01) == pytest.approx(20.0)
+    assert psnr(1e-4) == pytest.approx(40.0)
+    assert psnr(0.0) == MAX_PSNR
+
+
+@pytest.mark.parametrize("shape", [(64, 80, 1), (40, 50, 3)])
+def test_ssim_matches_scikit_image(shape):
+    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
+    rng = np.random.default_rng(0)
+    a = rng.random(shape)
+    b = np.clip(a + rng.normal(0, 0.1, shape), 0, 1)
+    ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=2)
+    assert ssim(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(ref, abs=1e-6)
+    assert ssim(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(1.0)
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, value: list[float]) -> None:
+        super().__init__()
+        self.value = torch.tensor(value)
+
+    def forward(self, yx: torch.Tensor) -> torch.Tensor:
+        return self.value.expand(yx.shape[0], -1)
+
+
+def test_dense_regression_metrics_of_a_constant_prediction():
+    values = torch.zeros(10, 12, 3)
+    values[:5] = 1.0  # top half white
+    # Predicting 0.5 everywhere: squared error 0.25 on every value.
+    record, picture = dense_regression_metrics(_Constant([0.5, 0.5, 0.5]), values)
+    assert record["dense_loss"] == pytest.approx(0.25)
+    assert record["dense_psnr"] == pytest.approx(10 * math.log10(4))
+    assert picture.shape == (10, 12, 3) and np.all(picture == 0.5)
+    # The PSNR is of the picture shown, clamped to [0, 1]; the loss is of the raw outputs.
+    record, picture = dense_regression_metrics(_Constant([2.0]), torch.ones(4, 4, 1))
+    assert record["dense_loss"] == pytest.approx(1.0)
+    assert record["dense_psnr"] == MAX_PSNR
+    assert picture.shape == (4, 4)

@@ -131,8 +131,10 @@ def predict(
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, rounding to nearest."""
-    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+    """[0, 1] floats -> uint8 exactly as the run's frames are written (half up; NaN mid-gray)."""
+    from .video import prob_to_gray
+
+    return prob_to_gray(values)
 
 
 def output_size(height: int, width: int, region: Region, scale: float | None, out_width: int | None, out_height: int | None) -> tuple[int, int]:

@@ -1,0 +1,163 @@
+"""Tests for overfit.render and `overfit render`: sampling grids, sizes, regions, modes and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from overfit.cli import main
+from overfit.config import RunConfig
+from overfit.coords import pixel_grid
+from overfit.losses import cross_entropy
+from overfit.metrics import dense_metrics
+from overfit.models import model_for
+from overfit.render import (
+    MAX_RENDER_PIXELS,
+    Region,
+    RenderError,
+    load_run_model,
+    output_size,
+    predict,
+    render_image,
+    sample_grid,
+)
+
+TINY = {"data.text": "OV", "data.width": "48", "data.height": "24", "schedule.steps": "60", "schedule.eval_every": "30",
+        "schedule.log_every": "10", "optim.batch_size": "1024"}
+
+
+def test_whole_region_at_native_size_samples_the_pixel_centres():
+    torch.testing.assert_close(sample_grid(Region.whole(7, 11), 7, 11), pixel_grid(7, 11))
+
+
+def test_sample_grid_chunks_concatenate_to_the_whole():
+    region = Region(2.0, 10.0, -1.0, 5.0)
+    whole = sample_grid(region, 9, 13)
+    parts = torch.cat([sample_grid(region, 9, 13, s, s + 20) for s in range(0, 9 * 13, 20)])
+    torch.testing.assert_close(parts, whole)
+    # Row 0 is the top of the region (largest y), columns run left to right.
+    assert whole[0].tolist() == pytest.approx([10.0 - 8 / 18, -1.0 + 6 / 26])
+    assert whole[-1].tolist() == pytest.approx([2.0 + 8 / 18, 5.0 - 6 / 26])
+
+
+def test_predict_at_native_size_equals_the_dense_evaluation():
+    torch.manual_seed(0)
+    model = model_for(RunConfig(), 20, 30).eval()
+    labels = torch.randint(0, 2, (20, 30), dtype=torch.uint8)
+    _, prob = dense_metrics(model, labels, cross_entropy)
+    values = predict(model, "binary", 20, 30, Region.whole(20, 30), chunk=77)
+    np.testing.assert_allclose(values, prob, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode, shape", [("gray", (6, 8)), ("rgb", (6, 8, 3))])
+def test_predict_regression_shapes_and_clamping(mode, shape):
+    cfg = RunConfig().with_overrides({"data.mode": mode})
+    model = model_for(cfg, 6, 8).eval()
+    with torch.no_grad():
+        model.mlp[-1].bias.fill_(5.0)  # outputs far above 1
+    values = predict(model, mode, 6, 8, Region.whole(6, 8))
+    assert values.shape == shape
+    assert values.max() <= 1.0 and values.min() >= 0.0
+
+
+def test_output_sizes():
+    whole = Region.whole(300, 1000)
+    assert output_size(300, 1000, whole, None, None, None) == (300, 1000)
+    assert output_size(300, 1000, whole, 4.0, None, None) == (1200, 4000)
+    assert output_size(300, 1000, whole, None, 500, None) == (150, 500)
+    assert output_size(300, 1000, whole, None, None, 30) == (30, 100)
+    assert output_size(300, 1000, whole, None, 64, 64) == (64, 64)
+    assert output_size(300, 1000, Region(0, 10, 0, 20), 8.0, None, None) == (80, 160)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((0.0, None, None), "^--scale: must be a positive number"),
+    ((float("nan"), None, None), "^--scale: must be a positive number"),
+    ((2.0, 100, None), "^--scale: give either --scale or --width/--height"),
+    ((1e6, None, None), "^--scale: a .* render is larger than the limit"),
+])
+def test_bad_sizes_are_refused(args, match):
+    with pytest.raises(RenderError, match=match):
+        output_size(300, 1000, Region.whole(300, 1000), *args)
+    assert MAX_RENDER_PIXELS >= 16_000_000
+
+
+def test_bad_regions_are_refused():
+    with pytest.raises(RenderError, match="^--region: needs y0 < y1 and x0 < x1"):
+        Region(5, 5, 0, 1).check()
+    with pytest.raises(RenderError, match="^--region: values must be finite"):
+        Region(0, float("inf"), 0, 1).check()
+
+
+def test_render_image_modes():
+    values = np.array([[0.2, 0.8]])
+    assert render_image(values, "binary", "class").tolist() == [[0, 255]]
+    assert render_image(values, "binary", "probability").tolist() == [[51, 204]]
+    with pytest.raises(RenderError, match="^--mode: 'class' is for binary runs"):
+        render_image(values, "gray", "class")
+
+
+# -- the command ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("render")
+    args = ["train", "fast", "-q", "--runs-dir", str(root), "--name", "r"] + [f"--{k}={v}" for k, v in TINY.items()]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return root / "r"
+
+
+def test_load_run_model_gives_the_trained_model(run_dir):
+    loaded = load_run_model(run_dir)
+    assert (loaded.height, loaded.width, loaded.step, loaded.mode) == (24, 48, 60, "binary")
+    assert not loaded.model.training
+    # The rendered picture is the last evaluation frame the run saved.
+    frame = np.asarray(Image.open(run_dir / "frames" / "00000060.png"))
+    values = predict(loaded.model, "binary", 24, 48, Region.whole(24, 48))
+    assert np.abs(np.rint(values * 255) - frame).max() <= 1
+
+
+def test_render_command_scales_and_zooms(run_dir, tmp_path):
+    out = tmp_path / "big.png"
+    result = CliRunner().invoke(main, ["render", str(run_dir), "--scale", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (144, 72)
+    zoom = tmp_path / "zoom.png"
+    result = CliRunner().invoke(main, ["render", str(run_dir), "--region", "0", "12", "0", "24", "--width", "100",
+                                       "--mode", "class", "-o", str(zoom)])
+    assert result.exit_code == 0, result.output
+    picture = np.asarray(Image.open(zoom))
+    assert picture.shape == (50, 100) and set(np.unique(picture)) <= {0, 255}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["render", "NOPE", "-o", "x.png"], "Error: run folder NOPE does not exist"),
+    (["render", "RUN", "--scale", "0", "-o", "x.png"], "Error: --scale: must be a positive number"),
+    (["render", "RUN", "-o", "x.jpg"], "Error: -o: x.jpg must end in .png"),
+    (["render", "RUN", "-o", "missing/x.png"], "Error: -o: folder missing does not exist"),
+    (["render", "RUN", "--device", "cuda:7", "-o", "x.png"], "Error: device 'cuda:7' is not available"),
+])
+def test_render_command_errors(run_dir, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    args = [str(run_dir) if a == "RUN" else a for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith(message), result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_a_16_megapixel_render_works(run_dir, tmp_path):
+    out = tmp_path / "huge.png"
+    result = CliRunner().invoke(main, ["render", str(run_dir), "--width", "4096", "--height", "4096", "--mode", "class", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as img:
+        assert img.size == (4096, 4096)
+        picture = np.asarray(img)
+    # The picture is mostly background with some ink, as OVERFIT's "OV" is.
+    assert 0.05 < (picture == 0).mean() < 0.6

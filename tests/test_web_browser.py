@@ -1,0 +1,113 @@
+"""End-to-end test of the lab in a real headless Chromium (Playwright).
+
+The lab server runs in a background thread on a free port with a temporary runs
+folder; the browser picks a preset and a tiny text target, presses Start, waits for
+the accuracy on the page to rise and the prediction canvas to change, scrubs back
+to the first evaluation and saves a screenshot to test-artifacts/lab.png.
+`.ci/run` installs Debian's chromium; without /usr/bin/chromium the test is skipped.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    import uvicorn
+
+    from overfit.web import create_app
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "runs", max_runs=2), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the lab server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True  # its shutdown pauses the run at a checkpoint
+    thread.join(30)
+
+
+@pytest.fixture
+def page():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless=new", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield page
+        browser.close()
+        assert not errors, errors
+
+
+def canvas_signature(page) -> list[int]:
+    """A coarse fingerprint of the prediction canvas's pixels."""
+    return page.evaluate("""() => {
+        const c = document.querySelector('.panel .prediction-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const out = [];
+        for (let i = 0; i < d.length; i += Math.max(4, 4 * Math.floor(d.length / 4 / 256))) out.push(d[i], d[i + 1], d[i + 2]);
+        return out;
+    }""")
+
+
+def shown_accuracy(page) -> float | None:
+    value = page.get_attribute(".panel .stat-metric", "data-value")
+    return float(value) if value else None
+
+
+def test_the_lab_trains_a_run_live_in_a_real_browser(server, page):
+    page.goto(server)
+    page.wait_for_selector("body.ready")
+    page.select_option("#preset-select", "cos_3")
+    page.click("#target-tabs button[data-kind=text]")
+    page.fill("#target-text", "OV")
+    page.fill("#target-width", "64")
+    page.fill("#target-height", "32")
+    for name, value in (("schedule.steps", "20000"), ("schedule.eval_every", "100"), ("optim.lr", "0.003")):
+        page.fill(f"input[name='{name}']", value)
+        page.dispatch_event(f"input[name='{name}']", "change")
+    assert "cos_3" in page.evaluate("location.hash") and "optim.lr%3D0.003" in page.evaluate("location.hash")
+
+    page.click("#btn-start")
+    page.wait_for_function("document.querySelector('.panel .badge').textContent === 'running'")
+    page.wait_for_function("document.querySelector('.panel .stat-metric').dataset.value !== ''")
+    first = shown_accuracy(page)
+    page.wait_for_function("document.querySelector('.panel .pred-caption').textContent.includes('live')")
+    before = canvas_signature(page)
+
+    # Learning shows on the page: accuracy up, prediction redrawn.
+    page.wait_for_function(f"Number(document.querySelector('.panel .stat-metric').dataset.value) > {first} + 0.1", timeout=60_000)
+    assert canvas_signature(page) != before
+    page.wait_for_function("document.querySelector('.panel .scrub').max >= 3")
+
+    # Scrub back to the first evaluation: the untrained network at step 0.
+    page.locator(".panel .scrub").fill("0")
+    page.wait_for_function("document.querySelector('.panel .pred-caption').textContent.endsWith('step 0')")
+    assert "evaluation 1 of" in page.inner_text(".panel .scrub-label")
+
+    page.click("#btn-pause")
+    page.wait_for_function("document.querySelector('.panel .badge').textContent === 'paused'")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lab.png"))
+    assert (ARTIFACTS / "lab.png").stat().st_size > 10_000
