@@ -64,8 +64,10 @@ def test_config_json_reruns_the_same_run(tmp_path):
 
 def test_presets_and_dotted_overrides(tmp_path):
     result = invoke("presets")
-    for name in ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu"):
-        assert name in result.output
+    lines = result.output.splitlines()
+    for name in ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu", "fourier", "siren", "grid", "fast"):
+        assert any(line[2:].startswith(name + " ") for line in lines), name
+    assert lines.index("Modern encodings (any --mode: binary, gray, rgb):") > lines.index("The original experiment (binary pictures):")
     result = invoke("train", "cos_3", *SMALL, "--model.init", "torch", "--steps", "20", "--eval-every", "20",
                     "--runs-dir", str(tmp_path), "--name", "c", "-q")
     assert result.exit_code == 0, result.output

@@ -46,10 +46,16 @@ def main() -> None:
 @main.command("presets")
 def presets_cmd() -> None:
     """List the presets with one-line descriptions."""
+    from .presets import MODERN_PRESETS, ORIGINAL_PRESETS
+
     width = max(len(n) for n in PRESETS)
-    for name, preset in PRESETS.items():
-        marker = "*" if name == DEFAULT_PRESET else " "
-        click.echo(f"{marker} {name:<{width}}  {preset.description}")
+    groups = (("The original experiment (binary pictures):", ORIGINAL_PRESETS),
+              ("Modern encodings (any --mode: binary, gray, rgb):", MODERN_PRESETS))
+    for i, (title, names) in enumerate(groups):
+        click.echo(("\n" if i else "") + title)
+        for name in names:
+            marker = "*" if name == DEFAULT_PRESET else " "
+            click.echo(f"{marker} {name:<{width}}  {PRESETS[name].description}")
     click.echo("\n* is the default. Run one with: overfit train PRESET")
 
 
