@@ -352,3 +352,19 @@ def test_field_docs_covers_every_leaf_and_each_key_is_settable():
     # Setting every key to its documented default gives back the default config.
     defaults = {key: json.loads(default) for key, (_, default) in docs.items()}
     assert RunConfig().with_overrides(defaults) == RunConfig()
+
+
+def test_describe_fields_gives_docs_and_choices_for_forms():
+    from overfit.config import describe_fields
+
+    fields = {f.key: f for f in describe_fields()}
+    assert set(fields) == set(field_docs())
+    act = fields["model.activation"]
+    assert act.choices == ACTIVATION_NAMES
+    assert act.default == "relu" and act.type == "str" and act.doc.startswith("Activation after each hidden layer")
+    assert fields["data.mode"].choices == ("binary", "gray", "rgb")
+    assert fields["encoding.kind"].choices == ENCODING_NAMES
+    assert fields["model.hidden"].default == [64, 256, 64]
+    assert fields["optim.lr"].choices is None
+    # Every field has its docstring.
+    assert all(f.doc for f in fields.values()), [k for k, f in fields.items() if not f.doc]

@@ -477,17 +477,5 @@ def describe_fields() -> list[FieldInfo]:
 
 
 def field_docs() -> dict[str, tuple[str, str]]:
-    """Every settable dotted key with its type name and default, for help texts and forms."""
-    out: dict[str, tuple[str, str]] = {}
-
-    def walk(cls: type, obj: Any, prefix: str) -> None:
-        for f in dataclasses.fields(cls):
-            tp = _hints(cls)[f.name]
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(tp):
-                walk(tp, value, f"{prefix}{f.name}.")
-            else:
-                out[prefix + f.name] = (_type_name(tp), json.dumps(_to_jsonable(value)))
-
-    walk(RunConfig, RunConfig(), "")
-    return out
+    """Every settable dotted key with its type name and default as JSON text, for help texts."""
+    return {f.key: (f.type, json.dumps(f.default)) for f in describe_fields()}
