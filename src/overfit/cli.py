@@ -362,9 +362,12 @@ def _run(trainer: Any, folder: Any, quiet: bool) -> None:
 @click.option("--mode", "render_mode", type=click.Choice(["probability", "class"]), default="probability", show_default=True,
               help="Binary runs: gray probability of background, or pure black and white classes.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to evaluate on.")
+@click.option("--backend", default="torch", show_default=True, metavar="torch|compiled|onnxruntime",
+              help="Evaluate eagerly, with torch.compile (a few seconds to compile), or with onnxruntime (CPU).")
 @click.option("-o", "--output", type=click.Path(), required=True, help="PNG file to write.")
 def render_cmd(run: str, scale: float | None, out_width: int | None, out_height: int | None,
-               region: tuple[float, float, float, float] | None, render_mode: str, device: str, output: str) -> None:
+               region: tuple[float, float, float, float] | None, render_mode: str, device: str, backend: str,
+               output: str) -> None:
     """Draw a fitted run at any size or zoom: the network is a continuous picture.
 
     \b
@@ -374,20 +377,22 @@ def render_cmd(run: str, scale: float | None, out_width: int | None, out_height:
       overfit render runs/relu_1-... --region 100 200 0 300 --scale 8 -o zoom.png
     """
     from . import render as rd
+    from .export import inference_backend, load
     from .training import resolve_device
 
     try:
         if not output.lower().endswith(".png"):
             raise rd.RenderError(f"-o: {output} must end in .png")
         dev = resolve_device(device)
-        loaded = rd.load_run_model(run, dev)
+        loaded = load(run, dev)  # a run folder or a .safetensors export
         area = rd.Region(*region) if region else rd.Region.whole(loaded.height, loaded.width)
         area.check()
         out_h, out_w = rd.output_size(loaded.height, loaded.width, area, scale, out_width, out_height)
         if render_mode == "class" and loaded.mode != "binary":
             raise rd.RenderError(f"--mode: 'class' is for binary runs; this run fits {loaded.mode} pixel values")
+        network = inference_backend(loaded, backend, dev)
         started = time.perf_counter()
-        values = rd.predict(loaded.model, loaded.mode, out_h, out_w, area, dev)
+        values = rd.predict(network, loaded.mode, out_h, out_w, area, dev)
         rd.save_png(rd.render_image(values, loaded.mode, render_mode), output)
     except OverfitError as e:
         raise _fail(str(e)) from None
