@@ -168,7 +168,7 @@ def test_grid_table_init_is_instant_ngps():
     model = model_for(cfg, 300, 1000)
     enc = model.encoding
     assert isinstance(enc, GridEncoding) and enc.out_features == 32
-    values = torch.cat([p.flatten() for p in enc.parameters()])
+    values = torch.cat([p.detach().flatten() for p in enc.parameters()])
     assert float(values.abs().max()) <= 1e-4
     assert values.numel() == sum((cy + 1) * (cx + 1) * 2 for cy, cx in enc.resolutions)  # all dense at T = 19
 
