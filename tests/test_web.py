@@ -254,7 +254,8 @@ def test_the_live_stream_sends_previews_curves_and_evaluations(lab):
     assert seen["preview"], "no live preview was sent"
     preview = seen["preview"][-1]
     with Image.open(io.BytesIO(base64.b64decode(preview["png"]))) as img:
-        assert img.size == (preview["width"], preview["height"]) == preview_size(32, 64)[::-1]
+        assert img.size == (preview["width"], preview["height"])
+        assert 32 <= img.width <= 64 and img.width == pytest.approx(2 * img.height, abs=1)  # the picture's shape, never larger
         assert img.mode == "RGB"  # binary: colour-mapped
 
 
@@ -415,3 +416,75 @@ def test_lab_command_prints_the_address_and_warns_off_loopback(tmp_path, monkeyp
     assert len(started) == 2
     for sockets in started:
         sockets[0].close()
+
+
+def test_runs_side_by_side_take_turns_on_the_one_worker_thread(lab):
+    a, b = (create(lab, tiny(steps=100_000))["id"] for _ in range(2))
+    for run_id in (a, b):
+        assert lab.post(f"/api/runs/{run_id}/start").json()["status"] == "running"
+    for run_id in (a, b):
+        wait_for(lab, run_id, lambda d: d["step"] >= 200)
+    assert lab.get("/api/runs").json()["running"] == 2
+    for run_id in (a, b):
+        assert lab.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
+
+
+def test_the_worker_runs_tasks_on_its_thread_and_hands_back_their_errors():
+    import threading
+
+    from overfit.web.worker import Worker
+
+    worker = Worker()
+    try:
+        assert worker.call(lambda: threading.current_thread().name) == "overfit-lab-worker"
+        with pytest.raises(ZeroDivisionError):
+            worker.call(lambda: 1 / 0)
+        order: list[str] = []
+
+        class Turns:
+            def __init__(self, name: str, n: int) -> None:
+                self.name, self.n = name, n
+
+            def train_chunk(self) -> bool:
+                order.append(self.name)
+                self.n -= 1
+                return self.n > 0
+
+        worker.call(lambda: (worker.add(Turns("a", 3)), worker.add(Turns("b", 2))))
+        worker.call(lambda: None)  # queued behind the turns
+        deadline = time.monotonic() + 5
+        while len(order) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert order == ["a", "b", "a", "b", "a"]
+    finally:
+        worker.close()
+
+
+# -- small pieces ----------------------------------------------------------------------------------------------
+
+def test_previews_keep_the_pictures_shape_and_are_never_larger():
+    assert preview_size(300, 1000) == (77, 258)  # 20000 pixels: a quarter of each side
+    assert preview_size(32, 64) == (32, 64)
+    assert preview_size(300, 1000, 2000) == (24, 82)
+    assert preview_size(1, 100000, 10) == (1, 10)
+
+
+def test_binary_pictures_go_through_the_colour_map_and_others_do_not():
+    from overfit.web.pictures import colour_lut, show, show_target
+
+    lut = colour_lut()
+    assert lut.shape == (256, 3) and tuple(lut[0]) == (68, 1, 84) and tuple(lut[255]) == (253, 231, 37)  # viridis ends
+    values = np.array([[0.0, 1.0], [0.5, np.nan]], np.float32)
+    assert show(values, "binary").tolist() == [[lut[0].tolist(), lut[255].tolist()], [lut[128].tolist(), lut[128].tolist()]]
+    assert show(values, "gray").tolist() == [[0, 255], [128, 128]]
+    gray = np.array([[200, 100], [129, 128]], np.uint8)  # the original threshold: background above 128
+    assert show_target(gray, "binary").tolist() == [[lut[255].tolist(), lut[0].tolist()], [lut[255].tolist(), lut[0].tolist()]]
+    assert show_target(gray, "gray") is gray
+
+
+def test_stream_messages_are_strict_json():
+    from overfit.web.stream import encode
+
+    text = encode({"loss": float("nan"), "points": [(1, float("inf")), (2, 0.5)], "n": np.float32(0.25)})
+    assert json.loads(text) == {"loss": None, "points": [[1, None], [2, 0.5]], "n": 0.25}
+    assert "NaN" not in text and "Infinity" not in text

@@ -1,0 +1,81 @@
+// The server's HTTP and WebSocket API, as promises. Every refusal becomes an ApiError
+// carrying the server's one-line message and, where one input is to blame, its field.
+
+export class ApiError extends Error {
+  constructor(status, message, field) {
+    super(message);
+    this.status = status;
+    this.field = field ?? null;
+  }
+}
+
+async function call(method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers } };
+  if (body instanceof Blob) init.body = body;
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "the lab server does not answer; is `overfit lab` still running?");
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data.error || `HTTP ${response.status}`, data.field);
+  return data;
+}
+
+export const api = {
+  meta: () => call("GET", "/api/meta"),
+  runs: () => call("GET", "/api/runs"),
+  run: (id) => call("GET", `/api/runs/${encodeURIComponent(id)}`),
+  create: (config, upload) => call("POST", "/api/runs", { config, upload: upload ?? null }),
+  action: (id, what) => call("POST", `/api/runs/${encodeURIComponent(id)}/${what}`),
+  upload: (file) => call("POST", "/api/uploads", file, { "Content-Type": file.type || "application/octet-stream" }),
+};
+
+export const urls = {
+  target: (id) => `/api/runs/${encodeURIComponent(id)}/target.png`,
+  frame: (id, step) => `/api/runs/${encodeURIComponent(id)}/frames/${step}.png`,
+  download: (id, kind) => `/api/runs/${encodeURIComponent(id)}/download/${kind}`,
+  targetPreview(data, upload) {
+    const q = new URLSearchParams({ mode: data.mode });
+    if (upload) q.set("upload", upload);
+    else {
+      q.set("text", data.text);
+      q.set("width", data.width);
+      q.set("height", data.height);
+      if (data.font_size) q.set("font_size", data.font_size);
+    }
+    return `/api/target.png?${q}`;
+  },
+};
+
+// A WebSocket that follows one run, reconnecting while `wanted()` says so.
+export function follow(id, onMessage, wanted) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  let socket = null;
+  let closed = false;
+  const open = () => {
+    socket = new WebSocket(`${scheme}://${location.host}/api/runs/${encodeURIComponent(id)}/live`);
+    socket.onmessage = (e) => onMessage(JSON.parse(e.data));
+    socket.onclose = () => {
+      if (!closed && wanted()) setTimeout(open, 2000);  // the server restarted, or a network blip
+    };
+  };
+  open();
+  return { close() { closed = true; socket?.close(); } };
+}
+
+export async function fetchError(path) {
+  // For images that failed to load: the JSON message the server gave instead.
+  try {
+    const r = await fetch(path);
+    const d = await r.json();
+    return new ApiError(r.status, d.error, d.field);
+  } catch {
+    return new ApiError(0, "cannot load " + path);
+  }
+}

@@ -1,0 +1,128 @@
+"""Pictures uploaded from the browser, stored by content under runs_dir/.uploads/.
+
+An upload is refused unless it is a real picture: at most `max_bytes` of data
+(counted while it arrives, so an endless body is cut off early), a format PIL
+reads, not truncated, and at most `max_pixels` pixels by its header (a
+decompression bomb of a few kilobytes claiming 100000 x 100000 is refused before a
+pixel is decoded; `targets.load_image` does those checks). An accepted picture is
+stored as <sha256>.<ext>, and the browser only ever gets that hash as the upload's
+id: it never names or learns a file-system path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from ..targets import TargetError, load_image
+from .errors import LabError
+
+UPLOAD_DIR = ".uploads"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# Decoded-pixel cap for the lab (uploads and text canvases): 4096 x 4096. Far below the CLI's
+# 50 megapixels, because a browser tab and a shared server should not be tied up by one picture.
+MAX_LAB_PIXELS = 4096 * 4096
+_ID = re.compile(r"^[0-9a-f]{64}$")
+# File extension by the format PIL detected (never by the name the browser sent).
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    """sha256 of the file's bytes, hex."""
+    path: Path
+    width: int
+    height: int
+
+
+class UploadStore:
+    """The uploads folder of one runs folder."""
+
+    def __init__(self, runs_dir: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_LAB_PIXELS) -> None:
+        self.dir = runs_dir / UPLOAD_DIR
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+
+    async def save(self, chunks: AsyncIterator[bytes], declared_length: int | None = None) -> Upload:
+        """Store the picture arriving as `chunks`; LabError 413/415/422 for every refusal."""
+        if declared_length is not None and declared_length > self.max_bytes:
+            raise self._too_big()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.dir, prefix=".incoming-", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise self._too_big()
+                    digest.update(chunk)
+                    f.write(chunk)
+            if size == 0:
+                raise LabError(415, "the upload is empty; choose a picture file", field="upload")
+            fmt = await asyncio.to_thread(self._check, tmp)  # decoding 16 megapixels takes a while: not on the event loop
+            upload_id = digest.hexdigest()
+            existing = self._find(upload_id)
+            if existing is not None:
+                path = existing  # same bytes uploaded before: content-addressed, keep one copy
+            else:
+                path = self.dir / f"{upload_id}.{_EXTENSIONS.get(fmt, fmt.lower() or 'img')}"
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            with Image.open(path) as img:
+                width, height = img.size
+            return Upload(upload_id, path, width, height)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def _too_big(self) -> LabError:
+        return LabError(413, f"the picture is larger than the limit of {self.max_bytes // (1024 * 1024)} MB", field="upload")
+
+    def _check(self, path: Path) -> str:
+        """The picture's format, or LabError; load_image's messages with our temporary path taken out."""
+        try:
+            load_image(path, self.max_pixels)
+        except TargetError as e:
+            message = str(e).replace(os.fsdecode(path), "the uploaded file")
+            message = message.replace("; raise it with --max-pixels", "")
+            status = 415 if "not an image" in message else 422
+            raise LabError(status, message, field="upload") from None
+        with Image.open(path) as img:
+            return img.format or ""
+
+    def _find(self, upload_id: str) -> Path | None:
+        for path in self.dir.glob(f"{upload_id}.*"):
+            if path.is_file() and not path.is_symlink():
+                return path
+        return None
+
+    def path(self, upload_id: object) -> Path:
+        """The stored file of `upload_id`; LabError 422 (field 'upload') for a malformed or unknown id."""
+        if not isinstance(upload_id, str) or not _ID.match(upload_id):
+            raise LabError(422, "not an upload id (the sha256 the server returned for an upload)", field="upload")
+        path = self._find(upload_id)
+        if path is None:
+            raise LabError(422, "no such upload on this server; upload the picture again", field="upload")
+        return path
+
+    def id_of(self, image: str | None) -> str | None:
+        """The upload id of a config's data.image if it is one of our uploads, else None."""
+        if not image:
+            return None
+        p = Path(image)
+        if p.parent.resolve() == self.dir.resolve() and _ID.match(p.stem):
+            return p.stem
+        return None
