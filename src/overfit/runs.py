@@ -43,7 +43,8 @@ SAMPLES, FINAL, MP4, GIF, FRAMES = "samples.png", "final.png", "progress.mp4", "
 CHECKPOINT_FORMAT = "overfit-checkpoint-1"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class RunFolderError(OverfitError):
@@ -129,7 +130,7 @@ class RunFolder:
     def create(cls, runs_dir: str | os.PathLike, name: str | None, preset: str) -> RunFolder:
         """A new, empty run folder; an existing one is never reused."""
         runs_dir = Path(runs_dir)
-        if name is not None and not _NAME.match(name):
+        if name is not None and not NAME_PATTERN.match(name):
             raise RunFolderError(f"run name {name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from typing import Any
 from ..config import ConfigError, RunConfig
 from ..errors import OverfitError
 from ..runs import CHECKPOINT, CONFIG, FINAL, FRAMES, GIF, MP4, TARGET, RunFolder, RunFolderError, load_checkpoint, read_metrics
-from ..runs import _NAME as RUN_ID  # the run-folder name rule: a plain name, no separators, no leading dot
+from ..runs import NAME_PATTERN as RUN_ID  # the run-folder name rule
 from ..training import Event, Trainer, TrainingDiverged
 from . import pictures
 from .errors import LabError, config_error
