@@ -202,13 +202,13 @@ def test_siren_init_follows_the_reference_code():
     linears = [m for m in model.mlp if isinstance(m, nn.Linear)]
     first, rest = linears[0], linears[1:]
     # First layer: U(-1/n, 1/n), n = fan_in = 2.
-    assert float(first.weight.abs().max()) <= 0.5
-    assert float(first.weight.std()) == pytest.approx(0.5 / math.sqrt(3), rel=0.15)
+    assert float(first.weight.detach().abs().max()) <= 0.5
+    assert float(first.weight.detach().std()) == pytest.approx(0.5 / math.sqrt(3), rel=0.15)
     # Later layers: U(-sqrt(6/n)/w0, sqrt(6/n)/w0), n = 256; std of a uniform is bound / sqrt(3).
     bound = math.sqrt(6 / 256) / 30
     for layer in rest:
-        assert float(layer.weight.abs().max()) <= bound
-        assert float(layer.weight.std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
+        assert float(layer.weight.detach().abs().max()) <= bound
+        assert float(layer.weight.detach().std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
     assert [type(m).__name__ for m in model.mlp][:2] == ["Linear", "Sine"]
 
 
