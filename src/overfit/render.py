@@ -11,16 +11,21 @@ on the pixel centres the network was trained on.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from .config import RunConfig
 from .errors import OverfitError
+from .models import model_for
+from .runs import RunFolder, load_checkpoint, write_atomic
+from .video import prob_to_gray
 
 # Output pixels per forward pass: small enough that activations stay in cache (see metrics.DENSE_CHUNK).
 RENDER_CHUNK = 1 << 12
@@ -73,9 +78,6 @@ class LoadedRun:
 
 def load_run_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRun:
     """The model of a run folder from its checkpoint (no pickle: tensors only), in eval mode."""
-    from .models import model_for  # late: models imports torch modules only needed here
-    from .runs import RunFolder, load_checkpoint
-
     folder = RunFolder.open(path)
     state = load_checkpoint(folder.path)
     cfg = RunConfig.from_json(state["config"])
@@ -132,8 +134,6 @@ def predict(
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
     """[0, 1] floats -> uint8 exactly as the run's frames are written (half up; NaN mid-gray)."""
-    from .video import prob_to_gray
-
     return prob_to_gray(values)
 
 
@@ -178,11 +178,6 @@ def render_image(values: np.ndarray, mode: str, render_mode: str = "probability"
 
 def save_png(picture: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 (H, W) or (H, W, 3) picture as PNG, atomically."""
-    from PIL import Image
-
-    from .runs import write_atomic
-    import io
-
     path = Path(path)
     if not path.parent.is_dir():
         raise RenderError(f"-o: folder {path.parent} does not exist")
