@@ -366,5 +366,14 @@ def test_describe_fields_gives_docs_and_choices_for_forms():
     assert fields["encoding.kind"].choices == ENCODING_NAMES
     assert fields["model.hidden"].default == [64, 256, 64]
     assert fields["optim.lr"].choices is None
+    assert fields["model.w0"].applies_when == ("model.activation", ("siren", "gauss"))
+    assert fields["encoding.sigma"].applies_when == ("encoding.kind", ("fourier",))
+    assert fields["encoding.per_level_scale"].applies_when == ("encoding.kind", ("grid",))
+    assert fields["model.activation"].applies_when is None
+    # Conditions name real fields and real values.
+    for f in fields.values():
+        if f.applies_when:
+            key, values = f.applies_when
+            assert set(values) <= set(fields[key].choices)
     # Every field has its docstring.
     assert all(f.doc for f in fields.values()), [k for k, f in fields.items() if not f.doc]

@@ -79,6 +79,13 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page):
     page.goto(server)
     page.wait_for_selector("body.ready")
     page.select_option("#preset-select", "cos_3")
+    # Fields that do not apply to the current choices are hidden: w0 only matters for siren and gauss.
+    w0 = "#slot-form .field[data-key='model.w0']"
+    assert page.is_hidden(w0)
+    page.select_option("select[name='model.activation']", "siren")
+    assert page.is_visible(w0)
+    page.select_option("select[name='model.activation']", "cos")
+    assert page.is_hidden(w0)
     page.click("#target-tabs button[data-kind=text]")
     page.fill("#target-text", "OV")
     page.fill("#target-width", "64")

@@ -425,6 +425,18 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Fields that only matter for some values of another field: key -> (that field, its values).
+# Forms hide them otherwise (a sigma is meaningless without Fourier features).
+_GRID_FIELDS = ("levels", "features_per_level", "log2_hashmap_size", "base_resolution", "per_level_scale")
+APPLIES_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "model.w0": ("model.activation", tuple(name for name, a in ACTIVATIONS.items() if a.uses_w0)),
+    "encoding.features": ("encoding.kind", ("fourier",)),
+    "encoding.sigma": ("encoding.kind", ("fourier",)),
+    "encoding.frequencies": ("encoding.kind", ("positional",)),
+    **{f"encoding.{name}": ("encoding.kind", ("grid",)) for name in _GRID_FIELDS},
+}
+
+
 @dataclass(frozen=True)
 class FieldInfo:
     """One settable config field, for help texts and generated forms."""
@@ -439,6 +451,8 @@ class FieldInfo:
     """The docstring written under the field."""
     choices: tuple[str, ...] | None
     """Allowed names, for fields that take one of a fixed set."""
+    applies_when: tuple[str, tuple[str, ...]] | None = None
+    """(another field, its values) for a field that only matters then, e.g. model.w0 with the siren activation."""
 
 
 def _field_docstrings(cls: type) -> dict[str, str]:
@@ -470,7 +484,7 @@ def describe_fields() -> list[FieldInfo]:
                 walk(tp, value, f"{prefix}{f.name}.")
             else:
                 key = prefix + f.name
-                out.append(FieldInfo(key, _type_name(tp), _to_jsonable(value), docs.get(f.name, ""), CHOICES.get(key)))
+                out.append(FieldInfo(key, _type_name(tp), _to_jsonable(value), docs.get(f.name, ""), CHOICES.get(key), APPLIES_WHEN.get(key)))
 
     walk(RunConfig, RunConfig(), "")
     return out

@@ -186,6 +186,7 @@ const handlers = {
       setOverride(state, i, key, parseField(info, text, checked));
       if (state.fieldError?.slot === i && state.fieldError.field === key) state.fieldError = null;
       views.markField(input, !sameValue(getPath(slotConfig(state, state.slots[i]), key), getPath(presetConfig(state, state.slots[i].preset), key)), null);
+      views.updateRelevance(state);
       views.renderPanels(state);
       views.renderSlots(state);
       syncSockets();

@@ -129,6 +129,18 @@ export class Views {
       ...order.filter((s) => sections.has(s)).map((s) => el("details", { class: "section", open: OPEN_SECTIONS.has(s) },
         el("summary", { text: SECTION_TITLES[s] ?? s }), ...sections.get(s))),
     );
+    this.updateRelevance(state);
+  }
+
+  // Hide fields that do not matter for the current choices (w0 without siren or gauss, sigma without Fourier features).
+  updateRelevance(state) {
+    const cfg = slotConfig(state, state.slots[state.active]);
+    for (const info of state.meta.fields) {
+      if (!info.applies_when) continue;
+      const [key, values] = info.applies_when;
+      const row = document.querySelector(`#slot-form .field[data-key="${info.key}"]`);
+      if (row) row.style.display = values.includes(getPath(cfg, key)) ? "" : "none";
+    }
   }
 
   fieldRow(state, slotIndex, info, value, presetValue) {
@@ -148,7 +160,7 @@ export class Views {
     }
     input.name = info.key;
     input.title = info.doc;
-    return el("label", { class: `field${changed ? " changed" : ""}${err ? " invalid" : ""}`, title: info.doc },
+    return el("label", { class: `field${changed ? " changed" : ""}${err ? " invalid" : ""}`, title: info.doc, "data-key": info.key },
       el("span", { class: "field-name", text: name }), input, err ? el("span", { class: "field-error", text: err }) : null);
   }
 
