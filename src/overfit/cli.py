@@ -388,8 +388,7 @@ def render_cmd(run: str, scale: float | None, out_width: int | None, out_height:
         area = rd.Region(*region) if region else rd.Region.whole(loaded.height, loaded.width)
         area.check()
         out_h, out_w = rd.output_size(loaded.height, loaded.width, area, scale, out_width, out_height)
-        if render_mode == "class" and loaded.mode != "binary":
-            raise rd.RenderError(f"--mode: 'class' is for binary runs; this run fits {loaded.mode} pixel values")
+        rd.check_render_mode(loaded.mode, render_mode)
         network = inference_backend(loaded, backend, dev)
         started = time.perf_counter()
         values = rd.predict(network, loaded.mode, out_h, out_w, area, dev)

@@ -11,6 +11,7 @@ field's declared type.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -455,6 +456,7 @@ class FieldInfo:
     """(another field, its values) for a field that only matters then, e.g. model.w0 with the siren activation."""
 
 
+@functools.cache  # parsing the source costs ~30 ms, and the CLI's help text asks at every start
 def _field_docstrings(cls: type) -> dict[str, str]:
     """The string literal written under each field of a dataclass, read from its source."""
     import ast

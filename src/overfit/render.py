@@ -165,13 +165,18 @@ def output_size(height: int, width: int, region: Region, scale: float | None, ou
     return int(out_h), int(out_w)
 
 
-def render_image(values: np.ndarray, mode: str, render_mode: str = "probability") -> np.ndarray:
-    """Values from `predict` -> uint8 picture; for binary, 'class' gives pure black and white."""
+def check_render_mode(mode: str, render_mode: str) -> None:
+    """Refuse a render mode that does not fit a run of data.mode `mode` (before any rendering)."""
     if render_mode not in RENDER_MODES:
         raise RenderError(f"--mode: unknown render mode {render_mode!r}; choose from {', '.join(RENDER_MODES)}")
+    if render_mode == "class" and mode != "binary":
+        raise RenderError(f"--mode: 'class' is for binary runs; this run fits {mode} pixel values")
+
+
+def render_image(values: np.ndarray, mode: str, render_mode: str = "probability") -> np.ndarray:
+    """Values from `predict` -> uint8 picture; for binary, 'class' gives pure black and white."""
+    check_render_mode(mode, render_mode)
     if render_mode == "class":
-        if mode != "binary":
-            raise RenderError(f"--mode: 'class' is for binary runs; this run fits {mode} pixel values")
         return np.where(values > 0.5, 255, 0).astype(np.uint8)
     return to_uint8(values)
 

@@ -193,7 +193,7 @@ def _has_alpha(img: Image.Image) -> bool:
 def _to_array(img: Image.Image, where: str, color: bool) -> np.ndarray:
     """Decoded image of any PIL mode -> uint8 (H, W) luma, or (H, W, 3) RGB if `color`; transparency as white."""
     if color:
-        if img.mode.startswith("I") or img.mode in ("F", "L", "1") and not _has_alpha(img):
+        if img.mode.startswith("I") or (img.mode in ("F", "L", "1") and not _has_alpha(img)):
             gray = _to_gray(img, where)
             return np.repeat(gray[:, :, None], 3, axis=2)
         return np.array(_to_rgb(img, where), dtype=np.uint8)
