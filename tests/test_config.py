@@ -10,8 +10,6 @@ import pytest
 
 from overfit.activations import ACTIVATIONS
 from overfit.config import (
-    ACTIVATION_NAMES,
-    ENCODING_NAMES,
     LOSS_NAMES,
     ConfigError,
     DataConfig,
@@ -20,8 +18,8 @@ from overfit.config import (
     OptimConfig,
     RunConfig,
     ScheduleConfig,
-    field_docs,
 )
+from overfit.fields import CHOICES, describe_fields, field_docs
 from overfit.errors import OverfitError
 from overfit.encodings import ENCODINGS
 from overfit.losses import LOSSES
@@ -57,10 +55,10 @@ def test_sub_config_defaults_match_the_run_config():
 
 
 def test_name_lists_come_from_the_registries():
-    assert ACTIVATION_NAMES == tuple(ACTIVATIONS)
+    assert CHOICES["model.activation"] == tuple(ACTIVATIONS)
     assert set(LOSSES) == {"cross_entropy", "double_softmax", "mse"}
     assert LOSS_NAMES == ("auto", *LOSSES)
-    assert ENCODING_NAMES == tuple(ENCODINGS)
+    assert CHOICES["encoding.kind"] == tuple(ENCODINGS)
 
 
 def test_config_error_is_an_overfit_error_and_a_value_error():
@@ -355,15 +353,13 @@ def test_field_docs_covers_every_leaf_and_each_key_is_settable():
 
 
 def test_describe_fields_gives_docs_and_choices_for_forms():
-    from overfit.config import describe_fields
-
     fields = {f.key: f for f in describe_fields()}
     assert set(fields) == set(field_docs())
     act = fields["model.activation"]
-    assert act.choices == ACTIVATION_NAMES
+    assert act.choices == tuple(ACTIVATIONS)
     assert act.default == "relu" and act.type == "str" and act.doc.startswith("Activation after each hidden layer")
     assert fields["data.mode"].choices == ("binary", "gray", "rgb")
-    assert fields["encoding.kind"].choices == ENCODING_NAMES
+    assert fields["encoding.kind"].choices == tuple(ENCODINGS)
     assert fields["model.hidden"].default == [64, 256, 64]
     assert fields["optim.lr"].choices is None
     assert fields["model.w0"].applies_when == ("model.activation", ("siren", "gauss"))

@@ -13,15 +13,11 @@ from torch import nn
 
 from overfit.activations import ACTIVATIONS, siren_init
 from overfit.config import ConfigError, EncodingConfig, ModelConfig, RunConfig
-from overfit.encodings import (
-    ENCODINGS,
-    HASH_PRIMES,
-    FourierFeatures,
-    GridEncoding,
-    PositionalEncoding,
-    grid_resolutions,
-)
-from overfit.models import model_for
+from overfit.encodings import ENCODINGS
+from overfit.encodings.fourier import FourierFeatures
+from overfit.encodings.grid import HASH_PRIMES, GridEncoding, grid_resolutions
+from overfit.encodings.positional import PositionalEncoding
+from overfit.models import ActivationLayer, model_for
 
 
 def _cfg(**over: object) -> RunConfig:
@@ -209,7 +205,7 @@ def test_siren_init_follows_the_reference_code():
     for layer in rest:
         assert float(layer.weight.detach().abs().max()) <= bound
         assert float(layer.weight.detach().std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
-    assert [type(m).__name__ for m in model.mlp][:2] == ["Linear", "Sine"]
+    assert [type(m).__name__ for m in model.mlp][:2] == ["Linear", "ActivationLayer"] and model.mlp[1].name == "siren"
 
 
 def test_siren_preactivations_stay_unit_scale_through_depth():
@@ -227,10 +223,10 @@ def test_siren_preactivations_stay_unit_scale_through_depth():
 
 
 def test_activation_registry_knows_siren_and_gauss():
-    assert ACTIVATIONS["siren"].init is siren_init and ACTIVATIONS["siren"].uses_w0
+    assert ACTIVATIONS["siren"].init is siren_init and ACTIVATIONS["siren"].fields == ("model.w0",)
     x = torch.tensor([0.0, 0.1])
-    torch.testing.assert_close(ACTIVATIONS["siren"].module(30.0)(x), torch.sin(30 * x))
-    torch.testing.assert_close(ACTIVATIONS["gauss"].module(5.0)(x), torch.exp(-(5 * x) ** 2))
+    torch.testing.assert_close(ActivationLayer("siren", 30.0)(x), torch.sin(30 * x))
+    torch.testing.assert_close(ActivationLayer("gauss", 5.0)(x), torch.exp(-(5 * x) ** 2))
 
 
 # -- models per mode ---------------------------------------------------------------------------

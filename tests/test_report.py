@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from overfit import report, video
+from overfit.report import htmlpage
 
 PRESETS = ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu")
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "PASS", "PASS", "FAIL")
@@ -226,6 +227,16 @@ def test_html_contents(written):
     assert '<video src="grid.mp4"' in page
 
 
+def test_html_inlines_the_stylesheet(written):
+    # The page opens from disk: report.css (package data) is inside it, nothing is linked.
+    out, _, _ = written
+    page = (out / "index.html").read_text(encoding="utf-8")
+    css = htmlpage.stylesheet()
+    assert css.startswith(":root {") and ".findings {" in css
+    assert f"<style>\n{css}</style>" in page
+    assert "<link" not in page
+
+
 def test_markdown_has_findings_and_table(written):
     out, results, _ = written
     md = (out / "report.md").read_text(encoding="utf-8")
@@ -255,7 +266,7 @@ def test_grid_frames_hold_and_mark_diverged_panel():
     assert len(grid) == len(steps)
     assert len({g.shape for g in grid}) == 1 and grid[0].shape[1] <= report.GRID_MAX_WIDTH
     # The 48 px target is enlarged by an integer factor (crisp), at least MIN_PANEL_WIDTH wide.
-    pw, ph = report._panel_size(24, 48)
+    pw, ph = report.panel_size(24, 48)
     assert (pw, ph) == (240, 120)
     # bn_relu (last panel) diverged at step 1000: its red outline appears after, never before.
     red = np.array(report.DIVERGED_RGB)
@@ -270,7 +281,7 @@ def test_grid_frames_hold_and_mark_diverged_panel():
 @pytest.mark.parametrize(("height", "width", "panel"), [(300, 1000, (384, 115)), (1000, 300, (90, 300))])
 def test_grid_frames_fit_large_targets(height, width, panel):
     # 3 x 384 + 4 gaps of 12 = 1200 for the default wide picture; tall ones are capped in height.
-    assert report._panel_size(height, width) == panel
+    assert report.panel_size(height, width) == panel
     results, frames, target = fake_results(height=height, width=width, steps=500, eval_every=250)
     grid, _ = report.grid_frames(results, frames, target)
     assert grid[0].shape[1] <= report.GRID_MAX_WIDTH

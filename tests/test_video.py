@@ -1,4 +1,4 @@
-"""Tests for overfit.video: frame conversion, captions, MP4/GIF writing and the PNG plots.
+"""Tests for overfit.video: captions, MP4/GIF writing and the captioned progress video.
 
 Everything is read back (imageio's FFMPEG reader, Pillow) and checked by value: frame
 counts, sizes, pixel intensities, and that no temporary file is left in the folder.
@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 
 import imageio.v2 as iio
-import matplotlib.figure
 import numpy as np
 import pytest
 from PIL import Image
 
-from overfit import video
+from overfit import images, video
 
 CAPTION = "step 12,000   accuracy 95.3 %"
 
@@ -26,23 +25,6 @@ def read_mp4(path) -> list[np.ndarray]:
         return [frame for frame in reader]
     finally:
         reader.close()
-
-
-# ----------------------------------------------------------------------------- prob_to_gray
-
-
-def test_prob_to_gray_values_and_dtype():
-    prob = np.array([[0.0, 1.0, 0.5, np.nan], [-1.0, 2.0, np.inf, 0.25]])
-    gray = video.prob_to_gray(prob)
-    assert gray.dtype == np.uint8
-    assert gray.shape == (2, 4)
-    # 0.5 * 255 = 127.5 rounds half up; NaN is undecided (0.5); 0.25 * 255 = 63.75 -> 64.
-    np.testing.assert_array_equal(gray, [[0, 255, 128, 128], [0, 255, 255, 64]])
-
-
-def test_prob_to_gray_matches_round_on_random_values():
-    prob = np.random.default_rng(0).random((7, 9)).astype(np.float32)
-    np.testing.assert_array_equal(video.prob_to_gray(prob), np.round(prob.astype(np.float64) * 255))
 
 
 # ----------------------------------------------------------------------------- annotate
@@ -197,7 +179,7 @@ def test_write_gif_keeps_small_frames_and_rejects_empty(tmp_path):
 
 
 def test_write_progress_writes_captioned_mp4_and_gif(tmp_path):
-    frames = [video.prob_to_gray(np.full((30, 64), p)) for p in (0.0, 0.5, 1.0)]
+    frames = [images.to_uint8(np.full((30, 64), p)) for p in (0.0, 0.5, 1.0)]
     captions = [f"step {s:,}   accuracy {a} %" for s, a in ((0, 50.0), (10, 75.0), (20, 99.9))]
     mp4, gif = tmp_path / "progress.mp4", tmp_path / "progress.gif"
     video.write_progress(frames, captions, mp4, gif, fps=8)
@@ -216,78 +198,3 @@ def test_write_progress_writes_captioned_mp4_and_gif(tmp_path):
 
     with pytest.raises(ValueError):
         video.write_progress(frames, captions[:2], mp4, gif)
-
-
-# ----------------------------------------------------------------------------- plots
-
-
-def test_save_samples_plot_writes_png(tmp_path):
-    rng = np.random.default_rng(3)
-    yx = np.stack([rng.uniform(0, 300, 1024), rng.uniform(0, 1000, 1024)], axis=1)
-    labels = (yx[:, 0] > 150).astype(np.uint8)
-    path = tmp_path / "samples.png"
-    video.save_samples_plot(yx, labels, 300, 1000, path)
-
-    with Image.open(path) as im:
-        assert im.format == "PNG"
-        w, h = im.size
-        assert 800 <= w <= 2000 and 250 <= h <= 1000
-        assert w > 1.5 * h  # a wide picture gives a wide plot
-        rgb = np.asarray(im.convert("RGB"), dtype=int)
-    # Both classes are drawn: near-black ink points and the light blue background points.
-    assert (rgb.max(axis=2) < 60).sum() > 100
-    assert (np.abs(rgb - [0x8C, 0xBB, 0xE6]).max(axis=2) < 10).sum() > 100
-    assert os.listdir(tmp_path) == ["samples.png"]
-
-    with pytest.raises(ValueError):
-        video.save_samples_plot(yx[:, :1], labels, 300, 1000, tmp_path / "bad.png")
-
-
-def test_save_final_plot_wide_is_stacked_at_native_resolution(tmp_path):
-    target = np.ones((300, 1000), dtype=np.uint8)
-    target[100:140, 200:300] = 0  # a 40 x 100 black block
-    prob = target.astype(np.float64)
-    path = tmp_path / "final.png"
-    video.save_final_plot(target, prob, path, title="relu_1 · step 100,000 · accuracy 96.1 %")
-
-    with Image.open(path) as im:
-        assert im.format == "PNG"
-        w, h = im.size
-        gray = np.asarray(im.convert("L"))
-    assert 1000 <= w <= 1100  # native width plus margins
-    assert h > 2 * 300  # stacked vertically
-    # Exactly two black 40 x 100 blocks (target and prediction): 1 image pixel = 1 PNG pixel.
-    black = gray < 10
-    assert black.sum() == 2 * 40 * 100
-    cols = np.flatnonzero(black.any(axis=0))
-    assert cols.max() - cols.min() + 1 == 100
-    assert os.listdir(tmp_path) == ["final.png"]
-
-
-def test_save_final_plot_square_is_side_by_side_and_upscaled(tmp_path):
-    target = np.ones((64, 64), dtype=np.uint8)
-    target[:, :32] = 0
-    prob = np.where(target == 1, 0.9, np.nan)  # NaN is drawn as undecided gray, not a hole
-    path = tmp_path / "final.png"
-    video.save_final_plot(target, prob, path)
-
-    with Image.open(path) as im:
-        w, h = im.size
-        gray = np.asarray(im.convert("L"))
-    assert w > 1.5 * h  # side by side
-    assert w >= 2 * 64 * 6  # small pictures are scaled up to stay readable
-    assert (np.abs(gray.astype(int) - 128) <= 1).sum() > 32 * 64  # the NaN half is mid-gray
-    with pytest.raises(ValueError):
-        video.save_final_plot(target, prob[:, :10], tmp_path / "bad.png")
-
-
-def test_save_final_plot_failure_leaves_no_temp(tmp_path, monkeypatch):
-    def broken_savefig(self, fname, **kwargs):
-        with open(fname, "wb") as f:
-            f.write(b"\x89PNG half")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken_savefig)
-    with pytest.raises(OSError):
-        video.save_final_plot(np.ones((4, 4), np.uint8), np.ones((4, 4)), tmp_path / "final.png")
-    assert os.listdir(tmp_path) == []

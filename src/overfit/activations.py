@@ -1,63 +1,30 @@
-"""The activation registry: name -> how to build it and, where it matters, how to initialise around it.
+"""The activation registry: name -> the function, its initialisation, its shader form and its fields.
 
-The config validates `model.activation` against these names, and the CLI's choices
-and the lab's drop-down come from the same dict, so adding an entry here is all it
-takes to offer a new activation everywhere.
+Adding an entry here is all it takes to offer a new activation everywhere: the config
+validates `model.activation` against these names, the CLI's choices and the lab's
+drop-down list them, the model applies `fn`, the WebGL export writes `glsl`, and forms
+show the config fields named in `fields` only when this activation is chosen.
+
+Importing this module costs no torch import (the command line's start-up depends on
+it): `fn` uses tensor methods, and `init` imports torch when it runs.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
-from torch import nn
-
-
-class Cos(nn.Module):
-    """cos(x): periodic; with inputs in [-3, 3] it converges faster than with [-1, 1]."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cos(x)
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
-class Sin(nn.Module):
-    """sin(x): periodic, without SIREN's frequency factor or initialisation."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x)
-
-
-class Sine(nn.Module):
-    """sin(w0 x), the SIREN activation (Sitzmann et al. 2020)."""
-
-    def __init__(self, w0: float) -> None:
-        super().__init__()
-        self.w0 = float(w0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.w0 * x)
-
-    def extra_repr(self) -> str:
-        return f"w0={self.w0}"
+def _glsl_float(x: float) -> str:
+    """A Python float as a GLSL float literal."""
+    text = repr(float(x))
+    return text if ("." in text or "e" in text) else text + ".0"
 
 
-class Gauss(nn.Module):
-    """exp(-(a x)^2), the Gaussian activation (Ramasinghe and Lucey 2022); a is `model.w0`."""
-
-    def __init__(self, a: float) -> None:
-        super().__init__()
-        self.a = float(a)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-(self.a * x) ** 2)
-
-    def extra_repr(self) -> str:
-        return f"a={self.a}"
-
-
-@torch.no_grad()
 def siren_init(linears: Sequence[nn.Linear], w0: float) -> None:
     """SIREN's initialisation, as its reference code does it (not the paper's formula).
 
@@ -67,32 +34,63 @@ def siren_init(linears: Sequence[nn.Linear], w0: float) -> None:
     sin(w0 .) arcsine-distributed whatever the depth (SIREN sec. 3.2). Biases keep
     PyTorch's default, as in the reference code.
     """
-    first, *rest = linears
-    n = first.in_features
-    first.weight.uniform_(-1.0 / n, 1.0 / n)
-    for layer in rest:
-        bound = math.sqrt(6.0 / layer.in_features) / w0
-        layer.weight.uniform_(-bound, bound)
+    import torch
+
+    with torch.no_grad():
+        first, *rest = linears
+        n = first.in_features
+        first.weight.uniform_(-1.0 / n, 1.0 / n)
+        for layer in rest:
+            bound = math.sqrt(6.0 / layer.in_features) / w0
+            layer.weight.uniform_(-bound, bound)
+
+
+def _gelu(x: Tensor, w0: float) -> Tensor:
+    import torch.nn.functional as F
+
+    return F.gelu(x)
+
+
+def _leaky_relu(x: Tensor, w0: float) -> Tensor:
+    import torch.nn.functional as F
+
+    return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+LEAKY_SLOPE = 0.01  # PyTorch's default negative slope
 
 
 @dataclass(frozen=True)
 class Activation:
-    """A registry entry: `module(w0)` builds the layer; `init(linears, w0)`, if set, replaces `model.init`."""
+    """A registry entry.
 
-    module: Callable[[float], nn.Module]
+    fn(x, w0): the activation of a tensor, elementwise. glsl(s, w0): the same as a
+    GLSL expression of the vec4 expression `s` (the viewer defines `wrap`, `gauss` and
+    `gelu`). init(linears, w0), if set, replaces `model.init` for the Linear layers.
+    fields: the config fields the activation reads besides its name.
+    """
+
+    fn: Callable[[Tensor, float], Tensor]
+    glsl: Callable[[str, float], str]
     description: str
     init: Callable[[Sequence[nn.Linear], float], None] | None = None
-    uses_w0: bool = False
+    fields: tuple[str, ...] = ()
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(lambda w0: nn.ReLU(), "max(0, x)"),
-    "tanh": Activation(lambda w0: nn.Tanh(), "tanh(x)"),
-    "cos": Activation(lambda w0: Cos(), "cos(x)"),
-    "sin": Activation(lambda w0: Sin(), "sin(x), plain"),
-    "siren": Activation(Sine, "sin(w0 x) with SIREN's initialisation (w0 = model.w0, 30 in the paper)", siren_init, uses_w0=True),
-    "gauss": Activation(Gauss, "exp(-(a x)^2) with a = model.w0", uses_w0=True),
-    "gelu": Activation(lambda w0: nn.GELU(), "GELU"),
-    "sigmoid": Activation(lambda w0: nn.Sigmoid(), "1 / (1 + exp(-x))"),
-    "leaky_relu": Activation(lambda w0: nn.LeakyReLU(), "max(0.01 x, x)"),
+    "relu": Activation(lambda x, w0: x.relu(), lambda s, w0: f"max({s}, 0.0)", "max(0, x)"),
+    # tanh(10) is 1 in fp32; larger inputs overflow some GPUs' exp.
+    "tanh": Activation(lambda x, w0: x.tanh(), lambda s, w0: f"tanh(clamp({s}, -10.0, 10.0))", "tanh(x)"),
+    "cos": Activation(lambda x, w0: x.cos(), lambda s, w0: f"cos(wrap({s}))", "cos(x)"),
+    "sin": Activation(lambda x, w0: x.sin(), lambda s, w0: f"sin(wrap({s}))", "sin(x), plain"),
+    # SIREN sec. 3.2: w0 = 30.
+    "siren": Activation(lambda x, w0: (w0 * x).sin(), lambda s, w0: f"sin(wrap({_glsl_float(w0)} * {s}))",
+                        "sin(w0 x) with SIREN's initialisation (w0 = model.w0, 30 in the paper)", siren_init, ("model.w0",)),
+    # Ramasinghe and Lucey 2022: exp(-(a x)^2), a = model.w0.
+    "gauss": Activation(lambda x, w0: (-(w0 * x) ** 2).exp(), lambda s, w0: f"gauss({_glsl_float(w0)} * {s})",
+                        "exp(-(a x)^2) with a = model.w0", fields=("model.w0",)),
+    "gelu": Activation(_gelu, lambda s, w0: f"gelu({s})", "GELU"),
+    "sigmoid": Activation(lambda x, w0: x.sigmoid(), lambda s, w0: f"1.0 / (1.0 + exp(-{s}))", "1 / (1 + exp(-x))"),
+    "leaky_relu": Activation(_leaky_relu, lambda s, w0: f"mix({_glsl_float(LEAKY_SLOPE)} * {s}, {s}, step(0.0, {s}))",
+                             "max(0.01 x, x)"),
 }

@@ -54,10 +54,26 @@ def pixel_grid(height: int, width: int, device: torch.device | str = "cpu", star
     indices [start, end) of that order, so a large picture can be visited in
     chunks without ever holding all its coordinates.
     """
-    end = height * width if end is None else min(end, height * width)
+    return region_grid(-0.5, height - 0.5, -0.5, width - 0.5, height, width, start, end, device)
+
+
+def region_grid(y0: float, y1: float, x0: float, x1: float, out_h: int, out_w: int, start: int = 0, end: int | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Coordinates (n, 2) of the centres of an out_h x out_w grid of output pixels covering a region, row-major, row 0 on top.
+
+    The region is [y0, y1] x [x0, x1] in this module's coordinates (y up). Output row 0 is
+    the top of the region (the largest y). `start` and `end` select flat indices as in
+    `pixel_grid`. The region (-0.5, H - 0.5, -0.5, W - 0.5) at out_h x out_w = H x W gives
+    exactly the pixel centres of `pixel_grid`.
+    """
+    end = out_h * out_w if end is None else min(end, out_h * out_w)
     index = torch.arange(start, end, device=device)
-    rows, cols = index // width, index % width
-    return torch.stack([(height - 1 - rows).float(), cols.float()], dim=1)
+    rows, cols = index // out_w, index % out_w
+    # float64 where the device has it, so centres stay exact deep into a zoom (MPS has no float64).
+    dtype = torch.float32 if index.device.type == "mps" else torch.float64
+    y = y1 - (rows.to(dtype) + 0.5) * ((y1 - y0) / out_h)
+    x = x0 + (cols.to(dtype) + 0.5) * ((x1 - x0) / out_w)
+    return torch.stack([y, x], dim=1).float()
 
 
 def input_affine(height: int, width: int, r: float | None) -> tuple[torch.Tensor, torch.Tensor]:

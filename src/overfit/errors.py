@@ -1,9 +1,95 @@
-"""Errors overfit reports to people: each carries a one-line message naming the problem.
+"""Every error overfit reports to people, as types; this module imports nothing of overfit's.
 
-The CLI prints any `OverfitError` as a single `Error: ...` line and exits non-zero;
-anything else is a bug and keeps its traceback.
+An `OverfitError` is the user's input, not overfit's bug: a one-line `detail` and,
+where one input is to blame, its `field`: a dotted config key (`model.hidden`) or the
+name of a function parameter (`region`, `output`, `format`). Library code names only
+those, never a command-line flag: the CLI and the lab map each type and field to their
+own wording (`--region`, a form field, an HTTP status). Anything else raised is a bug
+and keeps its traceback.
 """
+
+from __future__ import annotations
 
 
 class OverfitError(Exception):
-    """Base of every error that is the user's input, not overfit's bug."""
+    """Base of every error that is the user's input; `str(e)` is "field: detail" (or the detail alone)."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.detail}" if self.field else self.detail
+
+
+class ConfigError(OverfitError, ValueError):
+    """A config value, key or type that overfit refuses; `field` is the dotted key."""
+
+
+class UnknownPresetError(ConfigError, KeyError):
+    """A preset name that does not exist."""
+
+
+class TargetError(OverfitError, ValueError):
+    """A picture or text that cannot be fitted: missing, unreadable, too small or too large.
+
+    Its message names the picture; `field` (the config key to change, if any) is not repeated in it.
+    """
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class NothingToLearnWarning(UserWarning):
+    """The picture is all one class: any constant prediction is already perfect."""
+
+
+class DeviceError(OverfitError):
+    """The requested torch device does not exist or is not available here."""
+
+
+class TrainingDiverged(OverfitError):
+    """The loss became NaN or infinite; `step` is the first step where it did."""
+
+    def __init__(self, step: int, value: float) -> None:
+        super().__init__(f"training diverged: loss is {value} at step {step}")
+        self.step = step
+        self.value = value
+
+
+class RunFolderError(OverfitError):
+    """A run folder that cannot be created, read or continued."""
+
+
+class RunExistsError(RunFolderError):
+    """A run folder of the requested name already exists (it is never reused, only resumed)."""
+
+    def __init__(self, detail: str, path: str) -> None:
+        super().__init__(detail, field="name")
+        self.path = path
+
+
+class RunBusyError(RunFolderError):
+    """Another process holds the run folder's lock (it is training there)."""
+
+
+class RenderError(OverfitError, ValueError):
+    """A render request that cannot be met; `field` names the parameter (region, scale, width, height, mode, output)."""
+
+
+class ExportError(OverfitError, ValueError):
+    """An export or inference backend that cannot be made; `field` names the parameter (format, backend, output)."""
+
+
+class MissingDependency(OverfitError):
+    """An optional package a feature needs is not installed; `extra` is the pip extra that brings it."""
+
+    def __init__(self, feature: str, package: str, extra: str, field: str | None = None) -> None:
+        super().__init__(f"{feature} needs the {package} package: pip install 'overfit[{extra}]'", field=field)
+        self.package = package
+        self.extra = extra
+
+
+class ReproduceError(OverfitError):
+    """A reproduction that cannot run in the folder it was given."""

@@ -11,26 +11,33 @@ squashed "logits" still works, only with weaker gradients.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    from torch import Tensor
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Importing this registry costs no torch import (the config validates loss names against it).
+LossFn = Callable[["Tensor", "Tensor"], "Tensor"]
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean cross-entropy of softmax(logits) against integer labels."""
+    import torch.nn.functional as F
+
     return F.cross_entropy(logits, labels)
 
 
-def double_softmax(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def double_softmax(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean cross-entropy of softmax(softmax(logits)): the original code's effective loss."""
-    return F.cross_entropy(torch.softmax(logits, dim=-1), labels)
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.softmax(dim=-1), labels)
 
 
-def mse(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def mse(values: Tensor, targets: Tensor) -> Tensor:
     """Mean squared error over every value of every channel."""
+    import torch.nn.functional as F
+
     return F.mse_loss(values, targets)
 
 

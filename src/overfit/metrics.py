@@ -26,6 +26,16 @@ INK, BACKGROUND = 0, 1
 DENSE_CHUNK = 1 << 12
 
 
+def background_probability(logits: torch.Tensor) -> torch.Tensor:
+    """The binary output head: logits (n, 2) -> P(background) (n,), so ink shows dark as in the picture."""
+    return torch.softmax(logits.float(), dim=1)[:, BACKGROUND]
+
+
+def shown_values(out: torch.Tensor) -> torch.Tensor:
+    """The regression output head: outputs (n, C) -> the values a viewer sees, clamped to [0, 1]."""
+    return out.float().clamp(0.0, 1.0)
+
+
 def _counts(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
     """[n, correct, ink intersection, ink union, loss sum, predicted background] as float64 (no host sync)."""
     pred = logits.argmax(dim=1)
@@ -70,7 +80,7 @@ def dense_metrics(model: nn.Module, labels: torch.Tensor, loss_fn: LossFn, prefi
         end = start + DENSE_CHUNK
         logits = model(pixel_grid(height, width, labels.device, start, end))
         total += _counts(logits, flat[start:end].long(), loss_fn)
-        prob[start:end] = torch.softmax(logits.float(), dim=1)[:, BACKGROUND]
+        prob[start:end] = background_probability(logits)
     return _summarise(total, prefix), prob.reshape(height, width).cpu().numpy()
 
 
@@ -123,7 +133,7 @@ def regression_batch_metrics(model: nn.Module, yx: torch.Tensor, values: torch.T
     """MSE loss and PSNR of `model` on one batch: coordinates (N, 2), target values (N, C)."""
     out = model(yx).float()
     loss = float(F.mse_loss(out, values))
-    shown = float(F.mse_loss(out.clamp(0, 1), values))
+    shown = float(F.mse_loss(shown_values(out), values))
     return {f"{prefix}loss": loss, f"{prefix}psnr": psnr(shown)}
 
 
@@ -138,7 +148,7 @@ def dense_regression_metrics(model: nn.Module, values: torch.Tensor, prefix: str
         end = start + DENSE_CHUNK
         out = model(pixel_grid(height, width, values.device, start, end)).float()
         loss_sum += ((out - flat[start:end]) ** 2).sum().double()
-        pred[start:end] = out.clamp(0, 1)
+        pred[start:end] = shown_values(out)
     n = height * width * channels
     shown_mse = float(((pred - flat) ** 2).double().sum()) / n
     picture = pred.reshape(height, width, channels)

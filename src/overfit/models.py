@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .activations import ACTIVATIONS
-from .config import EncodingConfig, ModelConfig
+from .config import EncodingConfig, ModelConfig, RunConfig
 from .coords import input_affine
 from .encodings import ENCODINGS
 
@@ -30,6 +30,22 @@ class InputScaling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.offset, x, self.scale)
+
+
+class ActivationLayer(nn.Module):
+    """The registered activation `name` (see `activations`), elementwise; `w0` is its frequency or width where it has one."""
+
+    def __init__(self, name: str, w0: float) -> None:
+        super().__init__()
+        self.name = name
+        self.w0 = float(w0)
+        self.fn = ACTIVATIONS[name].fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, self.w0)
+
+    def extra_repr(self) -> str:
+        return self.name + (f", w0={self.w0}" if "model.w0" in ACTIVATIONS[self.name].fields else "")
 
 
 class CoordinateMLP(nn.Module):
@@ -51,7 +67,7 @@ class CoordinateMLP(nn.Module):
             if cfg.batchnorm:
                 # The original's order: Linear -> BatchNorm -> activation.
                 layers.append(nn.BatchNorm1d(w))
-            layers.append(activation.module(cfg.w0))
+            layers.append(ActivationLayer(cfg.activation, cfg.w0))
             fan_in = w
         layers.append(nn.Linear(fan_in, out_channels))
         self.mlp = nn.Sequential(*layers)
@@ -87,6 +103,6 @@ def build_model(cfg: ModelConfig, height: int, width: int, encoding: EncodingCon
     return CoordinateMLP(cfg, height, width, encoding, out_channels)
 
 
-def model_for(run_cfg: "RunConfig", height: int, width: int) -> CoordinateMLP:  # noqa: F821
+def model_for(run_cfg: RunConfig, height: int, width: int) -> CoordinateMLP:
     """The model a run config describes, for a picture of height x width pixels (weights freshly initialised)."""
     return CoordinateMLP(run_cfg.model, height, width, run_cfg.encoding, run_cfg.out_channels)

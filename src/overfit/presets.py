@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .config import EncodingConfig, ModelConfig, OptimConfig, RunConfig, ScheduleConfig
-from .errors import OverfitError
+from .errors import UnknownPresetError
 
 # The original recipe: 2-64-256-64-2 MLP, Adam lr 1e-4, batch 1024, 100000 steps.
 BASE = RunConfig()
@@ -87,11 +87,6 @@ for _p in (
 MODERN_PRESETS = tuple(name for name in PRESETS if name not in ORIGINAL_PRESETS)
 
 DEFAULT_PRESET = "relu_1"
-
-
-class UnknownPresetError(OverfitError, KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def get_preset(name: str) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Run folders: what a training run leaves on disk, and how it is continued.
+"""Run folders: what a training run leaves on disk, and the one place that reads and writes it.
 
     runs/<name>/
       config.json      the complete RunConfig (`overfit train --config` re-runs it)
@@ -6,138 +6,73 @@
       samples.png      one training batch, coloured by label
       metrics.jsonl    one JSON line per evaluation
       frames/          the dense prediction at each evaluation, 8-bit PNG (gray: P(background) or value; RGB)
-      checkpoint.pt    model, optimizer, random generators, step and config
+      checkpoint.pt    model, optimizer, random generators, step and config (tensors only)
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
 
-Every file is written to a temporary name and renamed into place, so an
-interrupted or crashed run never leaves a half-written file, and an existing
-run folder is never reused except to resume it.
+Every file is written to a temporary name and renamed into place (`files`), so an
+interrupted or crashed run never leaves a half-written file, and an existing run
+folder is never reused except to resume it. A folder is held by one process at a
+time through a lock file. This module knows the folder, not training: `recorder`
+writes a run's events into it, and `session` starts and resumes runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import fcntl
 import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
-
-from . import video
-from .config import ConfigError, RunConfig
-from .errors import OverfitError
-from .targets import Target, make_target
-from .training import Event, Trainer
+from .config import RunConfig
+from .errors import ConfigError, RunBusyError, RunExistsError, RunFolderError
+from .files import TMP_MARK, TMP_PREFIX, write_atomic
+from .images import read_png, save_png
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
-SAMPLES, FINAL, MP4, GIF, FRAMES = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames"
+SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
 CHECKPOINT_FORMAT = "overfit-checkpoint-1"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+CHECKPOINT_KEYS = ("format", "config", "step", "train_seconds", "model", "optimizer", "train_gen", "eval_gen")
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class RunFolderError(OverfitError):
-    """A run folder that cannot be created, read or continued."""
-
-
-# -- small file helpers --------------------------------------------------------
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide run files from other users
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _png_bytes(picture: np.ndarray) -> bytes:
-    """PNG of a uint8 (H, W) gray or (H, W, 3) RGB picture."""
-    buf = io.BytesIO()
-    Image.fromarray(picture, mode="L" if picture.ndim == 2 else "RGB").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    write_atomic(run_dir / CHECKPOINT, buf.getvalue())
-
-
-def load_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """The checkpoint's tensors and numbers; loaded without unpickling arbitrary objects."""
-    path = run_dir / CHECKPOINT
-    if not path.is_file():
-        raise RunFolderError(f"run folder {run_dir} has no {CHECKPOINT}; nothing to resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise RunFolderError(f"checkpoint {path} cannot be read: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise RunFolderError(f"checkpoint {path} is not an overfit checkpoint")
-    return state
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Every evaluation record of a run, in order."""
-    path = run_dir / METRICS
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut short by a crash: everything before it stands
-    return records
 
 
 def auto_name(preset: str) -> str:
     return f"{preset}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-# -- the run folder --------------------------------------------------------------
+def _first_line(e: BaseException) -> str:
+    text = str(e)
+    return text.splitlines()[0] if text else type(e).__name__
+
 
 class RunFolder:
-    """One run's folder, held exclusively (a lock file) while training writes to it."""
+    """One run's folder; `lock()` holds it for this process while training writes to it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
         self._lock: Any = None
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- create, open, lock ---------------------------------------------------------
 
     @classmethod
     def create(cls, runs_dir: str | os.PathLike, name: str | None, preset: str) -> RunFolder:
-        """A new, empty run folder; an existing one is never reused."""
+        """A new, empty, locked run folder; an existing one is never reused."""
         runs_dir = Path(runs_dir)
         if name is not None and not NAME_PATTERN.match(name):
-            raise RunFolderError(f"run name {name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
+            raise RunFolderError(f"{name!r} is not a plain folder name (letters, digits, '.', '_', '-')", field="name")
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise RunFolderError(f"cannot create runs folder {runs_dir}: {e.strerror or e}") from None
+            raise RunFolderError(f"cannot create runs folder {runs_dir}: {e.strerror or e}", field="runs_dir") from None
         if not os.access(runs_dir, os.W_OK | os.X_OK):
-            raise RunFolderError(f"runs folder {runs_dir} is not writable")
+            raise RunFolderError(f"runs folder {runs_dir} is not writable", field="runs_dir")
         base = name or auto_name(preset)
         for attempt in range(1000):
             candidate = runs_dir / (base if attempt == 0 else f"{base}-{attempt + 1}")
@@ -145,20 +80,19 @@ class RunFolder:
                 candidate.mkdir()
             except FileExistsError:
                 if name is not None:
-                    raise RunFolderError(
-                        f"run folder {candidate} already exists; continue it with --resume {candidate} or choose another --name"
-                    ) from None
+                    raise RunExistsError(f"run folder {candidate} already exists; resume it or choose another name",
+                                         str(candidate)) from None
                 continue
             except OSError as e:
-                raise RunFolderError(f"cannot create run folder {candidate}: {e.strerror or e}") from None
+                raise RunFolderError(f"cannot create run folder {candidate}: {e.strerror or e}", field="runs_dir") from None
             folder = cls(candidate)
             folder.lock()
             return folder
-        raise RunFolderError(f"cannot find a free run name like {base} in {runs_dir}")
+        raise RunFolderError(f"cannot find a free run name like {base} in {runs_dir}", field="name")
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunFolder:
-        """An existing run folder, to resume or read."""
+        """An existing run folder, to resume or read (not locked)."""
         p = Path(path)
         if not p.exists():
             raise RunFolderError(f"run folder {p} does not exist")
@@ -168,116 +102,188 @@ class RunFolder:
             raise RunFolderError(f"{p} is not a run folder: it has no {CONFIG}")
         return cls(p)
 
+    def _file_lock(self) -> Any:
+        from filelock import FileLock  # portable: flock on POSIX, msvcrt on Windows
+
+        return FileLock(str(self.path / LOCK), timeout=0)
+
     def lock(self) -> None:
-        """Hold the folder for this process; a second trainer on the same run is refused."""
+        """Hold the folder for this process (a second trainer on the same run is refused), and sweep stale temporaries."""
+        from filelock import Timeout
+
+        if self._lock is not None:
+            return
+        lock = self._file_lock()
         try:
-            fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+            lock.acquire()
+        except Timeout:
+            raise RunBusyError(f"run folder {self.path} is in use by another overfit process") from None
         except OSError as e:
             raise RunFolderError(f"cannot write to run folder {self.path}: {e.strerror or e}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunFolderError(f"run folder {self.path} is in use by another overfit process") from None
-        self._lock = fd
+        self._lock = lock
+        self._remove_stale_temporaries()
 
     def unlock(self) -> None:
         if self._lock is not None:
-            os.close(self._lock)
+            self._lock.release()
             self._lock = None
 
-    # -- reading ----------------------------------------------------------------
+    @property
+    def locked(self) -> bool:
+        return self._lock is not None
+
+    def held_elsewhere(self) -> bool:
+        """True if another process (or another RunFolder of this one) holds the folder's lock."""
+        if self._lock is not None or not (self.path / LOCK).exists():
+            return False
+        from filelock import Timeout
+
+        probe = self._file_lock()
+        try:
+            probe.acquire()
+        except Timeout:
+            return True
+        except OSError:
+            return False
+        probe.release()
+        return False
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporaries left by a process killed mid-write (the real files beside them are intact)."""
+        for folder in (self.path, self.path / FRAMES):
+            if folder.is_dir():
+                for tmp in folder.glob(f"{TMP_PREFIX}*{TMP_MARK}*"):
+                    try:
+                        tmp.unlink()
+                    except OSError:
+                        pass
+
+    # -- reading ----------------------------------------------------------------------
 
     def config(self) -> RunConfig:
         try:
             return RunConfig.from_json((self.path / CONFIG).read_text())
         except ConfigError as e:
             raise RunFolderError(f"{self.path / CONFIG}: {e}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise RunFolderError(f"cannot read {self.path / CONFIG}: {e}") from None
 
-    def target(self) -> Target:
-        """The picture exactly as it was fitted, from the run's own copy."""
-        path = self.path / TARGET
+    def target(self) -> Any:
+        """The picture exactly as it was fitted (a `targets.Target`), from the run's own copy."""
+        from .targets import make_target
+
         data = self.config().data
+        path = self.path / TARGET
         try:
-            with Image.open(path) as img:
-                picture = np.asarray(img.convert("RGB" if data.mode == "rgb" else "L"))
+            picture = read_png(path, color=data.mode == "rgb")
         except (OSError, ValueError) as e:
             raise RunFolderError(f"cannot read the run's target picture {path}: {e}") from None
         return make_target(picture, data.image or f"text {data.text!r}", data.mode)
 
-    # -- writing ----------------------------------------------------------------
+    def target_size(self) -> tuple[int, int]:
+        """(height, width) of the run's picture, read from the PNG header only; (0, 0) if unreadable."""
+        from PIL import Image
 
-    def start(self, trainer: Trainer) -> None:
-        """Write what a new run knows before its first step."""
-        write_atomic(self.path / CONFIG, trainer.cfg.to_json())
-        write_atomic(self.path / TARGET, _png_bytes(trainer.target.image))
-        yx, labels = trainer.preview_batch()
-        video.save_samples_plot(yx, labels, trainer.target.height, trainer.target.width, self.path / SAMPLES)
-        (self.path / FRAMES).mkdir(exist_ok=True)
+        try:
+            with Image.open(self.path / TARGET) as img:
+                w, h = img.size
+            return h, w
+        except OSError:
+            return 0, 0
 
-    def prepare_resume(self, trainer: Trainer, state: dict[str, Any]) -> None:
-        """Load a checkpoint into `trainer`, dropping any record written after it.
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINT).is_file()
 
-        The trainer's config (which may extend the step budget) becomes the run's config.
-        """
-        trainer.load_state_dict(state)
-        write_atomic(self.path / CONFIG, trainer.cfg.to_json())
-        step = trainer.step
-        history = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
-        write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
-        for frame in (self.path / FRAMES).glob("*.png"):
-            if frame.stem.isdigit() and int(frame.stem) > step:
-                frame.unlink()
-        trainer.history = history
+    def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint's tensors and numbers, checked for every key; loaded without unpickling arbitrary objects."""
+        import torch
 
-    def __call__(self, event: Event) -> None:
-        """The callback that records a run: metrics, frames, checkpoints, final pictures."""
-        if event.kind == "eval":
-            with open(self.path / METRICS, "a") as f:
-                f.write(json.dumps(event.metrics) + "\n")
-            assert event.prediction is not None
-            write_atomic(self.frame_path(event.step), _png_bytes(video.prob_to_gray(event.prediction)))  # [0, 1] -> uint8, any shape
-            save_checkpoint(self.path, event.trainer.state_dict())
-        elif event.kind == "interrupt":
-            save_checkpoint(self.path, event.trainer.state_dict())
-        elif event.kind == "end":
-            self.finish(event.trainer)
+        path = self.path / CHECKPOINT
+        if not path.is_file():
+            raise RunFolderError(f"run folder {self.path} has no {CHECKPOINT}; nothing to resume")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many types for a corrupt file
+            raise RunFolderError(f"checkpoint {path} cannot be read: {_first_line(e)}") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise RunFolderError(f"checkpoint {path} is not an overfit checkpoint")
+        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise RunFolderError(f"checkpoint {path} lacks {', '.join(missing)}; it cannot be resumed")
+        return state
 
-    def finish(self, trainer: Trainer) -> None:
-        """final.png and the progress videos, from the frames and metrics on disk."""
-        history = read_metrics(self.path)
-        by_step = {r["step"]: r for r in history}
-        stepped = self.read_frames([r["step"] for r in history])
-        if not stepped:
-            return
-        frames = [picture for _, picture in stepped]
-        captions = [caption(trainer.cfg.preset, by_step[step]) for step, _ in stepped]
-        binary = trainer.cfg.data.mode == "binary"
-        values = trainer.target.values
-        target = trainer.target.labels if binary else (values[:, :, 0] if values.shape[2] == 1 else values)
-        video.save_final_plot(target, frames[-1].astype(np.float32) / 255.0, self.path / FINAL,
-                              title=caption(trainer.cfg.preset, history[-1]),
-                              prediction_name="prediction (probability of background)" if binary else "prediction")
-        video.write_progress(frames, captions, self.path / MP4, self.path / GIF)
-
-    # -- frames -----------------------------------------------------------------
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every evaluation record of the run, in order (a line cut short by a crash ends the list)."""
+        path = self.path / METRICS
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # everything before it stands
+        return records
 
     def frame_path(self, step: int) -> Path:
         return self.path / FRAMES / f"{step:08d}.png"
 
-    def read_frames(self, steps: list[int]) -> list[tuple[int, np.ndarray]]:
+    def frame_steps(self) -> list[int]:
+        """Steps that have a frame on disk, in order."""
+        return sorted(int(p.stem) for p in (self.path / FRAMES).glob("*.png") if p.stem.isdigit())
+
+    def read_frames(self, steps: list[int]) -> list[tuple[int, Any]]:
         """(step, uint8 prediction: (H, W), or (H, W, 3) for rgb runs) for each of `steps` that has a frame on disk."""
-        out = []
-        for step in steps:
-            path = self.frame_path(step)
-            if path.is_file():
-                with Image.open(path) as img:
-                    out.append((step, np.asarray(img.convert("RGB" if img.mode == "RGB" else "L"))))
-        return out
+        return [(step, read_png(self.frame_path(step))) for step in steps if self.frame_path(step).is_file()]
 
+    def status(self) -> str:
+        """'new' (nothing trained yet), 'paused' (a checkpoint to continue from) or 'done' (all steps trained)."""
+        records = self.metrics()
+        step = records[-1].get("step", 0) if records else 0
+        try:
+            steps = self.config().schedule.steps
+        except RunFolderError:
+            steps = None
+        if steps is not None and step >= steps:
+            return "done"
+        return "paused" if self.has_checkpoint() else "new"
 
-def caption(preset: str, record: dict[str, Any]) -> str:
-    """The text written on a progress frame."""
-    if "dense_psnr" in record:
-        return f"{preset}   step {record['step']:,}   PSNR {record['dense_psnr']:.2f} dB"
-    return f"{preset}   step {record['step']:,}   accuracy {100 * record['dense_acc']:.1f} %"
+    # -- writing (the folder must be locked) ------------------------------------------------------
+
+    def write_config(self, cfg: RunConfig) -> None:
+        write_atomic(self.path / CONFIG, cfg.to_json())
+
+    def write_picture(self, name: str, picture: Any) -> None:
+        save_png(picture, self.path / name)
+
+    def write_frame(self, step: int, picture: Any) -> None:
+        (self.path / FRAMES).mkdir(exist_ok=True)
+        save_png(picture, self.frame_path(step))
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.path / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        write_atomic(self.path / CHECKPOINT, buf.getvalue())
+
+    def rewind(self, step: int) -> list[dict[str, Any]]:
+        """Drop every record and frame after `step` (written after the checkpoint being resumed); the records kept."""
+        history = [r for r in self.metrics() if r.get("step", 0) <= step]
+        write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+        for frame_step in self.frame_steps():
+            if frame_step > step:
+                self.frame_path(frame_step).unlink()
+        return history

@@ -29,15 +29,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .config import DEFAULT_HEIGHT, DEFAULT_MAX_PIXELS, DEFAULT_WIDTH, DataConfig
-from .errors import OverfitError
+from .errors import NothingToLearnWarning, TargetError
 
-
-class TargetError(OverfitError, ValueError):
-    """A picture (or text) that cannot be turned into a target; the message names the path."""
-
-
-class NothingToLearnWarning(UserWarning):
-    """The target has a single class, so any constant model is already perfect."""
+__all__ = ["NothingToLearnWarning", "Target", "TargetError", "load_target", "make_target", "render_text"]
 
 
 # The built-in picture must come out pixel-identical on every machine, so the font
@@ -126,11 +120,11 @@ def render_text(
     """
     text = text.replace("\r\n", "\n")
     if text.strip() == "":
-        raise TargetError("text is empty; give some text to render")
+        raise TargetError("text is empty; give some text to render", field="data.text")
     if width < 2 or height < 2:
         raise TargetError(f"canvas is {width} x {height} pixels; at least 2 x 2 is needed")
     if font_size is not None and font_size < 1:
-        raise TargetError(f"font size must be positive, got {font_size}")
+        raise TargetError(f"font size must be positive, got {font_size}", field="data.font_size")
 
     canvas = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(canvas)
@@ -144,7 +138,7 @@ def render_text(
             draw.multiline_text((x, y), text, font=font, fill=0, spacing=spacing, align="center")
         except Image.DecompressionBombError:
             # PIL refuses to rasterise text masks above its pixel limit.
-            raise TargetError(f"font size {size} is too large to render on a {width} x {height} canvas") from None
+            raise TargetError(f"font size {size} is too large to render on a {width} x {height} canvas", field="data.font_size") from None
         return np.array(canvas, dtype=np.uint8)
 
     # First placement from the layout box; that box includes the first glyph's side
@@ -263,7 +257,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, co
             if w * h > max_pixels:
                 raise TargetError(
                     f"picture {where} is {w * h} pixels ({w} x {h}), above the limit of {max_pixels}; "
-                    "raise it with --max-pixels"
+                    "raise data.max_pixels to allow it", field="data.max_pixels"
                 )
             try:
                 img.load()

@@ -2,9 +2,10 @@
 
 `Trainer` owns everything a run needs to continue bit-for-bit after a restart
 (model, optimizer, the random generators, the step); `train` is the one-call
-API. Everything that watches a run (progress bar, metrics file, frames,
-checkpoints, the browser) is a callback that receives `Event`s: the loop itself
-knows nothing about files.
+API. Everything that watches a run (progress bar, the run folder's recorder, the
+lab's live view) is a callback that receives `Event`s, and `run` takes a list of
+them: the loop itself knows nothing about files. What differs between binary,
+gray and colour pictures (targets, sampler, metrics) comes from `modes`.
 """
 
 from __future__ import annotations
@@ -13,32 +14,20 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from .config import RunConfig
-from .errors import OverfitError
+from .errors import DeviceError, TrainingDiverged
 from .losses import LOSSES
-from .metrics import batch_metrics, dense_metrics, dense_regression_metrics, regression_batch_metrics
 from .models import model_for
-from .sampling import Sampler, ValueSampler
+from .modes import get_mode
 from .targets import Target, load_target, make_target
 
-
-class TrainingDiverged(OverfitError):
-    """The loss became NaN or infinite; `step` is the first step where it did."""
-
-    def __init__(self, step: int, value: float) -> None:
-        super().__init__(f"training diverged: loss is {value} at step {step}")
-        self.step = step
-        self.value = value
-
-
-class DeviceError(OverfitError):
-    """The requested torch device does not exist or is not available here."""
+__all__ = ["Callback", "DeviceError", "Event", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds", "resolve_device", "train"]
 
 
 @dataclass
@@ -48,8 +37,9 @@ class Event:
     kind: "log" every `schedule.log_every` steps (metrics: loss, steps_per_s),
     "eval" at each evaluation (metrics: the full evaluation record, prediction:
     values in [0, 1], row 0 on top: (H, W) probability of background for binary
-    runs, (H, W) gray or (H, W, 3) colour values otherwise), "interrupt" when a
-    stop was requested, "end" when the last step is done.
+    runs, (H, W) gray or (H, W, 3) colour values otherwise), "chunk" when
+    `run(until=...)` reached its step (the run goes on with the next call),
+    "interrupt" when a stop was requested, "end" when the last step is done.
     """
 
     kind: str
@@ -60,6 +50,21 @@ class Event:
 
 
 Callback = Callable[[Event], None]
+Callbacks = Union[Callback, Iterable[Callback], None]
+
+
+def _callbacks(on_event: Callbacks) -> Callback:
+    """One callback that calls each of `on_event` (a callback, a list of them, or None) in order."""
+    if on_event is None:
+        return lambda event: None
+    if callable(on_event):
+        return on_event
+    listeners = list(on_event)
+
+    def emit(event: Event) -> None:
+        for listener in listeners:
+            listener(event)
+    return emit
 
 
 @dataclass
@@ -110,7 +115,7 @@ class Trainer:
         if target.mode != cfg.data.mode:
             target = make_target(target.image, target.source, cfg.data.mode)
         self.target = target
-        self.binary = cfg.data.mode == "binary"
+        self.mode = get_mode(cfg.data.mode)
         self.device = resolve_device(cfg.device)
         self.seeds = derived_seeds(cfg.seed)
         self.loss_fn = LOSSES[cfg.loss_name]
@@ -131,13 +136,8 @@ class Trainer:
         )
 
         # -- data: the picture lives on the device, batches are drawn there --
-        self.sampler: Sampler | ValueSampler
-        if self.binary:
-            self.labels = torch.from_numpy(self.target.labels).to(self.device)  # (H, W) uint8: 1 byte per pixel
-            self.sampler = Sampler(self.labels)
-        else:
-            self.values = torch.from_numpy(self.target.values).to(self.device)  # (H, W, C) float32 in [0, 1]
-            self.sampler = ValueSampler(self.values)
+        self.target_tensor = self.mode.target_tensor(self.target, self.device)
+        self.sampler = self.mode.sampler(self.target_tensor)
         self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
         self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
 
@@ -216,12 +216,8 @@ class Trainer:
         self.model.eval()
         yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.eval_gen)
         record: dict[str, Any] = {"step": self.step}
-        if self.binary:
-            record.update(batch_metrics(self.model, yx, labels, self.loss_fn))
-            dense, prob = dense_metrics(self.model, self.labels, self.loss_fn)
-        else:
-            record.update(regression_batch_metrics(self.model, yx, labels))
-            dense, prob = dense_regression_metrics(self.model, self.values)
+        record.update(self.mode.batch_metrics(self.model, yx, labels, self.loss_fn))
+        dense, prob = self.mode.dense_metrics(self.model, self.target_tensor, self.loss_fn)
         record.update(dense)
         record["train_seconds"] = round(self.train_seconds, 3)
         self.model.train()
@@ -235,19 +231,20 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------
 
-    def run(self, on_event: Callback | None = None, until: int | None = None) -> TrainResult:
+    def run(self, on_event: Callbacks = None, until: int | None = None) -> TrainResult:
         """Train from the current step to `schedule.steps` (or to step `until`, if sooner), emitting events.
 
-        Stopping early (a stop request, or `until`) ends with an "interrupt" event;
-        calling `run` again continues exactly where it stopped.
+        `on_event`: a callback or a list of them, called in order. Reaching `until`
+        ends with a "chunk" event, a stop request with an "interrupt" event; calling
+        `run` again continues exactly where it stopped.
         """
-        emit = on_event or (lambda event: None)
-        sched, batch = self.cfg.schedule, self.cfg.optim.batch_size
+        emit = _callbacks(on_event)
+        sched, optim = self.cfg.schedule, self.cfg.optim
         last = sched.steps if until is None else min(until, sched.steps)
         model, opt, forward_backward = self.model, self.optimizer, self._forward_backward
         model.train()
-        # Exponential decay from lr to lr_final: the rate at a step depends on the step alone, so resuming is exact.
-        decay = None if self.cfg.optim.lr_final is None else self.cfg.optim.lr_final / self.cfg.optim.lr
+        decays = optim.lr_final is not None  # the rate depends on the step alone, so resuming is exact
+        batch = optim.batch_size
 
         # The first evaluation shows the untrained network (the first video frame).
         if self.step == 0 and not self.history:
@@ -257,9 +254,9 @@ class Trainer:
         window_start, window_time = self.step, time.perf_counter()
         while self.step < last and not self._stop:
             # -- one optimisation step: nothing here waits for the device --
-            if decay is not None:
+            if decays:
                 for group in opt.param_groups:
-                    group["lr"] = self.cfg.optim.lr * decay ** (self.step / sched.steps)
+                    group["lr"] = optim.lr_at(self.step, sched.steps)
             yx, labels = self.sampler.sample(batch, self.train_gen)
             opt.zero_grad(set_to_none=True)
             pending.append(forward_backward(yx, labels))
@@ -281,8 +278,9 @@ class Trainer:
                 window_start, window_time = self.step, time.perf_counter()
 
         interrupted = self.step < sched.steps
+        kind = "end" if not interrupted else ("interrupt" if self._stop else "chunk")
         self._stop = False  # the request is served; a later `run` continues
-        emit(Event("interrupt" if interrupted else "end", self.step, self.history[-1] if self.history else {}, self))
+        emit(Event(kind, self.step, self.history[-1] if self.history else {}, self))
         return TrainResult(self.cfg, self.target, model, self.history, self.step, interrupted)
 
     def _check_losses(self, pending: list[torch.Tensor], first_step: int) -> float:
@@ -306,10 +304,10 @@ class Trainer:
         emit(Event("eval", self.step, record, self, prob))
 
 
-def train(cfg: RunConfig, on_event: Callback | None = None, target: Target | None = None) -> TrainResult:
+def train(cfg: RunConfig, on_event: Callbacks = None, target: Target | None = None) -> TrainResult:
     """Train a fresh model for `cfg` (no files written) and return the result.
 
-    `on_event` receives every `Event`; call `event.trainer.request_stop()` from it
-    to stop early.
+    `on_event` (a callback or a list of them) receives every `Event`; call
+    `event.trainer.request_stop()` from one to stop early.
     """
     return Trainer(cfg, target).run(on_event)

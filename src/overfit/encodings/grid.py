@@ -1,72 +1,22 @@
-"""Input encodings: what the MLP sees instead of the bare scaled coordinates.
+"""`grid`: a multiresolution grid of trainable features, bilinearly interpolated (Muller et al. 2022, instant-NGP).
 
-Each encoding is an `nn.Module` mapping scaled coordinates (N, 2) (the output of the
-model's input scaling, in [-r, r] with r = `model.input_range`) to features
-(N, out_features). The registry `ENCODINGS` keeps each one with its builder; the
-config, the CLI and the lab take their names from it.
-
-- `none`: the coordinates themselves (the original experiment).
-- `fourier`: random Fourier features, [sin(2 pi B v), cos(2 pi B v)], B ~ N(0, sigma^2)
-  (Tancik et al. 2020).
-- `positional`: NeRF's axis-aligned frequencies, [v, sin(2^k pi v), cos(2^k pi v)] for
-  k < L (Mildenhall et al. 2020).
-- `grid`: a multiresolution grid of trainable feature vectors, bilinearly interpolated,
-  dense where a level fits in 2^T entries and spatially hashed where it does not
-  (Muller et al. 2022, instant-NGP), in plain PyTorch so it runs on any device.
+Dense where a level fits in 2^T entries, spatially hashed where it does not, in plain
+PyTorch so it runs on any device.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-if TYPE_CHECKING:  # config imports this module for the registry's names
-    from .config import EncodingConfig
+from ..errors import ConfigError
 
-
-class Identity(nn.Module):
-    """The scaled coordinates unchanged: (N, 2) -> (N, 2)."""
-
-    out_features = 2
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return v
-
-
-class FourierFeatures(nn.Module):
-    """gamma(v) = [sin(2 pi B v), cos(2 pi B v)]: (N, 2) -> (N, 2m), B (2, m) ~ N(0, sigma^2) fixed.
-
-    B is a buffer: drawn once at construction (from torch's global generator, which
-    the trainer seeds) and saved with the weights.
-    """
-
-    def __init__(self, features: int, sigma: float) -> None:
-        super().__init__()
-        self.register_buffer("B", torch.randn(2, features) * sigma)
-        self.out_features = 2 * features
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        angles = (2 * math.pi) * (v @ self.B)  # (N, m)
-        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
-
-
-class PositionalEncoding(nn.Module):
-    """[v, sin(2^k pi v), cos(2^k pi v)] for k < L, per axis: (N, 2) -> (N, 2 + 4L)."""
-
-    def __init__(self, frequencies: int) -> None:
-        super().__init__()
-        self.register_buffer("freqs", (2.0 ** torch.arange(frequencies, dtype=torch.float32)) * math.pi)
-        self.out_features = 2 + 4 * frequencies
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        angles = (v[:, :, None] * self.freqs).flatten(1)  # (N, 2L): y's octaves, then x's
-        return torch.cat([v, torch.sin(angles), torch.cos(angles)], dim=1)
-
+if TYPE_CHECKING:
+    from ..config import EncodingConfig
 
 # instant-NGP's spatial hash (Teschner et al. 2003): xor of coordinate * prime, mod 2^T.
 # The first prime is 1 so that neighbouring cells along x stay coherent in memory.
@@ -175,48 +125,19 @@ class GridEncoding(nn.Module):
         return torch.cat(features, dim=1)
 
 
-def _none(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
-    return Identity()
-
-
-def _fourier(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
-    return FourierFeatures(cfg.features, cfg.sigma)
-
-
-def _positional(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
-    return PositionalEncoding(cfg.frequencies)
-
-
 # A finest level with more than this many cells per pixel only adds empty cells.
 MAX_CELLS_PER_PIXEL = 4
 
 
-def _grid(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
-    from .config import ConfigError  # config imports this module
-
+def build(cfg: EncodingConfig, input_range: float | None, height: int, width: int) -> nn.Module:
     if input_range is None:
-        raise ConfigError("model.input_range: the grid encoding needs scaled inputs; set a number")
+        raise ConfigError("the grid encoding needs scaled inputs; set a number", field="model.input_range")
     resolutions = grid_resolutions(cfg.levels, cfg.base_resolution, cfg.per_level_scale, height, width)
     finest = max(resolutions[-1])
     if finest > MAX_CELLS_PER_PIXEL * max(height, width):
         raise ConfigError(
-            f"encoding.per_level_scale: the finest grid level has {finest} cells across a {max(height, width)}-pixel side, "
-            f"more than {MAX_CELLS_PER_PIXEL}x the picture; lower encoding.per_level_scale or encoding.levels, or leave the scale as none"
+            f"the finest grid level has {finest} cells across a {max(height, width)}-pixel side, "
+            f"more than {MAX_CELLS_PER_PIXEL}x the picture; lower encoding.per_level_scale or encoding.levels, or leave the scale as none",
+            field="encoding.per_level_scale",
         )
     return GridEncoding(resolutions, cfg.features_per_level, cfg.log2_hashmap_size, input_range)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """A registry entry: `build(cfg, input_range, height, width)` -> module with `out_features`."""
-
-    build: Callable[[EncodingConfig, float | None, int, int], nn.Module]
-    description: str
-
-
-ENCODINGS: dict[str, Encoding] = {
-    "none": Encoding(_none, "the scaled (y, x) coordinates themselves"),
-    "fourier": Encoding(_fourier, "random Fourier features sin/cos(2 pi B v), B ~ N(0, sigma^2)"),
-    "positional": Encoding(_positional, "NeRF positional encoding, frequencies 2^k pi for k < L"),
-    "grid": Encoding(_grid, "multiresolution hash grid (instant-NGP), bilinear, trainable"),
-}

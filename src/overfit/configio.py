@@ -1,0 +1,189 @@
+"""JSON and strings <-> the config's dataclasses: typed conversion, dotted overrides, type names.
+
+Generic over frozen dataclasses whose fields are int, float, bool, str, None,
+tuples of those and nested dataclasses; `config.RunConfig` is the one user. JSON is
+checked against each field's declared type (unknown keys, wrong types refused with
+the key named); command-line strings are parsed by the same types
+(`"64,256,64"` -> (64, 256, 64), `"none"` -> None, `"true"` -> True).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+# Deepest JSON nesting a config may have (it has two levels); deeper input is refused before parsing it.
+MAX_JSON_DEPTH = 16
+# Longest JSON text accepted for a config (a real one is about 1.5 KB).
+MAX_JSON_CHARS = 1 << 20
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to `limit` characters, safe for ints beyond Python's digit limit."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def loads(text: str) -> Any:
+    """Parse config JSON; anything malformed, absurdly deep or huge is a ConfigError, never another exception."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ConfigError(f"config JSON of {len(text):,} characters is larger than the limit of {MAX_JSON_CHARS:,}")
+    depth = deepest = 0
+    for ch in text:  # brackets inside strings only make this stricter, never looser
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        raise ConfigError(f"config JSON is nested {deepest} levels deep; a config has at most {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, and ints beyond Python's digit limit
+        raise ConfigError(f"config is not valid JSON: {str(e).splitlines()[0]}") from None
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_jsonable(v) for v in obj]
+    return obj
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(tp: Any, value: Any, name: str) -> Any:
+    """Check a JSON value against a field type; return it converted (list -> tuple, int -> float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return coerce(arg, value, name)
+            except ConfigError:
+                pass
+        raise ConfigError(f"expected {type_name(tp)}, got {short_repr(value)}", field=name)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"expected {type_name(tp)}, got {short_repr(value)}", field=name)
+        item = typing.get_args(tp)[0]
+        return tuple(coerce(item, v, f"{name}[{i}]") for i, v in enumerate(value))
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except OverflowError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"expected {type_name(tp)}, got {short_repr(value)}", field=name)
+
+
+def from_dict(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected an object, got {short_repr(data)}", field=where)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key (known: {', '.join(sorted(names))})", field=f"{prefix}{unknown[0]}")
+    field_types = hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        tp = field_types[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = coerce(tp, value, prefix + name)
+    return cls(**kwargs)
+
+
+def parse_string(tp: Any, text: str, name: str) -> Any:
+    """Parse a command-line string into a value of field type `tp`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and text.strip().lower() in ("none", "null"):
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return parse_string(arg, text, name)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"expected {type_name(tp)}, got {short_repr(text)}", field=name)
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        parts = [p for p in text.replace(" ", "").split(",") if p != ""]
+        return tuple(parse_string(item, p, name) for p in parts)
+    try:
+        if tp is bool:
+            low = text.strip().lower()
+            if low in ("true", "yes", "1", "on"):
+                return True
+            if low in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(text)
+        if tp is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"expected {type_name(tp)}, got {short_repr(text)}", field=name) from None
+    if tp is str:
+        return text
+    raise ConfigError("cannot be set from a string", field=name)
+
+
+def replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
+    names = {f.name for f in dataclasses.fields(obj)}
+    head = path[0]
+    if head not in names:
+        raise ConfigError(f"unknown config key (known here: {', '.join(sorted(names))})", field=full)
+    tp = hints(type(obj))[head]
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(tp):
+            raise ConfigError(f"{head} has no sub-fields", field=full)
+        return dataclasses.replace(obj, **{head: replace_path(getattr(obj, head), path[1:], value, full)})
+    if dataclasses.is_dataclass(tp):
+        raise ConfigError(f"is a section; set one of its fields, e.g. {full}.{dataclasses.fields(tp)[0].name}", field=full)
+    parsed = parse_string(tp, value, full) if isinstance(value, str) and tp is not str else coerce(tp, value, full)
+    return dataclasses.replace(obj, **{head: parsed})

@@ -1,0 +1,179 @@
+"""The mode registry: what kind of picture a run fits, and everything that follows from it.
+
+- `binary`: ink or background, as the original experiment: 2 logits, cross-entropy,
+  accuracy and IoU of the ink class; shown as the probability of background.
+- `gray`, `rgb`: pixel values in [0, 1]: 1 or 3 outputs, MSE, PSNR and SSIM; shown
+  as the values clamped to [0, 1].
+
+Every module that behaves differently by mode asks the `Mode` here (channels, allowed
+losses, sampler, metrics, headline metric, the output head that turns network outputs
+into a displayable picture, captions) instead of branching on the mode's name. To add
+a mode: a `Mode` subclass and an entry in `MODES`.
+
+Importing this module costs no torch import; the methods that compute import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from .losses import LossFn
+    from .targets import Target
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One kind of picture. Subclasses implement the tensor work."""
+
+    name: str
+    description: str
+    out_channels: int
+    """Network outputs per coordinate."""
+    picture_channels: int
+    """Channels of the displayable prediction: 1 (gray levels) or 3 (RGB)."""
+    losses: tuple[str, ...]
+    """Losses that fit this mode; the first is what `loss: auto` means."""
+    headline: str
+    """The evaluation record's key that sums a run up (the lab's curve, the progress bar)."""
+    headline_label: str
+    prediction_name: str
+    """How the displayable prediction is described in figures."""
+
+    @property
+    def color(self) -> bool:
+        return self.picture_channels == 3
+
+    @property
+    def default_loss(self) -> str:
+        return self.losses[0]
+
+    def format_headline(self, value: float) -> str:
+        raise NotImplementedError
+
+    def caption(self, preset: str, record: dict[str, Any]) -> str:
+        """The text written on a progress frame."""
+        return f"{preset}   step {record['step']:,}   {self.headline_label} {self.format_headline(record[self.headline])}"
+
+    def summary(self, record: dict[str, Any]) -> str:
+        """One line of a finished evaluation's main numbers."""
+        raise NotImplementedError
+
+    def display(self, out: torch.Tensor) -> torch.Tensor:
+        """The output head: network outputs (n, out_channels) -> displayable values (n, picture_channels) in [0, 1]."""
+        raise NotImplementedError
+
+    def target_tensor(self, target: Target, device: torch.device | str) -> torch.Tensor:
+        """What the sampler and the metrics compare against, on the device."""
+        raise NotImplementedError
+
+    def sampler(self, target: torch.Tensor) -> Any:
+        """Draws training and evaluation batches (coordinates, targets) from `target_tensor`."""
+        raise NotImplementedError
+
+    def batch_metrics(self, model: nn.Module, yx: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
+        raise NotImplementedError
+
+    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn) -> tuple[dict[str, float], np.ndarray]:
+        """Metrics over every pixel, and the displayable prediction: (H, W), or (H, W, 3) for colour."""
+        raise NotImplementedError
+
+    def target_picture(self, target: Target) -> np.ndarray:
+        """The target as the prediction is shown beside it: (H, W) or (H, W, 3)."""
+        raise NotImplementedError
+
+
+class Classification(Mode):
+    """Ink (class 0) or background (class 1) from 2 logits."""
+
+    def format_headline(self, value: float) -> str:
+        return f"{100 * value:.1f} %"
+
+    def summary(self, record: dict[str, Any]) -> str:
+        return f"dense accuracy {record['dense_acc']:.4f}, ink IoU {record['dense_iou']:.4f}"
+
+    def display(self, out: torch.Tensor) -> torch.Tensor:
+        from .metrics import background_probability
+
+        return background_probability(out)[:, None]
+
+    def target_tensor(self, target: Target, device: torch.device | str) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(target.labels).to(device)  # (H, W) uint8: 1 byte per pixel
+
+    def sampler(self, target: torch.Tensor) -> Any:
+        from .sampling import Sampler
+
+        return Sampler(target)
+
+    def batch_metrics(self, model: nn.Module, yx: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
+        from .metrics import batch_metrics
+
+        return batch_metrics(model, yx, y, loss_fn)
+
+    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn) -> tuple[dict[str, float], np.ndarray]:
+        from .metrics import dense_metrics
+
+        return dense_metrics(model, target, loss_fn)
+
+    def target_picture(self, target: Target) -> np.ndarray:
+        return target.labels
+
+
+class Regression(Mode):
+    """Pixel values in [0, 1], one output per channel."""
+
+    def format_headline(self, value: float) -> str:
+        return f"{value:.2f} dB"
+
+    def summary(self, record: dict[str, Any]) -> str:
+        return f"PSNR {record['dense_psnr']:.2f} dB, SSIM {record['dense_ssim']:.4f}"
+
+    def display(self, out: torch.Tensor) -> torch.Tensor:
+        from .metrics import shown_values
+
+        return shown_values(out)
+
+    def target_tensor(self, target: Target, device: torch.device | str) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(target.values).to(device)  # (H, W, C) float32 in [0, 1]
+
+    def sampler(self, target: torch.Tensor) -> Any:
+        from .sampling import ValueSampler
+
+        return ValueSampler(target)
+
+    def batch_metrics(self, model: nn.Module, yx: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
+        from .metrics import regression_batch_metrics
+
+        return regression_batch_metrics(model, yx, y)
+
+    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn) -> tuple[dict[str, float], np.ndarray]:
+        from .metrics import dense_regression_metrics
+
+        return dense_regression_metrics(model, target)
+
+    def target_picture(self, target: Target) -> np.ndarray:
+        values = target.values
+        return values[:, :, 0] if values.shape[2] == 1 else values
+
+
+MODES: dict[str, Mode] = {
+    "binary": Classification("binary", "ink or background, as the original (cross-entropy, accuracy, IoU)", 2, 1,
+                             ("cross_entropy", "double_softmax"), "dense_acc", "accuracy",
+                             "prediction (probability of background)"),
+    "gray": Regression("gray", "gray values in [0, 1] (MSE, PSNR, SSIM)", 1, 1, ("mse",), "dense_psnr", "PSNR", "prediction"),
+    "rgb": Regression("rgb", "colour values in [0, 1] (MSE, PSNR, SSIM)", 3, 3, ("mse",), "dense_psnr", "PSNR", "prediction"),
+}
+
+
+def get_mode(name: str) -> Mode:
+    """The registered mode `name` (config validation has already refused unknown names)."""
+    return MODES[name]

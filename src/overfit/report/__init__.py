@@ -1,0 +1,65 @@
+"""The reproduction report: one folder that shows what `overfit reproduce` measured.
+
+`write_report` renders results the caller has already computed (nothing is measured here):
+
+    report/
+      index.html          the report; opens from disk (inline CSS, relative links, no network)
+      report.md           the same content in Markdown, images linked
+      grid.mp4 / .gif     seed 0 of all six presets training side by side, one shared step counter
+      accuracy.png/.svg   dense accuracy vs step: mean over seeds, min-max band, majority line
+      loss.png/.svg       dense loss vs step, log scale, same style
+      spectrum.png/.svg   error per spatial-frequency band vs step, one heatmap per preset
+
+One module per output: figures.py (the curves and spectrum figures), gridvideo.py (the grid
+video), htmlpage.py with report.css (index.html), markdown.py (report.md); formatting.py
+holds the numbers, words and preset colours they share.
+
+Conventions:
+- Every file is written atomically (`files.write_atomic`, or video.py's writers), and
+  index.html last, so a folder with an index.html is a complete report.
+- Every preset has the same colour everywhere: curves, heatmap titles, video labels, tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..files import write_atomic
+from .figures import curves_figure, spectrum_figure
+from .formatting import format_steps
+from .gridvideo import DIVERGED_RGB, GIF_MAX_WIDTH, GRID_FPS, GRID_MAX_WIDTH, grid_frames, panel_size, write_grid_video
+from .htmlpage import html_page
+from .markdown import markdown_page
+
+__all__ = [
+    "DIVERGED_RGB",
+    "GIF_MAX_WIDTH",
+    "GRID_FPS",
+    "GRID_MAX_WIDTH",
+    "format_steps",
+    "grid_frames",
+    "panel_size",
+    "write_report",
+]
+
+
+def write_report(report_dir: Path, results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], target_gray: np.ndarray) -> None:
+    """Write the reproduction report (see the module docstring for the files) into `report_dir`.
+
+    `results`: the JSON-able dict of `overfit reproduce` (meta, presets with runs and
+    histories, table, spectrum, findings, variants). `frames[preset]`: (step, (H, W) uint8)
+    predictions of seed 0 in step order. `target_gray`: (H, W) uint8 target picture.
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+
+    curves_figure(results, "dense_acc", report_dir / "accuracy")
+    curves_figure(results, "dense_loss", report_dir / "loss")
+    spectrum_figure(results, report_dir / "spectrum")
+    write_grid_video(report_dir, results, frames, target_gray)
+
+    write_atomic(report_dir / "report.md", markdown_page(results))
+    # Last: a folder with an index.html holds a complete report.
+    write_atomic(report_dir / "index.html", html_page(results))

@@ -1,0 +1,242 @@
+"""The report's HTML page, index.html: findings, video, figures, tables, configurations.
+
+The page opens from disk: its CSS (report.css, beside this module) is inlined, every link
+is relative, nothing is fetched from the network. All text that comes from `results` is
+escaped (html.escape) before it goes into the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import math
+from importlib import resources
+from typing import Any
+
+from .figures import SPECTRUM_VMAX
+from .formatting import (
+    format_seconds,
+    format_steps,
+    format_value,
+    intro,
+    mean_spread,
+    num,
+    pct_label,
+    preset_colors,
+    run_facts,
+    step_keys,
+    variant_verdict,
+    wall_time,
+)
+
+# Verdict -> (badge background, badge text). Green / red / amber, readable as solid pills.
+VERDICT_COLORS = {
+    "PASS": ("#1a7f37", "#ffffff"),
+    "FAIL": ("#cf222e", "#ffffff"),
+    "INCONCLUSIVE": ("#e3a008", "#2b1d00"),
+}
+UNKNOWN_VERDICT = ("#6e7781", "#ffffff")
+
+
+@functools.cache
+def stylesheet() -> str:
+    """The page's CSS, report.css from the package data."""
+    return resources.files(__package__).joinpath("report.css").read_text(encoding="utf-8")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _badge(verdict: str | None) -> str:
+    if verdict is None:
+        return '<span class="none">—</span>'
+    bg, fg = VERDICT_COLORS.get(verdict, UNKNOWN_VERDICT)
+    return f'<span class="badge" style="background:{bg};color:{fg}">{_e(verdict)}</span>'
+
+
+def _dot(color: str) -> str:
+    return f'<span class="dot" style="background:{color}"></span>'
+
+
+def _status_class(status: str) -> str:
+    return "bad" if "diverged" in status or "fail" in status else "ok"
+
+
+def _kv_html(finding: dict) -> str:
+    parts = []
+    for group, key in (("measured", "numbers"), ("thresholds", "thresholds")):
+        items = finding.get(key) or {}
+        if not items:
+            continue
+        parts.append(f'<div class="group">{group}</div>')
+        parts += [f"<dt>{_e(k)}</dt><dd>{_e(format_value(v))}</dd>" for k, v in items.items()]
+    return f'<dl class="kv">{"".join(parts)}</dl>' if parts else ""
+
+
+def _finding_html(finding: dict) -> str:
+    verdict = finding.get("verdict")
+    border = VERDICT_COLORS.get(verdict, UNKNOWN_VERDICT)[0]
+    return (
+        f'<article class="card" style="border-left-color:{border}">'
+        f'<header><h3><span class="num">{_e(finding.get("id", ""))}.</span>{_e(finding.get("title", ""))}</h3>{_badge(verdict)}</header>'
+        f'<p>{_e(finding.get("summary", ""))}</p>{_kv_html(finding)}</article>'
+    )
+
+
+def _variants_html(findings: list[dict], variants: list[dict]) -> str:
+    head = "".join(f'<th class="c">{_e(v.get("name", ""))}</th>' for v in variants)
+    rows = []
+    for f in findings:
+        cells = "".join(f'<td class="c">{_badge(variant_verdict(v, f.get("id")))}</td>' for v in variants)
+        rows.append(f'<tr><td><span class="num">{_e(f.get("id", ""))}.</span> {_e(f.get("title", ""))}</td><td class="c">{_badge(f.get("verdict"))}</td>{cells}</tr>')
+    return (
+        "<h2>Does each finding hold under other settings?</h2>"
+        "<p>The same six findings judged again with one setting changed for every preset.</p>"
+        f'<table id="variants-table"><thead><tr><th>finding</th><th class="c">default</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _steps_table_html(table: list[dict], colors: dict[str, str]) -> str:
+    keys = step_keys(table)
+    sub = "".join(f'<th class="n">{_e(pct_label(k))}</th>' for k in keys)
+    rows = []
+    for row in table:
+        name = row.get("preset", "")
+        cells = []
+        for k in keys:
+            text = format_steps(row.get("steps_to", {}).get(k, {}))
+            cells.append(f'<td class="n{" none" if text == "not reached" else ""}">{_e(text)}</td>')
+        status = str(row.get("status", ""))
+        rows.append(
+            f"<tr><td>{_dot(colors.get(name, '#888'))}<strong>{_e(name)}</strong></td>{''.join(cells)}"
+            f'<td class="n">{_e(mean_spread(row.get("final_acc"), 100, 2, " %"))}</td>'
+            f'<td class="n">{_e(mean_spread(row.get("final_iou"), 1, 3))}</td>'
+            f'<td class="n">{_e(wall_time(row.get("wall_seconds")))}</td>'
+            f'<td class="{_status_class(status)}">{_e(status)}</td></tr>'
+        )
+    return (
+        '<table id="steps-table"><thead>'
+        f'<tr class="super"><th></th><th class="span" colspan="{len(keys)}">steps to reach accuracy</th><th colspan="4"></th></tr>'
+        f'<tr><th>preset</th>{sub}<th class="n">final accuracy</th><th class="n">final IoU</th><th class="n">wall time</th><th>status</th></tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _configs_html(results: dict) -> str:
+    parts = []
+    for name, preset in results["presets"].items():
+        runs = []
+        for run in preset.get("runs", []):
+            label = f"seed {run.get('seed')}"
+            state = run.get("status", "")
+            if state == "diverged" and run.get("diverged_step") is not None:
+                state += f" at step {run['diverged_step']:,}"
+            state += f", {format_seconds(num(run.get('wall_seconds')))}"
+            if run.get("run_dir"):
+                # run_dir is relative to the report's parent folder.
+                label = f'<a href="../{_e(run["run_dir"])}/">{_e(label)}</a>'
+            else:
+                label = _e(label)
+            runs.append(f"{label} ({_e(state)})")
+        config = json.dumps(preset.get("config", {}), indent=2)
+        parts.append(
+            f'<details><summary>{_e(name)} <span class="desc">— {_e(preset.get("description", ""))}</span></summary>'
+            f'<div class="runs">runs: {" · ".join(runs)}</div><pre>{_e(config)}</pre></details>'
+        )
+    return "".join(parts)
+
+
+def _rows_html(items: dict) -> str:
+    return "".join(f"<tr><td>{_e(k)}</td><td>{_e(format_value(v))}</td></tr>" for k, v in items.items())
+
+
+def _tally(findings: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.get("verdict", "?")] = counts.get(f.get("verdict", "?"), 0) + 1
+    return counts
+
+
+def html_page(results: dict) -> str:
+    """index.html for `results`: one self-contained page (inline CSS, relative links, no network)."""
+    meta = results["meta"]
+    presets = results["presets"]
+    colors = preset_colors(list(presets))
+    findings = results.get("findings", [])
+    variants = results.get("variants") or []
+    title = str(meta.get("title", "OVERFIT reproduction"))
+    threshold = num((results.get("spectrum") or {}).get("threshold"))
+    edges = (results.get("spectrum") or {}).get("band_edges") or []
+
+    meta_bits = [
+        str(meta.get("target", "")),
+        f"{meta.get('width', '?')} × {meta.get('height', '?')} px",
+        f"{meta.get('steps', 0):,} steps",
+        f"seeds {', '.join(str(s) for s in meta.get('seeds', []))}",
+        str(meta.get("started", "")).replace("T", " ")[:16],
+        f"took {format_seconds(num(meta.get('wall_seconds')))}",
+    ]
+    tally = "".join(f"{_badge(v)}<span style='margin:0 10px 0 4px'>× {n}</span>" for v, n in _tally(findings).items())
+    preset_list = "".join(
+        f"<dt>{_dot(colors[n])}{_e(n)}</dt><dd>{_e(p.get('description', ''))}</dd>" for n, p in presets.items()
+    )
+    n_seeds = len(meta.get("seeds", []))
+    band_text = ""
+    if len(edges) >= 2:
+        band_text = f" {len(edges) - 1} bands from {edges[0]:.3g} to {edges[-1]:.3g} cycles per pixel."
+    threshold_text = f"{threshold:g}" if not math.isnan(threshold) else "the threshold"
+
+    body = [
+        f"<header><h1>{_e(title)}</h1>",
+        f'<div class="meta">{"".join(f"<span>{_e(b)}</span>" for b in meta_bits if b)}</div>',
+        f'<div class="tally">{tally}</div></header>',
+        f'<section class="intro"><p>{_e(intro(meta, len(presets), len(findings)))}</p>',
+        f'<dl class="presets">{preset_list}</dl></section>',
+        "<h2>Findings</h2>",
+        f'<div class="findings">{"".join(_finding_html(f) for f in findings)}</div>',
+    ]
+    if variants:
+        body.append(_variants_html(findings, variants))
+    body += [
+        "<h2>Training, side by side</h2>",
+        '<figure><video src="grid.mp4" autoplay loop muted controls playsinline>'
+        '<img src="grid.gif" alt="the six presets training side by side"></video>'
+        "<figcaption>Seed 0 of each preset: the predicted probability of background on every pixel "
+        "(white = background, black = ink, gray = undecided), one frame per evaluation. "
+        'Also as <a href="grid.gif">an animated GIF</a> and <a href="grid.mp4">MP4</a>.</figcaption></figure>',
+        "<h2>Learning curves</h2>",
+        '<figure><a href="accuracy.svg"><img src="accuracy.png" alt="dense accuracy vs step"></a>'
+        f"<figcaption>Accuracy on all pixels, mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        f"{' with the min–max range shaded' if n_seeds > 1 else ''}. The dashed line is the majority "
+        'class: predicting background everywhere. <a href="accuracy.svg">SVG</a></figcaption></figure>',
+        '<figure><a href="loss.svg"><img src="loss.png" alt="dense loss vs step"></a>'
+        '<figcaption>Loss on all pixels, log scale, same layout. <a href="loss.svg">SVG</a></figcaption></figure>',
+        "<h2>What is learned first: error per frequency band</h2>",
+        '<figure><a href="spectrum.svg"><img src="spectrum.png" alt="band error heatmaps"></a>'
+        "<figcaption>The error of the prediction in each band of spatial frequency, relative to the "
+        f"target's content in that band (0 = exact; clipped at {SPECTRUM_VMAX:g}).{_e(band_text)} "
+        f"White dots: the first evaluation at which a band's error fell below {_e(threshold_text)}; "
+        'gray cells: no value (e.g. after a divergence). <a href="spectrum.svg">SVG</a></figcaption></figure>',
+        "<h2>Speed and final quality</h2>",
+        _steps_table_html(results.get("table", []), colors),
+        '<p class="files" style="margin-top:10px">Steps to reach an accuracy: mean ± half the range over the seeds '
+        "that reached it; final accuracy and IoU after the last step; wall time per run.</p>",
+        "<h2>Exact configurations</h2>",
+        _configs_html(results),
+        "<h2>Machine and versions</h2>",
+        '<div class="two"><div><table><tbody>',
+        _rows_html({**run_facts(meta), **(meta.get("machine") or {})}),
+        "</tbody></table></div><div><table><tbody>",
+        _rows_html(meta.get("versions") or {}),
+        "</tbody></table></div></div>",
+        f"<footer>Generated by overfit {_e((meta.get('versions') or {}).get('overfit', ''))} · "
+        'all numbers also in <a href="results.json">results.json</a> next to this report.</footer>',
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>\n{stylesheet()}</style></head>\n<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
+    )

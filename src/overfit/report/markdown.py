@@ -1,0 +1,90 @@
+"""The report in Markdown, report.md: the same content as index.html, for places that render Markdown.
+
+Images are linked, not embedded; the configurations are folded in <details> blocks, as
+GitHub renders them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from .formatting import (
+    format_steps,
+    format_value,
+    intro,
+    mean_spread,
+    pct_label,
+    run_facts,
+    step_keys,
+    variant_verdict,
+    wall_time,
+)
+
+
+def _md(text: Any) -> str:
+    """Text for a Markdown table cell: pipes escaped, no newlines."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_page(results: dict) -> str:
+    """report.md for `results`: the content of index.html in Markdown, images linked."""
+    meta = results["meta"]
+    presets = results["presets"]
+    findings = results.get("findings", [])
+    variants = results.get("variants") or []
+    table = results.get("table", [])
+    title = str(meta.get("title", "OVERFIT reproduction"))
+    out = [f"# {title}", "", intro(meta, len(presets), len(findings)), ""]
+    out += [f"- **{name}**: {p.get('description', '')}" for name, p in presets.items()]
+    out += ["", "## Findings", ""]
+    for f in findings:
+        out += [f"### {f.get('id', '')}. {f.get('title', '')} — **{f.get('verdict', '')}**", "", str(f.get("summary", "")), ""]
+        for key, label in (("numbers", "measured"), ("thresholds", "threshold")):
+            for k, v in (f.get(key) or {}).items():
+                out.append(f"- {label} `{k}`: {format_value(v)}")
+        out.append("")
+    if variants:
+        out += ["## Does each finding hold under other settings?", ""]
+        out.append("| finding | default | " + " | ".join(_md(v.get("name", "")) for v in variants) + " |")
+        out.append("|---|---|" + "---|" * len(variants))
+        for f in findings:
+            cells = [_md(variant_verdict(v, f.get("id")) or "—") for v in variants]
+            out.append(f"| {f.get('id', '')}. {_md(f.get('title', ''))} | {f.get('verdict', '')} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += [
+        "## Training, side by side",
+        "",
+        "![the six presets training side by side](grid.gif)",
+        "",
+        "Seed 0 of each preset, one frame per evaluation ([MP4](grid.mp4), [GIF](grid.gif)).",
+        "",
+        "## Learning curves",
+        "",
+        "![dense accuracy vs step](accuracy.png)",
+        "",
+        "![dense loss vs step](loss.png)",
+        "",
+        "## Error per frequency band",
+        "",
+        "![band error heatmaps](spectrum.png)",
+        "",
+        "## Speed and final quality",
+        "",
+    ]
+    keys = step_keys(table)
+    out.append("| preset | " + " | ".join(f"steps to {pct_label(k)}" for k in keys) + " | final accuracy | final IoU | wall time | status |")
+    out.append("|---|" + "---:|" * (len(keys) + 3) + "---|")
+    for row in table:
+        cells = [format_steps(row.get("steps_to", {}).get(k, {})) for k in keys]
+        cells += [mean_spread(row.get("final_acc"), 100, 2, " %"), mean_spread(row.get("final_iou"), 1, 3), wall_time(row.get("wall_seconds")), row.get("status", "")]
+        out.append(f"| {_md(row.get('preset', ''))} | " + " | ".join(_md(c) for c in cells) + " |")
+    out += ["", "## Exact configurations", ""]
+    for name, p in presets.items():
+        out += [f"<details><summary>{html.escape(name)}</summary>", "", "```json", json.dumps(p.get("config", {}), indent=2), "```", "", "</details>", ""]
+    out += ["## Machine and versions", "", "| | |", "|---|---|"]
+    facts = {**run_facts(meta), **(meta.get("machine") or {}), **(meta.get("versions") or {})}
+    out += [f"| {_md(k)} | {_md(format_value(v))} |" for k, v in facts.items()]
+    out.append("")
+    return "\n".join(out)
