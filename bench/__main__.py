@@ -5,8 +5,9 @@ plain PyTorch port, the MegEngine original), peak (fp32 matmul), accuracy (time 
 90/95/99 % for the six presets), dense (evaluation of the 1000 x 300 picture), scaling
 (0.3 to 16 megapixels, one fresh process each), inference (megapixels/s of each render
 backend: eager, compiled, onnxruntime), encodings (the fast and grid presets against their
-targets, PSNR at equal time for relu, fourier, siren and grid), and with --full the real
-100000-step run.
+targets, PSNR at equal time for relu, fourier, siren and grid), startup (`overfit --help`,
+`presets`, `train --help` and a whole `train fast` as fresh processes), and with --full the
+real 100000-step run.
 Thread settings (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, ...) are left as they are.
 """
 
@@ -20,10 +21,10 @@ import torch
 
 from overfit.training import DeviceError, resolve_device
 
-from . import accuracy, dense, encodings, full_run, inference, peak, report, scaling, throughput
+from . import accuracy, dense, encodings, full_run, inference, peak, report, scaling, startup, throughput
 from .common import RESULTS_JSONL, RESULTS_MD, RESULTS_QUICK_MD, Recorder, note
 
-SECTIONS = ("throughput", "peak", "accuracy", "dense", "scaling", "inference", "encodings", "full")
+SECTIONS = ("throughput", "peak", "accuracy", "dense", "scaling", "inference", "encodings", "startup", "full")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # "full" takes minutes: only with --full or --only full
 
 
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                           big_scale=inference.QUICK_BIG_SCALE if q else inference.BIG_SCALE)
         elif section == "encodings":
             encodings.run(rec, args.device, quick=q)
+        elif section == "startup":
+            startup.run(rec, repeats=2 if q else 5)
         elif section == "full":
             compile = use_compile_for_accuracy(rec, args.tta_compile, 100_000)
             full_run.run(rec, args.device, compile, steps=2000 if q else 100_000, eval_every=500 if q else 2000)

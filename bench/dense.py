@@ -27,7 +27,7 @@ from .common import time_call
 def run(rec: Any, device: str, repeats: int) -> None:
     cfg = get_preset("relu_1").with_overrides({"device": device})
     trainer = Trainer(cfg)
-    model, labels, dev = trainer.model, trainer.labels, trainer.device
+    model, labels, dev = trainer.model, trainer.target_tensor, trainer.device
     height, width = labels.shape
     megapixels = height * width / 1e6
     model.eval()

@@ -2,7 +2,7 @@
 
 A relu_1 model (freshly initialised: speed does not depend on the weights) is rendered
 through `overfit.render.predict`, the path `overfit render` takes, by every backend of
-`overfit.export.BACKENDS`: the 1000 x 300 picture at its own size, then a 16-megapixel
+`overfit.inference.BACKENDS`: the 1000 x 300 picture at its own size, then a 16-megapixel
 render of it (7303 x 2191). All backends are made first (`setup_s`: the one-off cost,
 torch.compile's compile or the ONNX export and session), then each size is timed for
 each backend in turn: the median of `repeats` renders after one warm-up render.
@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from overfit.errors import OverfitError
-from overfit.export import BACKENDS, inference_backend
+from overfit.inference import BACKENDS, inference_backend
+from overfit.loading import LoadedRun
 from overfit.models import model_for
 from overfit.presets import get_preset
-from overfit.render import LoadedRun, Region, predict
+from overfit.render import Region, predict
 
 from .common import note, time_call
 

@@ -41,10 +41,10 @@ def main() -> None:
     trainer.run()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
     if args.dense:
-        dense_metrics(trainer.model, trainer.labels, trainer.loss_fn)
+        dense_metrics(trainer.model, trainer.target_tensor, trainer.loss_fn)
         with profile(activities=activities, record_shapes=args.shapes) as prof:
             for _ in range(3):
-                dense_metrics(trainer.model, trainer.labels, trainer.loss_fn)
+                dense_metrics(trainer.model, trainer.target_tensor, trainer.loss_fn)
     else:
         last = 200 + args.steps
         trainer.cfg = cfg.with_overrides({"schedule.steps": last})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from overfit import findings as fd
-from overfit.findings import FAIL, INCONCLUSIVE, PASS, Curve
+from overfit.reproduce import findings as fd
+from overfit.reproduce.findings import FAIL, INCONCLUSIVE, PASS, Curve
 
 STEPS = list(range(0, 20001, 500))
 MAJORITY = 0.8

@@ -14,29 +14,21 @@ from overfit.coords import pixel_grid
 from overfit.losses import cross_entropy
 from overfit.metrics import dense_metrics
 from overfit.models import model_for
-from overfit.render import (
-    MAX_RENDER_PIXELS,
-    Region,
-    RenderError,
-    load_run_model,
-    output_size,
-    predict,
-    render_image,
-    sample_grid,
-)
+from overfit.errors import RenderError
+from overfit.render import MAX_RENDER_PIXELS, Region, check_output, output_size, predict, render_image, save_png
 
 TINY = {"data.text": "OV", "data.width": "48", "data.height": "24", "schedule.steps": "60", "schedule.eval_every": "30",
         "schedule.log_every": "10", "optim.batch_size": "1024"}
 
 
 def test_whole_region_at_native_size_samples_the_pixel_centres():
-    torch.testing.assert_close(sample_grid(Region.whole(7, 11), 7, 11), pixel_grid(7, 11))
+    torch.testing.assert_close(Region.whole(7, 11).grid(7, 11), pixel_grid(7, 11))
 
 
-def test_sample_grid_chunks_concatenate_to_the_whole():
+def test_region_grid_chunks_concatenate_to_the_whole():
     region = Region(2.0, 10.0, -1.0, 5.0)
-    whole = sample_grid(region, 9, 13)
-    parts = torch.cat([sample_grid(region, 9, 13, s, s + 20) for s in range(0, 9 * 13, 20)])
+    whole = region.grid(9, 13)
+    parts = torch.cat([region.grid(9, 13, s, s + 20) for s in range(0, 9 * 13, 20)])
     torch.testing.assert_close(parts, whole)
     # Row 0 is the top of the region (largest y), columns run left to right.
     assert whole[0].tolist() == pytest.approx([10.0 - 8 / 18, -1.0 + 6 / 26])
@@ -73,31 +65,52 @@ def test_output_sizes():
     assert output_size(300, 1000, Region(0, 10, 0, 20), 8.0, None, None) == (80, 160)
 
 
-@pytest.mark.parametrize("args, match", [
-    ((0.0, None, None), "^--scale: must be a positive number"),
-    ((float("nan"), None, None), "^--scale: must be a positive number"),
-    ((2.0, 100, None), "^--scale: give either --scale or --width/--height"),
-    ((1e6, None, None), "^--scale: a .* render is larger than the limit"),
+@pytest.mark.parametrize("args, field, match", [
+    ((0.0, None, None), "scale", "^scale: must be a positive number"),
+    ((float("nan"), None, None), "scale", "^scale: must be a positive number"),
+    ((2.0, 100, None), "scale", "^scale: give either scale or width/height"),
+    ((1e6, None, None), "scale", "^scale: a .* render is larger than the limit"),
+    ((None, 0, None), "width", "^width: the render would be 0 x 0 pixels"),
+    ((None, None, 100_000), "height", "^height: a .* render is larger than the limit"),
 ])
-def test_bad_sizes_are_refused(args, match):
-    with pytest.raises(RenderError, match=match):
+def test_bad_sizes_are_refused(args, field, match):
+    with pytest.raises(RenderError, match=match) as info:
         output_size(300, 1000, Region.whole(300, 1000), *args)
+    assert info.value.field == field
     assert MAX_RENDER_PIXELS >= 16_000_000
 
 
 def test_bad_regions_are_refused():
-    with pytest.raises(RenderError, match="^--region: needs y0 < y1 and x0 < x1"):
+    with pytest.raises(RenderError, match="^region: needs y0 < y1 and x0 < x1") as info:
         Region(5, 5, 0, 1).check()
-    with pytest.raises(RenderError, match="^--region: values must be finite"):
+    assert info.value.field == "region"
+    with pytest.raises(RenderError, match="^region: values must be finite") as info:
         Region(0, float("inf"), 0, 1).check()
+    assert info.value.field == "region"
 
 
 def test_render_image_modes():
     values = np.array([[0.2, 0.8]])
     assert render_image(values, "binary", "class").tolist() == [[0, 255]]
     assert render_image(values, "binary", "probability").tolist() == [[51, 204]]
-    with pytest.raises(RenderError, match="^--mode: 'class' is for binary runs"):
+    with pytest.raises(RenderError, match="^mode: 'class' is for binary runs") as info:
         render_image(values, "gray", "class")
+    assert info.value.field == "mode"
+    with pytest.raises(RenderError, match="^mode: unknown render mode 'sepia'"):
+        render_image(values, "binary", "sepia")
+
+
+def test_save_png_writes_the_picture_and_refuses_a_bad_output(tmp_path):
+    picture = np.array([[0, 128, 255]], dtype=np.uint8)
+    save_png(picture, tmp_path / "p.png")
+    assert np.asarray(Image.open(tmp_path / "p.png")).tolist() == picture.tolist()
+    for path, detail in ((tmp_path / "missing" / "p.png", "does not exist"), (tmp_path / "p.jpg", "must end in .png")):
+        with pytest.raises(RenderError, match=detail) as info:
+            check_output(path)
+        assert info.value.field == "output"
+    with pytest.raises(RenderError, match="does not exist") as info:
+        save_png(picture, tmp_path / "missing" / "p.png")
+    assert info.value.field == "output" and not list(tmp_path.glob("*.tmp*"))
 
 
 # -- the command ------------------------------------------------------------------------------------
@@ -110,16 +123,6 @@ def run_dir(tmp_path_factory):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return root / "r"
-
-
-def test_load_run_model_gives_the_trained_model(run_dir):
-    loaded = load_run_model(run_dir)
-    assert (loaded.height, loaded.width, loaded.step, loaded.mode) == (24, 48, 60, "binary")
-    assert not loaded.model.training
-    # The rendered picture is the last evaluation frame the run saved.
-    frame = np.asarray(Image.open(run_dir / "frames" / "00000060.png"))
-    values = predict(loaded.model, "binary", 24, 48, Region.whole(24, 48))
-    assert np.abs(np.rint(values * 255) - frame).max() <= 1
 
 
 def test_render_command_scales_and_zooms(run_dir, tmp_path):
@@ -140,7 +143,7 @@ def test_render_command_scales_and_zooms(run_dir, tmp_path):
     (["render", "RUN", "--scale", "0", "-o", "x.png"], "Error: --scale: must be a positive number"),
     (["render", "RUN", "-o", "x.jpg"], "Error: -o: x.jpg must end in .png"),
     (["render", "RUN", "-o", "missing/x.png"], "Error: -o: folder missing does not exist"),
-    (["render", "RUN", "--device", "cuda:7", "-o", "x.png"], "Error: device 'cuda:7' is not available"),
+    (["render", "RUN", "--device", "cuda:7", "-o", "x.png"], "Error: --device: device 'cuda:7' is not available"),
 ])
 def test_render_command_errors(run_dir, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

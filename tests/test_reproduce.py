@@ -9,8 +9,12 @@ from click.testing import CliRunner
 
 from overfit import reproduce as rp
 from overfit.cli import main
-from overfit.runs import load_checkpoint
+from overfit.runs import RunFolder
 from overfit.targets import load_target
+
+def load_checkpoint(run) -> dict:
+    return RunFolder(run).checkpoint()
+
 
 TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "1", "--no-compile"]
 

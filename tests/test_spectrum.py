@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from overfit.spectrum import N_BANDS, BandAnalyzer, band_edges, band_errors, first_below, radial_frequency
+from overfit.reproduce.spectrum import N_BANDS, BandAnalyzer, band_edges, band_errors, first_below, radial_frequency
 
 H, W = 64, 96
 

@@ -256,8 +256,9 @@ def test_too_small(tmp_path):
 def test_too_many_pixels_from_a_small_file(tmp_path):
     path = tmp_path / "ten.png"
     Image.new("L", (10, 10), 0).save(path)
-    with pytest.raises(TargetError, match=r"is 100 pixels \(10 x 10\), above the limit of 99; raise data.max_pixels to allow it$"):
+    with pytest.raises(TargetError, match=r"is 100 pixels \(10 x 10\), above the limit of 99$") as info:
         load_image(path, max_pixels=99)
+    assert info.value.field == "data.max_pixels"
     assert load_image(path, max_pixels=100).shape == (10, 10)
 
 
@@ -280,7 +281,7 @@ def test_huge_header_is_refused_before_decoding(tmp_path):
         warnings.simplefilter("error")  # no DecompressionBombWarning either
         with pytest.raises(
             TargetError,
-            match=r"^picture .*huge\.png is 60000000 pixels \(8000 x 7500\), above the limit of 50000000; raise data.max_pixels to allow it$",
+            match=r"^picture .*huge\.png is 60000000 pixels \(8000 x 7500\), above the limit of 50000000$",
         ):
             load_image(path)
     path.write_bytes(_png_with_header_only(100_000, 100_000))

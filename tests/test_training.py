@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -183,3 +184,163 @@ def test_trainer_matches_a_straightforward_reference_loop():
     for (k, a), b in zip(weights(result.model).items(), weights(model).values()):
         # Each Adam step moves a weight by up to lr = 3e-3: a missing or extra step is far outside this.
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+
+
+# -- learning-rate decay ----------------------------------------------------------------------
+
+
+def decaying(steps: int = 40, decay_steps: int | None = None) -> RunConfig:
+    cfg = tiny(steps=steps, eval_every=20)
+    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=1e-2, lr_final=1e-4, lr_decay_steps=decay_steps),
+                               schedule=dataclasses.replace(cfg.schedule, log_every=1))
+
+
+def observed_rates(trainer: Trainer, **run) -> dict[int, float]:
+    """Update number (1-based) -> the rate the optimizer used for it, read from a callback after each step."""
+    rates: dict[int, float] = {}
+
+    def watch(event):
+        if event.kind == "log":
+            rates[event.step] = event.trainer.optimizer.param_groups[0]["lr"]
+
+    trainer.run(watch, **run)
+    return rates
+
+
+def test_lr_decay_starts_at_lr_and_ends_exactly_at_lr_final():
+    optim = decaying().optim
+    steps = 40
+    rates = [optim.lr_at(k, steps) for k in range(steps)]  # update k + 1 follows k completed steps
+    assert rates[0] == 1e-2
+    assert math.isclose(rates[-1], 1e-4, rel_tol=1e-12)
+    # Exponential: log-linear from log(lr) to log(lr_final) over updates 1..steps (an independent formula).
+    for k, rate in enumerate(rates):
+        expected = math.exp(math.log(1e-2) + k / (steps - 1) * (math.log(1e-4) - math.log(1e-2)))
+        assert math.isclose(rate, expected, rel_tol=1e-12), k
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    # Past the horizon the rate stays at lr_final.
+    assert math.isclose(optim.lr_at(steps, steps), 1e-4, rel_tol=1e-12)
+    assert math.isclose(optim.lr_at(10**6, steps), 1e-4, rel_tol=1e-12)
+
+
+def test_lr_decay_steps_sets_the_horizon():
+    optim = decaying(decay_steps=25).optim
+    assert optim.lr_at(0, 40) == 1e-2
+    assert math.isclose(optim.lr_at(24, 40), 1e-4, rel_tol=1e-12)  # the 25th update
+    assert optim.lr_at(23, 40) > 1e-4 * 1.1
+    for k in range(24, 40):
+        assert optim.lr_at(k, 40) == optim.lr_at(24, 40)
+    # A horizon of one update: lr_final from the first.
+    assert math.isclose(decaying(decay_steps=1).optim.lr_at(0, 40), 1e-4, rel_tol=1e-12)
+
+
+def test_without_lr_final_the_rate_is_constant():
+    optim = OptimConfig(lr=3e-3)
+    assert {optim.lr_at(k, 100) for k in (0, 1, 50, 99, 1000)} == {3e-3}
+
+
+def test_the_optimizer_uses_the_scheduled_rate_at_every_update():
+    cfg = decaying(steps=40)
+    rates = observed_rates(Trainer(cfg))
+    assert sorted(rates) == list(range(1, 41))
+    assert rates[1] == 1e-2
+    assert math.isclose(rates[40], 1e-4, rel_tol=1e-12)
+    for step, rate in rates.items():
+        assert rate == cfg.optim.lr_at(step - 1, 40), step
+
+
+def test_pinned_fixes_the_decay_horizon():
+    cfg = decaying(steps=40)
+    pinned = cfg.pinned()
+    assert pinned.optim.lr_decay_steps == 40
+    assert dataclasses.replace(pinned, optim=cfg.optim) == cfg  # nothing else changes
+    assert pinned.pinned() == pinned
+    assert decaying(steps=40, decay_steps=25).pinned().optim.lr_decay_steps == 25
+    constant = tiny(steps=40)
+    assert constant.pinned() is constant  # no decay: nothing to pin
+
+    extended = pinned.with_overrides({"schedule.steps": "100"})
+    for k in range(40):
+        assert extended.optim.lr_at(k, 100) == pinned.optim.lr_at(k, 40) == cfg.optim.lr_at(k, 40), k
+    for k in range(40, 100):
+        assert math.isclose(extended.optim.lr_at(k, 100), 1e-4, rel_tol=1e-12), k
+    # Unpinned, the extension would have stretched the schedule.
+    unpinned = cfg.with_overrides({"schedule.steps": "100"})
+    assert unpinned.optim.lr_at(20, 100) > cfg.optim.lr_at(20, 40) * 1.5
+
+
+def test_an_extended_run_keeps_its_rate_at_every_step():
+    cfg = decaying(steps=40).pinned()
+    target = load_target(cfg.data)
+    before = observed_rates(Trainer(cfg, target))
+
+    first = Trainer(cfg, target)
+    first.run(lambda e: e.trainer.request_stop() if e.kind == "log" and e.step == 25 else None)
+    assert first.step == 25
+    longer = Trainer(cfg.with_overrides({"schedule.steps": "60"}), target)
+    longer.load_state_dict(first.state_dict())
+    longer.history = list(first.history)
+    after = observed_rates(longer)
+    assert sorted(after) == list(range(26, 61))
+    for step in range(26, 41):
+        assert after[step] == before[step], step
+    for step in range(41, 61):
+        assert math.isclose(after[step], 1e-4, rel_tol=1e-12), step
+
+
+# -- callbacks and chunks ----------------------------------------------------------------------
+
+
+def test_run_calls_a_list_of_callbacks_in_order():
+    calls = []
+    trainer = Trainer(tiny(steps=20, eval_every=10))
+    trainer.run([lambda e: calls.append(("a", e.kind, e.step)), lambda e: calls.append(("b", e.kind, e.step)),
+                 lambda e: calls.append(("c", e.kind, e.step))])
+    # log_every is 50: the loss is read back (a "log" event) before each evaluation instead.
+    kinds = [("eval", 0), ("log", 10), ("eval", 10), ("log", 20), ("eval", 20), ("end", 20)]
+    assert calls == [(name, k, s) for k, s in kinds for name in "abc"]
+
+
+def test_run_accepts_one_callable_none_and_a_generator():
+    trainer = Trainer(tiny(steps=10, eval_every=10))
+    seen = []
+    trainer.run(seen.append, until=5)
+    assert [e.kind for e in seen] == ["eval", "log", "chunk"]
+    trainer.run(None, until=7)
+    assert trainer.step == 7
+    seen.clear()
+    trainer.run(f for f in [seen.append])
+    assert [(e.kind, e.step) for e in seen] == [("log", 10), ("eval", 10), ("end", 10)]
+
+
+def test_chunks_continue_exactly_and_end_once():
+    cfg = tiny(steps=100, eval_every=40)
+    target = load_target(cfg.data)
+    straight = Trainer(cfg, target)
+    straight.run()
+
+    chunked = Trainer(cfg, target)
+    events = []
+    for until in (30, 30, 75, 1000):
+        result = chunked.run(events.append, until=until)
+    ends = [(e.kind, e.step) for e in events if e.kind in ("chunk", "interrupt", "end")]
+    assert ends == [("chunk", 30), ("chunk", 30), ("chunk", 75), ("end", 100)]
+    assert not result.interrupted and result.step == 100
+    assert [e.step for e in events if e.kind == "eval"] == [0, 40, 80, 100]
+    chunk = next(e for e in events if e.kind == "chunk")
+    assert chunk.metrics == chunked.history[0]  # the latest evaluation record at the time (step 0)
+    assert [r["step"] for r in chunked.history] == [0, 40, 80, 100]
+    for (k, a), b in zip(weights(straight.model).items(), weights(chunked.model).values()):
+        assert torch.equal(a, b), k
+
+
+def test_chunk_result_is_interrupted_and_interrupt_event_follows_a_stop():
+    trainer = Trainer(tiny(steps=100, eval_every=50))
+    result = trainer.run(until=20)
+    assert result.interrupted and result.step == 20
+    events = []
+    trainer.run([events.append, lambda e: e.trainer.request_stop() if e.kind == "log" and e.step == 50 else None])
+    assert (events[-1].kind, events[-1].step) == ("interrupt", 50)
+    events.clear()
+    trainer.run(events.append)  # the stop request was served; this run goes to the end
+    assert (events[-1].kind, events[-1].step) == ("end", 100)

@@ -3,7 +3,7 @@
 The lab server runs in a background thread on a free port with a temporary runs
 folder; the browser picks a preset and a tiny text target, presses Start, waits for
 the accuracy on the page to rise and the prediction canvas to change, scrubs back
-to the first evaluation and saves a screenshot to test-artifacts/lab.png.
+to the first evaluation and saves a screenshot (lab.png in the test's temporary folder).
 `.ci/run` installs Debian's chromium; without /usr/bin/chromium the test is skipped.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
 
@@ -75,7 +74,7 @@ def shown_accuracy(page) -> float | None:
     return float(value) if value else None
 
 
-def test_the_lab_trains_a_run_live_in_a_real_browser(server, page):
+def test_the_lab_trains_a_run_live_in_a_real_browser(server, page, tmp_path):
     page.goto(server)
     page.wait_for_selector("body.ready")
     page.select_option("#preset-select", "cos_3")
@@ -100,6 +99,7 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page):
     page.wait_for_function("document.querySelector('.panel .stat-metric').dataset.value !== ''")
     first = shown_accuracy(page)
     page.wait_for_function("document.querySelector('.panel .pred-caption').textContent.includes('live')")
+    assert page.inner_text(".panel .stat-metric-name") == "accuracy"  # the mode's headline, as the server names it
     page.evaluate(f"window.firstPicture = ({SIGNATURE})()")
 
     # Learning shows on the page: accuracy up, prediction redrawn.
@@ -116,6 +116,29 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page):
     page.click("#btn-pause")
     page.wait_for_function("document.querySelector('.panel .badge').textContent === 'paused'")
     page.evaluate("document.querySelector('.sidebar').scrollTop = 0")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "lab.png"))
-    assert (ARTIFACTS / "lab.png").stat().st_size > 10_000
+    screenshot = tmp_path / "lab.png"
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_the_page_is_built_from_the_servers_facts(server, page):
+    page.goto(server)
+    page.wait_for_selector("body.ready")
+    meta = page.evaluate("fetch('/api/meta').then((r) => r.json())")
+    # Sections and their titles, the modes and the built-in target all come from /api/meta.
+    titles = page.eval_on_selector_all("#slot-form details.section > summary", "els => els.map(e => e.textContent)")
+    assert titles == [s["title"] for s in meta["sections"] if not s["target"]]
+    assert page.eval_on_selector_all("#target-mode option", "els => els.map(e => e.value)") == list(meta["modes"])
+    assert page.inner_text("#target-tabs button[data-kind=builtin]") == meta["defaults"]["data"]["text"]
+    assert page.inner_text("#metric-caption") == f"dense {meta['modes']['binary']['label']} (%)"
+    page.select_option("#target-mode", "gray")
+    page.wait_for_function("document.querySelector('#metric-caption').textContent.includes('PSNR')")
+    assert "shown as they are" in page.inner_text("#legend")
+    # The page's own copy of a curve stays as light as the server's.
+    kept = page.evaluate("""async (max) => {
+        const { newCurve, addPoints } = await import('/static/js/state.js');
+        const curve = newCurve();
+        for (let step = 1; step <= 10 * max; step++) addPoints(curve, [[step, 1 / step]], max);
+        return curve.points.length;
+    }""", meta["limits"]["curve_points"])
+    assert meta["limits"]["curve_points"] // 2 <= kept <= meta["limits"]["curve_points"]

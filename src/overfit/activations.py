@@ -15,14 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from .glsl import glsl_float
+
 if TYPE_CHECKING:
     from torch import Tensor, nn
-
-
-def _glsl_float(x: float) -> str:
-    """A Python float as a GLSL float literal."""
-    text = repr(float(x))
-    return text if ("." in text or "e" in text) else text + ".0"
 
 
 def siren_init(linears: Sequence[nn.Linear], w0: float) -> None:
@@ -84,13 +80,13 @@ ACTIVATIONS: dict[str, Activation] = {
     "cos": Activation(lambda x, w0: x.cos(), lambda s, w0: f"cos(wrap({s}))", "cos(x)"),
     "sin": Activation(lambda x, w0: x.sin(), lambda s, w0: f"sin(wrap({s}))", "sin(x), plain"),
     # SIREN sec. 3.2: w0 = 30.
-    "siren": Activation(lambda x, w0: (w0 * x).sin(), lambda s, w0: f"sin(wrap({_glsl_float(w0)} * {s}))",
+    "siren": Activation(lambda x, w0: (w0 * x).sin(), lambda s, w0: f"sin(wrap({glsl_float(w0)} * {s}))",
                         "sin(w0 x) with SIREN's initialisation (w0 = model.w0, 30 in the paper)", siren_init, ("model.w0",)),
     # Ramasinghe and Lucey 2022: exp(-(a x)^2), a = model.w0.
-    "gauss": Activation(lambda x, w0: (-(w0 * x) ** 2).exp(), lambda s, w0: f"gauss({_glsl_float(w0)} * {s})",
+    "gauss": Activation(lambda x, w0: (-(w0 * x) ** 2).exp(), lambda s, w0: f"gauss({glsl_float(w0)} * {s})",
                         "exp(-(a x)^2) with a = model.w0", fields=("model.w0",)),
     "gelu": Activation(_gelu, lambda s, w0: f"gelu({s})", "GELU"),
     "sigmoid": Activation(lambda x, w0: x.sigmoid(), lambda s, w0: f"1.0 / (1.0 + exp(-{s}))", "1 / (1 + exp(-x))"),
-    "leaky_relu": Activation(_leaky_relu, lambda s, w0: f"mix({_glsl_float(LEAKY_SLOPE)} * {s}, {s}, step(0.0, {s}))",
+    "leaky_relu": Activation(_leaky_relu, lambda s, w0: f"mix({glsl_float(LEAKY_SLOPE)} * {s}, {s}, step(0.0, {s}))",
                              "max(0.01 x, x)"),
 }

@@ -27,6 +27,7 @@ from .modes import MODES
 __all__ = ["ConfigError", "DataConfig", "EncodingConfig", "ModelConfig", "OptimConfig", "RunConfig", "ScheduleConfig"]
 
 INIT_NAMES = ("original", "torch")
+PRECISIONS = ("fp32", "bf16")
 LOSS_NAMES = ("auto",) + tuple(LOSSES)
 
 # Default canvas of the built-in target: the original experiment's picture size.
@@ -190,6 +191,7 @@ class RunConfig:
     loss: str = _field("auto", "'auto' (cross_entropy for binary, mse for gray and rgb), 'cross_entropy' on logits, 'double_softmax' (softmax, then cross-entropy on logits, as the original code did) or 'mse'.")
     device: str = _field("cpu", 'Torch device: cpu, cuda, cuda:1, mps.')
     compile: bool = _field(False, 'torch.compile the forward and backward pass: faster steps after a one-off compile of seconds; falls back to eager where no compiler works.')
+    precision: str = _field("fp32", "'fp32', or 'bf16': matmuls in bfloat16 (autocast) with float32 weights, gradients and optimizer state; only where the device has native bf16.")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
@@ -201,6 +203,7 @@ class RunConfig:
         _require(self.seed >= 0, "seed", f"must be non-negative, got {self.seed}")
         _require(self.loss in LOSS_NAMES, "loss", f"unknown loss {self.loss!r}; choose from {', '.join(LOSS_NAMES)}")
         _require(self.device.strip() != "", "device", "is empty")
+        _require(self.precision in PRECISIONS, "precision", f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         mode = MODES[self.data.mode]
         _require(self.loss_name in mode.losses, "loss", f"{self.loss!r} does not fit data.mode {mode.name}; use {' or '.join(mode.losses)}")
         if ENCODINGS[self.encoding.kind].needs_scaled_inputs:

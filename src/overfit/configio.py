@@ -34,11 +34,23 @@ def short_repr(value: Any, limit: int = 60) -> str:
 
 def loads(text: str) -> Any:
     """Parse config JSON; anything malformed, absurdly deep or huge is a ConfigError, never another exception."""
+    if not isinstance(text, str):
+        raise ConfigError(f"config JSON must be text, got {type(text).__name__}")
     if len(text) > MAX_JSON_CHARS:
         raise ConfigError(f"config JSON of {len(text):,} characters is larger than the limit of {MAX_JSON_CHARS:,}")
     depth = deepest = 0
-    for ch in text:  # brackets inside strings only make this stricter, never looser
-        if ch in "[{":
+    in_string = escaped = False
+    for ch in text:  # brackets inside strings are text (data.text may be "[[[["), not nesting
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
             depth += 1
             deepest = max(deepest, depth)
         elif ch in "]}":

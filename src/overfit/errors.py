@@ -22,6 +22,17 @@ class OverfitError(Exception):
     def __str__(self) -> str:
         return f"{self.field}: {self.detail}" if self.field else self.detail
 
+    def __reduce__(self) -> tuple:
+        # Subclasses' __init__ take other arguments (step, path, ...): unpickle from the state, not by calling it.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> OverfitError:
+    error = Exception.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(OverfitError, ValueError):
     """A config value, key or type that overfit refuses; `field` is the dotted key."""
@@ -93,3 +104,9 @@ class MissingDependency(OverfitError):
 
 class ReproduceError(OverfitError):
     """A reproduction that cannot run in the folder it was given."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of a foreign exception's message (or its type's name), to quote inside a one-line error."""
+    text = str(e)
+    return text.splitlines()[0] if text.strip() else type(e).__name__

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import configio
 from .activations import ACTIVATIONS
-from .config import INIT_NAMES, LOSS_NAMES, RunConfig
+from .config import INIT_NAMES, LOSS_NAMES, PRECISIONS, RunConfig
 from .encodings import ENCODINGS
 from .modes import MODES
 
@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.activation": tuple(ACTIVATIONS),
     "model.init": INIT_NAMES,
     "encoding.kind": tuple(ENCODINGS),
+    "precision": PRECISIONS,
 }
 
 

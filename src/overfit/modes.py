@@ -42,8 +42,20 @@ class Mode:
     headline: str
     """The evaluation record's key that sums a run up (the lab's curve, the progress bar)."""
     headline_label: str
+    headline_scale: float
+    """The headline as shown = value * scale (accuracy in %), with `headline_digits` decimals and `headline_unit`."""
+    headline_digits: int
+    headline_unit: str
+    headline_bounds: tuple[float, float] | None
+    """Range of the headline's values, where it has one (for axes)."""
+    shows_probability: bool
+    """Whether the displayable prediction is a probability (drawn with a colour map) rather than pixel values."""
     prediction_name: str
     """How the displayable prediction is described in figures."""
+    output_description: str
+    """What an exported network gives, per coordinate."""
+    display_glsl: tuple[str, ...]
+    """The output head as GLSL lines: `{o}` is the vec4 array of outputs; they set `color`."""
 
     @property
     def color(self) -> bool:
@@ -54,7 +66,7 @@ class Mode:
         return self.losses[0]
 
     def format_headline(self, value: float) -> str:
-        raise NotImplementedError
+        return f"{value * self.headline_scale:.{self.headline_digits}f} {self.headline_unit}"
 
     def caption(self, preset: str, record: dict[str, Any]) -> str:
         """The text written on a progress frame."""
@@ -91,9 +103,6 @@ class Mode:
 class Classification(Mode):
     """Ink (class 0) or background (class 1) from 2 logits."""
 
-    def format_headline(self, value: float) -> str:
-        return f"{100 * value:.1f} %"
-
     def summary(self, record: dict[str, Any]) -> str:
         return f"dense accuracy {record['dense_acc']:.4f}, ink IoU {record['dense_iou']:.4f}"
 
@@ -129,9 +138,6 @@ class Classification(Mode):
 class Regression(Mode):
     """Pixel values in [0, 1], one output per channel."""
 
-    def format_headline(self, value: float) -> str:
-        return f"{value:.2f} dB"
-
     def summary(self, record: dict[str, Any]) -> str:
         return f"PSNR {record['dense_psnr']:.2f} dB, SSIM {record['dense_ssim']:.4f}"
 
@@ -165,12 +171,23 @@ class Regression(Mode):
         return values[:, :, 0] if values.shape[2] == 1 else values
 
 
+_PSNR = dict(headline="dense_psnr", headline_label="PSNR", headline_scale=1.0, headline_digits=2, headline_unit="dB",
+             headline_bounds=None, shows_probability=False, prediction_name="prediction", losses=("mse",))
+
 MODES: dict[str, Mode] = {
-    "binary": Classification("binary", "ink or background, as the original (cross-entropy, accuracy, IoU)", 2, 1,
-                             ("cross_entropy", "double_softmax"), "dense_acc", "accuracy",
-                             "prediction (probability of background)"),
-    "gray": Regression("gray", "gray values in [0, 1] (MSE, PSNR, SSIM)", 1, 1, ("mse",), "dense_psnr", "PSNR", "prediction"),
-    "rgb": Regression("rgb", "colour values in [0, 1] (MSE, PSNR, SSIM)", 3, 3, ("mse",), "dense_psnr", "PSNR", "prediction"),
+    "binary": Classification("binary", "ink or background, as the original (cross-entropy, accuracy, IoU)", out_channels=2,
+                             picture_channels=1, losses=("cross_entropy", "double_softmax"), headline="dense_acc",
+                             headline_label="accuracy", headline_scale=100.0, headline_digits=1, headline_unit="%",
+                             headline_bounds=(0.0, 1.0), shows_probability=True,
+                             prediction_name="prediction (probability of background)", output_description="P(background) (N,)",
+                             # softmax([l0, l1])[1] = 1 / (1 + exp(l0 - l1)): P(background), dark ink as in the picture.
+                             display_glsl=("float p = 1.0 / (1.0 + exp({o}[0].x - {o}[0].y));", "color = vec4(p, p, p, 1.0);")),
+    "gray": Regression("gray", "gray values in [0, 1] (MSE, PSNR, SSIM)", out_channels=1, picture_channels=1,
+                       output_description="gray values (N, 1) clamped to [0, 1]",
+                       display_glsl=("float g = clamp({o}[0].x, 0.0, 1.0);", "color = vec4(g, g, g, 1.0);"), **_PSNR),
+    "rgb": Regression("rgb", "colour values in [0, 1] (MSE, PSNR, SSIM)", out_channels=3, picture_channels=3,
+                      output_description="rgb values (N, 3) clamped to [0, 1]",
+                      display_glsl=("color = vec4(clamp({o}[0].xyz, 0.0, 1.0), 1.0);",), **_PSNR),
 }
 
 

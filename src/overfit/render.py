@@ -7,25 +7,27 @@ coordinates (see `coords`: x from the left, y from the bottom, pixel units, pixe
 (row, col) of the picture covering [y - 0.5, y + 0.5] around its centre). The
 default region is the whole picture, so at its own size the samples fall exactly
 on the pixel centres the network was trained on.
+
+This module knows networks and pictures, not where a network comes from (`loading`)
+or how it is evaluated fast (`inference`): `predict` takes any callable with the
+model's signature. Errors name the parameter at fault in `RenderError.field`.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
-from torch import nn
 
-from .config import RunConfig
-from .errors import OverfitError
-from .models import model_for
-from .runs import RunFolder, load_checkpoint, write_atomic
-from .video import prob_to_gray
+from .coords import region_grid
+from .errors import RenderError
+from .images import save_png as _write_png
+from .images import to_uint8
+from .modes import get_mode
 
 # Output pixels per forward pass: small enough that activations stay in cache (see metrics.DENSE_CHUNK).
 RENDER_CHUNK = 1 << 12
@@ -34,9 +36,8 @@ MAX_RENDER_PIXELS = 1 << 28
 
 RENDER_MODES = ("probability", "class")
 
-
-class RenderError(OverfitError, ValueError):
-    """A render request that cannot be met; the message names the option."""
+__all__ = ["MAX_RENDER_PIXELS", "RENDER_CHUNK", "RENDER_MODES", "Region", "RenderError", "check_output", "check_render_mode",
+           "output_size", "predict", "render_image", "save_png"]
 
 
 @dataclass(frozen=True)
@@ -54,61 +55,22 @@ class Region:
         return cls(-0.5, height - 0.5, -0.5, width - 0.5)
 
     def check(self) -> None:
+        """Refuse a region that is not finite or not a proper rectangle (`field` "region")."""
         values = (self.y0, self.y1, self.x0, self.x1)
         if not all(np.isfinite(v) for v in values):
-            raise RenderError(f"--region: values must be finite numbers, got {values}")
+            raise RenderError(f"values must be finite numbers, got {values}", field="region")
         if not (self.y1 > self.y0 and self.x1 > self.x0):
-            raise RenderError(f"--region: needs y0 < y1 and x0 < x1, got y {self.y0}..{self.y1}, x {self.x0}..{self.x1}")
+            raise RenderError(f"needs y0 < y1 and x0 < x1, got y {self.y0}..{self.y1}, x {self.x0}..{self.x1}", field="region")
 
-
-@dataclass
-class LoadedRun:
-    """A fitted model ready to evaluate, with what is needed to interpret its output."""
-
-    model: nn.Module
-    config: RunConfig
-    height: int
-    width: int
-    step: int
-
-    @property
-    def mode(self) -> str:
-        return self.config.data.mode
-
-
-def load_run_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRun:
-    """The model of a run folder from its checkpoint (no pickle: tensors only), in eval mode."""
-    folder = RunFolder.open(path)
-    state = load_checkpoint(folder.path)
-    cfg = RunConfig.from_json(state["config"])
-    target = folder.target()
-    model = model_for(cfg, target.height, target.width)
-    model.load_state_dict(state["model"])
-    model.eval().to(device)
-    return LoadedRun(model, cfg, target.height, target.width, int(state["step"]))
-
-
-def sample_grid(region: Region, out_h: int, out_w: int, start: int = 0, end: int | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Coordinates (n, 2) of output pixel centres [start, end) in row-major order, row 0 on top."""
-    end = out_h * out_w if end is None else min(end, out_h * out_w)
-    index = torch.arange(start, end, device=device)
-    rows, cols = index // out_w, index % out_w
-    # Row 0 of the output is the top of the region: the largest y.
-    y = region.y1 - (rows.double() + 0.5) * ((region.y1 - region.y0) / out_h)
-    x = region.x0 + (cols.double() + 0.5) * ((region.x1 - region.x0) / out_w)
-    return torch.stack([y, x], dim=1).float()
-
-
-def outputs_to_values(out: torch.Tensor, mode: str) -> torch.Tensor:
-    """Network outputs (n, C) -> displayable values in [0, 1]: P(background) (n,) for binary, clamped (n, C) otherwise."""
-    if mode == "binary":
-        return torch.softmax(out.float(), dim=1)[:, 1]
-    return out.float().clamp(0.0, 1.0)
+    def grid(self, out_h: int, out_w: int, start: int = 0, end: int | None = None,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+        """Coordinates (n, 2) of output pixel centres [start, end) in row-major order, row 0 on top (`coords.region_grid`)."""
+        return region_grid(self.y0, self.y1, self.x0, self.x1, out_h, out_w, start, end, device)
 
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
     mode: str,
     out_h: int,
     out_w: int,
@@ -118,59 +80,62 @@ def predict(
 ) -> np.ndarray:
     """The network sampled on an out_h x out_w grid over `region`, values in [0, 1].
 
-    Binary runs give P(background) (out_h, out_w), so ink is dark as in the picture;
-    gray runs (out_h, out_w); rgb runs (out_h, out_w, 3). Memory beyond the result
-    is one chunk of coordinates and activations.
+    `model` is the network or any callable with its signature ((n, 2) -> (n, C) outputs,
+    such as an `inference` backend); `mode` is the run's data.mode, whose output head
+    (`Mode.display`) turns outputs into values. Binary runs give P(background)
+    (out_h, out_w), so ink is dark as in the picture; gray runs (out_h, out_w); rgb runs
+    (out_h, out_w, 3). Memory beyond the result is one chunk of coordinates and activations.
     """
-    channels = {"binary": 1, "gray": 1, "rgb": 3}[mode]
+    head = get_mode(mode)
+    channels = head.picture_channels
     result = torch.empty(out_h * out_w, channels, dtype=torch.float32)
     for start in range(0, out_h * out_w, chunk):
-        yx = sample_grid(region, out_h, out_w, start, start + chunk, device)
-        values = outputs_to_values(model(yx), mode)
-        result[start:start + yx.shape[0]] = values.reshape(yx.shape[0], channels).cpu()
+        yx = region.grid(out_h, out_w, start, start + chunk, device)
+        result[start:start + yx.shape[0]] = head.display(model(yx)).cpu()
     array = result.numpy()
-    return array.reshape(out_h, out_w) if channels == 1 else array.reshape(out_h, out_w, 3)
+    return array.reshape(out_h, out_w) if channels == 1 else array.reshape(out_h, out_w, channels)
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8 exactly as the run's frames are written (half up; NaN mid-gray)."""
-    return prob_to_gray(values)
-
-
-def output_size(height: int, width: int, region: Region, scale: float | None, out_width: int | None, out_height: int | None) -> tuple[int, int]:
+def output_size(height: int, width: int, region: Region, scale: float | None, out_width: int | None,
+                out_height: int | None) -> tuple[int, int]:
     """(out_h, out_w) of a render: explicit sizes, or the region's size in pixels times `scale`.
 
     Given only one of width and height, the other keeps the region's aspect ratio.
+    A refusal names the parameter that decided the size: `scale`, `width` or `height`.
     """
     if scale is not None and (out_width is not None or out_height is not None):
-        raise RenderError("--scale: give either --scale or --width/--height, not both")
+        raise RenderError("give either scale or width/height, not both", field="scale")
     region_h, region_w = region.y1 - region.y0, region.x1 - region.x0
     if out_width is None and out_height is None:
         scale = 1.0 if scale is None else scale
         if not (np.isfinite(scale) and scale > 0):
-            raise RenderError(f"--scale: must be a positive number, got {scale}")
+            raise RenderError(f"must be a positive number, got {scale}", field="scale")
         out_h, out_w = round(region_h * scale), round(region_w * scale)
+        field = "scale"
     elif out_width is None:
         out_h = out_height  # type: ignore[assignment]
         out_w = round(out_h * region_w / region_h)
+        field = "height"
     elif out_height is None:
         out_w = out_width
         out_h = round(out_w * region_h / region_w)
+        field = "width"
     else:
         out_h, out_w = out_height, out_width
+        field = "width" if out_w < 1 else "height"
     if out_h < 1 or out_w < 1:
-        raise RenderError(f"--width/--height: the render would be {out_w} x {out_h} pixels; it needs at least 1 x 1")
+        raise RenderError(f"the render would be {out_w} x {out_h} pixels; it needs at least 1 x 1", field=field)
     if out_h * out_w > MAX_RENDER_PIXELS:
-        raise RenderError(f"--scale: a {out_w} x {out_h} render is larger than the limit of {MAX_RENDER_PIXELS:,} pixels")
+        raise RenderError(f"a {out_w} x {out_h} render is larger than the limit of {MAX_RENDER_PIXELS:,} pixels", field=field)
     return int(out_h), int(out_w)
 
 
 def check_render_mode(mode: str, render_mode: str) -> None:
-    """Refuse a render mode that does not fit a run of data.mode `mode` (before any rendering)."""
+    """Refuse a render mode that does not fit a run of data.mode `mode` (before any rendering); `field` "mode"."""
     if render_mode not in RENDER_MODES:
-        raise RenderError(f"--mode: unknown render mode {render_mode!r}; choose from {', '.join(RENDER_MODES)}")
+        raise RenderError(f"unknown render mode {render_mode!r}; choose from {', '.join(RENDER_MODES)}", field="mode")
     if render_mode == "class" and mode != "binary":
-        raise RenderError(f"--mode: 'class' is for binary runs; this run fits {mode} pixel values")
+        raise RenderError(f"'class' is for binary runs; this run fits {mode} pixel values", field="mode")
 
 
 def render_image(values: np.ndarray, mode: str, render_mode: str = "probability") -> np.ndarray:
@@ -181,11 +146,21 @@ def render_image(values: np.ndarray, mode: str, render_mode: str = "probability"
     return to_uint8(values)
 
 
+def check_output(path: str | os.PathLike) -> None:
+    """Refuse an output path `save_png` cannot write, before any rendering: not .png, or its folder missing."""
+    path = Path(path)
+    if not str(path).lower().endswith(".png"):
+        raise RenderError(f"{path} must end in .png", field="output")
+    if not path.parent.is_dir():
+        raise RenderError(f"folder {path.parent} does not exist", field="output")
+
+
 def save_png(picture: np.ndarray, path: str | os.PathLike) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) picture as PNG, atomically."""
+    """Write a uint8 (H, W) or (H, W, 3) picture as PNG, atomically; `field` "output" when it cannot be written."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise RenderError(f"-o: folder {path.parent} does not exist")
-    buf = io.BytesIO()
-    Image.fromarray(picture).save(buf, format="PNG")
-    write_atomic(path, buf.getvalue())
+        raise RenderError(f"folder {path.parent} does not exist", field="output")
+    try:
+        _write_png(picture, path)
+    except OSError as e:
+        raise RenderError(f"cannot write {path}: {e.strerror or e}", field="output") from None

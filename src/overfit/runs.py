@@ -28,25 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .errors import ConfigError, RunBusyError, RunExistsError, RunFolderError
+from .errors import ConfigError, RunBusyError, RunExistsError, RunFolderError, first_line
 from .files import TMP_MARK, TMP_PREFIX, write_atomic
 from .images import read_png, save_png
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
 CHECKPOINT_FORMAT = "overfit-checkpoint-1"
-CHECKPOINT_KEYS = ("format", "config", "step", "train_seconds", "model", "optimizer", "train_gen", "eval_gen")
+# What a checkpoint holds: enough to use the model, and the rest to resume training exactly.
+MODEL_KEYS = ("format", "config", "step", "model")
+CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer", "train_gen", "eval_gen")
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def auto_name(preset: str) -> str:
-    return f"{preset}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e)
-    return text.splitlines()[0] if text else type(e).__name__
+    """preset-YYYYmmdd-HHMMSS as a plain folder name: `preset` is free text ('../x', 'my run'), so it is made one."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", preset[:64]).lstrip("._-") or "run"
+    return f"{safe}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 class RunFolder:
@@ -200,8 +199,11 @@ class RunFolder:
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT).is_file()
 
-    def checkpoint(self) -> dict[str, Any]:
-        """The checkpoint's tensors and numbers, checked for every key; loaded without unpickling arbitrary objects."""
+    def checkpoint(self, resume: bool = True) -> dict[str, Any]:
+        """The checkpoint's tensors and numbers, loaded without unpickling arbitrary objects.
+
+        Checked for every key a resume needs, or with `resume=False` only for the model's.
+        """
         import torch
 
         path = self.path / CHECKPOINT
@@ -210,12 +212,12 @@ class RunFolder:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises many types for a corrupt file
-            raise RunFolderError(f"checkpoint {path} cannot be read: {_first_line(e)}") from None
+            raise RunFolderError(f"checkpoint {path} cannot be read: {first_line(e)}") from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise RunFolderError(f"checkpoint {path} is not an overfit checkpoint")
-        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        missing = [key for key in (CHECKPOINT_KEYS if resume else MODEL_KEYS) if key not in state]
         if missing:
-            raise RunFolderError(f"checkpoint {path} lacks {', '.join(missing)}; it cannot be resumed")
+            raise RunFolderError(f"checkpoint {path} lacks {', '.join(missing)}; it cannot be {'resumed' if resume else 'used'}")
         return state
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -228,9 +230,12 @@ class RunFolder:
             line = line.strip()
             if line:
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     break  # everything before it stands
+                if not isinstance(record, dict):
+                    break
+                records.append(record)
         return records
 
     def frame_path(self, step: int) -> Path:

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .config import RunConfig
-from .errors import RunFolderError
+from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
 from .runs import RunFolder
 from .training import Callbacks, Trainer, TrainResult
 
 # What a resumed run may change: how long it trains and where (never what it is).
-RESUMABLE = ("schedule.steps", "device", "compile")
+RESUMABLE = ("schedule.steps", "device", "compile", "precision")
 
 
 class Session:
@@ -74,6 +74,8 @@ class Session:
             if state is not None and int(state["step"]) >= cfg.schedule.steps:
                 raise RunFolderError(f"run {folder.path} is already at step {int(state['step']):,} of {cfg.schedule.steps:,}; "
                                      "raise schedule.steps to train further", field="schedule.steps")
+            if state is not None:
+                _check_unchanged(folder, state, cfg)
             trainer = Trainer(cfg, folder.target())
             session = cls(trainer, folder)
             if state is None:  # created, but stopped before its first checkpoint: start it over
@@ -84,7 +86,7 @@ class Session:
                     trainer.load_state_dict(state)
                 except (RuntimeError, KeyError, ValueError, TypeError) as e:
                     raise RunFolderError(f"checkpoint of {folder.path} does not fit its config.json (was it edited?): "
-                                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                                         f"{first_line(e)}") from None
                 folder.write_config(cfg)
                 trainer.history = folder.rewind(trainer.step)
         except BaseException:
@@ -109,6 +111,35 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_unchanged(folder: RunFolder, state: dict[str, Any], cfg: RunConfig) -> None:
+    """Refuse a config.json edited since the checkpoint was written (beyond what a resume may change)."""
+    from . import configio
+
+    try:
+        saved = RunConfig.from_json(state["config"]).pinned()
+    except OverfitError as e:
+        raise RunFolderError(f"checkpoint of {folder.path} holds an unreadable config: {e}") from None
+    ours, theirs = configio.to_jsonable(cfg), configio.to_jsonable(saved)
+    for key in _leaves(ours):
+        if key not in RESUMABLE and _lookup(ours, key) != _lookup(theirs, key):
+            raise RunFolderError(f"config.json of {folder.path} was edited since its checkpoint ({key}: "
+                                 f"{_lookup(theirs, key)!r} -> {_lookup(ours, key)!r}); a resumed run keeps its config",
+                                 field=key)
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for name, value in tree.items():
+        out += _leaves(value, f"{prefix}{name}.") if isinstance(value, dict) else [prefix + name]
+    return out
+
+
+def _lookup(tree: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
 
 
 def _remove_new_folder(path: Path) -> None:

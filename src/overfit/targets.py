@@ -256,8 +256,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, co
                 raise TargetError(f"picture {where} is {w} x {h} pixels; at least 2 x 2 is needed")
             if w * h > max_pixels:
                 raise TargetError(
-                    f"picture {where} is {w * h} pixels ({w} x {h}), above the limit of {max_pixels}; "
-                    "raise data.max_pixels to allow it", field="data.max_pixels"
+                    f"picture {where} is {w * h} pixels ({w} x {h}), above the limit of {max_pixels}", field="data.max_pixels"
                 )
             try:
                 img.load()

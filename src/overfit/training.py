@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from .config import RunConfig
+from .devices import native_bf16, resolve_device
 from .errors import DeviceError, TrainingDiverged
 from .losses import LOSSES
 from .models import model_for
 from .modes import get_mode
 from .targets import Target, load_target, make_target
 
-__all__ = ["Callback", "DeviceError", "Event", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds", "resolve_device", "train"]
+__all__ = ["Callback", "DeviceError", "Event", "RunLoop", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds", "resolve_device", "train"]
 
 
 @dataclass
@@ -79,21 +80,6 @@ class TrainResult:
     interrupted: bool = False
 
 
-def resolve_device(name: str) -> torch.device:
-    """`name` as a torch device, or a DeviceError saying why it cannot be used here."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise DeviceError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} is not available: this torch build or machine has no CUDA GPU")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {name!r} is not available: only {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"device {name!r} is not available: no Apple MPS backend here")
-    return device
-
-
 def derived_seeds(seed: int) -> dict[str, int]:
     """Independent seeds for each random stream of a run, all from the one `seed`.
 
@@ -117,6 +103,9 @@ class Trainer:
         self.target = target
         self.mode = get_mode(cfg.data.mode)
         self.device = resolve_device(cfg.device)
+        if cfg.precision == "bf16" and not native_bf16(self.device):
+            raise DeviceError(f"bf16 is not native on {self.device} here (it needs AVX512-BF16 or AMX on a CPU, or a bf16 GPU); "
+                              "use fp32", field="precision")
         self.seeds = derived_seeds(cfg.seed)
         self.loss_fn = LOSSES[cfg.loss_name]
 
@@ -180,8 +169,17 @@ class Trainer:
     # -- the step --------------------------------------------------------------
 
     def _eager_forward_backward(self, yx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Loss of one batch, with its gradients accumulated into the parameters."""
-        loss = self.loss_fn(self.model(yx), labels)
+        """Loss of one batch, with its gradients accumulated into the parameters.
+
+        With precision bf16 the matmuls run in bfloat16 (autocast); weights, gradients,
+        optimizer state and the loss stay float32.
+        """
+        if self.cfg.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                out = self.model(yx)
+            loss = self.loss_fn(out.float(), labels)
+        else:
+            loss = self.loss_fn(self.model(yx), labels)
         loss.backward()
         return loss.detach()
 
@@ -231,6 +229,32 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------
 
+    def prepare_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first half of a step: this step's learning rate, a fresh batch, cleared gradients."""
+        optim = self.cfg.optim
+        if optim.lr_final is not None:  # the rate depends on the step alone, so resuming is exact
+            for group in self.optimizer.param_groups:
+                group["lr"] = optim.lr_at(self.step, self.cfg.schedule.steps)
+        batch = self.sampler.sample(optim.batch_size, self.train_gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        return batch
+
+    def apply_step(self) -> None:
+        """The second half of a step, once the gradients are in: the optimizer's update."""
+        self.optimizer.step()
+        self.step += 1
+
+    def train_step(self) -> torch.Tensor:
+        """One optimisation step; the loss stays on the device (nothing here waits for it)."""
+        yx, labels = self.prepare_step()
+        loss = self._forward_backward(yx, labels)
+        self.apply_step()
+        return loss
+
+    def loop(self, on_event: Callbacks = None, until: int | None = None) -> RunLoop:
+        """The bookkeeping of one `run` (events, losses, evaluations), for a caller that does the steps itself."""
+        return RunLoop(self, _callbacks(on_event), until)
+
     def run(self, on_event: Callbacks = None, until: int | None = None) -> TrainResult:
         """Train from the current step to `schedule.steps` (or to step `until`, if sooner), emitting events.
 
@@ -238,50 +262,11 @@ class Trainer:
         ends with a "chunk" event, a stop request with an "interrupt" event; calling
         `run` again continues exactly where it stopped.
         """
-        emit = _callbacks(on_event)
-        sched, optim = self.cfg.schedule, self.cfg.optim
-        last = sched.steps if until is None else min(until, sched.steps)
-        model, opt, forward_backward = self.model, self.optimizer, self._forward_backward
-        model.train()
-        decays = optim.lr_final is not None  # the rate depends on the step alone, so resuming is exact
-        batch = optim.batch_size
-
-        # The first evaluation shows the untrained network (the first video frame).
-        if self.step == 0 and not self.history:
-            self._evaluate_and_emit(emit, None)
-
-        pending: list[torch.Tensor] = []  # losses not yet read back from the device
-        window_start, window_time = self.step, time.perf_counter()
-        while self.step < last and not self._stop:
-            # -- one optimisation step: nothing here waits for the device --
-            if decays:
-                for group in opt.param_groups:
-                    group["lr"] = optim.lr_at(self.step, sched.steps)
-            yx, labels = self.sampler.sample(batch, self.train_gen)
-            opt.zero_grad(set_to_none=True)
-            pending.append(forward_backward(yx, labels))
-            opt.step()
-            self.step += 1
-
-            # -- read the losses back only every log_every steps (and before evaluating) --
-            evaluating = self.step % sched.eval_every == 0 or self.step == sched.steps
-            if self.step % sched.log_every == 0 or evaluating or self._stop or self.step == last:
-                mean_loss = self._check_losses(pending, self.step - len(pending))
-                pending.clear()
-                now = time.perf_counter()
-                self.train_seconds += now - window_time
-                rate = (self.step - window_start) / max(now - window_time, 1e-9)
-                emit(Event("log", self.step, {"step": self.step, "loss": mean_loss, "steps_per_s": rate}, self))
-
-                if evaluating:
-                    self._evaluate_and_emit(emit, mean_loss)
-                window_start, window_time = self.step, time.perf_counter()
-
-        interrupted = self.step < sched.steps
-        kind = "end" if not interrupted else ("interrupt" if self._stop else "chunk")
-        self._stop = False  # the request is served; a later `run` continues
-        emit(Event(kind, self.step, self.history[-1] if self.history else {}, self))
-        return TrainResult(self.cfg, self.target, model, self.history, self.step, interrupted)
+        loop = self.loop(on_event, until)
+        loop.begin()
+        while loop.active:
+            loop.record(self.train_step())
+        return loop.finish()
 
     def _check_losses(self, pending: list[torch.Tensor], first_step: int) -> float:
         """Mean of the pending losses; TrainingDiverged naming the first non-finite step."""
@@ -302,6 +287,58 @@ class Trainer:
             record["train_loss"] = train_loss
         self.history.append(record)
         emit(Event("eval", self.step, record, self, prob))
+
+
+class RunLoop:
+    """What happens around the steps of one `Trainer.run`: losses read back, log and eval events, the end.
+
+    `begin()` evaluates the untrained network (a fresh run's first frame); `record(loss)`
+    follows each step; `finish()` emits the closing event. `StackedTrainer` drives one
+    of these per run while it does the steps of all of them at once.
+    """
+
+    def __init__(self, trainer: Trainer, emit: Callback, until: int | None) -> None:
+        self.trainer = trainer
+        self.emit = emit
+        steps = trainer.cfg.schedule.steps
+        self.last = steps if until is None else min(until, steps)
+        self.pending: list[torch.Tensor] = []  # losses not yet read back from the device
+        self.window_start, self.window_time = trainer.step, time.perf_counter()
+
+    @property
+    def active(self) -> bool:
+        return self.trainer.step < self.last and not self.trainer._stop
+
+    def begin(self) -> None:
+        t = self.trainer
+        t.model.train()
+        if t.step == 0 and not t.history:
+            t._evaluate_and_emit(self.emit, None)
+        self.window_start, self.window_time = t.step, time.perf_counter()
+
+    def record(self, loss: torch.Tensor) -> None:
+        """After each step: read the losses back only every log_every steps (and before evaluating)."""
+        t, sched = self.trainer, self.trainer.cfg.schedule
+        self.pending.append(loss)
+        evaluating = t.step % sched.eval_every == 0 or t.step == sched.steps
+        if t.step % sched.log_every == 0 or evaluating or t._stop or t.step == self.last:
+            mean_loss = t._check_losses(self.pending, t.step - len(self.pending))
+            self.pending.clear()
+            now = time.perf_counter()
+            t.train_seconds += now - self.window_time
+            rate = (t.step - self.window_start) / max(now - self.window_time, 1e-9)
+            self.emit(Event("log", t.step, {"step": t.step, "loss": mean_loss, "steps_per_s": rate}, t))
+            if evaluating:
+                t._evaluate_and_emit(self.emit, mean_loss)
+            self.window_start, self.window_time = t.step, time.perf_counter()
+
+    def finish(self) -> TrainResult:
+        t = self.trainer
+        interrupted = t.step < t.cfg.schedule.steps
+        kind = "end" if not interrupted else ("interrupt" if t._stop else "chunk")
+        t._stop = False  # the request is served; a later `run` continues
+        self.emit(Event(kind, t.step, t.history[-1] if t.history else {}, t))
+        return TrainResult(t.cfg, t.target, t.model, t.history, t.step, interrupted)
 
 
 def train(cfg: RunConfig, on_event: Callbacks = None, target: Target | None = None) -> TrainResult:

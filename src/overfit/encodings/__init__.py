@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,6 +33,8 @@ class Encoding:
 
     module: str
     description: str
+    summary: Callable[[EncodingConfig], str]
+    """One line about a configured encoding, for captions ("" for none)."""
     fields: tuple[str, ...] = ()
     needs_scaled_inputs: bool = False
 
@@ -44,10 +46,11 @@ class Encoding:
 _GRID_FIELDS = ("levels", "features_per_level", "log2_hashmap_size", "base_resolution", "per_level_scale")
 
 ENCODINGS: dict[str, Encoding] = {
-    "none": Encoding("identity", "the scaled (y, x) coordinates themselves"),
+    "none": Encoding("identity", "the scaled (y, x) coordinates themselves", lambda e: ""),
     "fourier": Encoding("fourier", "random Fourier features sin/cos(2 pi B v), B ~ N(0, sigma^2)",
-                        ("encoding.features", "encoding.sigma")),
-    "positional": Encoding("positional", "NeRF positional encoding, frequencies 2^k pi for k < L", ("encoding.frequencies",)),
-    "grid": Encoding("grid", "multiresolution hash grid (instant-NGP), bilinear, trainable",
+                        lambda e: f"Fourier features {e.features} (sigma {e.sigma:g})", ("encoding.features", "encoding.sigma")),
+    "positional": Encoding("positional", "NeRF positional encoding, frequencies 2^k pi for k < L",
+                           lambda e: f"positional encoding L={e.frequencies}", ("encoding.frequencies",)),
+    "grid": Encoding("grid", "multiresolution hash grid (instant-NGP), bilinear, trainable", lambda e: f"grid {e.levels} levels",
                      tuple(f"encoding.{name}" for name in _GRID_FIELDS), needs_scaled_inputs=True),
 }

@@ -7,8 +7,9 @@ PyTorch so it runs on any device.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -141,3 +142,64 @@ def build(cfg: EncodingConfig, input_range: float | None, height: int, width: in
             field="encoding.per_level_scale",
         )
     return GridEncoding(resolutions, cfg.features_per_level, cfg.log2_hashmap_size, input_range)
+
+
+def level_tables(enc: GridEncoding) -> list[tuple[np.ndarray, bool]]:
+    """Each level's feature table (rows, features) as float32 numbers and whether it is hashed, coarsest first.
+
+    A dense level's row for vertex (iy, ix) is iy * (cx + 1) + ix; a hashed level's is
+    the spatial hash, as in `GridEncoding.gather_level`.
+    """
+    features = enc.features_per_level
+    dense, hashed, out = iter(enc.dense), 0, []
+    for is_hashed in enc.is_hashed:
+        if is_hashed:
+            assert enc.hashed is not None
+            out.append((enc.hashed[hashed].detach().float().cpu().numpy(), True))
+            hashed += 1
+        else:
+            table = next(dense).detach()[0]  # (features, cy + 1, cx + 1)
+            out.append((table.permute(1, 2, 0).reshape(-1, features).float().cpu().numpy(), False))
+    return out
+
+
+def glsl(enc: GridEncoding, packer: Any) -> tuple[list[str], int, np.ndarray, dict[str, Any], int]:
+    """The WebGL viewer's form of this encoding, its constants laid out through `packer` (an `export.webgl.Packer`).
+
+    Per level, four table rows (dense or hashed) and bilinear weights.
+    Returns (GLSL lines filling a[] from v, vec4s used, each feature's place in a[], table texture, MACs per pixel).
+    """
+    features = enc.features_per_level
+    levels = level_tables(enc)
+    offsets = np.cumsum([0] + [t.shape[0] for t, _ in levels])
+    texture, per_row = packer.table(np.concatenate([t for t, _ in levels]))  # rows of every level, coarsest first
+    mask = enc.table_size - 1
+    n4 = packer.vec4s(enc.out_features)
+    code = [f"for (int k = 0; k < {n4}; k++) a[k] = vec4(0.0);",
+            # (N, 2) in [-r, r] -> [0, 1] per axis; outside the picture clamps to its edge, as `unit` does.
+            f"vec2 u = clamp((v / {packer.literal(enc.input_range)} + 1.0) * 0.5, 0.0, 1.0);"]
+    for level, (cy, cx) in enumerate(enc.resolutions):
+        off, stride, hashed = int(offsets[level]), cx + 1, levels[level][1]
+        code += ["{",
+                 f"  vec2 cells = vec2({packer.literal(cy)}, {packer.literal(cx)});",
+                 "  vec2 pos = u * cells;",
+                 "  vec2 lo = max(min(floor(pos), cells - 1.0), 0.0);",
+                 "  vec2 f = pos - lo;",
+                 "  ivec2 i = ivec2(lo);"]
+        if hashed:
+            # instant-NGP's hash in uint32: the low T bits of the int64 product and xor are the same.
+            code += [f"  uint x0 = uint(i.y) * {HASH_PRIMES[0]}u, x1 = uint(i.y + 1) * {HASH_PRIMES[0]}u;",
+                     f"  uint y0 = uint(i.x) * {HASH_PRIMES[1]}u, y1 = uint(i.x + 1) * {HASH_PRIMES[1]}u;",
+                     f"  int r00 = {off} + int((x0 ^ y0) & {mask}u), r01 = {off} + int((x1 ^ y0) & {mask}u);",
+                     f"  int r10 = {off} + int((x0 ^ y1) & {mask}u), r11 = {off} + int((x1 ^ y1) & {mask}u);"]
+        else:
+            code.append(f"  int r00 = {off} + i.x * {stride} + i.y, r01 = r00 + 1, r10 = r00 + {stride}, r11 = r10 + 1;")
+        code.append("  vec4 w = vec4((1.0 - f.x) * (1.0 - f.y), (1.0 - f.x) * f.y, f.x * (1.0 - f.y), f.x * f.y);")
+        for t in range(per_row):
+            code.append(f"  vec4 e{t} = w.x * tab(r00 * {per_row} + {t}) + w.y * tab(r01 * {per_row} + {t})"
+                        f" + w.z * tab(r10 * {per_row} + {t}) + w.w * tab(r11 * {per_row} + {t});")
+        for fi in range(features):
+            p = level * features + fi
+            code.append(f"  a[{p // 4}].{'xyzw'[p % 4]} = e{fi // 4}.{'xyzw'[fi % 4]};")
+        code.append("}")
+    return code, n4, np.arange(enc.out_features), texture, enc.levels * 4 * features

@@ -1,7 +1,7 @@
-"""The lab's web app: HTTP and WebSocket routes over the run manager.
+"""The lab's web app: HTTP routes over the run manager (the live WebSocket is in `sockets`).
 
     GET  /                              the page (static/index.html)
-    GET  /api/meta                      config fields, presets, colour map, limits
+    GET  /api/meta                      config fields, sections, defaults, presets, modes, colour map, limits
     GET  /api/runs                      every run folder in runs_dir
     POST /api/runs                      {"config": {...}, "upload": id?, "name": str?} -> a new run (201)
     GET  /api/runs/{id}                 state, curves and frame steps of one run
@@ -15,19 +15,14 @@
 
 Safety: the browser never names a path (runs by folder name, checked against the run
 folder rule; pictures by upload id); every refusal is JSON {"error": ..., "field": ...}
-with a 4xx status, never a stack trace. Bound to loopback, only loopback Host headers
-are served (a web page cannot reach the lab through DNS rebinding), and any request
-that changes something, or opens a WebSocket, from a page of another origin is
-refused (no cross-site request forgery).
+with a 4xx status, never a stack trace (`errors`); Host and Origin headers are checked
+before any route (`guard`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import ipaddress
-import json
 import logging
 import os
 import re
@@ -36,39 +31,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.websockets import WebSocketDisconnect
 
-from ..config import CHOICES, MODES, ConfigError, RunConfig, describe_fields
-from ..presets import DEFAULT_PRESET, PRESETS
-from ..runs import FRAMES, TARGET
+from ..images import read_png
+from ..modes import get_mode
+from ..runs import TARGET
 from . import pictures
-from .errors import LabError, config_error
-from .manager import DOWNLOADS, RunManager
-from .stream import Hub, encode
+from .errors import LabError
+from .forms import json_body, lab_config, target_picture
+from .guard import Guard, allowed_hosts, is_loopback
+from .labrun import AT_THE_END, DOWNLOADS
+from .manager import RunManager
+from .meta import meta
+from .sockets import live_route
+from .stream import Hub
 from .uploads import MAX_LAB_PIXELS, MAX_UPLOAD_BYTES, UploadStore
+
+__all__ = ["create_app", "is_loopback"]
 
 log = logging.getLogger("overfit.lab")
 STATIC = Path(__file__).resolve().parent / "static"
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _FRAME = re.compile(r"^(\d{1,12})\.png$")
-# A JSON body larger than this is not a config.
-MAX_JSON_BYTES = 1 << 20
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def create_app(
@@ -93,14 +81,13 @@ def create_app(
 
     app = FastAPI(title="overfit lab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.manager, app.state.hub, app.state.uploads = manager, hub, uploads
-    allowed = set(LOOPBACK_NAMES) | {host} if is_loopback(host) else None
-    app.add_middleware(_Guard, allowed_hosts=allowed)
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts(host))
 
     _error_handlers(app)
     _page_routes(app, uploads, manager)
     _run_routes(app, manager, uploads)
     _picture_routes(app, uploads)
-    _live_route(app, manager, hub)
+    live_route(app, manager, hub)
     return app
 
 
@@ -135,22 +122,13 @@ def _page_routes(app: FastAPI, uploads: UploadStore, manager: RunManager) -> Non
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    meta_cache: dict[str, Any] = {}
+    served: dict[str, Any] = {}
 
     @app.get("/api/meta")
-    def meta() -> dict[str, Any]:
-        if not meta_cache:  # describe_fields reads the config's source for its docstrings: once is enough
-            meta_cache.update({
-                "fields": [dataclasses.asdict(f) for f in describe_fields()],
-                "choices": {k: list(v) for k, v in CHOICES.items()},
-                "modes": list(MODES),
-                "presets": {name: {"description": p.description, "config": p.config.to_dict()} for name, p in PRESETS.items()},
-                "default_preset": DEFAULT_PRESET,
-                "colour_map": {"name": pictures.COLOUR_MAP, "stops": pictures.colour_stops()},
-                "limits": {"upload_bytes": uploads.max_bytes, "pixels": uploads.max_pixels, "max_runs": manager.max_runs},
-            })
-        return meta_cache
+    def page_meta() -> dict[str, Any]:
+        if not served:  # the same for the server's life; built at the first request, not at start-up (matplotlib's colour map)
+            served.update(meta(uploads, manager.max_runs))
+        return served
 
 
 def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None:
@@ -163,8 +141,7 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
 
     @app.post("/api/runs", status_code=201)
     async def create_run(request: Request) -> dict[str, Any]:
-        body = await _json_body(request)
-        cfg, name = _lab_config(body, uploads)
+        cfg, name = lab_config(await json_body(request), uploads)
         run = await run_in_threadpool(manager.create, cfg, name)
         return run.detail()
 
@@ -192,29 +169,29 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
     def run_target(run_id: str) -> Response:
         run = manager.get(run_id)
         try:
-            picture = pictures.read_png(run.path / TARGET)
+            picture = read_png(run.folder.path / TARGET)
         except OSError:
             raise LabError(404, f"run {run_id} has no target picture") from None
-        return _png(pictures.show_target(picture, run.cfg.data.mode))
+        return _png(pictures.show_target(picture, run.mode))
 
     @app.get("/api/runs/{run_id}/frames/{frame}")
     def frame(run_id: str, frame: str) -> Response:
         run = manager.get(run_id)
         m = _FRAME.match(frame)
-        path = run.path / FRAMES / f"{int(m.group(1)):08d}.png" if m else None
+        path = run.folder.frame_path(int(m.group(1))) if m else None
         if path is None or not path.is_file():
             raise LabError(404, f"run {run_id} has no frame {frame!r}")
-        return _png(pictures.show_frame(pictures.read_png(path), run.cfg.data.mode))
+        return _png(pictures.show_frame(read_png(path), run.mode))
 
     @app.get("/api/runs/{run_id}/download/{kind}")
     def download(run_id: str, kind: str) -> FileResponse:
         run = manager.get(run_id)
         if kind not in DOWNLOADS:
             raise LabError(404, f"nothing to download called {kind!r}; choose from {', '.join(DOWNLOADS)}")
-        file, media_type = DOWNLOADS[kind]
+        file, media_type, _ = DOWNLOADS[kind]
         path = run.path / file
         if not path.is_file():
-            raise LabError(404, f"run {run_id} has no {file} yet" + (" (it is written when training ends)" if kind in ("video", "gif", "final") else ""))
+            raise LabError(404, f"run {run_id} has no {file} yet" + (" (it is written when training ends)" if kind in AT_THE_END else ""))
         return FileResponse(path, media_type=media_type, filename=f"{run_id}-{file}")
 
 
@@ -229,141 +206,13 @@ def _picture_routes(app: FastAPI, uploads: UploadStore) -> None:
 
     @app.get("/api/target.png")
     def target_preview(text: str | None = None, width: int | None = None, height: int | None = None,
-                       font_size: int | None = None, mode: str = "binary", upload: str | None = None) -> Response:
+                       font_size: int | None = None, mode: str | None = None, upload: str | None = None) -> Response:
         """What a run would fit, before it exists: the same validation as a new run."""
-        data: dict[str, Any] = {"mode": mode}
-        for key, value in (("text", text), ("width", width), ("height", height), ("font_size", font_size)):
-            if value is not None:
-                data[key] = value
-        cfg, _ = _lab_config({"config": {"data": data}, "upload": upload}, uploads)
-        return _png(pictures.show_target(_target_picture(cfg), cfg.data.mode))
+        data = {key: value for key, value in (("text", text), ("width", width), ("height", height),
+                                              ("font_size", font_size), ("mode", mode)) if value is not None}
+        cfg, _ = lab_config({"config": {"data": data}, "upload": upload}, uploads)
+        return _png(pictures.show_target(target_picture(cfg), get_mode(cfg.data.mode)))
 
-
-def _live_route(app: FastAPI, manager: RunManager, hub: Hub) -> None:
-    """Snapshot, then ticks, previews, evaluations and status changes as they happen."""
-
-    @app.websocket("/api/runs/{run_id}/live")
-    async def live(ws: WebSocket, run_id: str) -> None:
-        try:
-            run = await run_in_threadpool(manager.get, run_id)
-        except LabError:
-            await ws.close(code=4404)
-            return
-        await ws.accept()
-        hub.attach(asyncio.get_running_loop())
-        box = hub.subscribe(run_id)
-        try:
-            await ws.send_text(encode({"type": "snapshot", "run": await run_in_threadpool(run.detail)}))
-
-            async def pump() -> None:
-                while True:
-                    behind, messages = await box.take()
-                    if behind:  # missed messages: start over from the current state
-                        await ws.send_text(encode({"type": "snapshot", "run": await run_in_threadpool(run.detail)}))
-                    for text in messages:
-                        await ws.send_text(text)
-
-            async def until_closed() -> None:
-                while (await ws.receive())["type"] != "websocket.disconnect":
-                    pass  # the page sends nothing; control goes through the HTTP routes
-
-            tasks = [asyncio.create_task(pump()), asyncio.create_task(until_closed())]
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            for task in done:
-                if task.exception() and not isinstance(task.exception(), (WebSocketDisconnect, RuntimeError)):
-                    log.warning("live stream of %s ended: %r", run_id, task.exception())
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the tab went away mid-send
-        finally:
-            hub.unsubscribe(box)
-
-
-
-# -- helpers ----------------------------------------------------------------------------------------
 
 def _png(picture: np.ndarray) -> Response:
     return Response(pictures.png(picture), media_type="image/png", headers={"Cache-Control": "no-cache"})
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
-        raise LabError(413, "request body too large for a config", field="body")
-    try:
-        body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LabError(422, f"not valid JSON: {e}", field="body") from None
-    if not isinstance(body, dict):
-        raise LabError(422, "expected a JSON object like {\"config\": {...}}", field="body")
-    return body
-
-
-def _lab_config(body: dict[str, Any], uploads: UploadStore) -> tuple[RunConfig, str | None]:
-    """The RunConfig a request asks for, validated as the CLI validates it, plus the lab's own rules."""
-    unknown = sorted(set(body) - {"config", "upload", "name"})
-    if unknown:
-        raise LabError(422, "unknown request key (known: config, upload, name)", field=unknown[0])
-    try:
-        cfg = RunConfig.from_dict(body.get("config", {}))
-    except ConfigError as e:
-        raise config_error(e) from None
-    if cfg.data.image is not None:
-        raise LabError(422, "the lab takes pictures by upload only; send the upload's id as \"upload\"", field="data.image")
-    upload = body.get("upload")
-    if upload is not None:
-        path = uploads.path(upload)
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image=str(path)))
-    elif cfg.data.width * cfg.data.height > uploads.max_pixels:
-        raise LabError(422, f"{cfg.data.width} x {cfg.data.height} is larger than the lab's limit of {uploads.max_pixels:,} pixels",
-                       field="data.width")
-    name = body.get("name")
-    if name is not None and not isinstance(name, str):
-        raise LabError(422, f"expected a string, got {name!r}", field="name")
-    return cfg, name or None
-
-
-def _target_picture(cfg: RunConfig) -> np.ndarray:
-    """uint8 (H, W) or (H, W, 3) of the picture `cfg.data` names (text, or an already checked upload)."""
-    from PIL import Image
-
-    from ..targets import TargetError, render_text
-
-    data = cfg.data
-    if data.image is None:
-        try:
-            return render_text(data.text, data.width, data.height, data.font_size)
-        except TargetError as e:
-            raise LabError(422, str(e), field="data.text") from None
-    with Image.open(data.image) as img:  # checked when it was uploaded
-        img.thumbnail((1024, 1024))
-        return np.asarray(img.convert("RGB" if data.mode == "rgb" else "L"))
-
-
-class _Guard:
-    """ASGI middleware: only expected Host headers; nothing that changes state from another origin."""
-
-    def __init__(self, app: Any, allowed_hosts: set[str] | None) -> None:
-        self.app = app
-        self.allowed = allowed_hosts
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        host = headers.get("host", "")
-        hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
-        if self.allowed is not None and hostname not in self.allowed:
-            return await self._refuse(scope, receive, send, 421, f"this lab answers only to {', '.join(sorted(self.allowed))}, not {host!r}")
-        origin = headers.get("origin")
-        changes = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
-        if changes and origin is not None and origin.split("://", 1)[-1] != host:
-            return await self._refuse(scope, receive, send, 403, f"requests from pages of another origin ({origin}) are refused")
-        await self.app(scope, receive, send)
-
-    async def _refuse(self, scope: dict, receive: Any, send: Any, status: int, message: str) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4403})
-            return
-        await JSONResponse({"error": message}, status_code=status)(scope, receive, send)

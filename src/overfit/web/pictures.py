@@ -1,11 +1,13 @@
 """Pictures for the browser: the colour map, preview sizes and PNG encoding.
 
-Binary runs predict P(background) in [0, 1]; shown in gray, a half-learned network
-is a muddy blur where 0.4 and 0.6 look the same. A perceptual colour map (viridis:
-lightness grows evenly with the value, readable with colour-blindness) makes the
-undecided band visible. The target of a binary run goes through the same map, so
-"ink" and "background" have the same colours on both sides. Gray and RGB runs fit
-pixel values, and are shown as they are.
+A classification mode predicts a class probability in [0, 1] (binary: P(background));
+shown in gray, a half-learned network is a muddy blur where 0.4 and 0.6 look the
+same. A perceptual colour map (viridis: lightness grows evenly with the value,
+readable with colour-blindness) makes the undecided band visible. The target of such
+a run goes through the same map, so "ink" and "background" have the same colours on
+both sides. Modes that fit pixel values are shown as they are. Which is which, and
+what the target looks like to the network, comes from the mode registry (`modes`);
+the rounding to 8 bits from `images.to_uint8`, as for every other picture.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from ..targets import binarize
+from ..images import to_uint8
+from ..modes import Mode
+from ..targets import make_target
 
 COLOUR_MAP = "viridis"
+# The colour map's ends: a class probability of 0 (ink) and of 1 (background).
+COLOUR_ENDS = ("ink", "background")
 # Live previews start at about this many pixels (1000 x 300 becomes 258 x 77, a quarter of each
-# side); the run manager then sizes them to what the model costs to draw, within these bounds.
+# side); the run sizes them to what the model costs to draw, within these bounds.
 PREVIEW_PIXELS = 20_000
 MIN_PREVIEW_PIXELS, MAX_PREVIEW_PIXELS = 2_000, 40_000
 
@@ -41,29 +47,30 @@ def colour_stops(n: int = 9) -> list[str]:
     return ["#{:02x}{:02x}{:02x}".format(*lut[round(i * 255 / (n - 1))]) for i in range(n)]
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> uint8, NaN as 0.5 (undecided) so a diverging run still draws."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.5, posinf=1.0, neginf=0.0)
-    return np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
+def colour_mapped(mode: Mode) -> bool:
+    """True where the mode's displayable prediction is a class probability: those go through the colour map."""
+    return mode.shows_probability
 
 
-def show(values: np.ndarray, mode: str) -> np.ndarray:
-    """Predicted values in [0, 1] -> uint8 picture: binary through the colour map, gray/rgb as they are."""
-    u8 = to_uint8(values)
-    return colour_lut()[u8] if mode == "binary" else u8
+def _shown(u8: np.ndarray, mode: Mode) -> np.ndarray:
+    """8-bit values -> the picture the page shows: colour-mapped (a one-channel probability) or as they are."""
+    return colour_lut()[u8] if colour_mapped(mode) and u8.ndim == 2 else u8
 
 
-def show_frame(frame: np.ndarray, mode: str) -> np.ndarray:
-    """A saved evaluation frame (uint8, 255 = background for binary) ready to show."""
-    return colour_lut()[frame] if mode == "binary" and frame.ndim == 2 else frame
+def show(values: np.ndarray, mode: Mode) -> np.ndarray:
+    """Predicted values in [0, 1] (the mode's output head) -> uint8 picture ready to show."""
+    return _shown(to_uint8(values), mode)
 
 
-def show_target(picture: np.ndarray, mode: str) -> np.ndarray:
-    """The run's target.png pixels as the network sees them: binarized for binary runs."""
-    if mode == "binary":
-        gray = picture if picture.ndim == 2 else np.asarray(Image.fromarray(picture).convert("L"))
-        return colour_lut()[binarize(gray) * 255]
-    return picture
+def show_frame(frame: np.ndarray, mode: Mode) -> np.ndarray:
+    """A saved evaluation frame (uint8, `to_uint8` of the same values) ready to show."""
+    return _shown(frame, mode)
+
+
+def show_target(picture: np.ndarray, mode: Mode) -> np.ndarray:
+    """A uint8 picture (target.png, a rendered text, an upload) as the network of `mode` sees it."""
+    target = make_target(picture, "", mode.name)
+    return show(mode.target_picture(target), mode)
 
 
 def preview_size(height: int, width: int, pixels: int = PREVIEW_PIXELS) -> tuple[int, int]:
@@ -83,11 +90,3 @@ def png(picture: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
-
-
-def read_png(path) -> np.ndarray:
-    """A PNG from a run folder as uint8 (H, W) or (H, W, 3)."""
-    with Image.open(path) as img:
-        if img.mode not in ("L", "RGB"):
-            img = img.convert("RGB" if "A" in img.mode or img.mode in ("P", "RGBA", "CMYK") else "L")
-        return np.asarray(img)

@@ -21,19 +21,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from ..targets import TargetError, load_image
-from .errors import LabError
+from ..errors import TargetError
+from ..targets import load_image
+from .errors import LabError, lab_error
 
 UPLOAD_DIR = ".uploads"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # Decoded-pixel cap for the lab (uploads and text canvases): 4096 x 4096. Far below the CLI's
 # 50 megapixels, because a browser tab and a shared server should not be tied up by one picture.
 MAX_LAB_PIXELS = 4096 * 4096
-_ID = re.compile(r"^[0-9a-f]{64}$")
+UPLOAD_ID = re.compile(r"^[0-9a-f]{64}$")
 # File extension by the format PIL detected (never by the name the browser sent).
-_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
+FORMAT_NAMES = ("PNG", "JPEG", "GIF", "BMP", "WebP", "TIFF")  # the same, as people write them
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class UploadStore:
             if existing is not None:
                 path = existing  # same bytes uploaded before: content-addressed, keep one copy
             else:
-                path = self.dir / f"{upload_id}.{_EXTENSIONS.get(fmt, fmt.lower() or 'img')}"
+                path = self.dir / f"{upload_id}.{EXTENSIONS.get(fmt, fmt.lower() or 'img')}"
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, path)
             with Image.open(path) as img:
@@ -92,14 +94,13 @@ class UploadStore:
         return LabError(413, f"the picture is larger than the limit of {self.max_bytes // (1024 * 1024)} MB", field="upload")
 
     def _check(self, path: Path) -> str:
-        """The picture's format, or LabError; load_image's messages with our temporary path taken out."""
+        """The picture's format, or LabError: 415 for what is no picture at all, else load_image's refusal."""
         try:
             load_image(path, self.max_pixels)
         except TargetError as e:
-            message = str(e).replace(os.fsdecode(path), "the uploaded file")
-            message = message.replace("; raise it with --max-pixels", "")
-            status = 415 if "not an image" in message else 422
-            raise LabError(status, message, field="upload") from None
+            if not _recognised(path):
+                raise LabError(415, "the uploaded file is not an image file (or an unsupported format)", field="upload") from None
+            raise lab_error(e, upload=os.fsdecode(path)) from None
         with Image.open(path) as img:
             return img.format or ""
 
@@ -111,7 +112,7 @@ class UploadStore:
 
     def path(self, upload_id: object) -> Path:
         """The stored file of `upload_id`; LabError 422 (field 'upload') for a malformed or unknown id."""
-        if not isinstance(upload_id, str) or not _ID.match(upload_id):
+        if not isinstance(upload_id, str) or not UPLOAD_ID.match(upload_id):
             raise LabError(422, "not an upload id (the sha256 the server returned for an upload)", field="upload")
         path = self._find(upload_id)
         if path is None:
@@ -123,6 +124,17 @@ class UploadStore:
         if not image:
             return None
         p = Path(image)
-        if p.parent.resolve() == self.dir.resolve() and _ID.match(p.stem):
+        if p.parent.resolve() == self.dir.resolve() and UPLOAD_ID.match(p.stem):
             return p.stem
         return None
+
+
+def _recognised(path: Path) -> bool:
+    """Whether PIL knows the file's format at all, from its first bytes (nothing is decoded)."""
+    try:
+        with Image.open(path):
+            return True
+    except UnidentifiedImageError:
+        return False
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError):  # a bomb, a broken header: a picture, not one to fit
+        return True

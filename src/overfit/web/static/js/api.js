@@ -37,6 +37,7 @@ export const api = {
 };
 
 export const urls = {
+  targetPreviewPath: "/api/target.png",
   target: (id) => `/api/runs/${encodeURIComponent(id)}/target.png`,
   frame: (id, step) => `/api/runs/${encodeURIComponent(id)}/frames/${step}.png`,
   download: (id, kind) => `/api/runs/${encodeURIComponent(id)}/download/${kind}`,
@@ -49,7 +50,7 @@ export const urls = {
       q.set("height", data.height);
       if (data.font_size) q.set("font_size", data.font_size);
     }
-    return `/api/target.png?${q}`;
+    return `${urls.targetPreviewPath}?${q}`;
   },
 };
 

@@ -1,12 +1,13 @@
 // Controller: the page's entry point. It turns clicks, typing and server messages into
-// state changes (state.js), asks the server to act (api.js) and tells the views what
-// to redraw (views.js). It holds the only mutable objects: the state, the sockets.
+// state changes (state.js), asks the server to act (api.js) and tells the forms (forms.js)
+// and views (views.js) what to redraw. It holds the only mutable objects: the state, the sockets.
 
 import { api, follow, ApiError } from "./api.js";
 import {
   SLOT_NAMES, addSlot, applyMessage, createState, fieldInfo, fromHash, getPath, openRun, parseField,
-  presetConfig, removeSlot, runView, sameValue, setOverride, setPreset, setTarget, slotConfig, targetData, toHash,
+  presetConfig, removeSlot, runView, sameValue, setMeta, setOverride, setPreset, setTarget, slotConfig, targetData, toHash,
 } from "./state.js";
+import { Forms } from "./forms.js";
 import { Views } from "./views.js";
 
 const state = createState();
@@ -17,8 +18,8 @@ let targetTimer = null;
 // -- redrawing ---------------------------------------------------------------------------------
 
 function renderAll() {
-  views.renderTarget(state);
-  views.renderSlots(state);
+  forms.renderTarget(state);
+  forms.renderSlots(state);
   views.renderPanels(state);
   views.renderExisting(state);
   views.renderButtons(state);
@@ -172,7 +173,7 @@ const actions = {
 // -- handlers the views call ---------------------------------------------------------------------
 
 const handlers = {
-  selectSlot(i) { state.active = i; views.renderSlots(state); },
+  selectSlot(i) { state.active = i; forms.renderSlots(state); },
   addSlot() { addSlot(state); renderAll(); },
   removeSlot(i) { removeSlot(state, i); if (state.fieldError?.slot === i) state.fieldError = null; renderAll(); },
   preset(i, name) {
@@ -185,15 +186,15 @@ const handlers = {
     try {
       setOverride(state, i, key, parseField(info, text, checked));
       if (state.fieldError?.slot === i && state.fieldError.field === key) state.fieldError = null;
-      views.markField(input, !sameValue(getPath(slotConfig(state, state.slots[i]), key), getPath(presetConfig(state, state.slots[i].preset), key)), null);
-      views.updateRelevance(state);
+      forms.markField(input, !sameValue(getPath(slotConfig(state, state.slots[i]), key), getPath(presetConfig(state, state.slots[i].preset), key)), null);
+      forms.updateRelevance(state);
       views.renderPanels(state);
-      views.renderSlots(state);
+      forms.renderSlots(state);
       syncSockets();
       saveHash();
       scheduleCharts();
     } catch (e) {
-      views.markField(input, true, e.message);
+      forms.markField(input, true, e.message);
     }
   },
   targetField(field, text) {
@@ -242,7 +243,7 @@ const handlers = {
       if (targetKey() !== before) {
         state.slots.forEach((s, i) => { if (i !== state.active) s.runId = null; });
       }
-      views.targetKind = null;
+      forms.targetKind = null;
       say(`opened ${id}`);
       renderAll();
     } catch (e) {
@@ -252,6 +253,7 @@ const handlers = {
   },
 };
 
+const forms = new Forms(handlers);
 const views = new Views(handlers);
 
 // -- start-up ----------------------------------------------------------------------------------------
@@ -279,7 +281,7 @@ function wire() {
     e.preventDefault();
     if (e.dataTransfer?.files[0]) handlers.upload(e.dataTransfer.files[0]);
   });
-  window.addEventListener("hashchange", () => { if (location.hash !== toHash(state) && fromHash(state, location.hash)) { views.targetKind = null; loadBound(); } });
+  window.addEventListener("hashchange", () => { if (location.hash !== toHash(state) && fromHash(state, location.hash)) { forms.targetKind = null; loadBound(); } });
   window.addEventListener("resize", scheduleCharts);
 }
 
@@ -298,7 +300,7 @@ async function loadBound() {
 
 async function main() {
   try {
-    state.meta = await api.meta();
+    setMeta(state, await api.meta());
   } catch (e) {
     say(e.message, "error");
     return;

@@ -4,21 +4,19 @@
 // it) is what the URL carries, so a pasted link reopens the same experiment. Each slot
 // may be bound to a run on the server (a run folder); changing the setup of a slot
 // unbinds it, and the next Start makes a fresh run for the new setup, leaving the old
-// run folder as it was.
+// run folder as it was. Everything the server knows (fields, defaults, presets, modes,
+// limits) comes from /api/meta (`state.meta`); nothing of it is copied here.
 
 export const MAX_SLOTS = 4;
 export const SLOT_NAMES = ["A", "B", "C", "D"];
 // Tableau-10's first four: distinct for the common colour-blindnesses, readable on white.
 export const SLOT_COLOURS = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b"];
-// Fields shown in the target card instead of a run's form: all runs share one target.
-export const TARGET_FIELDS = ["data.text", "data.image", "data.width", "data.height", "data.font_size", "data.max_pixels", "data.mode"];
-const BUILTIN = { text: "OVERFIT", width: 1000, height: 300 };
 
 export function createState() {
   return {
-    meta: null,                       // /api/meta: fields, presets, colour map, limits
-    target: { kind: "builtin", text: "OVERFIT", width: 1000, height: 300, font_size: null, mode: "binary", upload: null, uploadName: null },
-    slots: [newSlot("relu_1")],
+    meta: null,                       // /api/meta: fields, sections, defaults, presets, modes, colour map, limits
+    target: null,                     // {kind: "builtin" | "text" | "upload", text, width, height, font_size, mode, upload, uploadName}
+    slots: [],
     active: 0,                        // the slot whose form is shown
     runs: {},                         // run id -> live view of that run (see runView)
     existing: [],                     // summaries of the run folders on the server
@@ -28,8 +26,43 @@ export function createState() {
   };
 }
 
+// The server's facts arrived: start from the default target and the default preset.
+export function setMeta(state, meta) {
+  state.meta = meta;
+  const d = builtin(state);
+  state.target = { kind: "builtin", ...d, upload: null, uploadName: null };
+  state.slots = [newSlot(meta.default_preset)];
+  state.active = 0;
+}
+
+// The built-in target: the default config's picture (the original experiment's).
+export function builtin(state) {
+  const d = state.meta.defaults.data;
+  return { text: d.text, width: d.width, height: d.height, font_size: d.font_size, mode: d.mode };
+}
+
 export function newSlot(preset, overrides = {}) {
   return { preset, overrides: { ...overrides }, runId: null };
+}
+
+// -- server facts -------------------------------------------------------------------------
+
+// Fields shown in the target card instead of a run's form: all runs share one target.
+export function isTargetField(state, key) {
+  const section = key.includes(".") ? key.split(".")[0] : "";
+  return state.meta.sections.some((s) => s.target && s.key === section);
+}
+
+// What the page shows for a mode: headline metric, its label and format, colour map or not.
+export function modeFacts(state, mode) {
+  return state.meta.modes[mode] ?? state.meta.modes[state.meta.defaults.data.mode];
+}
+
+// A headline value as the server writes it (Mode.format_headline): value * scale, `digits` decimals, unit.
+export function formatHeadline(facts, value) {
+  if (value === null || value === undefined) return "–";
+  const f = facts.format;
+  return `${(value * f.scale).toFixed(f.digits)} ${f.unit}`;
 }
 
 // -- config -------------------------------------------------------------------------------
@@ -57,7 +90,7 @@ export function presetConfig(state, name) {
 export function targetData(state) {
   const t = state.target;
   const data = { mode: t.mode, image: null };
-  if (t.kind === "builtin") Object.assign(data, BUILTIN, { font_size: null });
+  if (t.kind === "builtin") Object.assign(data, builtin(state), { mode: t.mode });
   else if (t.kind === "text") Object.assign(data, { text: t.text, width: t.width, height: t.height, font_size: t.font_size });
   return data;
 }
@@ -159,7 +192,7 @@ export function toHash(state) {
     if (t.font_size) p.set("font", t.font_size);
   }
   if (t.kind === "upload" && t.upload) p.set("upload", t.upload);
-  if (t.mode !== "binary") p.set("mode", t.mode);
+  if (t.mode !== state.meta.defaults.data.mode) p.set("mode", t.mode);
   for (const slot of state.slots) {
     const changes = Object.entries(slot.overrides).map(([k, v]) => `~${k}=${v === null ? "none" : formatField(v)}`);
     p.append("run", slot.preset + changes.join(""));
@@ -174,19 +207,20 @@ export function fromHash(state, hash) {
   if (!p.has("target") && !p.has("run")) return false;
   const kind = ["builtin", "text", "upload"].includes(p.get("target")) ? p.get("target") : "builtin";
   const t = state.target;
+  const d = builtin(state);
   t.kind = kind;
   if (kind === "text") {
-    t.text = p.get("text") || "OVERFIT";
-    t.width = Number.parseInt(p.get("w"), 10) || BUILTIN.width;
-    t.height = Number.parseInt(p.get("h"), 10) || BUILTIN.height;
+    t.text = p.get("text") || d.text;
+    t.width = Number.parseInt(p.get("w"), 10) || d.width;
+    t.height = Number.parseInt(p.get("h"), 10) || d.height;
     t.font_size = Number.parseInt(p.get("font"), 10) || null;
   }
   if (kind === "upload") {
-    t.upload = /^[0-9a-f]{64}$/.test(p.get("upload") || "") ? p.get("upload") : null;
+    t.upload = new RegExp(state.meta.patterns.upload).test(p.get("upload") || "") ? p.get("upload") : null;
     t.uploadName = t.upload ? "shared picture" : null;
     if (!t.upload) t.kind = "builtin";
   }
-  t.mode = state.meta.modes.includes(p.get("mode")) ? p.get("mode") : "binary";
+  t.mode = Object.hasOwn(state.meta.modes, p.get("mode") ?? "") ? p.get("mode") : d.mode;
   const slots = [];
   for (const spec of p.getAll("run").slice(0, MAX_SLOTS)) {
     const [preset, ...changes] = spec.split("~");
@@ -195,7 +229,7 @@ export function fromHash(state, hash) {
     for (const change of changes) {
       const eq = change.indexOf("=");
       const info = fieldInfo(state, change.slice(0, eq));
-      if (eq < 0 || !info || TARGET_FIELDS.includes(info.key)) continue;
+      if (eq < 0 || !info || isTargetField(state, info.key)) continue;
       try {
         slot.overrides[info.key] = parseField(info, change.slice(eq + 1), change.slice(eq + 1) === "true");
       } catch { /* a hand-edited link with a bad value: keep the preset's */ }
@@ -204,7 +238,8 @@ export function fromHash(state, hash) {
   }
   if (slots.length) state.slots = slots;
   const ids = (p.get("ids") || "").split(",");
-  state.slots.forEach((slot, i) => { slot.runId = /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ids[i] || "") ? ids[i] : null; });
+  const runName = new RegExp(state.meta.patterns.run);
+  state.slots.forEach((slot, i) => { slot.runId = runName.test(ids[i] || "") ? ids[i] : null; });
   state.active = 0;
   return true;
 }
@@ -215,15 +250,16 @@ export function openRun(state, index, summary) {
   const slot = newSlot(state.meta.presets[cfg.preset] ? cfg.preset : state.meta.default_preset);
   const base = presetConfig(state, slot.preset);
   for (const info of state.meta.fields) {
-    if (TARGET_FIELDS.includes(info.key) || info.key === "preset") continue;
+    if (isTargetField(state, info.key) || info.key === "preset") continue;
     const v = getPath(cfg, info.key);
     if (v !== undefined && !sameValue(v, getPath(base, info.key))) slot.overrides[info.key] = v;
   }
   slot.runId = summary.id;
   state.slots[index] = slot;
   const d = cfg.data;
+  const b = builtin(state);
   if (summary.upload) Object.assign(state.target, { kind: "upload", upload: summary.upload, uploadName: "picture of " + summary.id });
-  else if (d.text === BUILTIN.text && d.width === BUILTIN.width && d.height === BUILTIN.height && !d.font_size) state.target.kind = "builtin";
+  else if (d.text === b.text && d.width === b.width && d.height === b.height && d.font_size === b.font_size) state.target.kind = "builtin";
   else Object.assign(state.target, { kind: "text", text: d.text, width: d.width, height: d.height, font_size: d.font_size });
   state.target.mode = d.mode;
 }
@@ -231,36 +267,62 @@ export function openRun(state, index, summary) {
 // -- live runs ---------------------------------------------------------------------------------
 
 export function runView(state, id) {
-  return (state.runs[id] ??= { summary: null, curves: { loss: [], metric: [] }, frames: [], preview: null, scrub: null });
+  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), metric: newCurve() }, frames: [], preview: null, scrub: null });
+}
+
+// A curve as the page holds it: points [step, value], thinned as the server thins its copy
+// (web/live.py's Curve): every `stride`-th point offered is kept, and past `max` points every
+// other one is dropped and the stride doubles, so a long run stays light to hold and draw.
+// `seen` is the last step offered, so points that arrive twice (a snapshot overtaking a tick) count once.
+export function newCurve(points = [], stride = 1) {
+  return { points: [...points], stride, offered: 0, seen: points.length ? points[points.length - 1][0] : -1 };
+}
+
+export function addPoints(curve, points, max) {
+  let added = 0;
+  for (const p of points) {
+    if (p[0] <= curve.seen) continue;
+    curve.seen = p[0];
+    curve.offered += 1;
+    if ((curve.offered - 1) % curve.stride) continue;
+    curve.points.push(p);
+    added += 1;
+    if (curve.points.length > max) {
+      curve.points = curve.points.filter((_, i) => i % 2 === 0);
+      curve.stride *= 2;
+    }
+  }
+  return added;
 }
 
 // Fold one live message into a run's view; returns which parts of the page need redrawing.
 export function applyMessage(state, id, msg) {
   const run = runView(state, id);
+  const max = state.meta.limits.curve_points;
   switch (msg.type) {
-    case "snapshot":
-      run.summary = msg.run;
-      run.curves = { loss: msg.run.curves.loss, metric: msg.run.curves.metric };
-      run.frames = msg.run.frames;
+    case "snapshot": {
+      const r = msg.run;
+      run.summary = r;
+      // Points already in the snapshot may still be on their way in a tick: they count once.
+      run.curves = { loss: newCurve(r.curves.loss, r.curve_strides.loss), metric: newCurve(r.curves.metric, r.curve_strides.metric) };
+      run.frames = r.frames;
       return { panel: true, charts: true };
+    }
     case "status":
       run.summary = { ...run.summary, ...msg.run };
       return { panel: true, charts: false };
-    case "tick":
+    case "tick": {
       if (!run.summary) return {};
       Object.assign(run.summary, { step: msg.step, loss: msg.loss, steps_per_s: msg.steps_per_s });
-      // Points already in a snapshot taken while they were on their way are skipped.
-      const last = run.curves.loss.length ? run.curves.loss[run.curves.loss.length - 1][0] : -1;
-      const fresh = msg.points.filter((p) => p[0] > last);
-      run.curves.loss.push(...fresh);
-      return { stats: true, charts: fresh.length > 0 };
+      const added = addPoints(run.curves.loss, msg.points, max);
+      return { stats: true, charts: added > 0 };
+    }
     case "eval":
       if (!run.summary) return {};
       if (msg.metric) {
         run.summary.metric = msg.metric;
         run.summary.metric_value = msg.record[msg.metric];
-        const m = run.curves.metric;
-        if (!m.length || m[m.length - 1][0] < msg.record.step) m.push([msg.record.step, msg.record[msg.metric]]);
+        addPoints(run.curves.metric, [[msg.record.step, msg.record[msg.metric]]], max);
       }
       run.summary.step = msg.record.step;
       if (msg.frame !== null && !run.frames.includes(msg.frame)) run.frames.push(msg.frame);
@@ -276,7 +338,7 @@ export function applyMessage(state, id, msg) {
 // The step and headline value of frame number `index` (for the scrub label).
 export function frameInfo(run, index) {
   const step = run.frames[index];
-  const point = run.curves.metric.find((p) => p[0] === step);
+  const point = run.curves.metric.points.find((p) => p[0] === step);
   return { step, value: point ? point[1] : null };
 }
 

@@ -1,175 +1,24 @@
-// Views: draw the state into the page. They read the state and call the handlers the
-// controller passes in; they never change the state or talk to the server themselves.
+// Views: draw the runs into the page (panels, pictures, curves, the run folder list, messages).
+// They read the state and call the handlers the controller passes in; they never change the
+// state or talk to the server themselves. The setup forms are in forms.js.
 
 import { drawChart, formatStep } from "./charts.js";
 import { urls } from "./api.js";
-import {
-  SLOT_COLOURS, SLOT_NAMES, MAX_SLOTS, TARGET_FIELDS, formatField, frameInfo, getPath,
-  isLive, presetConfig, sameValue, slotConfig, targetData,
-} from "./state.js";
+import { $, el } from "./dom.js";
+import { ImageCache } from "./images.js";
+import { SLOT_COLOURS, SLOT_NAMES, builtin, formatHeadline, frameInfo, isLive, modeFacts, slotConfig, targetData } from "./state.js";
 
-const $ = (sel, root = document) => root.querySelector(sel);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
-  return node;
+async function loadBitmap(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || `HTTP ${r.status}`);
+  return createImageBitmap(await r.blob());
 }
-
-export function metricLabel(metric) {
-  return metric === "dense_psnr" ? "PSNR" : "accuracy";
-}
-
-export function formatMetric(metric, value) {
-  if (value === null || value === undefined) return "–";
-  return metric === "dense_psnr" ? `${value.toFixed(2)} dB` : `${(100 * value).toFixed(1)} %`;
-}
-
-const SECTION_TITLES = { "": "general", model: "model", encoding: "encoding", optim: "optimizer", schedule: "schedule" };
-const OPEN_SECTIONS = new Set(["model", "optim", "schedule"]);
 
 export class Views {
   constructor(handlers) {
     this.h = handlers;
     this.panels = [];            // per slot: {root, els..., targetUrl}
-    this.images = new Map();     // url -> Promise<ImageBitmap>
-    this.targetKind = null;
-  }
-
-  // -- target card -----------------------------------------------------------------------------
-
-  renderTarget(state) {
-    const t = state.target;
-    for (const b of document.querySelectorAll("#target-tabs button")) b.setAttribute("aria-selected", String(b.dataset.kind === t.kind));
-    const mode = $("#target-mode");
-    if (!mode.options.length) for (const m of state.meta.modes) mode.append(el("option", { value: m, text: m }));
-    mode.value = t.mode;
-    const body = $("#target-body");
-    if (this.targetKind !== t.kind || t.kind === "upload") {
-      this.targetKind = t.kind;
-      body.replaceChildren(...this.targetBody(state));
-    } else if (t.kind === "text") {
-      for (const input of body.querySelectorAll("[data-target-field]")) {
-        if (document.activeElement !== input) input.value = formatField(t[input.dataset.targetField]);
-      }
-    }
-  }
-
-  targetBody(state) {
-    const t = state.target;
-    if (t.kind === "builtin") {
-      return [el("p", { class: "hint", text: "The original experiment's picture: OVERFIT in bold black letters, 1000 x 300 pixels." })];
-    }
-    if (t.kind === "text") {
-      const input = (field, attrs) => el("input", { "data-target-field": field, value: formatField(t[field]), oninput: (e) => this.h.targetField(field, e.target.value), ...attrs });
-      return [
-        el("textarea", { id: "target-text", rows: 2, "data-target-field": "text", placeholder: "text to fit", oninput: (e) => this.h.targetField("text", e.target.value) }, t.text),
-        el("div", { class: "grid3" },
-          el("label", {}, "width", input("width", { type: "number", min: 2, id: "target-width" })),
-          el("label", {}, "height", input("height", { type: "number", min: 2, id: "target-height" })),
-          el("label", {}, "font size", input("font_size", { type: "number", min: 1, placeholder: "auto" }))),
-      ];
-    }
-    const limits = state.meta.limits;
-    const zone = el("div", {
-      class: "dropzone", id: "dropzone", tabindex: 0, role: "button",
-      onclick: () => this.h.chooseFile(),
-      onkeydown: (e) => (e.key === "Enter" || e.key === " ") && this.h.chooseFile(),
-      ondragover: (e) => { e.preventDefault(); zone.classList.add("over"); },
-      ondragleave: () => zone.classList.remove("over"),
-      ondrop: (e) => { e.preventDefault(); zone.classList.remove("over"); if (e.dataTransfer.files[0]) this.h.upload(e.dataTransfer.files[0]); },
-    },
-    el("strong", { text: t.upload ? `✓ ${t.uploadName || "picture"}` : "Drop a picture here" }),
-    el("span", { text: t.upload ? "drop another to replace it" : "or click to choose one" }),
-    el("small", { text: `PNG, JPEG, GIF, BMP, WebP, TIFF · up to ${Math.round(limits.upload_bytes / 2 ** 20)} MB and ${(limits.pixels / 1e6).toFixed(1)} megapixels` }));
-    return [zone];
-  }
-
-  // -- run slots and their config forms -------------------------------------------------------------
-
-  renderSlots(state) {
-    const tabs = $("#slot-tabs");
-    tabs.replaceChildren(
-      ...state.slots.map((slot, i) => el("button", {
-        role: "tab", "aria-selected": String(i === state.active), style: `--slot: ${SLOT_COLOURS[i]}`,
-        class: state.fieldError?.slot === i ? "invalid" : null, onclick: () => this.h.selectSlot(i),
-      }, el("span", { class: "swatch" }), `${SLOT_NAMES[i]} · ${slot.preset}`, Object.keys(slot.overrides).length ? "*" : "",
-      state.slots.length > 1 ? el("span", { class: "close", title: "remove this run from the comparison", text: "×", onclick: (e) => { e.stopPropagation(); this.h.removeSlot(i); } }) : null)),
-      state.slots.length < MAX_SLOTS ? el("button", { class: "add", title: "add a run to compare", onclick: () => this.h.addSlot(), text: "+ compare" }) : null,
-    );
-    this.renderForm(state);
-  }
-
-  renderForm(state) {
-    const i = state.active;
-    const slot = state.slots[i];
-    const cfg = slotConfig(state, slot);
-    const base = presetConfig(state, slot.preset);
-    const presetSelect = el("select", { id: "preset-select", onchange: (e) => this.h.preset(i, e.target.value) },
-      ...Object.keys(state.meta.presets).map((name) => el("option", { value: name, selected: name === slot.preset, text: name })));
-    const sections = new Map();
-    for (const info of state.meta.fields) {
-      if (TARGET_FIELDS.includes(info.key) || info.key === "preset") continue;
-      const section = info.key.includes(".") ? info.key.split(".")[0] : "";
-      if (!sections.has(section)) sections.set(section, []);
-      sections.get(section).push(this.fieldRow(state, i, info, getPath(cfg, info.key), getPath(base, info.key)));
-    }
-    const order = ["model", "encoding", "optim", "schedule", ""];
-    $("#slot-form").replaceChildren(
-      el("label", { class: "row preset-row" }, "preset", presetSelect),
-      el("p", { class: "hint preset-description", text: state.meta.presets[slot.preset]?.description ?? "" }),
-      ...order.filter((s) => sections.has(s)).map((s) => el("details", { class: "section", open: OPEN_SECTIONS.has(s) },
-        el("summary", { text: SECTION_TITLES[s] ?? s }), ...sections.get(s))),
-    );
-    this.updateRelevance(state);
-  }
-
-  // Hide fields that do not matter for the current choices (w0 without siren or gauss, sigma without Fourier features).
-  updateRelevance(state) {
-    const cfg = slotConfig(state, state.slots[state.active]);
-    for (const info of state.meta.fields) {
-      if (!info.applies_when) continue;
-      const [key, values] = info.applies_when;
-      const row = document.querySelector(`#slot-form .field[data-key="${info.key}"]`);
-      if (row) row.style.display = values.includes(getPath(cfg, key)) ? "" : "none";
-    }
-  }
-
-  fieldRow(state, slotIndex, info, value, presetValue) {
-    const name = info.key.includes(".") ? info.key.split(".").slice(1).join(".") : info.key;
-    const changed = !sameValue(value, presetValue);
-    const err = state.fieldError?.slot === slotIndex && state.fieldError.field === info.key ? state.fieldError.error : null;
-    const onChange = (e) => this.h.field(slotIndex, info.key, e.target.value, e.target.checked, e.target);
-    let input;
-    if (info.choices) {
-      input = el("select", { onchange: onChange }, ...info.choices.map((c) => el("option", { value: c, text: c, selected: c === value })));
-    } else if (info.type === "bool") {
-      input = el("input", { type: "checkbox", checked: Boolean(value), onchange: onChange });
-    } else {
-      const numeric = info.type === "int" || info.type === "float";
-      input = el("input", { type: numeric ? "number" : "text", step: info.type === "float" ? "any" : null, value: formatField(value),
-        placeholder: info.type.endsWith("or null") ? "none" : null, onchange: onChange });
-    }
-    input.name = info.key;
-    input.title = info.doc;
-    return el("label", { class: `field${changed ? " changed" : ""}${err ? " invalid" : ""}`, title: info.doc, "data-key": info.key },
-      el("span", { class: "field-name", text: name }), input, err ? el("span", { class: "field-error", text: err }) : null);
-  }
-
-  markField(target, changed, error) {
-    const label = target.closest(".field");
-    label.classList.toggle("changed", changed);
-    label.classList.toggle("invalid", Boolean(error));
-    label.querySelector(".field-error")?.remove();
-    if (error) label.append(el("span", { class: "field-error", text: error }));
+    this.images = new ImageCache(loadBitmap);
   }
 
   // -- run panels -------------------------------------------------------------------------------------
@@ -230,15 +79,16 @@ export class Views {
     p.runId.textContent = slot.runId ?? "";
     p.runId.title = slot.runId ? `run folder ${slot.runId}` : "";
     const data = targetData(state);
-    const [h, w] = s ? [s.height, s.width] : [data.height ?? 300, data.width ?? 1000];
+    const [h, w] = s ? [s.height, s.width] : [data.height ?? builtin(state).height, data.width ?? builtin(state).width];
     // Wide pictures stack (target over prediction) when panels share the width; otherwise side by side.
     p.pictures.classList.toggle("wide", w >= 1.6 * h && state.slots.length > 1);
     if (w && h) p.pictures.style.setProperty("--aspect", `${w} / ${h}`);
     this.updateStats(state, i);
     this.updateScrub(state, i);
     p.error.textContent = s?.error ?? "";
-    p.downloads.replaceChildren(...(s ? Object.entries({ video: "video", gif: "gif", final: "final picture", config: "config", checkpoint: "checkpoint" })
-      .map(([kind, label]) => (s.files[kind] ? el("a", { href: urls.download(slot.runId, kind), download: "", text: label }) : el("span", { class: "unavailable", text: label, title: "written when training reaches it" }))) : []));
+    p.downloads.replaceChildren(...(s ? state.meta.downloads
+      .map(({ kind, label, at_the_end }) => (s.files[kind] ? el("a", { href: urls.download(slot.runId, kind), download: "", text: label })
+        : el("span", { class: "unavailable", text: label, title: at_the_end ? "written when training ends" : "written when training reaches it" }))) : []));
     // Target picture: the run's own copy, or what a new run would fit.
     const targetUrl = slot.runId && s ? urls.target(slot.runId) : urls.targetPreview(data, state.target.kind === "upload" ? state.target.upload : null);
     if (state.target.kind === "upload" && !state.target.upload && !slot.runId) this.blank(p.target, "drop a picture");
@@ -257,9 +107,9 @@ export class Views {
     p.step.textContent = `${(s?.step ?? 0).toLocaleString("en")} / ${(s?.steps ?? cfg.schedule.steps).toLocaleString("en")}`;
     p.sps.textContent = s?.status === "running" && s.steps_per_s ? Math.round(s.steps_per_s).toLocaleString("en") : "–";
     p.loss.textContent = s?.loss != null ? s.loss.toPrecision(3) : "–";
-    const metric = s?.metric ?? (cfg.data.mode === "binary" ? "dense_acc" : "dense_psnr");
-    p.metricName.textContent = metricLabel(metric);
-    p.metric.textContent = formatMetric(metric, s?.metric_value);
+    const facts = modeFacts(state, s?.mode ?? cfg.data.mode);
+    p.metricName.textContent = facts.label;
+    p.metric.textContent = formatHeadline(facts, s?.metric_value);
     p.metric.dataset.value = s?.metric_value ?? "";
   }
 
@@ -277,7 +127,8 @@ export class Views {
     }
     const { step, value } = frameInfo(run, index);
     const live = isLive(run) && run.summary?.status === "running";
-    p.scrubLabel.textContent = `${live ? "live · " : ""}evaluation ${index + 1} of ${n} · step ${formatStep(step)} · ${formatMetric(run.summary?.metric, value)}`;
+    const facts = modeFacts(state, run.summary?.mode ?? state.target.mode);
+    p.scrubLabel.textContent = `${live ? "live · " : ""}evaluation ${index + 1} of ${n} · step ${formatStep(step)} · ${formatHeadline(facts, value)}`;
   }
 
   // The prediction: the live preview while following a running run, else a saved frame.
@@ -317,21 +168,16 @@ export class Views {
     const bytes = Uint8Array.from(atob(preview.png), (c) => c.charCodeAt(0));
     createImageBitmap(new Blob([bytes], { type: "image/png" })).then((bitmap) => {
       if (canvas._token === token) this.paint(canvas, bitmap);
+      bitmap.close();  // a preview is drawn once: its pixels are on the canvas now
     });
   }
 
   drawUrl(canvas, url, stillWanted) {
     const token = (canvas._token = (canvas._token || 0) + 1);
-    if (!this.images.has(url) || url.startsWith("/api/target.png")) {
-      this.images.set(url, fetch(url).then(async (r) => {
-        if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || `HTTP ${r.status}`);
-        return createImageBitmap(await r.blob());
-      }));
-    }
-    this.images.get(url).then((bitmap) => {
+    // The target a new run would fit changes with the form: fetched again each time.
+    this.images.get(url, url.startsWith(urls.targetPreviewPath)).then((bitmap) => {
       if (canvas._token === token && stillWanted()) this.paint(canvas, bitmap);
     }, (e) => {
-      this.images.delete(url);
       if (canvas._token === token && stillWanted()) this.blank(canvas, e.message);
     });
   }
@@ -357,13 +203,13 @@ export class Views {
   }
 
   renderLegend(state) {
-    const stops = state.meta.colour_map.stops;
-    const binary = state.target.mode === "binary";
-    $("#legend").replaceChildren(...(binary ? [
-      el("span", { text: "ink" }),
-      el("span", { class: "ramp", style: `background: linear-gradient(to right, ${stops.join(", ")})`, title: `${state.meta.colour_map.name} colour map` }),
-      el("span", { text: "background" }),
-      el("small", { text: "prediction: probability of background (0.5 = undecided)" }),
+    const map = state.meta.colour_map;
+    const facts = modeFacts(state, state.target.mode);
+    $("#legend").replaceChildren(...(facts.colour_mapped ? [
+      el("span", { text: map.ends[0] }),
+      el("span", { class: "ramp", style: `background: linear-gradient(to right, ${map.stops.join(", ")})`, title: `${map.name} colour map` }),
+      el("span", { text: map.ends[1] }),
+      el("small", { text: `${facts.prediction} · 0.5 = undecided` }),
     ] : [el("small", { text: `${state.target.mode} values, shown as they are` })]));
   }
 
@@ -372,14 +218,16 @@ export class Views {
   drawCharts(state) {
     const series = (curve) => state.slots.map((slot, i) => ({
       colour: SLOT_COLOURS[i],
-      points: slot.runId && state.runs[slot.runId] ? state.runs[slot.runId].curves[curve] : [],
+      points: slot.runId && state.runs[slot.runId] ? state.runs[slot.runId].curves[curve].points : [],
     }));
     drawChart($("#chart-loss"), series("loss"), { log: true, minSpan: 0.3, format: (v) => (v >= 0.001 ? String(+v.toPrecision(2)) : v.toExponential(0)) });
-    const psnr = state.slots.some((s) => state.runs[s.runId]?.summary?.metric === "dense_psnr") || state.target.mode !== "binary";
-    $("#metric-caption").textContent = psnr ? "dense PSNR (dB)" : "dense accuracy";
-    drawChart($("#chart-metric"), series("metric"), psnr
-      ? { minSpan: 4, format: (v) => v.toFixed(0) }
-      : { minSpan: 0.1, clamp: [0, 1], format: (v) => `${+(v * 100).toFixed(1)} %` });
+    // Every run on the page fits the one target, so one mode's headline: its label, unit and range.
+    const facts = modeFacts(state, state.target.mode);
+    const f = facts.format;
+    $("#metric-caption").textContent = `dense ${facts.label} (${f.unit})`;
+    // The smallest span shown: a tenth of a bounded range (accuracy), else a few units (4 dB of PSNR).
+    const minSpan = f.bounds ? (f.bounds[1] - f.bounds[0]) / 10 : 4 / f.scale;
+    drawChart($("#chart-metric"), series("metric"), { minSpan, clamp: f.bounds ?? undefined, format: (v) => String(+(v * f.scale).toFixed(f.digits)) });
   }
 
   // -- existing run folders, capacity and messages ----------------------------------------------------------
@@ -395,7 +243,7 @@ export class Views {
       class: open.has(r.id) ? "open" : null, tabindex: 0, title: `open ${r.id} in slot ${SLOT_NAMES[state.active]}`,
       onclick: () => this.h.openRun(r.id), onkeydown: (e) => e.key === "Enter" && this.h.openRun(r.id),
     }, el("span", { class: "run-name", text: r.id }), el("span", { class: `badge ${r.status}`, text: r.status }),
-    el("span", { class: "run-progress", text: `${formatStep(r.step)} / ${formatStep(r.steps)} · ${formatMetric(r.metric, r.metric_value)}` }))));
+    el("span", { class: "run-progress", text: `${formatStep(r.step)} / ${formatStep(r.steps)} · ${formatHeadline(modeFacts(state, r.mode), r.metric_value)}` }))));
   }
 
   renderCapacity(state) {

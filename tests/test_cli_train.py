@@ -1,4 +1,4 @@
-"""Tests for the command line: a full small run, the run folder, resume, and bad input."""
+"""Tests for `overfit train`: a full small run, the run folder, resume, and bad input."""
 
 from __future__ import annotations
 
@@ -15,10 +15,18 @@ from click.testing import CliRunner
 from PIL import Image
 
 from overfit.cli import main
-from overfit.runs import CHECKPOINT, RunFolder, load_checkpoint, read_metrics
+from overfit.runs import CHECKPOINT, RunFolder
 
 SMALL = ["--text", "HI", "--size", "48x24", "--hidden", "32,32", "--lr", "3e-3", "--batch-size", "256",
          "--schedule.eval_batch_size", "512", "--schedule.log_every", "50"]
+
+
+def read_metrics(run) -> list[dict]:
+    return RunFolder(run).metrics()
+
+
+def load_checkpoint(run) -> dict:
+    return RunFolder(run).checkpoint()
 
 
 def invoke(*args: str):
@@ -62,12 +70,7 @@ def test_config_json_reruns_the_same_run(tmp_path):
     assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
 
 
-def test_presets_and_dotted_overrides(tmp_path):
-    result = invoke("presets")
-    lines = result.output.splitlines()
-    for name in ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu", "fourier", "siren", "grid", "fast"):
-        assert any(line[2:].startswith(name + " ") for line in lines), name
-    assert lines.index("Modern encodings (any --mode: binary, gray, rgb):") > lines.index("The original experiment (binary pictures):")
+def test_preset_with_dotted_overrides(tmp_path):
     result = invoke("train", "cos_3", *SMALL, "--model.init", "torch", "--steps", "20", "--eval-every", "20",
                     "--runs-dir", str(tmp_path), "--name", "c", "-q")
     assert result.exit_code == 0, result.output
@@ -90,24 +93,20 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert invoke("train", *common, "--name", "straight").exit_code == 0
 
     # Interrupt a second run at step 150, through the same callback the CLI's Ctrl-C uses.
-    from overfit.cli import _build_config
-    from overfit.training import Trainer
+    from overfit.cli.train import build_config
+    from overfit.session import Session
 
-    cfg = _build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24", "model.hidden": "32,32",
-                                      "optim.lr": "3e-3", "optim.batch_size": "256", "schedule.eval_batch_size": "512",
-                                      "schedule.log_every": "50", "schedule.steps": "300", "schedule.eval_every": "100"})
+    cfg = build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24", "model.hidden": "32,32",
+                                    "optim.lr": "3e-3", "optim.batch_size": "256", "schedule.eval_batch_size": "512",
+                                    "schedule.log_every": "50", "schedule.steps": "300", "schedule.eval_every": "100"})
     assert cfg == RunFolder.open(tmp_path / "straight").config()
-    folder = RunFolder.create(tmp_path, "broken", cfg.preset)
-    trainer = Trainer(cfg)
-    folder.start(trainer)
 
-    def record_and_stop(event):
-        folder(event)
+    def stop(event):
         if event.kind == "log" and event.step == 150:
             event.trainer.request_stop()
 
-    assert trainer.run(record_and_stop).interrupted
-    folder.unlock()
+    with Session.start(cfg, tmp_path, "broken") as session:  # recorded as the CLI records it
+        assert session.run([stop]).interrupted
     assert load_checkpoint(tmp_path / "broken")["step"] == 150
 
     result = invoke("train", "--resume", str(tmp_path / "broken"), "-q")
@@ -162,7 +161,7 @@ def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(tmp_path):
         (["--input-range", "abc"], ["model.input_range"]),
         (["--hidden", "64,x"], ["model.hidden"]),
         (["--model.activaton", "relu"], ["model.activaton", "unknown config key"]),
-        (["--steps", "0"], ["schedule.steps"]),
+        (["--steps", "0"], ["--steps: must be at least 1"]),
         (["nopreset"], ["unknown preset 'nopreset'", "relu_1"]),
         (["--device", "gpu0"], ["unknown device"]),
         (["--config", "{tmp}/nothere.json"], ["config file not found"]),

@@ -1,0 +1,5 @@
+"""`python -m overfit.cli ...`: the same as the `overfit` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,213 @@
+"""`overfit train`: fit a picture into a new run folder, or continue one with --resume.
+
+Every option maps onto a `RunConfig` field, and any field can also be set by its dotted
+name (`--model.init torch`, `--schedule.log_every=50`). Runs start and resume through
+`session.Session`; this module adds the options, the progress bar and the words.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import RunConfig
+from ..errors import ConfigError, RunFolderError, TrainingDiverged
+from ..fields import CHOICES, field_docs
+from ..presets import DEFAULT_PRESET, get_preset
+from .errors import fail, flag, message, reported
+from .progress import Progress
+from .target import load_target, target_options, target_overrides
+
+# The options below and the config field each one sets.
+OPTION_FIELDS = {
+    "steps": "schedule.steps",
+    "eval_every": "schedule.eval_every",
+    "batch_size": "optim.batch_size",
+    "lr": "optim.lr",
+    "seed": "seed",
+    "activation": "model.activation",
+    "input_range": "model.input_range",
+    "batchnorm": "model.batchnorm",
+    "hidden": "model.hidden",
+    "init": "model.init",
+    "loss": "loss",
+    "mode": "data.mode",
+    "encoding": "encoding.kind",
+    "device": "device",
+    "compile_": "compile",
+}
+
+
+def _dotted_help() -> str:
+    lines = ["Every config field can be set by its dotted name, e.g. --model.init torch:", "", "\b"]
+    for key, (tp, default) in field_docs().items():
+        lines.append(f"  --{key} ({tp}, default {default})")
+    return "\n".join(lines)
+
+
+def parse_rest(rest: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
+    """Split the free arguments into the preset name and dotted overrides."""
+    top_level = {key for key in field_docs() if "." not in key}  # seed, loss, device, ...: set without a section
+    preset: str | None = None
+    overrides: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token.startswith("--"):
+            key, eq, value = token[2:].partition("=")
+            if "." not in key and key not in top_level:
+                raise click.UsageError(f"no such option: {token}")
+            if not eq:
+                if i + 1 >= len(rest):
+                    raise click.UsageError(f"option {token} needs a value")
+                value = rest[i + 1]
+                i += 1
+            overrides[key.replace("-", "_")] = value
+        elif token.startswith("-") and len(token) > 1 and not _is_number(token):
+            raise click.UsageError(f"no such option: {token}")
+        elif preset is None:
+            preset = token
+        else:
+            raise click.UsageError(f"unexpected extra argument {token!r} (only one PRESET is taken)")
+        i += 1
+    return preset, overrides
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@click.command(
+    "train",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": False},
+    epilog=_dotted_help(),
+)
+@click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET] [--section.field VALUE]...")
+@target_options
+@click.option("--steps", type=int, help="Training steps (default 100000).")
+@click.option("--batch-size", type=int, help="Coordinates per step (default 1024).")
+@click.option("--lr", type=float, help="Adam learning rate (default 1e-4).")
+@click.option("--eval-every", type=int, help="Evaluate every N steps (default 2000).")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--activation", type=click.Choice(CHOICES["model.activation"]), help="Hidden-layer activation.")
+@click.option("--input-range", metavar="none|R", help="Scale (y, x) to [-R, R], or 'none' for raw pixel units.")
+@click.option("--batchnorm/--no-batchnorm", default=None, help="BatchNorm after each hidden Linear.")
+@click.option("--hidden", metavar="W1,W2,...", help="Hidden widths (default 64,256,64).")
+@click.option("--init", type=click.Choice(CHOICES["model.init"]), help="Weight init: original (MegEngine's) or torch.")
+@click.option("--loss", type=click.Choice(CHOICES["loss"]), help="auto (default: cross_entropy for binary, mse otherwise), cross_entropy, double_softmax (the original code's) or mse.")
+@click.option("--mode", type=click.Choice(CHOICES["data.mode"]), help="binary (ink or background, the default), gray or rgb (fit pixel values).")
+@click.option("--encoding", type=click.Choice(CHOICES["encoding.kind"]), help="Input encoding: none (default), fourier, positional, grid.")
+@click.option("--device", help="Torch device: cpu (default), cuda, mps.")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step: faster after a few seconds of compiling.")
+@click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
+@click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
+@click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
+@click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps, --device and --compile may change).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
+def command(rest: tuple[str, ...], text: str | None, image: str | None, size: str | None, font_size: int | None,
+            max_pixels: int | None, config_path: str | None, name: str | None, runs_dir: str,
+            resume_path: str | None, quiet: bool, **options: Any) -> None:
+    """Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image.
+
+    \b
+    Examples:
+      overfit train                         # the original recipe on OVERFIT
+      overfit train cos_3 --steps 20000
+      overfit train --text "HELLO" --activation tanh
+      overfit train fast                    # 99.9 % in about a second
+      overfit train grid --mode rgb --image photo.jpg
+      overfit train relu_1 --model.init torch --name relu_torch_init
+      overfit train --resume runs/relu_1-20261127-120000
+    """
+    preset_name, overrides = parse_rest(rest)
+    for key, value in options.items():
+        if value is not None:
+            overrides[OPTION_FIELDS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
+    overrides.update(target_overrides(text, image, size, font_size, max_pixels))
+
+    with reported():
+        if resume_path is not None:
+            if preset_name is not None:
+                raise click.UsageError("--resume continues a run with its own config; drop the PRESET argument")
+            _resume(resume_path, overrides, quiet)
+        else:
+            cfg = build_config(preset_name, config_path, overrides)
+            _train_new(cfg, runs_dir, name, quiet)
+
+
+def build_config(preset_name: str | None, config_path: str | None, overrides: dict[str, str]) -> RunConfig:
+    """The run's config: a preset (or a config.json) with the command line's dotted overrides."""
+    if config_path is not None:
+        if preset_name is not None:
+            raise click.UsageError("give either a PRESET or --config, not both")
+        path = Path(config_path)
+        if not path.is_file():
+            raise fail(f"config file not found: {path}")
+        try:
+            cfg = RunConfig.from_json(path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise fail(f"cannot read config file {path}: {e}") from None
+        except ConfigError as e:
+            raise fail(f"{path}: {e}") from None  # the key as written in the file
+    else:
+        cfg = get_preset(preset_name or DEFAULT_PRESET)
+    return cfg.with_overrides(overrides)
+
+
+def _train_new(cfg: RunConfig, runs_dir: str, name: str | None, quiet: bool) -> None:
+    from ..session import Session
+
+    target = load_target(cfg.data)  # bad input fails here, before any folder is made
+    with Session.start(cfg, runs_dir, name, target=target) as session:
+        run(session, quiet)
+
+
+def _resume(path: str, overrides: dict[str, str], quiet: bool) -> None:
+    from ..session import RESUMABLE, Session
+
+    try:
+        session = Session.resume(path, overrides)
+    except RunFolderError as e:
+        if e.field in overrides and e.field not in RESUMABLE:
+            can = ", ".join(flag(key) for key in RESUMABLE[:-1]) + f" and {flag(RESUMABLE[-1])}"
+            raise fail(f"--resume keeps the run's config; {e.field} cannot change (only {can} can). "
+                       f"Start a new run from it with: overfit train --config {Path(path) / 'config.json'} ...") from None
+        raise
+    with session:
+        if not quiet:
+            click.echo(f"Resuming {session.path} at step {session.trainer.step:,} of {session.trainer.cfg.schedule.steps:,}", err=True)
+        run(session, quiet)
+
+
+def run(session: Any, quiet: bool) -> None:
+    """Train the session to its end with a progress bar; Ctrl-C stops at a checkpoint (exit 130)."""
+    trainer = session.trainer
+    progress = Progress(trainer, quiet)
+    # Ctrl-C asks the loop to stop after the current step; the checkpoint is saved there.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
+    started = time.perf_counter()
+    try:
+        result = session.run([progress])
+    except TrainingDiverged as e:
+        progress.close()
+        last = trainer.history[-1]["step"] if trainer.history else None
+        kept = f"; the last good checkpoint (step {last:,}) is kept in {session.path}" if last is not None and session.folder.has_checkpoint() else ""
+        raise fail(message(e) + kept) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+
+    if result.interrupted:
+        click.echo(f"Interrupted at step {result.step:,}; checkpoint saved. Continue with: overfit train --resume {session.path}", err=True)
+        sys.exit(130)
+    click.echo(f"{session.path}: {trainer.mode.summary(result.history[-1])} after {result.step:,} steps "
+               f"({trainer.train_seconds:.1f} s training, {time.perf_counter() - started:.0f} s in all)")

@@ -1,0 +1,76 @@
+"""`overfit reproduce`: run the original experiment's six presets and judge its findings.
+
+    <out>/runs/<preset>-s<seed>/   ordinary run folders (resume them, open them in the lab)
+    <out>/report/                  index.html, report.md, results.json, grid video, figures
+
+plan.py: what to train and training it through `Session` (finished runs reused,
+interrupted ones resumed, diverged ones recorded); analysis.py: the run folders to
+results.json; findings.py: the verdicts, pure functions of curves; spectrum.py: the
+error per spatial-frequency band. The report itself is written by `overfit.report`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ReproduceError
+from ..files import write_atomic
+from ..runs import RunFolder
+from .analysis import analyse, machine_info, sibling_variants
+from .plan import (
+    DEFAULT_EVAL_EVERY,
+    DEFAULT_SEEDS,
+    DEFAULT_STEPS,
+    DIVERGED,
+    LOSSES,
+    MODE,
+    REPRODUCE_PRESETS,
+    PlannedRun,
+    default_out,
+    make_meta,
+    plan,
+    run_one,
+)
+
+__all__ = ["DEFAULT_EVAL_EVERY", "DEFAULT_SEEDS", "DEFAULT_STEPS", "DIVERGED", "LOSSES", "MODE", "REPRODUCE_PRESETS",
+           "PlannedRun", "ReproduceError", "analyse", "default_out", "machine_info", "make_meta", "plan", "reproduce",
+           "run_one", "sibling_variants"]
+
+
+def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str, Any],
+              make_callback: Callable[[PlannedRun, Any], Callable], announce: Callable[[str], None]) -> dict[str, Any]:
+    """Run (or resume) every planned run, then analyse and write the report; returns results.json's content.
+
+    `make_callback(planned, trainer)` gives each run's event callback; `announce` gets one
+    line per finished run. Stops early, without a report, if a run is interrupted (Ctrl-C);
+    returns {} then.
+    """
+    runs_dir = out_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for i, planned in enumerate(runs, 1):
+        t0 = time.perf_counter()
+        status = run_one(planned, target, runs_dir, lambda trainer: make_callback(planned, trainer))
+        if status == "interrupted":
+            return {}
+        history = RunFolder(runs_dir / planned.name).metrics()
+        acc = f"dense accuracy {history[-1]['dense_acc']:.3f}" if history else "no evaluation"
+        announce(f"[{i}/{len(runs)}] {planned.name}: {status}, {acc} ({time.perf_counter() - t0:.0f} s)")
+
+    # Training time of every run, whichever invocation trained it, plus the analysis below.
+    started = time.perf_counter()
+    trained = sum((RunFolder(runs_dir / p.name).metrics() or [{"train_seconds": 0}])[-1]["train_seconds"] for p in runs)
+    meta = {**meta, **machine_info(), "finished": _dt.datetime.now().isoformat(timespec="seconds"),
+            "wall_seconds": round(trained + time.perf_counter() - started, 1)}
+    from ..report import write_report
+
+    results, frames = analyse(out_dir, runs, target, meta)
+    results["variants"] = sibling_variants(out_dir)
+    report_dir = out_dir / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(report_dir / "results.json", json.dumps(results, indent=1) + "\n")
+    write_report(report_dir, results, frames, target.gray)
+    return results

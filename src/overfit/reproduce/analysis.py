@@ -1,0 +1,135 @@
+"""From the reproduction's run folders to results.json: curves, the steps-to table, spectral bands, verdicts.
+
+Nothing is trained here; everything is read back from the run folders on disk, so the
+analysis is the same whichever invocation trained each run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..presets import PRESETS
+from ..runs import RunFolder
+from . import findings
+from .findings import Curve
+from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step
+from .spectrum import BandAnalyzer, first_below
+
+
+def _stat(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "spread": None}
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "spread": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}
+
+
+def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
+    """results.json's content and the seed-0 frames per preset, from the run folders on disk."""
+    analyzer = BandAnalyzer(target.labels.astype(np.float64))
+    majority = target.majority_rate
+    presets: dict[str, Any] = {}
+    curves: dict[str, list[Curve]] = {}
+    spectrum: dict[str, Any] = {}
+    first_by_run: dict[str, list[int | None]] = {}
+    grid_frames: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for planned in runs:
+        run_dir = out_dir / "runs" / planned.name
+        folder = RunFolder(run_dir)
+        history = folder.metrics()
+        diverged = diverged_step(run_dir)
+        entry = presets.setdefault(planned.preset, {"description": PRESETS[planned.preset].description,
+                                                    "config": replace(planned.config, seed=0).to_dict(), "runs": []})
+        entry["runs"].append({
+            "seed": planned.seed, "run_dir": os.path.relpath(run_dir, out_dir), "history": history,
+            "status": "diverged" if diverged is not None else "done", "diverged_step": diverged,
+            "wall_seconds": history[-1]["train_seconds"] if history else None,
+        })
+        if not history:
+            continue
+        curves.setdefault(planned.preset, []).append(Curve(
+            [r["step"] for r in history], [r["dense_acc"] for r in history], [r["dense_pred_bg"] for r in history], diverged))
+        frames = folder.read_frames([r["step"] for r in history])
+        errors = np.array([analyzer.errors(gray.astype(np.float64) / 255.0) for _, gray in frames])
+        steps = [s for s, _ in frames]
+        if planned.preset != "relu_raw" and len(frames):
+            # relu_raw is the run that does not learn: its band order says nothing.
+            first_by_run[planned.name] = first_below(steps, errors, findings.BAND_THRESHOLD)
+        if planned.seed == 0:
+            grid_frames[planned.preset] = frames
+            spectrum[planned.preset] = {
+                "steps": steps,
+                "errors": [[None if not np.isfinite(v) else float(v) for v in row] for row in errors],
+                "first_below": first_below(steps, errors, findings.BAND_THRESHOLD) if len(frames) else [],
+            }
+
+    table = []
+    for preset in REPRODUCE_PRESETS:
+        cs = curves.get(preset, [])
+        n = len(presets.get(preset, {}).get("runs", []))
+        steps_to = {}
+        for t in (0.90, 0.95, 0.99):
+            reached = [findings.steps_to(c, t) for c in cs]
+            got = [r for r in reached if r is not None]
+            steps_to[f"{t:g}"] = {**_stat(got), "reached": len(got), "of": n}
+        n_div = sum(c.diverged_step is not None for c in cs)
+        table.append({
+            "preset": preset, "steps_to": steps_to,
+            "final_acc": _stat([c.acc[-1] for c in cs]),
+            "final_iou": _stat([r["history"][-1]["dense_iou"] for r in presets[preset]["runs"] if r["history"]]),
+            "wall_seconds": _stat([r["wall_seconds"] for r in presets[preset]["runs"] if r["wall_seconds"] is not None]),
+            "status": f"{n - n_div}/{n} done" if not n_div else f"{n_div} of {n} diverged",
+        })
+
+    verdicts = findings.judge_all(curves, majority, first_by_run, meta["eval_every"])
+    results = {
+        "meta": {**meta, "majority_rate": majority},
+        "presets": presets,
+        "table": table,
+        "spectrum": {"band_edges": [float(e) for e in analyzer.edges], "threshold": findings.BAND_THRESHOLD, "presets": spectrum},
+        "findings": [f.to_dict() for f in verdicts],
+        "variants": [],
+    }
+    return results, grid_frames
+
+
+def sibling_variants(out_dir: Path) -> list[dict[str, Any]]:
+    """Verdicts of other reproduce folders beside this one (other loss or init), for comparison."""
+    variants = []
+    for other in sorted(out_dir.parent.glob("*/report/results.json")):
+        if other.parent.parent.resolve() == out_dir.resolve():
+            continue
+        try:
+            data = json.loads(other.read_text())
+            meta = data["meta"]
+            verdicts = {str(f["id"]): f["verdict"] for f in data["findings"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        variants.append({"name": f"loss {meta.get('loss')}, init {meta.get('init')}, {meta.get('steps'):,} steps",
+                         "folder": os.path.relpath(other.parent.parent, out_dir), "verdicts": verdicts})
+    return variants
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and library versions the report was made with."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "machine": {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "platform": platform.platform()},
+        "versions": {"overfit": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+    }

@@ -1,0 +1,96 @@
+"""What a training run shows live: its curves (thinned as they grow) and its preview pictures.
+
+Curves are (step, value) points, halved past `MAX_CURVE_POINTS` so a long run stays
+light to send and to draw; the page thins its own copy the same way (the limit is
+served in /api/meta). A preview is the network drawn small, on the training thread
+(the only thread that touches a model), sized and paced so that drawing it takes
+about `PREVIEW_SHARE` of the run's time at `PREVIEW_FPS` pictures a second.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from typing import Any
+
+from ..modes import get_mode
+from . import pictures
+
+# Points kept per curve; beyond this every other point is dropped (the curve keeps its shape).
+MAX_CURVE_POINTS = 4000
+# Previews per second per run, and the share of the run's time they may take. The preview's
+# size follows from both: drawing costs ~0.85 us per pixel for relu_1 on 2 cores (so ~12k pixels,
+# 200 x 60 for OVERFIT) and ~8x that for siren's wider layers (so a coarser picture, still live).
+# If drawing is still too slow (a busy machine), previews come less often instead.
+PREVIEW_FPS = 10.0
+PREVIEW_SHARE = 0.1
+# Chunk boundaries come every ~1/PREVIEW_FPS s with some jitter; waiting a full interval between
+# ticks would skip every other one and halve the rate.
+TICK_SECONDS = 0.75 / PREVIEW_FPS
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+class Curve:
+    """(step, value) points, thinned by halves past MAX_CURVE_POINTS so a long run stays light."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[int, float]] = []
+        self.stride = 1  # keep every stride-th point offered
+        self._offered = 0
+
+    def add(self, step: int, value: Any) -> None:
+        if not finite(value):
+            return
+        self._offered += 1
+        if (self._offered - 1) % self.stride:
+            return
+        self.points.append((int(step), float(value)))
+        if len(self.points) > MAX_CURVE_POINTS:
+            self.points = self.points[::2]
+            self.stride *= 2
+
+
+def curves_from(records: list[dict[str, Any]], headline: str) -> tuple[Curve, Curve]:
+    """(training loss, headline metric) curves of a run's evaluation records."""
+    loss, metric = Curve(), Curve()
+    for r in records:
+        loss.add(r.get("step", 0), r.get("train_loss"))
+        metric.add(r.get("step", 0), r.get(headline))
+    return loss, metric
+
+
+class Previews:
+    """Draws one run's previews: when one is due, and at what size (adapted to what drawing costs)."""
+
+    def __init__(self) -> None:
+        self.next_at = 0.0
+        self.pixels = float(pictures.PREVIEW_PIXELS)
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def draw(self, trainer: Any) -> dict[str, Any]:
+        """The network drawn small now, as a "preview" message; call it on the training thread."""
+        from ..render import Region, predict
+
+        started = time.perf_counter()
+        h, w = trainer.target.height, trainer.target.width
+        ph, pw = pictures.preview_size(h, w, round(self.pixels))
+        model = trainer.model
+        model.eval()  # BatchNorm: use the running statistics, do not update them
+        try:
+            values = predict(model, trainer.cfg.data.mode, ph, pw, Region.whole(h, w), device=trainer.device)
+        finally:
+            model.train()
+        data = pictures.png(pictures.show(values, get_mode(trainer.cfg.data.mode)))
+        cost = time.perf_counter() - started
+        self.next_at = started + max(TICK_SECONDS, cost / PREVIEW_SHARE)
+        # Size the next preview to fit its time budget (smoothed: one slow draw does not halve it).
+        fits = PREVIEW_SHARE / PREVIEW_FPS / max(cost / (ph * pw), 1e-9)
+        fits = min(max(fits, pictures.MIN_PREVIEW_PIXELS), pictures.MAX_PREVIEW_PIXELS)
+        self.pixels = 0.7 * self.pixels + 0.3 * fits
+        return {"type": "preview", "step": trainer.step, "width": pw, "height": ph, "png": base64.b64encode(data).decode("ascii")}

@@ -1,0 +1,74 @@
+"""The live WebSocket of one run: a snapshot, then every tick, preview, evaluation and status change.
+
+The page sends nothing on it (control goes through the HTTP routes); the server
+forwards the run's mailbox (`stream.Hub`) as it fills, and a viewer that fell too
+far behind gets a fresh snapshot instead of the messages it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import FastAPI, WebSocket
+from fastapi.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect
+
+from .errors import LabError
+from .labrun import LabRun
+from .manager import RunManager
+from .stream import Hub, Mailbox, encode
+
+log = logging.getLogger("overfit.lab")
+# Close code for a run that does not exist (4000-4999 are the application's).
+NO_SUCH_RUN = 4404
+
+
+def live_route(app: FastAPI, manager: RunManager, hub: Hub) -> None:
+    """WS /api/runs/{id}/live."""
+
+    @app.websocket("/api/runs/{run_id}/live")
+    async def live(ws: WebSocket, run_id: str) -> None:
+        try:
+            run = await run_in_threadpool(manager.get, run_id)
+        except LabError:
+            await ws.close(code=NO_SUCH_RUN)
+            return
+        await ws.accept()
+        hub.attach(asyncio.get_running_loop())
+        box = hub.subscribe(run_id)
+        try:
+            await _serve(ws, run, box)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the tab went away mid-send
+        finally:
+            hub.unsubscribe(box)
+
+
+async def _snapshot(ws: WebSocket, run: LabRun) -> None:
+    await ws.send_text(encode({"type": "snapshot", "run": await run_in_threadpool(run.detail)}))
+
+
+async def _serve(ws: WebSocket, run: LabRun, box: Mailbox) -> None:
+    """Send the snapshot, then the mailbox, until the page closes the socket."""
+    await _snapshot(ws, run)
+
+    async def pump() -> None:
+        while True:
+            behind, messages = await box.take()
+            if behind:  # missed messages: start over from the current state
+                await _snapshot(ws, run)
+            for text in messages:
+                await ws.send_text(text)
+
+    async def until_closed() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(until_closed())]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        if task.exception() and not isinstance(task.exception(), (WebSocketDisconnect, RuntimeError)):
+            log.warning("live stream of %s ended: %r", run.id, task.exception())

@@ -1,0 +1,129 @@
+"""Tests of the lab's app (`web.app`, `web.meta`): the page, what /api/meta serves, what is never served, and `overfit lab`."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from web_client import create, lab, make_lab  # noqa: F401  (fixtures)
+
+from overfit.config import RunConfig
+from overfit.fields import describe_fields
+from overfit.modes import MODES
+from overfit.presets import PRESETS
+from overfit.runs import NAME_PATTERN
+
+
+def test_page_and_its_modules_are_served_and_fetch_nothing_from_the_network(lab):
+    page = lab.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    static = Path(__file__).resolve().parents[1] / "src" / "overfit" / "web" / "static"
+    files = sorted(p for p in static.rglob("*") if p.is_file())
+    assert {p.name for p in files} >= {"index.html", "style.css", "state.js", "views.js", "controller.js", "api.js", "charts.js"}
+    for path in files:
+        served = lab.get("/static/" + path.relative_to(static).as_posix())
+        assert served.status_code == 200, path
+        assert not re.search(r"https?://", served.text), f"{path.name} refers to the network"
+        # Module imports are relative: no bare package names that would need a bundler.
+        for spec in re.findall(r"""^import .* from ["']([^"']+)["']""", served.text, re.MULTILINE):
+            assert spec.startswith("./"), (path.name, spec)
+
+
+def test_meta_offers_every_config_field_and_preset(lab):
+    meta = lab.get("/api/meta").json()
+    assert [f["key"] for f in meta["fields"]] == [f.key for f in describe_fields()]
+    by_key = {f["key"]: f for f in meta["fields"]}
+    assert "relu" in by_key["model.activation"]["choices"] and by_key["model.hidden"]["type"] == "list of int"
+    assert set(meta["presets"]) == set(PRESETS)
+    assert meta["presets"]["cos_3"]["config"]["model"]["activation"] == "cos"
+    assert len(meta["colour_map"]["stops"]) >= 2 and meta["limits"]["max_runs"] == 2
+
+
+def test_meta_serves_the_mode_facts_and_defaults_the_page_would_otherwise_copy(lab):
+    meta = lab.get("/api/meta").json()
+    assert list(meta["modes"]) == list(MODES)
+    for name, facts in meta["modes"].items():
+        mode = MODES[name]
+        assert (facts["headline"], facts["label"], facts["picture_channels"]) == (mode.headline, mode.headline_label, mode.picture_channels)
+    assert meta["modes"]["binary"]["colour_mapped"] and not meta["modes"]["gray"]["colour_mapped"]
+    assert meta["modes"]["binary"]["format"] == {"scale": 100, "digits": 1, "unit": "%", "bounds": [0, 1]}
+    assert meta["modes"]["rgb"]["format"] == {"scale": 1, "digits": 2, "unit": "dB", "bounds": None}
+    assert meta["defaults"] == RunConfig().to_dict() and meta["default_preset"] in meta["presets"]
+    # Form sections in order, the target's among them; each field belongs to one.
+    keys = [s["key"] for s in meta["sections"]]
+    assert keys == ["data", "model", "encoding", "optim", "schedule", ""]
+    assert [s["key"] for s in meta["sections"] if s["target"]] == ["data"]
+    assert {s["key"]: s["title"] for s in meta["sections"]}["optim"] == "optimizer"
+    assert all(f["key"].partition(".")[0] in keys or "." not in f["key"] for f in meta["fields"])
+    assert meta["patterns"]["run"] == NAME_PATTERN.pattern
+    assert [d["kind"] for d in meta["downloads"]] == ["video", "gif", "final", "config", "checkpoint"]
+    assert meta["limits"]["curve_points"] >= 100
+
+
+@pytest.mark.parametrize("url", [
+    "/api/runs/..%2F..%2Fetc%2Fpasswd",
+    "/api/runs/%2E%2E",
+    "/api/runs/.uploads",
+    "/api/runs/run%00x",
+    "/api/runs/r/download/..%2Fconfig.json",
+    "/api/runs/r/download/config.json",
+    "/api/runs/r/download/%2E%2E",
+    "/api/runs/r/frames/..%2F..%2Fconfig.json",
+    "/api/runs/r/frames/abc.png",
+    "/api/runs/r/frames/7.png",
+    "/api/runs/..%2Fr/target.png",
+    "/api/runs/outside/download/config",
+])
+def test_paths_outside_a_run_are_never_served(lab, tmp_path, url):
+    create(lab, name="r")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    (tmp_path / "runs" / "outside").symlink_to(outside)
+    r = lab.get(url)
+    assert r.status_code in (404, 405), (url, r.status_code, r.text)
+    assert "preset" not in r.text and "root:" not in r.text
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+def test_lab_command_refuses_a_busy_port_in_one_line(tmp_path):
+    from overfit.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["lab", "--port", str(port), "--no-browser", "--runs-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_lab_command_prints_the_address_and_warns_off_loopback(tmp_path, monkeypatch):
+    import uvicorn
+
+    from overfit.cli import main
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(sockets))
+    local = CliRunner().invoke(main, ["lab", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
+    assert local.exit_code == 0, local.output
+    assert re.search(r"overfit lab: http://127\.0\.0\.1:\d+/", local.output) and "Warning" not in local.output
+    public = CliRunner().invoke(main, ["lab", "--host", "0.0.0.0", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
+    assert public.exit_code == 0, public.output
+    assert "Warning: listening on 0.0.0.0" in public.output and "no login" in public.output
+    assert len(started) == 2
+    for sockets in started:
+        sockets[0].close()
+
+
+def test_the_headline_format_served_to_the_page_writes_what_format_headline_writes():
+    from overfit.web.meta import headline_format
+
+    for mode in MODES.values():
+        f = headline_format(mode)
+        for value in (0.0, 0.5, 0.98765, 31.4159, 100.0):
+            assert f"{value * f['scale']:.{f['digits']}f} {f['unit']}" == mode.format_headline(value)

@@ -1,0 +1,85 @@
+"""Tests of the page's plain-data modules (`web/static/js/state.js`, `images.js`), run in Node where it is installed.
+
+The page thins its curves as the server does (`web.live.Curve`), so both are fed the
+same points here and must keep the same ones; and its picture cache must close every
+bitmap it drops. Without `node` on the PATH these tests are skipped (the browser test
+still loads the modules).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from overfit.web import live
+
+NODE = shutil.which("node")
+JS = Path(__file__).resolve().parents[1] / "src" / "overfit" / "web" / "static" / "js"
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js to run the page's modules")
+
+
+def run_js(script: str) -> object:
+    """Run an ES module `script` (with JS = the modules' folder URL) and return what it prints as JSON."""
+    prelude = f"const JS = {json.dumps(JS.as_uri())};\n"
+    out = subprocess.run([NODE, "--input-type=module", "-e", prelude + script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_page_thins_a_curve_exactly_as_the_server_does(monkeypatch):
+    monkeypatch.setattr(live, "MAX_CURVE_POINTS", 100)
+    points = [[step, 1.0 / step] for step in range(1, 1001)]
+    server = live.Curve()
+    for step, value in points:
+        server.add(step, value)
+    page = run_js(f"""
+        const {{ newCurve, addPoints }} = await import(JS + "/state.js");
+        const curve = newCurve();
+        const points = {json.dumps(points)};
+        for (let i = 0; i < points.length; i += 7) addPoints(curve, points.slice(i, i + 7), 100);  // ticks of 7 points
+        console.log(JSON.stringify({{ points: curve.points, stride: curve.stride }}));
+    """)
+    assert len(server.points) <= 100 and server.stride == 16
+    assert page == {"points": [list(p) for p in server.points], "stride": server.stride}
+
+
+def test_points_already_in_a_snapshot_count_once():
+    page = run_js("""
+        const { applyMessage, createState } = await import(JS + "/state.js");
+        const state = createState();
+        state.meta = { limits: { curve_points: 4000 } };
+        const run = { step: 30, curves: { loss: [[10, 1], [20, 0.5], [30, 0.4]], metric: [[0, 0.5]] },
+                      curve_strides: { loss: 1, metric: 1 }, frames: [0] };
+        applyMessage(state, "r", { type: "snapshot", run });
+        applyMessage(state, "r", { type: "tick", step: 40, loss: 0.3, steps_per_s: 1, points: [[30, 0.4], [40, 0.3]] });
+        applyMessage(state, "r", { type: "eval", metric: "dense_acc", record: { step: 100, dense_acc: 0.9 }, frame: 100 });
+        const view = state.runs.r;
+        console.log(JSON.stringify({ loss: view.curves.loss.points, metric: view.curves.metric.points, frames: view.frames }));
+    """)
+    assert page == {"loss": [[10, 1], [20, 0.5], [30, 0.4], [40, 0.3]], "metric": [[0, 0.5], [100, 0.9]], "frames": [0, 100]}
+
+
+def test_the_picture_cache_drops_the_least_recently_used_and_closes_them():
+    page = run_js("""
+        const { ImageCache } = await import(JS + "/images.js");
+        const closed = [];
+        let loads = 0;
+        const cache = new ImageCache(async (url) => {
+          loads += 1;
+          if (url === "bad") throw new Error("no");
+          return { url, close() { closed.push(url); } };
+        }, 3);
+        for (const url of ["a", "b", "c"]) await cache.get(url);
+        await cache.get("a");                      // used again: now the newest
+        await cache.get("d");                      // over the limit: drops b, the least recently used
+        await cache.get("d", true);                // fresh: the old d is dropped and closed, a new one loaded
+        await cache.get("bad").catch(() => {});    // a failed load is not kept (it took c's place while it loaded)
+        await new Promise((r) => setTimeout(r, 10));
+        console.log(JSON.stringify({ closed, kept: [...cache.entries.keys()], loads }));
+    """)
+    assert page == {"closed": ["b", "d", "c"], "kept": ["a", "d"], "loads": 6}

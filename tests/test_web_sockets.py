@@ -1,0 +1,55 @@
+"""Tests of the lab's live WebSocket (`web.sockets`, fed by `web.labrun` and `web.live`)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+
+import pytest
+from PIL import Image
+from web_client import create, lab, make_lab, tiny, wait_for  # noqa: F401  (fixtures)
+
+
+def test_the_live_stream_sends_previews_curves_and_evaluations(lab):
+    run_id = create(lab, tiny(steps=400))["id"]
+    seen: dict[str, list] = {}
+    with lab.websocket_connect(f"ws://127.0.0.1/api/runs/{run_id}/live") as ws:
+        first = ws.receive_json()
+        assert first["type"] == "snapshot" and first["run"]["id"] == run_id and first["run"]["frames"] == []
+        lab.post(f"/api/runs/{run_id}/start")
+        while True:
+            msg = ws.receive_json()
+            seen.setdefault(msg["type"], []).append(msg)
+            if msg["type"] == "status" and msg["run"]["status"] == "done":
+                break
+    assert [m["frame"] for m in seen["eval"]] == [0, 100, 200, 300, 400]
+    assert [m["record"]["step"] for m in seen["eval"]] == [0, 100, 200, 300, 400]
+    assert {m["metric"] for m in seen["eval"]} == {"dense_acc"}
+    points = [p for m in seen["tick"] for p in m["points"]]
+    assert points and all(a[0] < b[0] for a, b in itertools.pairwise(points))  # in order, none twice
+    assert seen["preview"], "no live preview was sent"
+    preview = seen["preview"][-1]
+    with Image.open(io.BytesIO(base64.b64decode(preview["png"]))) as img:
+        assert img.size == (preview["width"], preview["height"])
+        assert 32 <= img.width <= 64 and img.width == pytest.approx(2 * img.height, abs=1)  # the picture's shape, never larger
+        assert img.mode == "RGB"  # binary: colour-mapped
+
+
+def test_previews_are_drawn_only_while_someone_watches(lab):
+    run_id = create(lab, tiny(steps=300))["id"]
+    hub = lab.app.state.hub
+    sent = []
+    publish = hub.publish
+    hub.publish = lambda rid, message, latest_only=False: (sent.append(message["type"]), publish(rid, message, latest_only))
+    lab.post(f"/api/runs/{run_id}/start")
+    wait_for(lab, run_id, lambda d: d["status"] == "done")
+    assert "preview" not in sent
+
+
+def test_a_socket_for_no_such_run_is_closed(lab):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed, lab.websocket_connect("ws://127.0.0.1/api/runs/nothing/live") as ws:
+        ws.receive_json()
+    assert closed.value.code == 4404

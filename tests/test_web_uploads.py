@@ -1,0 +1,71 @@
+"""Tests of pictures uploaded to the lab (`web.uploads`): stored by content, refused unless they are real pictures."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+from web_client import TINY, create, lab, make_lab, png_bytes, png_chunk, refusal  # noqa: F401  (fixtures)
+
+from overfit.web.uploads import UPLOAD_DIR
+
+
+def picture() -> np.ndarray:
+    img = np.full((24, 40), 255, np.uint8)
+    img[6:18, 8:32] = 0
+    return img
+
+
+def test_an_uploaded_picture_is_stored_by_content_and_becomes_the_target(lab, tmp_path):
+    data = png_bytes(picture())
+    r = lab.post("/api/uploads", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 201, r.text
+    up = r.json()
+    assert re.fullmatch(r"[0-9a-f]{64}", up["id"]) and (up["width"], up["height"]) == (40, 24)
+    stored = tmp_path / "runs" / UPLOAD_DIR / f"{up['id']}.png"
+    assert stored.read_bytes() == data
+    assert lab.post("/api/uploads", content=data).json()["id"] == up["id"]  # same bytes, same id
+    assert [p.name for p in stored.parent.iterdir()] == [stored.name]  # no temporary files left
+
+    with Image.open(io.BytesIO(lab.get(f"/api/target.png?upload={up['id']}").content)) as img:
+        assert img.size == (40, 24)
+    run = create(lab, {"schedule": TINY["schedule"], "model": TINY["model"]}, upload=up["id"])
+    assert run["upload"] == up["id"] and run["config"]["data"]["image"] is None  # no path reaches the page
+    assert (run["height"], run["width"]) == (24, 40)
+    saved = json.loads((tmp_path / "runs" / run["id"] / "config.json").read_text())
+    assert saved["data"]["image"] == str(stored)
+
+
+def test_uploads_that_are_not_pictures_are_refused(lab, tmp_path):
+    message = refusal(lab.post("/api/uploads", content=b"#!/bin/sh\necho hello\n"), 415, "upload")
+    assert "not an image" in message
+    refusal(lab.post("/api/uploads", content=b""), 415, "upload")
+    truncated = png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))[:-200]
+    assert "truncated" in refusal(lab.post("/api/uploads", content=truncated), 422, "upload")
+    assert not [p for p in (tmp_path / "runs" / UPLOAD_DIR).iterdir()]
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(lab):
+    # A 100000 x 100000 PNG (10 gigapixels) in a few hundred bytes: one compressed row, repeated by nothing.
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\x00" * 100_001)) + png_chunk(b"IEND", b"")
+    assert len(bomb) < 2000
+    message = refusal(lab.post("/api/uploads", content=bomb), 422, "upload")
+    assert "10000000000 pixels" in message and "limit" in message
+
+
+def test_an_upload_over_the_size_cap_is_refused(make_lab):
+    lab = make_lab(upload_max_bytes=4000)
+    big = png_bytes(np.random.default_rng(1).integers(0, 255, (100, 100), dtype=np.uint8))
+    assert len(big) > 4000
+    refusal(lab.post("/api/uploads", content=big), 413, "upload")
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for i in range(0, len(big), 1000):
+            yield big[i:i + 1000]
+    refusal(lab.post("/api/uploads", content=chunks()), 413, "upload")
