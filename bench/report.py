@@ -232,7 +232,7 @@ def markdown(rec: Recorder, options: dict[str, Any]) -> str:
     if inf:
         repeats = next((r["repeats"] for r in inf if r.get("measured")), "-")
         lines += ["## 6. Render backends (`overfit render --backend`), relu_1", "",
-                  f"`overfit.render.predict` with each backend of `overfit.export.inference_backend`; median of {repeats} renders",
+                  f"`overfit.render.predict` with each backend of `overfit.inference.inference_backend`; median of {repeats} renders",
                   "after a warm-up. Setup: the one-off cost of making the backend (compile, ONNX export). Max abs diff: largest",
                   "difference from eager PyTorch's 1000 x 300 render (values in [0, 1]; the compiled backend takes bf16 only where",
                   "its values stay within 1/255 of fp32 on probe points).", ""]

@@ -121,7 +121,11 @@ def test_an_rgb_run_records_colour_frames(folder, monkeypatch):
     from overfit import video
 
     written = []
-    monkeypatch.setattr(video, "write_progress", lambda frames, captions, *paths: written.append((frames, captions)))
+    def progress(frames, captions, *paths, meanwhile=None):
+        written.append((frames, captions))
+        meanwhile()
+
+    monkeypatch.setattr(video, "write_progress", progress)
     trainer = Trainer(tiny(**{"data.mode": "rgb", "schedule.steps": 20}))
     recorder = Recorder(folder)
     recorder.start(trainer)

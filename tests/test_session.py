@@ -55,10 +55,12 @@ def fast_media(request, monkeypatch):
         path = next(a for a in [*args, *kwargs.values()] if isinstance(a, pathlib.Path))
         path.write_bytes(b"placeholder")
 
-    def progress(frames, captions, mp4_path, gif_path, fps=8):
+    def progress(frames, captions, mp4_path, gif_path, fps=8, meanwhile=None):
         assert len(frames) == len(captions)
         for path in (mp4_path, gif_path):
             pathlib.Path(path).write_bytes(b"placeholder")
+        if meanwhile is not None:
+            meanwhile()
 
     monkeypatch.setattr(plots, "save_samples_plot", placeholder)
     monkeypatch.setattr(plots, "save_final_plot", placeholder)

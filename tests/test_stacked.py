@@ -167,3 +167,13 @@ def test_bf16_stack_stays_close_to_fp32_and_keeps_fp32_weights():
     for a, b in zip(fp32, bf16):
         assert all(p.dtype == torch.float32 for p in b.model.parameters())
         assert b.history[-1]["dense_acc"] == pytest.approx(a.history[-1]["dense_acc"], abs=0.1)
+
+
+def test_a_diverging_run_leaves_the_stack_and_the_others_finish():
+    configs = _variants()[:3]
+    configs[1] = configs[1].with_overrides({"optim.lr": "1e38", "model.activation": "relu", "model.input_range": "none"})
+    results = StackedTrainer([Trainer(c) for c in configs]).run()
+    assert results[1].diverged is not None and results[1].interrupted
+    assert results[1].diverged.step <= 60
+    assert [r.step for r in (results[0], results[2])] == [60, 60]
+    assert results[0].diverged is None and not results[0].interrupted

@@ -198,3 +198,38 @@ def test_write_progress_writes_captioned_mp4_and_gif(tmp_path):
 
     with pytest.raises(ValueError):
         video.write_progress(frames, captions[:2], mp4, gif)
+
+
+# ----------------------------------------------------------------------------- the MP4 beside other work
+
+
+def test_mp4_alongside_gives_the_same_video_and_runs_the_block_meanwhile(tmp_path):
+    frames = [np.full((24, 32, 3), 60 * i, dtype=np.uint8) for i in range(4)]
+    video.write_mp4(frames, tmp_path / "plain.mp4", fps=8)
+    ran = []
+    with video.mp4_alongside(frames, tmp_path / "beside.mp4", fps=8):
+        ran.append(True)
+    assert ran == [True]
+    plain, beside = read_mp4(tmp_path / "plain.mp4"), read_mp4(tmp_path / "beside.mp4")
+    assert len(beside) == 4 + video.held_frames(8)
+    for a, b in zip(plain, beside):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mp4_alongside_raises_the_writers_error_after_the_block(tmp_path):
+    ran = []
+    with pytest.raises(ValueError, match="differs"):
+        with video.mp4_alongside([np.zeros((4, 4), np.uint8), np.zeros((4, 6), np.uint8)], tmp_path / "bad.mp4"):
+            ran.append(True)
+    assert ran == [True]  # the block ran to its end first
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_progress_runs_meanwhile_beside_the_videos(tmp_path):
+    frames = [images.to_uint8(np.full((30, 64), p)) for p in (0.0, 1.0)]
+    mp4, gif = tmp_path / "progress.mp4", tmp_path / "progress.gif"
+    video.write_progress(frames, ["step 0", "step 10"], mp4, gif, meanwhile=lambda: (tmp_path / "final.png").write_bytes(b"x"))
+    assert len(read_mp4(mp4)) == 2 + video.held_frames(8)
+    with Image.open(gif) as im:
+        assert im.n_frames == 2
+    assert sorted(os.listdir(tmp_path)) == ["final.png", "progress.gif", "progress.mp4"]

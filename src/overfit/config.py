@@ -171,6 +171,8 @@ class ScheduleConfig:
 
     steps: int = _field(100_000, "Training steps (the original's 100000).")
     eval_every: int = _field(2000, 'Evaluate (batch of eval_batch_size and the dense pixel grid) every this many steps, and at the last step.')
+    eval_every_late: int | None = _field(None, 'From step eval_late_from on, evaluate every this many steps instead (dense early, when a run changes fast; sparse late); none keeps eval_every.')
+    eval_late_from: int = _field(0, 'The step from which eval_every_late applies.')
     eval_batch_size: int = _field(4096, "Random coordinates in each evaluation batch (the original's scatter view).")
     log_every: int = _field(100, 'Read the training loss back from the device every this many steps (progress bar, divergence check).')
 
@@ -178,8 +180,28 @@ class ScheduleConfig:
         _require(self.steps >= 1, "schedule.steps", f"must be at least 1, got {self.steps}")
         _require(self.steps <= MAX_STEPS, "schedule.steps", f"{self.steps} is absurdly large (limit {MAX_STEPS})")
         _require(self.eval_every >= 1, "schedule.eval_every", f"must be at least 1, got {self.eval_every}")
+        late = self.eval_every_late
+        _require(late is None or late >= 1, "schedule.eval_every_late", f"must be at least 1, or none; got {late}")
+        _require(self.eval_late_from >= 0, "schedule.eval_late_from", f"must be non-negative, got {self.eval_late_from}")
         _require(self.eval_batch_size >= 1, "schedule.eval_batch_size", f"must be at least 1, got {self.eval_batch_size}")
         _require(self.log_every >= 1, "schedule.log_every", f"must be at least 1, got {self.log_every}")
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the run evaluates after `step` steps: every eval_every (every eval_every_late from eval_late_from on), and at the end."""
+        if step == self.steps:
+            return True
+        if self.eval_every_late is not None and step > self.eval_late_from:
+            return (step - self.eval_late_from) % self.eval_every_late == 0
+        return step % self.eval_every == 0
+
+    def evaluation_steps(self) -> list[int]:
+        """Every step at which the run evaluates, 0 (the untrained network) included."""
+        if self.eval_every_late is None or self.eval_late_from >= self.steps:
+            steps = list(range(0, self.steps + 1, self.eval_every))
+        else:
+            steps = list(range(0, self.eval_late_from + 1, self.eval_every))
+            steps += range(self.eval_late_from + self.eval_every_late, self.steps + 1, self.eval_every_late)
+        return steps if steps[-1] == self.steps else steps + [self.steps]
 
 
 @dataclass(frozen=True)

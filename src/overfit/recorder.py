@@ -58,6 +58,11 @@ class Recorder:
         mode, preset = get_mode(trainer.cfg.data.mode), trainer.cfg.preset
         frames = [picture for _, picture in stepped]
         captions = [mode.caption(preset, by_step[step]) for step, _ in stepped]
-        plots.save_final_plot(mode.target_picture(trainer.target), frames[-1].astype("float32") / 255.0, self.folder.path / FINAL,
-                              title=mode.caption(preset, history[-1]), prediction_name=mode.prediction_name)
-        video.write_progress(frames, captions, self.folder.path / MP4, self.folder.path / GIF)
+
+        def final_plot() -> None:
+            plots.save_final_plot(mode.target_picture(trainer.target), frames[-1].astype("float32") / 255.0,
+                                  self.folder.path / FINAL, title=mode.caption(preset, history[-1]),
+                                  prediction_name=mode.prediction_name)
+
+        # final.png is drawn while ffmpeg encodes the MP4 in its own process.
+        video.write_progress(frames, captions, self.folder.path / MP4, self.folder.path / GIF, meanwhile=final_plot)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from torch import nn
 from .config import RunConfig
 from .errors import ConfigError
 from .losses import LOSSES
-from .training import Callbacks, Trainer, TrainResult
+from .training import Callbacks, Trainer, TrainingDiverged, TrainResult
 
 # Config fields that must agree across a stack, and why (the message names the first that differs).
 SHAPE_FIELDS = ("model.hidden", "model.batchnorm", "encoding.kind", "data.mode", "optim.batch_size", "device", "precision")
@@ -136,22 +136,36 @@ class StackedTrainer:
     def run(self, callbacks: Sequence[Callbacks] | None = None, until: int | None = None) -> list[TrainResult]:
         """Train every run to its `schedule.steps` (or `until`); `callbacks[k]` watches the k-th run as given.
 
-        A run that stops (its own stop request, `until`, or its last step) leaves the stack;
-        the others go on. Results come back in the order the trainers were given.
+        A run that stops (its own stop request, `until`, or its last step) or diverges leaves
+        the stack; the others go on. A diverged run's result has `diverged` set (its events
+        end at its last good evaluation). Results come back in the order the trainers were given.
         """
         given = list(callbacks) if callbacks is not None else [None] * len(self.trainers)
         if len(given) != len(self.trainers):
             raise ValueError(f"{len(self.trainers)} runs but {len(given)} callbacks")
         loops = {id(self.trainers[pos]): self.trainers[pos].loop(given[k], until) for pos, k in enumerate(self._positions())}
+        diverged: dict[int, TrainingDiverged] = {}
+
+        def guarded(t: Trainer, action: Callable[[], None]) -> None:
+            try:
+                action()
+            except TrainingDiverged as e:  # this run leaves the stack; the others go on
+                diverged[id(t)] = e
+
         for t in self.trainers:
-            loops[id(t)].begin()
-        active = [t for t in self.trainers if loops[id(t)].active]
+            guarded(t, loops[id(t)].begin)
+        active = [t for t in self.trainers if id(t) not in diverged and loops[id(t)].active]
         while active:
             losses = self._step(active)
             for k, t in enumerate(active):
-                loops[id(t)].record(losses[k])
-            active = [t for t in active if loops[id(t)].active]
-        results = {id(t): loops[id(t)].finish() for t in self.trainers}
+                guarded(t, lambda t=t, k=k: loops[id(t)].record(losses[k]))
+            active = [t for t in active if id(t) not in diverged and loops[id(t)].active]
+        results = {}
+        for t in self.trainers:
+            if id(t) in diverged:
+                results[id(t)] = TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, diverged[id(t)])
+            else:
+                results[id(t)] = loops[id(t)].finish()
         return [results[id(self.trainers[pos])] for pos in self._positions_inverse()]
 
     def _positions(self) -> list[int]:

@@ -78,6 +78,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     step: int = 0
     interrupted: bool = False
+    diverged: TrainingDiverged | None = None
+    """Set by `StackedTrainer` for a run whose loss diverged (it left the stack; the others went on)."""
 
 
 def derived_seeds(seed: int) -> dict[str, int]:
@@ -320,7 +322,7 @@ class RunLoop:
         """After each step: read the losses back only every log_every steps (and before evaluating)."""
         t, sched = self.trainer, self.trainer.cfg.schedule
         self.pending.append(loss)
-        evaluating = t.step % sched.eval_every == 0 or t.step == sched.steps
+        evaluating = sched.evaluates_at(t.step)
         if t.step % sched.log_every == 0 or evaluating or t._stop or t.step == self.last:
             mean_loss = t._check_losses(self.pending, t.step - len(self.pending))
             self.pending.clear()

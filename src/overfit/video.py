@@ -3,8 +3,8 @@
 During training the network is evaluated on every pixel and each prediction is kept as a
 frame. This module turns those frames into what people watch: a captioned frame
 (`annotate`), an H.264 MP4 (`write_mp4`) and a small looping GIF (`write_gif`), and both at
-once for a run (`write_progress`). The figures of a run are in plots.py, the pixel
-conversion ([0, 1] -> uint8) in images.py.
+once for a run (`write_progress`, which can do other work while ffmpeg encodes).
+The figures of a run are in plots.py, the pixel conversion ([0, 1] -> uint8) in images.py.
 
 Conventions:
 - Frames are numpy arrays, row 0 = top of the picture, uint8, (H, W) gray or (H, W, 3) RGB.
@@ -16,9 +16,11 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from typing import Sequence
+import threading
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -277,17 +279,48 @@ def write_gif(
         )
 
 
+@contextlib.contextmanager
+def mp4_alongside(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 8) -> Iterator[None]:
+    """`write_mp4` on a helper thread while the `with` block runs; waits for it at the end and raises what it raised.
+
+    ffmpeg encodes in its own process, so with a second core the encoding overlaps the
+    block's work; the helper thread only pipes frames to ffmpeg and waits, which holds
+    the GIL for almost none of the time.
+    """
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            write_mp4(frames, path, fps=fps)
+        except BaseException as e:  # handed to the caller below
+            failed.append(e)
+
+    worker = threading.Thread(target=work, name="overfit-mp4")
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+
+
 def write_progress(
     frames: Sequence[np.ndarray],
     captions: Sequence[str],
     mp4_path: str | os.PathLike,
     gif_path: str | os.PathLike,
     fps: float = 8,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
-    """Caption each gray progress frame with `annotate` and write both the MP4 and the GIF."""
+    """Caption each gray progress frame with `annotate` and write both the MP4 and the GIF.
+
+    The GIF, and `meanwhile()` if given (e.g. drawing final.png), run while ffmpeg encodes the MP4.
+    """
     if len(frames) != len(captions):
         raise ValueError(f"{len(frames)} frames but {len(captions)} captions")
     annotated = [annotate(f, c) for f, c in zip(frames, captions)]
-    write_mp4(annotated, mp4_path, fps=fps)
-    write_gif(annotated, gif_path, fps=fps)
-
+    with mp4_alongside(annotated, mp4_path, fps=fps):
+        if meanwhile is not None:
+            meanwhile()
+        write_gif(annotated, gif_path, fps=fps)

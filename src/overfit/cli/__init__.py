@@ -13,6 +13,7 @@ reproduce share. Runs already on disk are never overwritten.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
@@ -37,7 +38,7 @@ class LazyGroup(click.Group):
     Each module named in `lazy` defines its command as `command`.
     """
 
-    def __init__(self, *args, lazy: dict[str, tuple[str, str]], **kwargs) -> None:
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy
 

@@ -58,7 +58,7 @@ def plan(overrides: dict[str, Any], steps: int, eval_every: int, seeds: int) -> 
     for seed in range(seeds):
         for preset in REPRODUCE_PRESETS:
             cfg = get_preset(preset).with_overrides(
-                {**overrides, "seed": seed, "schedule.steps": steps, "schedule.eval_every": eval_every})
+                {**overrides, "data.mode": MODE, "seed": seed, "schedule.steps": steps, "schedule.eval_every": eval_every})
             runs.append(PlannedRun(preset, seed, cfg))
     # Seed 0 of every preset comes first: an early stop still leaves one complete comparison.
     return runs
