@@ -106,6 +106,11 @@ class Session:
     def close(self) -> None:
         self.folder.unlock()
 
+    def discard(self) -> None:
+        """Close a session just started (nothing trained) and remove its folder: a batch of runs that could not all start."""
+        self.close()
+        _remove_new_folder(self.folder.path)
+
     def __enter__(self) -> Session:
         return self
 

@@ -54,6 +54,22 @@ def check_stackable(configs: Sequence[RunConfig]) -> None:
                           field="encoding.kind")
 
 
+def stack_key(cfg: RunConfig) -> tuple[Any, ...] | None:
+    """What runs trained together must share; None for a run that cannot be stacked (it trains alone)."""
+    if cfg.encoding.kind != "none":
+        return None
+    return tuple(_get(cfg, key) for key in SHAPE_FIELDS)
+
+
+def stack_groups(configs: Sequence[RunConfig]) -> list[list[int]]:
+    """Indices of `configs` in groups that can train as one stack, in order of first appearance."""
+    groups: dict[Any, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        key = stack_key(cfg)
+        groups.setdefault(("alone", i) if key is None else key, []).append(i)
+    return list(groups.values())
+
+
 @dataclass(frozen=True)
 class _Group:
     """Models [start, end) of the stack share an activation: applied to their slice at once."""
@@ -213,7 +229,28 @@ def _stacked_batchnorm(h: torch.Tensor, norms: Sequence[nn.BatchNorm1d]) -> torc
     return out.reshape(b, k, c).transpose(0, 1)
 
 
+def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | None = None,
+                 until: int | None = None) -> list[TrainResult]:
+    """Train every trainer, those of one shape stacked together (`stack_groups`); results in the order given."""
+    given = list(callbacks) if callbacks is not None else [None] * len(trainers)
+    results: list[TrainResult | None] = [None] * len(trainers)
+    for group in stack_groups([t.cfg for t in trainers]):
+        if len(group) == 1 and stack_key(trainers[group[0]].cfg) is None:
+            t = trainers[group[0]]
+            try:
+                results[group[0]] = t.run(given[group[0]], until)
+            except TrainingDiverged as e:
+                results[group[0]] = TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, e)
+            continue
+        out = StackedTrainer([trainers[i] for i in group]).run([given[i] for i in group], until)
+        for i, result in zip(group, out):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
 def train_many(configs: Sequence[RunConfig], callbacks: Sequence[Callbacks] | None = None, target: Any = None) -> list[TrainResult]:
-    """Train several runs of one shape together (no files written); results in the order given."""
-    trainers = [Trainer(cfg, target) for cfg in configs]
-    return StackedTrainer(trainers).run(callbacks)
+    """Train several runs (no files written), those of one shape stacked together; results in the order given.
+
+    A run whose loss diverges in a stack has `diverged` set in its result; the others go on.
+    """
+    return train_stacks([Trainer(cfg, target) for cfg in configs], callbacks)

@@ -40,6 +40,7 @@ OPTION_FIELDS = {
     "encoding": "encoding.kind",
     "device": "device",
     "compile_": "compile",
+    "precision": "precision",
 }
 
 
@@ -50,10 +51,10 @@ def _dotted_help() -> str:
     return "\n".join(lines)
 
 
-def parse_rest(rest: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
-    """Split the free arguments into the preset name and dotted overrides."""
+def parse_rest(rest: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """Split the free arguments into the preset names and dotted overrides."""
     top_level = {key for key in field_docs() if "." not in key}  # seed, loss, device, ...: set without a section
-    preset: str | None = None
+    presets: list[str] = []
     overrides: dict[str, str] = {}
     i = 0
     while i < len(rest):
@@ -70,12 +71,28 @@ def parse_rest(rest: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
             overrides[key.replace("-", "_")] = value
         elif token.startswith("-") and len(token) > 1 and not _is_number(token):
             raise click.UsageError(f"no such option: {token}")
-        elif preset is None:
-            preset = token
         else:
-            raise click.UsageError(f"unexpected extra argument {token!r} (only one PRESET is taken)")
+            presets.append(token)
         i += 1
-    return preset, overrides
+    return presets, overrides
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from '0-7', '0,3,5', '2' or a mix ('0-3,8'): in order, without repeats."""
+    seeds: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        if not (low.isdigit() and (not dash or high.isdigit())):
+            raise click.BadParameter(f"expected seeds like 0-7 or 0,3,5, got {text!r}", param_hint="--seeds")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first or last - first >= MAX_RUNS:
+            raise click.BadParameter(f"{part!r} is not a range of at most {MAX_RUNS} seeds", param_hint="--seeds")
+        seeds += [s for s in range(first, last + 1) if s not in seeds]
+    return seeds
+
+
+# Most runs one command trains at once (each has its own run folder and progress bar).
+MAX_RUNS = 1024
 
 
 def _is_number(text: str) -> bool:
@@ -91,7 +108,7 @@ def _is_number(text: str) -> bool:
     context_settings={"ignore_unknown_options": True, "allow_extra_args": False},
     epilog=_dotted_help(),
 )
-@click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET] [--section.field VALUE]...")
+@click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET]... [--section.field VALUE]...")
 @target_options
 @click.option("--steps", type=int, help="Training steps (default 100000).")
 @click.option("--batch-size", type=int, help="Coordinates per step (default 1024).")
@@ -108,6 +125,8 @@ def _is_number(text: str) -> bool:
 @click.option("--encoding", type=click.Choice(CHOICES["encoding.kind"]), help="Input encoding: none (default), fourier, positional, grid.")
 @click.option("--device", help="Torch device: cpu (default), cuda, mps.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step: faster after a few seconds of compiling.")
+@click.option("--precision", type=click.Choice(CHOICES["precision"]), help="fp32 (default) or bf16 matmuls (where the device has native bf16).")
+@click.option("--seeds", "seeds_text", metavar="SEEDS", help="Train one run per seed, e.g. 0-7 or 0,3,5; runs of one shape train stacked, as one.")
 @click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
 @click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
@@ -115,8 +134,11 @@ def _is_number(text: str) -> bool:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
 def command(rest: tuple[str, ...], text: str | None, image: str | None, size: str | None, font_size: int | None,
             max_pixels: int | None, config_path: str | None, name: str | None, runs_dir: str,
-            resume_path: str | None, quiet: bool, **options: Any) -> None:
+            resume_path: str | None, quiet: bool, seeds_text: str | None, **options: Any) -> None:
     """Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image.
+
+    Several presets, --seeds, or both train many runs at once, one run folder each;
+    runs of one shape are stacked and stepped together (see `overfit.stacked`).
 
     \b
     Examples:
@@ -127,8 +149,11 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
       overfit train grid --mode rgb --image photo.jpg
       overfit train relu_1 --model.init torch --name relu_torch_init
       overfit train --resume runs/relu_1-20261127-120000
+      overfit train relu_1 --seeds 0-7      # eight runs, stacked
+      overfit train relu_1 tanh_1 cos_3 --seeds 0,1
     """
-    preset_name, overrides = parse_rest(rest)
+    presets, overrides = parse_rest(rest)
+    seeds = parse_seeds(seeds_text) if seeds_text is not None else None
     for key, value in options.items():
         if value is not None:
             overrides[OPTION_FIELDS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -136,11 +161,23 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
 
     with reported():
         if resume_path is not None:
-            if preset_name is not None:
-                raise click.UsageError("--resume continues a run with its own config; drop the PRESET argument")
+            if presets or seeds is not None:
+                raise click.UsageError("--resume continues a run with its own config; drop the PRESET and --seeds arguments")
             _resume(resume_path, overrides, quiet)
+        elif len(presets) > 1 or seeds is not None:
+            if config_path is not None and presets:
+                raise click.UsageError("give either PRESETs or --config, not both")
+            if "seed" in overrides and seeds is not None:
+                raise click.UsageError("give either --seed or --seeds, not both")
+            configs = [build_config(p, config_path, {**overrides, **({"seed": str(s)} if s is not None else {})})
+                       for p in (presets or [None]) for s in (seeds or [None])]
+            if len(configs) > MAX_RUNS:
+                raise click.UsageError(f"{len(configs)} runs at once is more than {MAX_RUNS}")
+            from .many import train_many_new
+
+            train_many_new(configs, runs_dir, name, quiet)
         else:
-            cfg = build_config(preset_name, config_path, overrides)
+            cfg = build_config(presets[0] if presets else None, config_path, overrides)
             _train_new(cfg, runs_dir, name, quiet)
 
 
