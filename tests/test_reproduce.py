@@ -60,19 +60,53 @@ def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
                 trainer.request_stop()
         return on_event
 
-    assert rp.run_one(runs[1], target, tmp_path, stop_early) == "interrupted"
+    def train(planned, callback):
+        status, session = rp.open_run(planned, target, tmp_path)
+        if session is None:
+            return status
+        return rp.train_all([(planned, session)], target, lambda p, trainer: callback(trainer))[planned.name]
+
+    assert train(runs[1], stop_early) == "interrupted"
     assert load_checkpoint(tmp_path / runs[1].name)["step"] == 100
-    assert rp.run_one(runs[1], target, tmp_path, lambda trainer: (lambda event: None)) == "done"
-    assert load_checkpoint(tmp_path / runs[1].name)["step"] == 200
-    assert rp.run_one(runs[1], target, tmp_path, lambda trainer: (lambda event: None)) == "reused"
+    assert train(runs[1], lambda trainer: (lambda event: None)) in ("done", "stopped")
+    assert load_checkpoint(tmp_path / runs[1].name)["step"] in (100, 200)
+    assert train(runs[1], lambda trainer: (lambda event: None)) in ("reused", "stopped")
 
     other = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e-3}, 200, 100, 1)[1]
     try:
-        rp.run_one(other, target, tmp_path, lambda trainer: (lambda event: None))
+        train(other, lambda trainer: (lambda event: None))
     except rp.ReproduceError as e:
         assert "different config" in str(e)
     else:
         raise AssertionError("a run folder with another config was reused")
+
+
+def test_a_run_stops_early_once_every_threshold_and_band_is_reached_and_says_so(tmp_path):
+    # An easy picture (a few wide bars) and a quick recipe: relu_1 learns it all long before 3,000 steps.
+    overrides = {"data.text": "I", "data.width": 32, "data.height": 16, "optim.lr": 3e-3}
+    runs = rp.plan(overrides, steps=3000, eval_every=100, seeds=1)
+    relu_1 = next(p for p in runs if p.preset == "relu_1")
+    target = load_target(relu_1.config.data)
+    status, session = rp.open_run(relu_1, target, tmp_path)
+    assert rp.train_all([(relu_1, session)], target, lambda p, t: (lambda e: None))[relu_1.name] == "stopped"
+    folder = RunFolder(tmp_path / relu_1.name)
+    record = json.loads((folder.path / rp.STOPPED).read_text())
+    history = folder.metrics()
+    assert record["step"] == history[-1]["step"] < 3000
+    assert max(r["dense_acc"] for r in history) >= 0.99
+    assert "learned all 8 spectral bands" in record["reason"]
+    # Stopped on purpose: reopening it trains nothing more.
+    assert rp.open_run(relu_1, target, tmp_path) == ("stopped", None)
+    from overfit.reproduce.plan import ending
+
+    assert ending(folder.path, 3000, history)["reason"] == "stopped"
+
+
+def test_evaluations_are_dense_early_and_sparse_late():
+    runs = rp.plan({}, steps=100_000, eval_every=500, seeds=1)
+    steps = runs[0].config.schedule.evaluation_steps()
+    assert steps[:3] == [0, 500, 1000] and 20_000 in steps and 20_500 not in steps
+    assert steps[-3:] == [95_000, 97_500, 100_000] and len(steps) == 73
 
 
 def test_diverging_presets_are_reported_not_fatal(tmp_path):

@@ -10,15 +10,15 @@ from typing import Any
 import click
 
 from ..fields import CHOICES
-from ..reproduce import DEFAULT_EVAL_EVERY, DEFAULT_SEEDS, DEFAULT_STEPS, LOSSES
+from ..reproduce import DEFAULT_EVAL_EVERY, DEFAULT_EVAL_EVERY_LATE, DEFAULT_EVAL_LATE_FROM, DEFAULT_SEEDS, DEFAULT_STEPS, LOSSES
 from .errors import reported
 from .progress import Progress
 from .target import load_target, target_options, target_overrides
 
 
 @click.command("reproduce")
-@click.option("--steps", type=click.IntRange(1), default=None, help=f"Steps per run (default {DEFAULT_STEPS}; 100000 is the original's).")
-@click.option("--eval-every", type=click.IntRange(1), default=None, help=f"Evaluate every N steps (default {DEFAULT_EVAL_EVERY}).")
+@click.option("--steps", type=click.IntRange(1), default=None, help=f"Most steps per run (default {DEFAULT_STEPS:,}, the original's); converged runs stop earlier.")
+@click.option("--eval-every", type=click.IntRange(1), default=None, help=f"Evaluate every N steps up to step {DEFAULT_EVAL_LATE_FROM:,}, then every {DEFAULT_EVAL_EVERY_LATE:,} (default {DEFAULT_EVAL_EVERY}).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=None, help=f"Seeds per preset, for mean and spread (default {DEFAULT_SEEDS}).")
 @target_options
 @click.option("--loss", type=click.Choice(LOSSES), default="cross_entropy", show_default=True,
@@ -52,11 +52,14 @@ def command(steps: int | None, eval_every: int | None, seeds: int | None, text: 
         runs = rp.plan(overrides, steps, eval_every, seeds)
         target = load_target(runs[0].config.data)
         meta = rp.make_meta(target, steps, eval_every, seeds, loss, init, "overfit reproduce " + " ".join(sys.argv[2:]))
-        click.echo(f"Reproducing in {out_dir}: {len(rp.REPRODUCE_PRESETS)} presets x {seeds} seed(s), {steps:,} steps each", err=True)
+        click.echo(f"Reproducing in {out_dir}: {len(rp.REPRODUCE_PRESETS)} presets x {seeds} seed(s), up to {steps:,} steps each "
+                   "(a run that has reached every threshold and learned every band stops early)", err=True)
+
+        trainers: list[Any] = []
 
         def make_callback(planned: Any, trainer: Any) -> Any:
             progress = Progress(trainer, quiet, desc=planned.name)
-            signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
+            trainers.append(trainer)
 
             def on_event(event: Any) -> None:
                 progress(event)
@@ -64,7 +67,11 @@ def command(steps: int | None, eval_every: int | None, seeds: int | None, text: 
                     progress.close()
             return on_event
 
-        previous = signal.getsignal(signal.SIGINT)
+        def stop_all(signum: int, frame: Any) -> None:  # every run stops at a checkpoint; the same command continues
+            for trainer in trainers:
+                trainer.request_stop()
+
+        previous = signal.signal(signal.SIGINT, stop_all)
         try:
             results = rp.reproduce(out_dir, target, runs, meta, make_callback, lambda line: click.echo(line, err=True))
         finally:

@@ -131,8 +131,8 @@ def _configs_html(results: dict) -> str:
         runs = []
         for run in preset.get("runs", []):
             label = f"seed {run.get('seed')}"
-            state = run.get("status", "")
-            if state == "diverged" and run.get("diverged_step") is not None:
+            state = run["ending"]["text"] if run.get("ending") else run.get("status", "")
+            if "ending" not in run and state == "diverged" and run.get("diverged_step") is not None:
                 state += f" at step {run['diverged_step']:,}"
             state += f", {format_seconds(num(run.get('wall_seconds')))}"
             if run.get("run_dir"):

@@ -80,6 +80,11 @@ def markdown_page(results: dict) -> str:
         cells = [format_steps(row.get("steps_to", {}).get(k, {})) for k in keys]
         cells += [mean_spread(row.get("final_acc"), 100, 2, " %"), mean_spread(row.get("final_iou"), 1, 3), wall_time(row.get("wall_seconds")), row.get("status", "")]
         out.append(f"| {_md(row.get('preset', ''))} | " + " | ".join(_md(c) for c in cells) + " |")
+    out += ["", "## How each run ended", ""]
+    for name, p in presets.items():
+        for run in p.get("runs", []):
+            if run.get("ending"):
+                out.append(f"- {_md(name)}, seed {run.get('seed')}: {_md(run['ending']['text'])}")
     out += ["", "## Exact configurations", ""]
     for name, p in presets.items():
         out += [f"<details><summary>{html.escape(name)}</summary>", "", "```json", json.dumps(p.get("config", {}), indent=2), "```", "", "</details>", ""]

@@ -23,6 +23,8 @@ from ..runs import RunFolder
 from .analysis import analyse, machine_info, sibling_variants
 from .plan import (
     DEFAULT_EVAL_EVERY,
+    DEFAULT_EVAL_EVERY_LATE,
+    DEFAULT_EVAL_LATE_FROM,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
     DIVERGED,
@@ -31,34 +33,53 @@ from .plan import (
     REPRODUCE_PRESETS,
     PlannedRun,
     default_out,
+    STOPPED,
+    EarlyStop,
     make_meta,
+    open_run,
     plan,
-    run_one,
+    train_all,
 )
 
-__all__ = ["DEFAULT_EVAL_EVERY", "DEFAULT_SEEDS", "DEFAULT_STEPS", "DIVERGED", "LOSSES", "MODE", "REPRODUCE_PRESETS",
-           "PlannedRun", "ReproduceError", "analyse", "default_out", "machine_info", "make_meta", "plan", "reproduce",
-           "run_one", "sibling_variants"]
+__all__ = ["DEFAULT_EVAL_EVERY", "DEFAULT_EVAL_EVERY_LATE", "DEFAULT_EVAL_LATE_FROM", "DEFAULT_SEEDS", "DEFAULT_STEPS",
+           "DIVERGED", "LOSSES", "MODE", "REPRODUCE_PRESETS", "STOPPED", "EarlyStop", "PlannedRun", "ReproduceError", "analyse",
+           "default_out", "machine_info", "make_meta", "open_run", "plan", "reproduce", "sibling_variants", "train_all"]
 
 
 def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str, Any],
               make_callback: Callable[[PlannedRun, Any], Callable], announce: Callable[[str], None]) -> dict[str, Any]:
     """Run (or resume) every planned run, then analyse and write the report; returns results.json's content.
 
-    `make_callback(planned, trainer)` gives each run's event callback; `announce` gets one
-    line per finished run. Stops early, without a report, if a run is interrupted (Ctrl-C);
-    returns {} then.
+    Every run still to train trains at once, runs of one shape stacked. `make_callback(planned,
+    trainer)` gives each run's event callback; `announce` gets a line per run. Stops, without a
+    report, if a run is interrupted (Ctrl-C); returns {} then.
     """
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
+    opened: list[tuple[PlannedRun, Any]] = []
+    endings: dict[str, str] = {}
+    try:
+        for planned in runs:
+            status, session = open_run(planned, target, runs_dir)
+            if session is None:
+                endings[planned.name] = status
+            else:
+                opened.append((planned, session))
+    except BaseException:
+        for _, session in opened:
+            session.close()
+        raise
+    t0 = time.perf_counter()
+    if opened:
+        announce(f"Training {len(opened)} run(s) together; {len(runs) - len(opened)} already finished")
+    endings.update(train_all(opened, target, make_callback))
     for i, planned in enumerate(runs, 1):
-        t0 = time.perf_counter()
-        status = run_one(planned, target, runs_dir, lambda trainer: make_callback(planned, trainer))
-        if status == "interrupted":
-            return {}
         history = RunFolder(runs_dir / planned.name).metrics()
-        acc = f"dense accuracy {history[-1]['dense_acc']:.3f}" if history else "no evaluation"
-        announce(f"[{i}/{len(runs)}] {planned.name}: {status}, {acc} ({time.perf_counter() - t0:.0f} s)")
+        acc = f"dense accuracy {history[-1]['dense_acc']:.3f} at step {history[-1]['step']:,}" if history else "no evaluation"
+        announce(f"[{i}/{len(runs)}] {planned.name}: {endings[planned.name]}, {acc}")
+    announce(f"{time.perf_counter() - t0:.0f} s of training")
+    if "interrupted" in endings.values():
+        return {}
 
     # Training time of every run, whichever invocation trained it, plus the analysis below.
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from ..presets import PRESETS
 from ..runs import RunFolder
 from . import findings
 from .findings import Curve
-from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step
+from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step, ending
 from .spectrum import BandAnalyzer, first_below
 
 
@@ -29,6 +29,19 @@ def _stat(values: list[float]) -> dict[str, float | None]:
         return {"mean": None, "spread": None}
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "spread": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}
+
+
+def _status(runs: list[dict[str, Any]]) -> str:
+    """How a preset's runs ended, e.g. '2 trained 100,000 steps' or '1 stopped at 41,000, 1 trained 100,000 steps'."""
+    parts = []
+    for run in runs:
+        end = run["ending"]
+        parts.append({"budget": f"trained {end['step']:,} steps", "stopped": f"stopped early at {end['step']:,}",
+                      "diverged": f"diverged at {end['step']:,}", "unfinished": f"unfinished at {end['step']:,}"}[end["reason"]])
+    counted: dict[str, int] = {}
+    for part in parts:
+        counted[part] = counted.get(part, 0) + 1
+    return ", ".join(f"{n} {part}" for part, n in counted.items())
 
 
 def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
@@ -47,10 +60,11 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
         diverged = diverged_step(run_dir)
         entry = presets.setdefault(planned.preset, {"description": PRESETS[planned.preset].description,
                                                     "config": replace(planned.config, seed=0).to_dict(), "runs": []})
+        end = ending(run_dir, planned.config.schedule.steps, history)
         entry["runs"].append({
             "seed": planned.seed, "run_dir": os.path.relpath(run_dir, out_dir), "history": history,
             "status": "diverged" if diverged is not None else "done", "diverged_step": diverged,
-            "wall_seconds": history[-1]["train_seconds"] if history else None,
+            "ending": end, "wall_seconds": history[-1]["train_seconds"] if history else None,
         })
         if not history:
             continue
@@ -85,7 +99,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
             "final_acc": _stat([c.acc[-1] for c in cs]),
             "final_iou": _stat([r["history"][-1]["dense_iou"] for r in presets[preset]["runs"] if r["history"]]),
             "wall_seconds": _stat([r["wall_seconds"] for r in presets[preset]["runs"] if r["wall_seconds"] is not None]),
-            "status": f"{n - n_div}/{n} done" if not n_div else f"{n_div} of {n} diverged",
+            "status": _status(presets[preset]["runs"]),
         })
 
     verdicts = findings.judge_all(curves, majority, first_by_run, meta["eval_every"])

@@ -38,6 +38,8 @@ BAND_THRESHOLD = 0.5
 BAND_TOLERANCE_EVALS = 1
 # The original experiment's training length.
 ORIGINAL_STEPS = 100_000
+# A run whose dense accuracy rose by more than this over the last quarter of a shortened budget is still improving.
+STILL_IMPROVING = 0.002
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,27 @@ def _converge_finding(id_: int, title: str, name: str, curves: Sequence[Curve], 
                + f"; final accuracy {numbers['final_acc']:.3f} after {budget:,} steps"
                + (f"; {diverged} run(s) diverged" if diverged else "") + ".")
     if verdict != PASS and budget < ORIGINAL_STEPS:
-        summary += f" The claim is about the original's {ORIGINAL_STEPS:,} steps: run with --steps {ORIGINAL_STEPS} to test it there."
+        # Undecided at a shorter budget than the claim's: still improving and not at the threshold is not a failure.
+        gain = _late_gain(curves)
+        if verdict == FAIL and gain > STILL_IMPROVING:
+            verdict = INCONCLUSIVE
+            summary += (f" Not decided at {budget:,} steps: accuracy still rose by {gain:.3f} over the last quarter of the run, "
+                        f"and the claim is about the original's {ORIGINAL_STEPS:,} steps.")
+        else:
+            summary += f" The claim is about the original's {ORIGINAL_STEPS:,} steps; this reproduction trained {budget:,}."
     numbers["budget_steps"] = budget
     return Finding(id_, title, verdict, summary, numbers, {"CONVERGED_ACC": threshold})
+
+
+def _late_gain(curves: Sequence[Curve]) -> float:
+    """Mean rise of dense accuracy over the last quarter of the runs: how much a run was still improving when it ended."""
+    gains = []
+    for c in curves:
+        end = c.steps[-1]
+        before = [acc for step, acc in zip(c.steps, c.acc) if step <= 0.75 * end]
+        if before:
+            gains.append(c.acc[-1] - before[-1])
+    return sum(gains) / len(gains) if gains else 0.0
 
 
 def finding_scaled_relu_converges(scaled: Sequence[Curve], majority_rate: float) -> Finding:
