@@ -21,10 +21,10 @@ import torch
 
 from overfit.training import DeviceError, resolve_device
 
-from . import accuracy, dense, encodings, full_run, inference, peak, report, scaling, startup, throughput
+from . import accuracy, dense, encodings, full_run, inference, peak, report, scaling, stacked, startup, throughput
 from .common import RESULTS_JSONL, RESULTS_MD, RESULTS_QUICK_MD, Recorder, note
 
-SECTIONS = ("throughput", "peak", "accuracy", "dense", "scaling", "inference", "encodings", "startup", "full")
+SECTIONS = ("throughput", "peak", "stacked", "accuracy", "dense", "scaling", "inference", "encodings", "startup", "full")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # "full" takes minutes: only with --full or --only full
 
 
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             throughput.run(rec, args.device, steps, block, megengine=not args.no_megengine)
         elif section == "peak":
             peak.run(rec, device, n=512 if q else 2048, repeats=3 if q else 8)
+        elif section == "stacked":
+            stacked.run(rec, device, quick=q)
         elif section == "accuracy":
             compile = use_compile_for_accuracy(rec, args.tta_compile, cap)
             accuracy.run(rec, args.device, compile, cap, eval_every)

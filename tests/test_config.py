@@ -373,3 +373,31 @@ def test_describe_fields_gives_docs_and_choices_for_forms():
             assert set(values) <= set(fields[key].choices)
     # Every field has its docstring.
     assert all(f.doc for f in fields.values()), [k for k, f in fields.items() if not f.doc]
+
+
+# -- evaluation schedule --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"steps": 1003, "eval_every": 100},
+    {"steps": 1000, "eval_every": 100, "eval_every_late": 300, "eval_late_from": 250},
+    {"steps": 100_000, "eval_every": 500, "eval_every_late": 2500, "eval_late_from": 20_000},
+    {"steps": 50, "eval_every": 10, "eval_every_late": 7, "eval_late_from": 80},  # late never starts
+])
+def test_evaluation_steps_match_evaluates_at_step_by_step(kwargs):
+    sched = ScheduleConfig(**kwargs)
+    assert sched.evaluation_steps() == [0] + [s for s in range(1, sched.steps + 1) if sched.evaluates_at(s)]
+    assert sched.evaluation_steps()[-1] == sched.steps
+
+
+def test_late_evaluations_are_sparser():
+    sched = ScheduleConfig(steps=100_000, eval_every=500, eval_every_late=2500, eval_late_from=20_000)
+    steps = sched.evaluation_steps()
+    assert len(steps) == 73 and 19_500 in steps and 20_500 not in steps and 22_500 in steps
+
+
+@pytest.mark.parametrize("key, value", [("schedule.eval_every_late", "0"), ("schedule.eval_late_from", "-1")])
+def test_bad_late_schedule_is_refused(key, value):
+    with pytest.raises(ConfigError) as info:
+        RunConfig().with_overrides({key: value})
+    assert info.value.field == key

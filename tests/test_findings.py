@@ -106,3 +106,18 @@ def test_judge_all_orders_findings():
     assert [f.id for f in out] == [1, 2, 3, 4, 5, 6]
     assert [f.verdict for f in out] == [PASS] * 6
     assert all(isinstance(f.to_dict()["summary"], str) for f in out)
+
+
+def test_a_shortened_budget_that_is_still_improving_is_inconclusive_not_fail():
+    from overfit.reproduce.findings import INCONCLUSIVE, FAIL, finding_tanh_converges
+
+    steps = list(range(0, 20_001, 1000))
+    rising = Curve(steps, [0.5 + 0.015 * i for i in range(len(steps))], [0.5] * len(steps))  # 0.5 -> 0.8, still climbing
+    flat = Curve(steps, [0.5 + min(i, 5) * 0.05 for i in range(len(steps))], [0.5] * len(steps))  # 0.75 from step 5,000 on
+    assert finding_tanh_converges([rising], 0.6).verdict == INCONCLUSIVE
+    assert "still rose" in finding_tanh_converges([rising], 0.6).summary
+    assert finding_tanh_converges([flat], 0.6).verdict == FAIL
+    # At the claim's own budget a run below the threshold fails, improving or not.
+    long_steps = list(range(0, 100_001, 5000))
+    long_rising = Curve(long_steps, [0.5 + 0.015 * i for i in range(len(long_steps))], [0.5] * len(long_steps))
+    assert finding_tanh_converges([long_rising], 0.6).verdict == FAIL

@@ -30,7 +30,7 @@ def _preset(name: str, description: str, **model: object) -> Preset:
 PRESETS: dict[str, Preset] = {
     p.config.preset: p
     for p in (
-        _preset("relu_raw", "ReLU on raw pixel coordinates: fails to converge, flipping between all-ink and all-background", input_range=None),
+        _preset("relu_raw", "ReLU on raw pixel coordinates: fails to converge (here it collapses to all background; the article saw it flip)", input_range=None),
         _preset("relu_1", "ReLU with inputs scaled to [-1, 1]: the original recipe, converges (the default)", input_range=1.0),
         _preset("tanh_1", "tanh with inputs scaled to [-1, 1]: converges", activation="tanh", input_range=1.0),
         _preset("cos_1", "cos with inputs scaled to [-1, 1]: converges, slowly", activation="cos", input_range=1.0),
