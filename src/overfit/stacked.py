@@ -235,7 +235,7 @@ def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | N
     given = list(callbacks) if callbacks is not None else [None] * len(trainers)
     results: list[TrainResult | None] = [None] * len(trainers)
     for group in stack_groups([t.cfg for t in trainers]):
-        if len(group) == 1 and stack_key(trainers[group[0]].cfg) is None:
+        if len(group) == 1:  # alone, the plain step is quicker than a stack of one (and may be compiled)
             t = trainers[group[0]]
             try:
                 results[group[0]] = t.run(given[group[0]], until)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "presets": ("presets", "List the presets with one-line descriptions."),
     "render": ("render", "Draw a fitted run at any size or zoom: the network is a continuous picture."),
     "reproduce": ("reproduce", "Run the six presets and judge the original experiment's findings."),
+    "sweep": ("sweep", "Sweep hyperparameters on Ray Tune: every trial is a run folder under sweeps/NAME/runs."),
     "train": ("train", "Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image."),
 }
 

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: the spec (pure), the Ray Tune trainable and Tuner, the results and report."""

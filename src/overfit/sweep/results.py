@@ -1,0 +1,166 @@
+"""What a finished sweep leaves: `results.csv` (one row per trial), `report/index.html` and `report.md`.
+
+The metrics in each row are read from the trial's own run folder (`metrics.jsonl`), so the
+table and the run folders always agree; Ray supplies only what it alone knows (stop or
+error, wall time, node).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import math
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .spec import THRESHOLDS, SweepSpec
+
+
+def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per trial: swept fields, seed, final and best metric, steps to thresholds (binary), stop reason, wall time, node, run folder."""
+    from ..runs import RunFolder
+
+    steps = spec.config.schedule.steps
+    out = []
+    for rec in sorted(records, key=lambda r: r["trial_id"]):
+        folder = Path(rec.get("run_folder") or sweep_dir / "runs" / f"trial-{rec['trial_id']}")
+        history = RunFolder(folder).metrics() if (folder / "metrics.jsonl").is_file() else []
+        cfg_seed = rec["params"].get("seed", spec.config.seed)
+        row: dict[str, Any] = {"trial": rec["trial_id"]}
+        row.update({key: rec["params"].get(key, "") for key in spec.grid})
+        row.update({key: rec["params"].get(key, "") for key in spec.random})
+        row["seed"] = cfg_seed
+        values = [r[spec.metric] for r in history if isinstance(r.get(spec.metric), (int, float))]
+        row["final_" + spec.metric] = values[-1] if values else ""
+        best = max if spec.mode == "max" else min
+        row["best_" + spec.metric] = best(values) if values else ""
+        row["steps"] = history[-1]["step"] if history else 0
+        if spec.config.data.mode == "binary":
+            for t in THRESHOLDS:
+                reached = [r["step"] for r in history if r.get("dense_acc", 0) >= t]
+                row[f"steps_to_{t:g}"] = reached[0] if reached else ""
+        row["stop"] = "error" if rec.get("error") else ("done" if row["steps"] >= _steps_of(folder, steps) else "asha-stopped")
+        row["error"] = rec.get("error") or ""
+        row["wall_s"] = round(rec["wall_s"], 2) if isinstance(rec.get("wall_s"), (int, float)) else ""
+        row["node_ip"], row["node_id"] = rec.get("node_ip") or "", rec.get("node_id") or ""
+        row["run_folder"] = str(folder)
+        out.append(row)
+    return out
+
+
+def _steps_of(folder: Path, default: int) -> int:
+    """The trial's own step budget (schedule.steps may be swept)."""
+    import json
+
+    try:
+        return int(json.loads((folder / "config.json").read_text())["schedule"]["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+
+
+def write_csv(table: list[dict[str, Any]], path: Path) -> None:
+    from ..files import write_atomic
+
+    import io
+
+    header = list(dict.fromkeys(k for row in table for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(table)
+    write_atomic(path, buf.getvalue().encode())
+
+
+def ranked(spec: SweepSpec, table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trials with a final metric, best first."""
+    key = "final_" + spec.metric
+    scored = [r for r in table if isinstance(r[key], (int, float)) and math.isfinite(r[key])]
+    return sorted(scored, key=lambda r: r[key], reverse=spec.mode == "max")
+
+
+def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) -> Path:
+    """report/index.html (figures, best and worst pictures, grid video of the best) and report.md; the HTML's path."""
+    from . import figures
+
+    out = sweep_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    best = ranked(spec, table)
+    parts = [f"<h1>Sweep {html.escape(spec.name)}</h1>",
+             f"<p>{len(table)} trials; metric <b>{spec.metric}</b> ({spec.mode}); scheduler {spec.scheduler}; search {spec.search}.</p>"]
+    for field in [*spec.grid, *spec.random]:
+        name = f"metric_vs_{field.replace('.', '_')}.png"
+        figures.metric_vs_field(spec, table, field, out / name)
+        parts.append(f"<h2>{spec.metric} against {html.escape(field)}</h2><img src='{name}'>")
+    if len([*spec.grid, *spec.random]) >= 1 and best:
+        figures.parallel_coordinates(spec, best, out / "parallel.png")
+        parts.append("<h2>Parallel coordinates</h2><img src='parallel.png'>")
+    for label, chosen in (("best", best[:3]), ("worst", best[-3:][::-1] if len(best) > 3 else [])):
+        cells = []
+        for row in chosen:
+            src = Path(row["run_folder"]) / "final.png"
+            if src.is_file():
+                name = f"{label}_{row['trial']}.png"
+                shutil.copyfile(src, out / name)
+                cells.append(f"<figure><img src='{name}'><figcaption>{html.escape(_describe(spec, row))}</figcaption></figure>")
+        if cells:
+            parts.append(f"<h2>{label.title()} trials</h2>" + "".join(cells))
+    if best and figures.grid_video(best[:4], out / "best.mp4"):
+        parts.append("<h2>Best runs as they trained</h2><video src='best.mp4' controls loop muted></video>")
+    parts.append("<h2>All trials</h2>" + _html_table(table))
+    page = ("<!doctype html><meta charset='utf-8'><title>Sweep " + html.escape(spec.name) + "</title>"
+            "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}img,video{max-width:100%}"
+            "figure{display:inline-block;margin:0 1em 1em 0}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ccc;padding:2px 6px}</style>" + "\n".join(parts))
+    (out / "index.html").write_text(page)
+    (sweep_dir / "report.md").write_text(_markdown(spec, table, best))
+    return out / "index.html"
+
+
+def _describe(spec: SweepSpec, row: dict[str, Any]) -> str:
+    fields = ", ".join(f"{k}={_fmt(row[k])}" for k in [*spec.grid, *spec.random, "seed"] if k in row)
+    return f"{row['trial']}: {spec.metric} {_fmt(row['final_' + spec.metric])} ({fields})"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _html_table(table: list[dict[str, Any]]) -> str:
+    if not table:
+        return "<p>No trials.</p>"
+    header = [k for k in table[0] if k != "run_folder"]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in header) + "</tr>" for r in table)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _markdown(spec: SweepSpec, table: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
+    stops = {s: sum(r["stop"] == s for r in table) for s in ("done", "asha-stopped", "error")}
+    lines = [f"# Sweep {spec.name}", "",
+             f"{len(table)} trials ({stops['done']} done, {stops['asha-stopped']} stopped early, {stops['error']} failed); "
+             f"metric `{spec.metric}` ({spec.mode}).", ""]
+    for field in [*spec.grid]:
+        lines.append(f"## {spec.metric} by {field}")
+        lines.append("")
+        lines.append("| value | mean | spread (sd) | trials |")
+        lines.append("|---|---|---|---|")
+        for value, finals in _by_value(spec, table, field):
+            sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
+            lines.append(f"| {value} | {statistics.fmean(finals):.4g} | {sd:.2g} | {len(finals)} |")
+        lines.append("")
+    lines += ["## Best trials", "", "| trial | " + spec.metric + " | stop | run folder |", "|---|---|---|---|"]
+    lines += [f"| {r['trial']} | {_fmt(r['final_' + spec.metric])} | {r['stop']} | {r['run_folder']} |" for r in best[:5]]
+    return "\n".join(lines) + "\n"
+
+
+def _by_value(spec: SweepSpec, table: list[dict[str, Any]], field: str) -> list[tuple[str, list[float]]]:
+    """The final metrics of the trials at each value of a grid field, in the grid's order."""
+    key = "final_" + spec.metric
+    out = []
+    for value in spec.grid.get(field, ()):
+        finals = [r[key] for r in table if str(r.get(field)) == value and isinstance(r[key], (int, float))]
+        if finals:
+            out.append((value, finals))
+    return out

@@ -1,0 +1,235 @@
+"""A sweep on Ray Tune: connecting to Ray, the trainable (one ordinary run folder per trial), and the Tuner.
+
+    connect(None)                          # Ray in this process, one CPU per core
+    grid = run_sweep(spec, Path("sweeps/lr-levels"))
+    grid = resume_sweep(spec, Path("sweeps/lr-levels"))
+
+Each trial starts (or, after its worker died, resumes) its run folder through `Session`,
+reports every evaluation record to Tune, and saves a Ray checkpoint that names the run
+folder. Ray's own results live in `sweeps/<name>/ray`; the run folders in `sweeps/<name>/runs`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingDependency, OverfitError, RunBusyError
+from .spec import SweepSpec
+
+EXPERIMENT = "tune"  # Ray's experiment folder inside sweeps/<name>/ray
+RUN_POINTER = "run.json"  # the one file of each Ray checkpoint: the run folder's path
+
+
+def require_ray() -> Any:
+    """Ray Tune, or a one-line MissingDependency naming the extra."""
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise MissingDependency("overfit sweep", "ray[tune]", "sweep") from None
+    return ray
+
+
+def connect(address: str | None, timeout_s: float = 5.0) -> None:
+    """Start Ray in this process (address None), or join the cluster at `address` after checking it answers."""
+    ray = require_ray()
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # One tiny checkpoint per evaluation is the design (it names the run folder); Ray's warning about it is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if address is None:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+        return
+    if address != "auto":
+        host, port = _host_port(address)
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+        except OSError as e:
+            raise OverfitError(f"no Ray cluster answers at {address}: {e.strerror or e}", field="address") from None
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except Exception as e:  # ray raises ConnectionError, RuntimeError, ... for a cluster it cannot join
+        raise OverfitError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                           field="address") from None
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    rest = address.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise OverfitError(f"expected HOST:PORT or ray://HOST:PORT, got {address!r}", field="address")
+    return host.strip("[]"), int(port)
+
+
+def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: int) -> None:
+    """One trial: its run folder under `runs_dir`, trained to the end, every evaluation reported to Tune."""
+    import ray
+    import torch
+    from ray import tune
+
+    from ..config import RunConfig
+    from ..session import Session
+
+    torch.set_num_threads(threads)  # cores per trial: no oversubscription
+    trial_id = tune.get_context().get_trial_id()
+    path = Path(runs_dir) / f"trial-{trial_id}"
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as d:
+            path = Path((Path(d) / RUN_POINTER).read_text().strip())
+    node = {"node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id(), "run_folder": str(path)}
+
+    def report(event: Any) -> None:
+        if event.kind != "eval":
+            return
+        import tempfile
+
+        from ray.tune import Checkpoint
+
+        metrics = {k: v for k, v in event.metrics.items() if isinstance(v, (int, float))}
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / RUN_POINTER).write_text(str(path))
+            tune.report({**metrics, **node}, checkpoint=Checkpoint.from_directory(d))
+
+    if (path / "config.json").is_file():
+        session = _resume(path)
+        if session is None:  # finished before its worker died: report the last record once more
+            from ..runs import RunFolder
+
+            tune.report({**RunFolder(path).metrics()[-1], **node})
+            return
+    else:
+        if path.exists():  # died while its folder was being made: nothing of value in it
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        cfg = RunConfig.from_json(base_json).with_overrides({k: str(v) for k, v in params.items()})
+        session = Session.start(cfg, runs_dir, path.name)
+    with session:
+        session.run([report])
+
+
+def _resume(path: Path) -> Any:
+    """The run at `path` resumed, or None if it already reached its last step; waits for a dying worker's lock."""
+    from ..runs import RunFolder
+    from ..session import Session
+
+    folder = RunFolder(path)
+    if folder.has_checkpoint() and int(folder.checkpoint()["step"]) >= folder.config().schedule.steps:
+        return None
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return Session.resume(path)
+        except RunBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _tuner_parts(spec: SweepSpec, sweep_dir: Path) -> tuple[Any, Any]:
+    """The trainable (with its resources and fixed arguments) and Ray's RunConfig, shared by a new and a restored sweep."""
+    from ray import tune
+
+    from .progress import SweepProgress
+
+    runs_dir = sweep_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    fn = tune.with_parameters(trainable, base_json=spec.config.to_json(), runs_dir=str(runs_dir), threads=1)
+    fn = tune.with_resources(fn, {"cpu": 1})
+    run_config = tune.RunConfig(
+        name=EXPERIMENT, storage_path=str((sweep_dir / "ray").resolve()), verbose=0,
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[SweepProgress(spec)],
+    )
+    return fn, run_config
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """Tune's search space: grid dims and seeds as grid searches (TPE: choices), random dims as distributions."""
+    from ray import tune
+
+    seeds = [str(s) for s in spec.seed_values()]
+    choose = tune.choice if spec.search == "tpe" else tune.grid_search
+    space: dict[str, Any] = {key: choose(list(values)) for key, values in spec.grid.items()}
+    if len(seeds) > 1:
+        space["seed"] = choose(seeds)
+    for key, dim in spec.random.items():
+        if dim.kind == "choice":
+            space[key] = tune.choice(list(dim.choices))
+        elif dim.kind == "int":
+            space[key] = tune.randint(int(dim.low), int(dim.high) + 1)  # randint's upper end is exclusive
+        elif dim.kind == "log":
+            space[key] = tune.loguniform(dim.low, dim.high)
+        else:
+            space[key] = tune.uniform(dim.low, dim.high)
+    return space
+
+
+def _tune_config(spec: SweepSpec) -> Any:
+    from ray import tune
+
+    scheduler = search = None
+    if spec.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        # Time is counted in evaluations (one report each), so the grace period is in evaluations too.
+        evals = max(len(spec.config.schedule.evaluation_steps()), spec.grace_period + 1)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=evals, grace_period=spec.grace_period, reduction_factor=2)
+    if spec.search == "tpe":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+        except ImportError:
+            raise MissingDependency("overfit sweep --search tpe", "optuna", "sweep") from None
+        search = OptunaSearch(seed=spec.config.seed)
+    return tune.TuneConfig(
+        metric=spec.metric, mode=spec.mode, scheduler=scheduler, search_alg=search,
+        num_samples=spec.samples, max_concurrent_trials=spec.max_concurrent,
+        trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=lambda trial: trial.trial_id,
+    )
+
+
+def run_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
+    """Run every trial of `spec`; the ResultGrid."""
+    from ray import tune
+
+    fn, run_config = _tuner_parts(spec, sweep_dir)
+    tuner = tune.Tuner(fn, param_space=param_space(spec), tune_config=_tune_config(spec), run_config=run_config)
+    return tuner.fit()
+
+
+def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
+    """Continue a stopped sweep from Ray's state: finished trials are kept, the rest resume from their checkpoints."""
+    from ray import tune
+
+    fn, _ = _tuner_parts(spec, sweep_dir)
+    path = (sweep_dir / "ray" / EXPERIMENT).resolve()
+    if not tune.Tuner.can_restore(str(path)):
+        raise OverfitError(f"{sweep_dir} has no Ray state to continue ({path} is missing)", field="resume")
+    tuner = tune.Tuner.restore(str(path), trainable=fn, resume_unfinished=True, resume_errored=True)
+    return tuner.fit()
+
+
+def trial_records(grid: Any) -> list[dict[str, Any]]:
+    """Each trial of a ResultGrid as plain values for `results`: id, swept params, last report, error, run folder."""
+    records = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        trial_id = Path(result.path).name
+        records.append({
+            "trial_id": trial_id, "params": dict(result.config or {}), "last": metrics,
+            "error": _first_line(result.error) if result.error else None,
+            "wall_s": metrics.get("time_total_s"),
+            "run_folder": metrics.get("run_folder"), "node_ip": metrics.get("node_ip"), "node_id": metrics.get("node_id"),
+        })
+    return records
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(e).__name__

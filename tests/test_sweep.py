@@ -1,0 +1,161 @@
+"""`overfit sweep` on a real Ray: a local grid, ASHA stopping the bad trials, an unreachable cluster, and a two-node cluster.
+
+Each sweep runs as its own `python -m overfit.cli` process (Ray starts inside it, as for a
+user). The cluster tests start a real head and worker with `ray start`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.tune")
+
+from overfit.config import RunConfig  # noqa: E402
+from overfit.runs import RunFolder  # noqa: E402
+
+TINY = ["--text", "HI", "--size", "32x16", "--hidden", "8", "--eval-every", "20", "--batch-size", "64", "--schedule.eval_batch_size", "64"]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Token authentication is for real clusters; these clusters live and die inside one test.
+    return {**env, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled", **extra}
+
+
+def sweep(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    with open(sweep_dir / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def final_metric(run_folder: str, metric: str = "dense_acc") -> float:
+    lines = Path(run_folder, "metrics.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])[metric]
+
+
+def test_a_local_grid_sweep_leaves_run_folders_that_agree_with_results_csv(tmp_path):
+    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu,tanh", "--name", "grid")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep_dir = tmp_path / "sweeps" / "grid"
+    rows = read_rows(sweep_dir)
+    assert sorted(r["model.activation"] for r in rows) == ["relu", "tanh"]
+    for row in rows:
+        assert row["stop"] == "done" and row["steps"] == "40"
+        assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
+        cfg = RunConfig.from_json(Path(row["run_folder"], "config.json").read_text())
+        assert cfg.model.activation == row["model.activation"] and cfg.model.hidden == (8,)
+        assert Path(row["run_folder"]).parent == sweep_dir / "runs" and Path(row["run_folder"], "final.png").is_file()
+    spec = json.loads((sweep_dir / "spec.json").read_text())
+    assert spec["grid"] == {"model.activation": ["relu", "tanh"]}
+    page = (sweep_dir / "report" / "index.html").read_text()
+    assert "metric_vs_model_activation.png" in page and (sweep_dir / "report" / "metric_vs_model_activation.png").is_file()
+    assert (sweep_dir / "report" / "best.mp4").stat().st_size > 0 and (sweep_dir / "report.md").is_file()
+
+
+def test_asha_stops_the_clearly_worse_trials_early(tmp_path):
+    # One at a time, the good learning rate first: the bad one meets a rung the good one already set.
+    done = sweep(tmp_path, *TINY, "--steps", "200", "--grid", "optim.lr=1e-2,1e-6", "--scheduler", "asha",
+                 "--grace-period", "1", "--max-concurrent", "1", "--name", "asha")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["optim.lr"]: r for r in read_rows(tmp_path / "sweeps" / "asha")}
+    assert rows["1e-2"]["stop"] == "done" and rows["1e-2"]["steps"] == "200"
+    assert rows["1e-6"]["stop"] == "asha-stopped" and int(rows["1e-6"]["steps"]) < 200
+    assert float(rows["1e-6"]["final_dense_acc"]) == final_metric(rows["1e-6"]["run_folder"])
+    assert "stopped early" in done.stdout
+
+
+def test_an_unreachable_address_is_one_error_line_within_seconds(tmp_path):
+    started = time.monotonic()
+    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu", "--address", "127.0.0.1:1", timeout=30)
+    assert time.monotonic() - started < 15
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: --address:") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "sweeps").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real two-node Ray cluster on this machine: a head and a worker (kept as a process the test may kill), one CPU each."""
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
+    subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--port", str(port), "--include-dashboard", "false",
+                    "--temp-dir", temp], env=_env(), check=True, capture_output=True, timeout=120)
+    worker = subprocess.Popen([RAY, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--block"],
+                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_nodes(port, 2)
+        yield {"address": f"127.0.0.1:{port}", "worker": worker}
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+        subprocess.run([RAY, "stop", "--force"], env=_env(), capture_output=True, timeout=120)
+
+
+def _wait_for_nodes(port: int, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = subprocess.run([RAY, "status", "--address", f"127.0.0.1:{port}"], env=_env(), capture_output=True, text=True)
+        if status.stdout.count(" node_") >= count:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the Ray cluster did not reach {count} nodes")
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_two_node_cluster_runs_trials_on_both_nodes(tmp_path, cluster):
+    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu,tanh", "--seeds", "2",
+                 "--address", cluster["address"], "--name", "two")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_rows(tmp_path / "sweeps" / "two")
+    assert len(rows) == 4 and all(r["stop"] == "done" for r in rows)
+    assert len({r["node_id"] for r in rows}) == 2
+    for row in rows:
+        assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
+
+
+@pytest.mark.slow
+def test_a_sweep_survives_its_worker_node_dying(tmp_path, cluster):
+    args = [*TINY, "--steps", "400", "--grid", "model.activation=relu,tanh", "--seeds", "2", "--address", cluster["address"],
+            "--name", "kill", "--max-failures", "3"]
+    proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "sweeps" / "kill" / "runs"
+    deadline = time.monotonic() + 120
+    # Both nodes are busy once two trials have written an evaluation: kill the worker node then.
+    while time.monotonic() < deadline and len(list(runs.glob("*/metrics.jsonl"))) < 2:
+        time.sleep(0.5)
+    os.killpg(cluster["worker"].pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    rows = read_rows(tmp_path / "sweeps" / "kill")
+    assert len(rows) == 4
+    for row in rows:
+        assert row["stop"] in ("done", "error")
+        assert row["stop"] == "done" or row["error"]
+        RunConfig.from_json(Path(row["run_folder"], "config.json").read_text())
+        state = RunFolder(row["run_folder"]).checkpoint()
+        if row["stop"] == "done":
+            assert int(state["step"]) == 400 and float(row["final_dense_acc"]) == final_metric(row["run_folder"])

@@ -1,0 +1,100 @@
+"""The sweep spec: expansion of grid x random x seeds, and every bad spec refused with its field named (no ray, no folder)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from overfit.cli import main
+from overfit.config import RunConfig
+from overfit.errors import ConfigError
+from overfit.sweep.spec import RandomDim, SweepSpec, build, expand
+
+BASE = RunConfig().to_dict()
+
+
+def test_grid_random_and_seeds_expand_to_every_combination():
+    spec = build("x", BASE, grid={"model.activation": "relu,tanh,cos"}, random={"optim.lr": "log:1e-4:1e-1"}, samples=2, seeds=2)
+    trials = expand(spec, random.Random(1))
+    assert spec.trial_count() == len(trials) == 3 * 2 * 2
+    combos = {(t["model.activation"], t["seed"]) for t in trials}
+    assert combos == {(a, s) for a in ("relu", "tanh", "cos") for s in ("0", "1")}
+    lrs = sorted({float(t["optim.lr"]) for t in trials})
+    assert len(lrs) == 2 and all(1e-4 <= lr <= 1e-1 for lr in lrs)  # one draw per sample, shared by its grid points
+    assert spec.swept == ["model.activation", "optim.lr", "seed"]
+
+
+def test_seeds_start_at_the_base_seed_and_tpe_counts_samples():
+    spec = build("x", RunConfig(seed=5).to_dict(), seeds=3)
+    assert [p["seed"] for p in spec.grid_points()] == ["5", "6", "7"]
+    assert build("x", BASE, grid={"model.activation": "relu,tanh"}, samples=7, search="tpe").trial_count() == 7
+
+
+def test_the_spec_round_trips_through_json():
+    spec = build("x", BASE, grid={"encoding.levels": [4, 8]}, random={"model.w0": "uniform:10:40", "model.activation": "choice:relu,cos"},
+                 seeds=2, metric="dense_loss", scheduler="asha")
+    again = SweepSpec.from_json(spec.to_json())
+    assert again == spec and again.mode == "min" and spec.grid["encoding.levels"] == ("4", "8")
+
+
+@pytest.mark.parametrize("dist, kind, low, high", [("uniform:0.5:2", "uniform", 0.5, 2.0), ("log:1e-4:1e-1", "log", 1e-4, 1e-1),
+                                                    ("int:3:9", "int", 3, 9)])
+def test_random_dims_parse_and_sample_within_their_range(dist, kind, low, high):
+    dim = RandomDim.parse("k", dist)
+    assert (dim.kind, dim.low, dim.high) == (kind, low, high)
+    rng = random.Random(0)
+    assert all(low <= dim.sample(rng) <= high for _ in range(200))
+
+
+@pytest.mark.parametrize("grid, rand, options, field", [
+    ({"model.activaton": "relu"}, {}, {}, "model.activaton"),           # unknown field
+    ({"nonsense.key": "1"}, {}, {}, "nonsense.key"),
+    ({"model.activation": ""}, {}, {}, "model.activation"),             # empty grid
+    ({"model.activation": []}, {}, {}, "model.activation"),
+    ({"optim.lr": "1e-3,-1"}, {}, {}, "optim.lr"),                      # out of range
+    ({"model.activation": "relu,nope"}, {}, {}, "model.activation"),
+    ({}, {"optim.lr": "log:1e-1:1e-4"}, {}, "optim.lr"),                # low > high
+    ({}, {"optim.lr": "uniform:-1:1"}, {}, "optim.lr"),                 # range end out of range
+    ({}, {"optim.lr": "gauss:1:2"}, {}, "optim.lr"),                    # bad distribution
+    ({}, {"optim.lr": "log:a:b"}, {}, "optim.lr"),
+    ({}, {"optim.lr": "log:0:1"}, {}, "optim.lr"),
+    ({}, {"model.activation": "choice:"}, {}, "model.activation"),
+    ({}, {"optim.lr": "uniform:1e-4:1e-2"}, {"samples": 0}, "samples"),
+    ({}, {}, {"metric": "accuracy_of_vibes"}, "metric"),
+    ({}, {}, {"scheduler": "hyperband"}, "scheduler"),
+])
+def test_bad_specs_are_refused_with_the_field_named(grid, rand, options, field):
+    with pytest.raises(ConfigError) as info:
+        build("x", BASE, grid=grid, random=rand, **options)
+    assert info.value.field == field
+
+
+def test_a_spec_file_with_an_unknown_key_is_refused():
+    text = build("x", BASE).to_json().replace('"samples"', '"sampels"')
+    with pytest.raises(ConfigError) as info:
+        SweepSpec.from_json(text)
+    assert info.value.field == "sampels"
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--grid", "model.activaton=relu,tanh"], "--model.activaton"),
+    (["--grid", "model.activation="], "--model.activation"),
+    (["--grid", "optim.lr=1e-3,-1"], "--optim.lr"),
+    (["--random", "optim.lr=log:1:0.1"], "--optim.lr"),
+    (["--random", "optim.lr=normal:0:1"], "--optim.lr"),
+])
+def test_the_command_refuses_a_bad_spec_in_one_line_and_makes_no_folder(tmp_path, args, flag):
+    result = CliRunner().invoke(main, ["sweep", "--text", "HI", "--size", "32x16", "--sweeps-dir", str(tmp_path / "sweeps"), *args])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {flag}:") and result.output.count("\n") == 1
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_importing_the_spec_imports_neither_ray_nor_torch():
+    code = "import sys, overfit.sweep.spec; print(any(m in sys.modules for m in ('ray', 'torch')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
