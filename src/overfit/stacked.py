@@ -99,9 +99,8 @@ class StackedTrainer:
         # Models with the same activation next to each other, so each activation is one call on a slice.
         order = sorted(range(len(trainers)), key=lambda i: (trainers[i].cfg.model.activation, trainers[i].cfg.model.w0))
         self.trainers = [trainers[i] for i in order]
-        self.order = order
-        cfg = trainers[0].cfg
-        self.precision = cfg.precision
+        self.order = order  # stacked position -> index as given
+        self.precision = trainers[0].cfg.precision
         self.device = trainers[0].device
 
     # -- the stacked step ------------------------------------------------------------
@@ -159,41 +158,29 @@ class StackedTrainer:
         given = list(callbacks) if callbacks is not None else [None] * len(self.trainers)
         if len(given) != len(self.trainers):
             raise ValueError(f"{len(self.trainers)} runs but {len(given)} callbacks")
-        loops = {id(self.trainers[pos]): self.trainers[pos].loop(given[k], until) for pos, k in enumerate(self._positions())}
+        loops = [t.loop(given[k], until) for t, k in zip(self.trainers, self.order)]  # by stacked position
         diverged: dict[int, TrainingDiverged] = {}
 
-        def guarded(t: Trainer, action: Callable[[], None]) -> None:
+        def guarded(pos: int, action: Callable[[], None]) -> None:
             try:
                 action()
             except TrainingDiverged as e:  # this run leaves the stack; the others go on
-                diverged[id(t)] = e
+                diverged[pos] = e
 
-        for t in self.trainers:
-            guarded(t, loops[id(t)].begin)
-        active = [t for t in self.trainers if id(t) not in diverged and loops[id(t)].active]
+        for pos, loop in enumerate(loops):
+            guarded(pos, loop.begin)
+        active = [pos for pos, loop in enumerate(loops) if pos not in diverged and loop.active]
         while active:
-            losses = self._step(active)
-            for k, t in enumerate(active):
-                guarded(t, lambda t=t, k=k: loops[id(t)].record(losses[k]))
-            active = [t for t in active if id(t) not in diverged and loops[id(t)].active]
-        results = {}
-        for t in self.trainers:
-            if id(t) in diverged:
-                results[id(t)] = TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, diverged[id(t)])
-            else:
-                results[id(t)] = loops[id(t)].finish()
-        return [results[id(self.trainers[pos])] for pos in self._positions_inverse()]
-
-    def _positions(self) -> list[int]:
-        """For each stacked position, the index of its trainer as given."""
-        return list(self.order)
-
-    def _positions_inverse(self) -> list[int]:
-        """For each trainer as given, its stacked position."""
-        inverse = [0] * len(self.order)
-        for pos, k in enumerate(self.order):
-            inverse[k] = pos
-        return inverse
+            losses = self._step([self.trainers[pos] for pos in active])
+            for k, pos in enumerate(active):
+                guarded(pos, lambda loop=loops[pos], loss=losses[k]: loop.record(loss))
+            active = [pos for pos in active if pos not in diverged and loops[pos].active]
+        results: list[TrainResult | None] = [None] * len(loops)
+        for pos, (t, loop) in enumerate(zip(self.trainers, loops)):
+            result = loop.finish() if pos not in diverged else \
+                TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, diverged[pos])
+            results[self.order[pos]] = result  # back in the order given
+        return results  # type: ignore[return-value]
 
 
 def _activation_fn(model: nn.Module) -> Any:
