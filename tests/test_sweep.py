@@ -24,7 +24,8 @@ pytest.importorskip("ray.tune")
 from overfit.config import RunConfig  # noqa: E402
 from overfit.runs import RunFolder  # noqa: E402
 
-TINY = ["--text", "HI", "--size", "32x16", "--hidden", "8", "--eval-every", "20", "--batch-size", "64", "--schedule.eval_batch_size", "64"]
+SMALL = ["--text", "HI", "--size", "32x16", "--hidden", "8", "--batch-size", "64", "--schedule.eval_batch_size", "64"]
+TINY = [*SMALL, "--eval-every", "20"]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -138,7 +139,8 @@ def test_a_sweep_on_a_two_node_cluster_runs_trials_on_both_nodes(tmp_path, clust
 
 @pytest.mark.slow
 def test_a_sweep_survives_its_worker_node_dying(tmp_path, cluster):
-    args = [*TINY, "--steps", "400", "--grid", "model.activation=relu,tanh", "--seeds", "2", "--address", cluster["address"],
+    # Long enough (about 30 evaluations) that the worker dies in the middle of its trial.
+    args = [*SMALL, "--steps", "3000", "--eval-every", "100", "--grid", "model.activation=relu,tanh", "--seeds", "2", "--address", cluster["address"],
             "--name", "kill", "--max-failures", "3"]
     proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -152,10 +154,11 @@ def test_a_sweep_survives_its_worker_node_dying(tmp_path, cluster):
     assert proc.returncode == 0, err[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "kill")
     assert len(rows) == 4
+    assert any(r["resumed_at"] for r in rows), "no trial was retried: the worker died before or after its trial"
     for row in rows:
         assert row["stop"] in ("done", "error")
         assert row["stop"] == "done" or row["error"]
         RunConfig.from_json(Path(row["run_folder"], "config.json").read_text())
         state = RunFolder(row["run_folder"]).checkpoint()
         if row["stop"] == "done":
-            assert int(state["step"]) == 400 and float(row["final_dense_acc"]) == final_metric(row["run_folder"])
+            assert int(state["step"]) == 3000 and float(row["final_dense_acc"]) == final_metric(row["run_folder"])

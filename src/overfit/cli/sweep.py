@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, OverfitError
+from ..errors import ConfigError
 from .errors import fail, reported
 from .target import target_options, target_overrides
 from .train import OPTION_FIELDS, build_config, command as train_command, parse_rest
@@ -67,7 +67,7 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
       overfit sweep --spec sweeps/lr-levels/spec.json --name again --address ray://head:10001
       overfit sweep --resume sweeps/lr-levels
     """
-    from ..sweep.spec import SweepSpec, build
+    from ..sweep.spec import build
 
     with reported():
         if resume_path is not None:
@@ -132,6 +132,8 @@ def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:
         try:
             grid = tune.resume_sweep(spec, sweep_dir) if resume else tune.run_sweep(spec, sweep_dir)
         except KeyboardInterrupt:
+            grid = None
+        if grid is None or tune.unfinished(grid):
             click.echo(f"Interrupted; continue with: overfit sweep --resume {sweep_dir}", err=True)
             sys.exit(130)
         table = results.rows(spec, sweep_dir, tune.trial_records(grid))

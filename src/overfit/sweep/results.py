@@ -44,6 +44,8 @@ def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> lis
         row["stop"] = "error" if rec.get("error") else ("done" if row["steps"] >= _steps_of(folder, steps) else "asha-stopped")
         row["error"] = rec.get("error") or ""
         row["wall_s"] = round(rec["wall_s"], 2) if isinstance(rec.get("wall_s"), (int, float)) else ""
+        # The step a retried trial continued from (its worker died), else empty.
+        row["resumed_at"] = rec["last"].get("resumed_at", "")
         row["node_ip"], row["node_id"] = rec.get("node_ip") or "", rec.get("node_id") or ""
         row["run_folder"] = str(folder)
         out.append(row)
@@ -61,9 +63,9 @@ def _steps_of(folder: Path, default: int) -> int:
 
 
 def write_csv(table: list[dict[str, Any]], path: Path) -> None:
-    from ..files import write_atomic
-
     import io
+
+    from ..files import write_atomic
 
     header = list(dict.fromkeys(k for row in table for k in row))
     buf = io.StringIO()

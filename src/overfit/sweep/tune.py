@@ -94,8 +94,9 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
             (Path(d) / RUN_POINTER).write_text(str(path))
             tune.report({**metrics, **node}, checkpoint=Checkpoint.from_directory(d))
 
-    if (path / "config.json").is_file():
+    if (path / "config.json").is_file():  # a retry after its worker died: continue the run folder
         session = _resume(path)
+        node["resumed_at"] = session.trainer.step if session is not None else -1
         if session is None:  # finished before its worker died: report the last record once more
             from ..runs import RunFolder
 
@@ -212,6 +213,11 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
         raise OverfitError(f"{sweep_dir} has no Ray state to continue ({path} is missing)", field="resume")
     tuner = tune.Tuner.restore(str(path), trainable=fn, resume_unfinished=True, resume_errored=True)
     return tuner.fit()
+
+
+def unfinished(grid: Any) -> int:
+    """Trials neither finished nor failed: the sweep was interrupted (Tune catches Ctrl-C and returns)."""
+    return len(grid) - grid.num_terminated - grid.num_errors
 
 
 def trial_records(grid: Any) -> list[dict[str, Any]]:
