@@ -64,17 +64,24 @@ def parallel_coordinates(spec: SweepSpec, ranked_rows: list[dict[str, Any]], pat
     key = "final_" + spec.metric
     axes = [*spec.grid, *spec.random, *(["seed"] if spec.seeds > 1 else []), key]
     columns = []
+    ticks: list[list[tuple[float, str]]] = []  # per axis: (height in [0, 1], the value written there)
     for name in axes:
         values = [r.get(name) for r in ranked_rows]
         nums = [_number(v) for v in values]
         if all(n is not None for n in nums):
             logged = name in spec.random and spec.random[name].kind == "log"
+            shown = {n: v for n, v in zip(nums, values)}
             nums = [math.log10(n) if logged and n > 0 else n for n in nums]
+            low, high = min(nums), max(nums)
+            marks = [(low, min(shown)), (high, max(shown))] if high > low else [(low, min(shown))]
         else:
             labels = list(dict.fromkeys(str(v) for v in values))
             nums = [float(labels.index(str(v))) for v in values]
-        low, high = min(nums), max(nums)
-        columns.append([(n - low) / (high - low) if high > low else 0.5 for n in nums])
+            low, high = min(nums), max(nums)
+            marks = [(float(i), label) for i, label in enumerate(labels)]
+        scale = (lambda n, low=low, high=high: (n - low) / (high - low) if high > low else 0.5)
+        columns.append([scale(n) for n in nums])
+        ticks.append([(scale(n), f"{v:.3g}" if isinstance(v, float) else str(v)) for n, v in marks])
     metric = np.array([r[key] for r in ranked_rows], dtype=float)
     span = np.ptp(metric) or 1.0
     shade = (metric - metric.min()) / span
@@ -84,6 +91,10 @@ def parallel_coordinates(spec: SweepSpec, ranked_rows: list[dict[str, Any]], pat
 
     for i in range(len(ranked_rows)):
         ax.plot(range(len(axes)), [c[i] for c in columns], color=cm.viridis(shade[i]), alpha=0.7, lw=1.2)
+    for x, marks in enumerate(ticks):  # each axis's own values, where its lines meet it
+        ax.axvline(x, color="0.75", lw=0.8, zorder=0)
+        for y, text in marks:
+            ax.annotate(text, (x, y), xytext=(3, 0), textcoords="offset points", fontsize=7, va="center", color="0.25")
     ax.set_xticks(range(len(axes)), axes, rotation=15, fontsize=8)
     ax.set_yticks([])
     ax.set_title(f"colour: {key} (yellow is higher)", fontsize=9)
