@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .errors import ConfigError, RunBusyError, RunExistsError, RunFolderError, first_line
+from .errors import ConfigError, OverfitError, RunBusyError, RunExistsError, RunFolderError, first_line
 from .files import TMP_MARK, TMP_PREFIX, write_atomic
 from .images import read_png, save_png
 
@@ -40,6 +40,32 @@ MODEL_KEYS = ("format", "config", "step", "model")
 CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer", "train_gen", "eval_gen")
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+# Every file a run folder holds (besides frames/): an output of another command must never land on one.
+RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK})
+
+
+def is_run_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is one of a run folder's own files (config, checkpoint, frames, videos, ...), existing or not."""
+    p = Path(path).resolve()
+    folder = p.parent
+    if folder.name == FRAMES and (folder.parent / CONFIG).is_file():
+        return True
+    return p.name in RUN_FILES and (folder / CONFIG).is_file()
+
+
+def check_new_output(path: Path, suffix: str, force: bool, error: type[OverfitError]) -> None:
+    """Refuse an output that would destroy something: a run folder's own file always, an existing file unless `force`,
+    and a name whose extension is not `suffix` (`field` "output")."""
+    if path.is_dir():
+        raise error(f"{path} is a folder; give a file name", field="output")
+    if is_run_file(path):
+        raise error(f"{path} is a file of the run folder {path.resolve().parent}; write the output elsewhere", field="output")
+    if path.suffix.lower() != suffix:
+        raise error(f"{path} must end in {suffix}", field="output")
+    if path.exists() and not force:
+        raise error(f"{path} exists and is replaced only when forced; choose another name", field="output")
 
 
 def auto_name(preset: str) -> str:

@@ -12,7 +12,8 @@ from .errors import reported
 @click.option("--format", "-f", "fmt", required=True, metavar="pt2|onnx|safetensors|html",
               help="pt2 (torch.export), onnx (opset 18), safetensors (weights + config) or html (a zoomable viewer).")
 @click.option("--output", "-o", type=click.Path(), help="Output file (default RUN/export/model.EXT).")
-def command(run: str, fmt: str, output: str | None) -> None:
+@click.option("--force", is_flag=True, help="Replace the output file if it exists (a run folder's own files never are).")
+def command(run: str, fmt: str, output: str | None, force: bool) -> None:
     """Export the fitted network of run folder RUN, to serve it anywhere.
 
     Every format takes (N, 2) pixel coordinates (y, x) in the run's convention and gives
@@ -28,5 +29,5 @@ def command(run: str, fmt: str, output: str | None) -> None:
     from ..export import export_run
 
     with reported():
-        path = export_run(run, fmt.lower(), output)
+        path = export_run(run, fmt.lower(), output, force=force)
     click.echo(f"{path} ({path.stat().st_size / 1024:,.0f} KiB)")

@@ -22,9 +22,10 @@ from .errors import reported
 @click.option("--backend", default="torch", show_default=True, metavar="torch|compiled|onnxruntime",
               help="Evaluate eagerly, with torch.compile (a few seconds to compile), or with onnxruntime (CPU).")
 @click.option("-o", "--output", type=click.Path(), required=True, help="PNG file to write.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists (a run folder's own files never are).")
 def command(run: str, scale: float | None, out_width: int | None, out_height: int | None,
             region: tuple[float, float, float, float] | None, render_mode: str, device: str, backend: str,
-            output: str) -> None:
+            output: str, force: bool) -> None:
     """Draw a fitted run at any size or zoom: the network is a continuous picture.
 
     \b
@@ -33,13 +34,18 @@ def command(run: str, scale: float | None, out_width: int | None, out_height: in
       overfit render runs/grid-... --width 4000 -o wide.png
       overfit render runs/relu_1-... --region 100 200 0 300 --scale 8 -o zoom.png
     """
+    from pathlib import Path
+
     from .. import render as rd
+    from ..errors import RenderError
     from ..inference import inference_backend
+    from ..runs import check_new_output
     from ..loading import load
     from ..training import resolve_device
 
     with reported():
         rd.check_output(output)  # before loading anything
+        check_new_output(Path(output), ".png", force, RenderError)
         dev = resolve_device(device)
         loaded = load(run, dev)
         area = rd.Region(*region) if region else rd.Region.whole(loaded.height, loaded.width)

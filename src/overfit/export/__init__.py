@@ -29,7 +29,7 @@ from typing import Callable
 from ..errors import ExportError
 from ..files import write_atomic
 from ..loading import LoadedRun, load_run_model
-from ..runs import CHECKPOINT, RunFolder
+from ..runs import CHECKPOINT, RunFolder, check_new_output
 from .formats import ServedModel, export_onnx, export_pt2, export_safetensors, served_model
 from .webgl import build_shader, export_html
 
@@ -60,14 +60,18 @@ def default_output(run_dir: str | os.PathLike, fmt: str) -> Path:
     return Path(run_dir) / EXPORT_DIR / f"model.{FORMATS[fmt].extension}"
 
 
-def export_run(run_dir: str | os.PathLike, fmt: str, out_path: str | os.PathLike | None = None) -> Path:
-    """Export the fitted model of a run folder in format `fmt` to `out_path` (default RUN/export/model.EXT); the path written."""
+def export_run(run_dir: str | os.PathLike, fmt: str, out_path: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Export the fitted model of a run folder in format `fmt` to `out_path` (default RUN/export/model.EXT); the path written.
+
+    An existing file is replaced only with `force`, and never a run folder's own file.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}", field="format")
     folder = RunFolder.open(run_dir)
     if not folder.has_checkpoint():
         raise ExportError(f"run folder {folder.path} has no {CHECKPOINT} yet: nothing to export")
     path = Path(out_path) if out_path is not None else default_output(folder.path, fmt)
+    check_new_output(path, "." + FORMATS[fmt].extension, force, ExportError)
     if out_path is not None:
         _check_writable(path)  # before any work is done
     loaded = load_run_model(folder.path)
