@@ -23,6 +23,22 @@ MAX_JSON_DEPTH = 16
 MAX_JSON_CHARS = 1 << 20
 
 
+def get_path(obj: Any, key: str) -> Any:
+    """The value of dotted `key` in a config dataclass: get_path(cfg, "model.hidden")."""
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def leaf_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every settable dotted key of a config dataclass, in declaration order."""
+    out: list[str] = []
+    for f in dataclasses.fields(cls):
+        tp = hints(cls)[f.name]
+        out += leaf_keys(tp, f"{prefix}{f.name}.") if dataclasses.is_dataclass(tp) else [prefix + f.name]
+    return out
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """repr(value) cut to `limit` characters, safe for ints beyond Python's digit limit."""
     try:

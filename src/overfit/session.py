@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import configio
 from .config import RunConfig
 from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
@@ -120,31 +121,15 @@ class Session:
 
 def _check_unchanged(folder: RunFolder, state: dict[str, Any], cfg: RunConfig) -> None:
     """Refuse a config.json edited since the checkpoint was written (beyond what a resume may change)."""
-    from . import configio
-
     try:
         saved = RunConfig.from_json(state["config"]).pinned()
     except OverfitError as e:
         raise RunFolderError(f"checkpoint of {folder.path} holds an unreadable config: {e}") from None
-    ours, theirs = configio.to_jsonable(cfg), configio.to_jsonable(saved)
-    for key in _leaves(ours):
-        if key not in RESUMABLE and _lookup(ours, key) != _lookup(theirs, key):
+    for key in configio.leaf_keys(RunConfig):
+        ours, theirs = configio.get_path(cfg, key), configio.get_path(saved, key)
+        if key not in RESUMABLE and ours != theirs:
             raise RunFolderError(f"config.json of {folder.path} was edited since its checkpoint ({key}: "
-                                 f"{_lookup(theirs, key)!r} -> {_lookup(ours, key)!r}); a resumed run keeps its config",
-                                 field=key)
-
-
-def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for name, value in tree.items():
-        out += _leaves(value, f"{prefix}{name}.") if isinstance(value, dict) else [prefix + name]
-    return out
-
-
-def _lookup(tree: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
+                                 f"{theirs!r} -> {ours!r}); a resumed run keeps its config", field=key)
 
 
 def _remove_new_folder(path: Path) -> None:

@@ -24,19 +24,13 @@ import torch
 from torch import nn
 
 from .config import RunConfig
+from .configio import get_path
 from .errors import ConfigError
 from .losses import LOSSES
 from .training import Callbacks, Trainer, TrainingDiverged, TrainResult
 
 # Config fields that must agree across a stack, and why (the message names the first that differs).
 SHAPE_FIELDS = ("model.hidden", "model.batchnorm", "encoding.kind", "data.mode", "optim.batch_size", "device", "precision")
-
-
-def _get(cfg: RunConfig, key: str) -> Any:
-    obj: Any = cfg
-    for part in key.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def check_stackable(configs: Sequence[RunConfig]) -> None:
@@ -46,8 +40,8 @@ def check_stackable(configs: Sequence[RunConfig]) -> None:
     first = configs[0]
     for cfg in configs[1:]:
         for key in SHAPE_FIELDS:
-            if _get(cfg, key) != _get(first, key):
-                raise ConfigError(f"runs trained together must agree on {key} ({_get(first, key)!r} vs {_get(cfg, key)!r}); "
+            if get_path(cfg, key) != get_path(first, key):
+                raise ConfigError(f"runs trained together must agree on {key} ({get_path(first, key)!r} vs {get_path(cfg, key)!r}); "
                                   "train them separately", field=key)
     if first.encoding.kind != "none":
         raise ConfigError(f"stacked training supports encoding.kind none, not {first.encoding.kind!r}; train these runs one at a time",
@@ -58,7 +52,7 @@ def stack_key(cfg: RunConfig) -> tuple[Any, ...] | None:
     """What runs trained together must share; None for a run that cannot be stacked (it trains alone)."""
     if cfg.encoding.kind != "none":
         return None
-    return tuple(_get(cfg, key) for key in SHAPE_FIELDS)
+    return tuple(get_path(cfg, key) for key in SHAPE_FIELDS)
 
 
 def stack_groups(configs: Sequence[RunConfig]) -> list[list[int]]:

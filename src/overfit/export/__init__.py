@@ -91,9 +91,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out_path: str | os.PathLike
 
 
 def _check_writable(path: Path) -> None:
-    """Refuse an output path that cannot be written (`field` "output")."""
-    if path.is_dir():
-        raise ExportError(f"{path} is a folder; give a file name", field="output")
+    """Refuse an output path that cannot be written (`field` "output"); `check_new_output` has refused folders."""
     parent = path.parent
     if not parent.is_dir():
         raise ExportError(f"cannot write {path}: folder {parent} does not exist", field="output")

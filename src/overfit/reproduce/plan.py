@@ -24,6 +24,7 @@ import numpy as np
 from ..config import RunConfig
 from ..errors import ReproduceError, RunFolderError
 from ..files import write_atomic
+from ..images import to_uint8
 from ..modes import get_mode
 from ..presets import get_preset
 from ..runs import RunFolder
@@ -125,10 +126,7 @@ class EarlyStop:
     """
 
     def __init__(self, session: Any, target: Any, thresholds: tuple[float, ...]) -> None:
-        from ..images import to_uint8
-
         self.session, self.thresholds, self.band_threshold = session, thresholds, BAND_THRESHOLD
-        self.to_uint8 = to_uint8
         self.analyzer = BandAnalyzer(target.labels.astype(np.float64))
         self.best = max((r["dense_acc"] for r in session.trainer.history), default=0.0)
         self.learned = np.zeros(self.analyzer.n_bands, dtype=bool)
@@ -139,7 +137,7 @@ class EarlyStop:
         if event.kind != "eval":
             return
         self.best = max(self.best, event.metrics["dense_acc"])
-        shown = self.to_uint8(event.prediction).astype(np.float64) / 255.0  # as the frame on disk, which the analysis reads
+        shown = to_uint8(event.prediction).astype(np.float64) / 255.0  # as the frame on disk, which the analysis reads
         self.learned |= self.analyzer.errors(shown) < self.band_threshold
         steps = event.trainer.cfg.schedule.steps
         if event.step < steps and self.best >= max(self.thresholds) and self.learned.all():
