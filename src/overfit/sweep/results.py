@@ -107,13 +107,16 @@ def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) 
                 shutil.copyfile(src, out / name)
                 cells.append(f"<figure><img src='{name}'><figcaption>{html.escape(_describe(spec, row))}</figcaption></figure>")
         if cells:
-            parts.append(f"<h2>{label.title()} trials</h2>" + "".join(cells))
+            parts.append(f"<h2>{label.title()} trials</h2><div class='pictures'>" + "".join(cells) + "</div>")
     if best and figures.grid_video(best[:4], out / "best.mp4"):
         parts.append("<h2>Best runs as they trained</h2><video src='best.mp4' controls loop muted></video>")
     parts.append("<h2>All trials</h2>" + _html_table(table))
     page = ("<!doctype html><meta charset='utf-8'><title>Sweep " + html.escape(spec.name) + "</title>"
             "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}img,video{max-width:100%}"
-            "figure{display:inline-block;margin:0 1em 1em 0}table{border-collapse:collapse;font-size:12px}"
+            # Three pictures to a row, each shrunk to its share of the page; wide tables scroll on their own.
+            ".pictures{display:flex;gap:1em;flex-wrap:wrap}figure{flex:0 1 calc((100% - 2em) / 3);margin:0;min-width:0}"
+            "figure img{width:100%;height:auto}figcaption{font-size:12px;overflow-wrap:anywhere}"
+            ".table{overflow-x:auto}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px}</style>" + "\n".join(parts))
     (out / "index.html").write_text(page)
     (sweep_dir / "report.md").write_text(_markdown(spec, table, best))
@@ -135,7 +138,7 @@ def _html_table(table: list[dict[str, Any]]) -> str:
     header = [k for k in table[0] if k != "run_folder"]
     head = "".join(f"<th>{html.escape(k)}</th>" for k in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in header) + "</tr>" for r in table)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='table'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def _markdown(spec: SweepSpec, table: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:

@@ -189,7 +189,7 @@ def _tune_config(spec: SweepSpec) -> Any:
         search = OptunaSearch(seed=spec.config.seed)
     return tune.TuneConfig(
         metric=spec.metric, mode=spec.mode, scheduler=scheduler, search_alg=search,
-        num_samples=spec.samples, max_concurrent_trials=spec.max_concurrent,
+        num_samples=spec.samples, max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
         trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=lambda trial: trial.trial_id,
     )
 
