@@ -81,6 +81,42 @@ def test_asha_stops_the_clearly_worse_trials_early(tmp_path):
     assert "stopped early" in done.stdout
 
 
+def test_tpe_draws_each_trial_inside_the_random_range(tmp_path):
+    done = sweep(tmp_path, *TINY, "--steps", "20", "--random", "optim.lr=log:1e-4:1e-1", "--search", "tpe", "--samples", "3",
+                 "--name", "tpe")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_rows(tmp_path / "sweeps" / "tpe")
+    assert len(rows) == 3 and all(r["stop"] == "done" for r in rows)
+    for row in rows:
+        cfg = RunConfig.from_json(Path(row["run_folder"], "config.json").read_text())
+        assert 1e-4 <= cfg.optim.lr <= 1e-1 and float(row["optim.lr"]) == pytest.approx(cfg.optim.lr)
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    # One trial at a time; Ctrl-C once the first has finished, then --resume finishes the rest.
+    args = [*SMALL, "--steps", "400", "--eval-every", "50", "--grid", "optim.lr=1e-2,1e-3,1e-4", "--max-concurrent", "1",
+            "--name", "resume"]
+    proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "sweeps" / "resume" / "runs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(runs.glob("*/final.png")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "overfit sweep --resume" in err
+    finished = {p.parent: p.parent.joinpath("metrics.jsonl").read_text() for p in runs.glob("*/final.png")}
+    assert 1 <= len(finished) < 3
+    done = sweep(tmp_path, "--resume", str(tmp_path / "sweeps" / "resume"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_rows(tmp_path / "sweeps" / "resume")
+    assert sorted(r["optim.lr"] for r in rows) == ["1e-2", "1e-3", "1e-4"] and all(r["stop"] == "done" and r["steps"] == "400" for r in rows)
+    for folder, metrics in finished.items():  # finished trials were kept as they were
+        assert folder.joinpath("metrics.jsonl").read_text() == metrics
+    assert len({r["run_folder"] for r in rows}) == 3 and all(Path(r["run_folder"], "final.png").is_file() for r in rows)
+
+
 def test_an_unreachable_address_is_one_error_line_within_seconds(tmp_path):
     started = time.monotonic()
     done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu", "--address", "127.0.0.1:1", timeout=30)
@@ -99,15 +135,15 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     """A real two-node Ray cluster on this machine: a head and a worker (kept as a process the test may kill), one CPU each."""
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
     subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--port", str(port), "--include-dashboard", "false",
-                    "--temp-dir", temp], env=_env(), check=True, capture_output=True, timeout=120)
+                    "--ray-client-server-port", str(client_port), "--temp-dir", temp], env=_env(), check=True, capture_output=True, timeout=120)
     worker = subprocess.Popen([RAY, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--block"],
                               env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for_nodes(port, 2)
-        yield {"address": f"127.0.0.1:{port}", "worker": worker}
+        yield {"address": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}", "worker": worker}
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
@@ -133,6 +169,17 @@ def test_a_sweep_on_a_two_node_cluster_runs_trials_on_both_nodes(tmp_path, clust
     rows = read_rows(tmp_path / "sweeps" / "two")
     assert len(rows) == 4 and all(r["stop"] == "done" for r in rows)
     assert len({r["node_id"] for r in rows}) == 2
+    for row in rows:
+        assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
+
+
+@pytest.mark.slow
+def test_a_sweep_through_ray_client_runs_on_the_cluster(tmp_path, cluster):
+    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu,tanh", "--address", cluster["client"],
+                 "--name", "client")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_rows(tmp_path / "sweeps" / "client")
+    assert sorted(r["model.activation"] for r in rows) == ["relu", "tanh"] and all(r["stop"] == "done" for r in rows)
     for row in rows:
         assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
 

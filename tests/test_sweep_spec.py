@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import os
 import subprocess
 import sys
 
@@ -98,3 +99,19 @@ def test_importing_the_spec_imports_neither_ray_nor_torch():
     code = "import sys, overfit.sweep.spec; print(any(m in sys.modules for m in ('ray', 'torch')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("missing, args, message", [
+    ("ray", [], "Error: overfit sweep needs the ray[tune] package: pip install 'overfit[sweep]'"),
+    ("optuna", ["--search", "tpe", "--samples", "2"], "Error: overfit sweep --search tpe needs the optuna package: pip install 'overfit[sweep]'"),
+])
+def test_a_missing_extra_is_one_line_naming_what_to_install(tmp_path, missing, args, message):
+    # A package on the path that cannot be imported stands in for one that is not installed.
+    (tmp_path / "shadow" / missing).mkdir(parents=True)
+    (tmp_path / "shadow" / missing / "__init__.py").write_text(f'raise ImportError("No module named {missing}")\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "shadow")}
+    done = subprocess.run([sys.executable, "-m", "overfit.cli", "sweep", "--text", "HI", "--size", "32x16", "--steps", "10",
+                           "--grid", "model.activation=relu,tanh", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == message + "\n"
+    assert not (tmp_path / "sweeps").exists()

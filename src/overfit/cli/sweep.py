@@ -120,7 +120,7 @@ def _read_spec(path: Path) -> Any:
 def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:
     from ..sweep import results, tune
 
-    tune.require_ray()
+    tune.require_ray(spec.search)
     tune.connect(address)  # an unreachable cluster fails here, before any folder is made
     import ray
 
@@ -133,7 +133,7 @@ def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:
             grid = tune.resume_sweep(spec, sweep_dir) if resume else tune.run_sweep(spec, sweep_dir)
         except KeyboardInterrupt:
             grid = None
-        if grid is None or tune.unfinished(grid):
+        if grid is None or tune.unfinished(grid, spec.trial_count()):
             click.echo(f"Interrupted; continue with: overfit sweep --resume {sweep_dir}", err=True)
             sys.exit(130)
         table = results.rows(spec, sweep_dir, tune.trial_records(grid))

@@ -24,13 +24,18 @@ EXPERIMENT = "tune"  # Ray's experiment folder inside sweeps/<name>/ray
 RUN_POINTER = "run.json"  # the one file of each Ray checkpoint: the run folder's path
 
 
-def require_ray() -> Any:
-    """Ray Tune, or a one-line MissingDependency naming the extra."""
+def require_ray(search: str | None = None) -> Any:
+    """Ray Tune (and Optuna for `search` "tpe"), or a one-line MissingDependency naming the extra."""
     try:
         import ray
         from ray import tune  # noqa: F401
     except ImportError:
         raise MissingDependency("overfit sweep", "ray[tune]", "sweep") from None
+    if search == "tpe":
+        try:
+            import optuna  # noqa: F401  (Ray's wrapper imports without it and fails only when built)
+        except ImportError:
+            raise MissingDependency("overfit sweep --search tpe", "optuna", "sweep") from None
     return ray
 
 
@@ -52,8 +57,8 @@ def connect(address: str | None, timeout_s: float = 5.0) -> None:
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except Exception as e:  # ray raises ConnectionError, RuntimeError, ... for a cluster it cannot join
-        raise OverfitError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                           field="address") from None
+        why = " ".join(line.strip() for line in str(e).splitlines() if line.strip())[:300] or type(e).__name__
+        raise OverfitError(f"cannot join the Ray cluster at {address}: {why}", field="address") from None
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -182,10 +187,8 @@ def _tune_config(spec: SweepSpec) -> Any:
         evals = max(len(spec.config.schedule.evaluation_steps()), spec.grace_period + 1)
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=evals, grace_period=spec.grace_period, reduction_factor=2)
     if spec.search == "tpe":
-        try:
-            from ray.tune.search.optuna import OptunaSearch
-        except ImportError:
-            raise MissingDependency("overfit sweep --search tpe", "optuna", "sweep") from None
+        require_ray(spec.search)
+        from ray.tune.search.optuna import OptunaSearch
         search = OptunaSearch(seed=spec.config.seed)
     return tune.TuneConfig(
         metric=spec.metric, mode=spec.mode, scheduler=scheduler, search_alg=search,
@@ -215,9 +218,12 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
     return tuner.fit()
 
 
-def unfinished(grid: Any) -> int:
-    """Trials neither finished nor failed: the sweep was interrupted (Tune catches Ctrl-C and returns)."""
-    return len(grid) - grid.num_terminated - grid.num_errors
+def unfinished(grid: Any, expected: int) -> int:
+    """Trials of the `expected` neither finished nor failed: the sweep was interrupted (Tune catches Ctrl-C and returns).
+
+    Counted against the spec, not the grid: trials the search had not yet made are missing from it.
+    """
+    return expected - grid.num_terminated - grid.num_errors
 
 
 def trial_records(grid: Any) -> list[dict[str, Any]]:
