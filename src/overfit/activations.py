@@ -64,6 +64,9 @@ class Activation:
     GLSL expression of the vec4 expression `s` (the viewer defines `wrap`, `gauss` and
     `gelu`). init(linears, w0), if set, replaces `model.init` for the Linear layers.
     fields: the config fields the activation reads besides its name.
+    dead(a) / saturated(a): where an output `a` is flat (no gradient passes back), for
+    the network view's dead units (ReLU at exactly 0) and saturated units (tanh or
+    sigmoid within 1 % of an end); None where the activation has no such state.
     """
 
     fn: Callable[[Tensor, float], Tensor]
@@ -71,12 +74,15 @@ class Activation:
     description: str
     init: Callable[[Sequence[nn.Linear], float], None] | None = None
     fields: tuple[str, ...] = ()
+    dead: Callable[[Tensor], Tensor] | None = None
+    saturated: Callable[[Tensor], Tensor] | None = None
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(lambda x, w0: x.relu(), lambda s, w0: f"max({s}, 0.0)", "max(0, x)"),
+    "relu": Activation(lambda x, w0: x.relu(), lambda s, w0: f"max({s}, 0.0)", "max(0, x)", dead=lambda a: a == 0),
     # tanh(10) is 1 in fp32; larger inputs overflow some GPUs' exp.
-    "tanh": Activation(lambda x, w0: x.tanh(), lambda s, w0: f"tanh(clamp({s}, -10.0, 10.0))", "tanh(x)"),
+    "tanh": Activation(lambda x, w0: x.tanh(), lambda s, w0: f"tanh(clamp({s}, -10.0, 10.0))", "tanh(x)",
+                       saturated=lambda a: a.abs() > 0.99),
     "cos": Activation(lambda x, w0: x.cos(), lambda s, w0: f"cos(wrap({s}))", "cos(x)"),
     "sin": Activation(lambda x, w0: x.sin(), lambda s, w0: f"sin(wrap({s}))", "sin(x), plain"),
     # SIREN sec. 3.2: w0 = 30.
@@ -86,7 +92,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "gauss": Activation(lambda x, w0: (-(w0 * x) ** 2).exp(), lambda s, w0: f"gauss({glsl_float(w0)} * {s})",
                         "exp(-(a x)^2) with a = model.w0", fields=("model.w0",)),
     "gelu": Activation(_gelu, lambda s, w0: f"gelu({s})", "GELU"),
-    "sigmoid": Activation(lambda x, w0: x.sigmoid(), lambda s, w0: f"1.0 / (1.0 + exp(-{s}))", "1 / (1 + exp(-x))"),
+    "sigmoid": Activation(lambda x, w0: x.sigmoid(), lambda s, w0: f"1.0 / (1.0 + exp(-{s}))", "1 / (1 + exp(-x))",
+                          saturated=lambda a: (a < 0.01) | (a > 0.99)),
     "leaky_relu": Activation(_leaky_relu, lambda s, w0: f"mix({glsl_float(LEAKY_SLOPE)} * {s}, {s}, step(0.0, {s}))",
                              "max(0.01 x, x)"),
 }

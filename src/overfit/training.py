@@ -20,12 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import diagnostics
 from .config import RunConfig
 from .devices import native_bf16, resolve_device
 from .errors import DeviceError, TrainingDiverged
 from .losses import LOSSES
 from .models import model_for
+from .images import to_uint8
 from .modes import get_mode
+from .spectrum import BandAnalyzer
 from .targets import Target, load_target, make_target
 
 __all__ = ["Callback", "DeviceError", "Event", "RunLoop", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds", "resolve_device", "train"]
@@ -140,6 +143,9 @@ class Trainer:
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
         self._stop = False
+        # The Linear weights before the step that leads to the next evaluation: (that evaluation's step, weights).
+        self._before: tuple[int, list[torch.Tensor]] | None = None
+        self._bands: BandAnalyzer | None = None
 
     # -- checkpoints -----------------------------------------------------------
 
@@ -216,12 +222,23 @@ class Trainer:
         self.model.eval()
         yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.eval_gen)
         record: dict[str, Any] = {"step": self.step}
-        record.update(self.mode.batch_metrics(self.model, yx, labels, self.loss_fn))
+        with diagnostics.capture(self.model) as seen:  # the layer statistics of the same forward pass
+            record.update(self.mode.batch_metrics(self.model, yx, labels, self.loss_fn))
         dense, prob = self.mode.dense_metrics(self.model, self.target_tensor, self.loss_fn)
         record.update(dense)
         record["train_seconds"] = round(self.train_seconds, 3)
+        before = self._before[1] if self._before is not None and self._before[0] == self.step else None
+        record["layers"] = diagnostics.layer_record(self.model, yx, before, seen)
+        record["bands"] = self.band_errors(prob)
         self.model.train()
         return record, prob
+
+    def band_errors(self, prediction: np.ndarray) -> list[float | None]:
+        """Relative error per spatial-frequency band (`overfit.spectrum`) of a dense prediction, as the frame on disk shows it."""
+        if self._bands is None:
+            self._bands = BandAnalyzer(self.mode.target_picture(self.target).astype(np.float64))
+        shown = to_uint8(prediction).astype(np.float64) / 255.0  # the frame written to the run folder, which reports read
+        return [float(e) if math.isfinite(e) else None for e in self._bands.errors(shown)]
 
     def preview_batch(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One training-sized batch from its own stream (for pictures; never used for training): coordinates and labels or values."""
@@ -243,6 +260,8 @@ class Trainer:
 
     def apply_step(self) -> None:
         """The second half of a step, once the gradients are in: the optimizer's update."""
+        if self.cfg.schedule.evaluates_at(self.step + 1):  # that evaluation reports this update's size
+            self._before = (self.step + 1, diagnostics.snapshot(self.model))
         self.optimizer.step()
         self.step += 1
 

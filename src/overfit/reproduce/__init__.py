@@ -5,8 +5,9 @@
 
 plan.py: what to train and training it through `Session` (finished runs reused,
 interrupted ones resumed, diverged ones recorded); analysis.py: the run folders to
-results.json; findings.py: the verdicts, pure functions of curves; spectrum.py: the
-error per spatial-frequency band. The report itself is written by `overfit.report`.
+results.json; findings.py: the verdicts, pure functions of curves. The error per
+spatial-frequency band is `overfit.spectrum`'s (every evaluation also records it live), and
+the report itself is written by `overfit.report`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from ..runs import RunFolder
 from . import findings
 from .findings import Curve
 from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step, ending
-from .spectrum import BandAnalyzer, first_below
+from ..spectrum import BandAnalyzer, first_below
 
 
 def _stat(values: list[float]) -> dict[str, float | None]:

@@ -29,7 +29,7 @@ from ..modes import get_mode
 from ..presets import get_preset
 from ..runs import RunFolder
 from .findings import BAND_THRESHOLD, converged_threshold
-from .spectrum import BandAnalyzer
+from ..spectrum import BandAnalyzer
 
 REPRODUCE_PRESETS = ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu")
 # The original experiment fits ink or background; its findings are judged on that mode's metrics.
