@@ -145,3 +145,41 @@ def test_finish_without_frames_writes_nothing(folder):
     trainer = Trainer(tiny())
     Recorder(folder)(Event("end", 40, {}, trainer))
     assert names(folder) == []
+
+
+
+def _finish_peak(tmp_path, name: str, count: int, trainer: Trainer) -> int:
+    """Peak traced memory of `Recorder.finish` over `count` 32 x 64 frames on disk."""
+    import tracemalloc
+
+    folder = RunFolder.create(tmp_path, name, "relu_1")
+    try:
+        rng = np.random.default_rng(0)
+        for i in range(count):
+            folder.append_metrics({"step": 10 * i, "dense_acc": 0.5})
+            folder.write_frame(10 * i, rng.integers(0, 256, size=(32, 64), dtype=np.uint8))
+        tracemalloc.start()
+        try:
+            Recorder(folder).finish(trainer)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert imageio_ffmpeg.count_frames_and_secs(str(folder.path / "progress.mp4"))[0] == count + held_frames(8)
+        return peak
+    finally:
+        folder.unlock()
+
+
+def test_finish_memory_does_not_grow_with_the_number_of_frames(tmp_path, monkeypatch):
+    # Frames are read from disk as the writers take them: ten times the frames, about the same peak.
+    # Holding them all would take 90 x (2 KB read + 11 KB captioned) = 1.2 MB more. The GIF holds
+    # its (small) frames, up to GIF_MAX_FRAMES: 5 here, so both runs hold as many.
+    from overfit import plots, video
+
+    monkeypatch.setattr(plots, "save_final_plot", lambda *args, **kwargs: None)
+    monkeypatch.setattr(video, "GIF_MAX_FRAMES", 5, raising=False)
+    trainer = Trainer(tiny())
+    _finish_peak(tmp_path, "warm", 2, trainer)  # first use: imports, fonts
+    few = _finish_peak(tmp_path, "few", 10, trainer)
+    many = _finish_peak(tmp_path, "many", 100, trainer)
+    assert many < few + 300_000, (few, many)

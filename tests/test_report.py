@@ -278,6 +278,47 @@ def test_grid_frames_hold_and_mark_diverged_panel():
     assert has_red(grid[steps.index(1250)]) and has_red(grid[-1])
 
 
+def test_grid_video_reads_stored_frames_lazily_and_thins(tmp_path, monkeypatch):
+    # The report gets each preset's frames as a run folder's StoredFrames: a PNG is read only
+    # when a drawn grid frame shows it, and the MP4 keeps at most GRID_MAX_FRAMES frames.
+    import weakref
+
+    from overfit import runs
+    from overfit.report import gridvideo
+
+    results, frames, target = fake_results()  # 9 evaluation steps
+    reads, alive, peak = [0], [0], [0]
+    real_read = runs.read_png
+
+    def counted_read(path, *args, **kwargs):
+        picture = real_read(path, *args, **kwargs)
+        reads[0] += 1
+        alive[0] += 1
+        peak[0] = max(peak[0], alive[0])
+        weakref.finalize(picture, lambda: alive.__setitem__(0, alive[0] - 1))
+        return picture
+
+    monkeypatch.setattr(runs, "read_png", counted_read)
+    stored, folders = {}, []
+    for name, pairs in frames.items():
+        folder = runs.RunFolder.create(tmp_path / "runs", name, name)
+        folders.append(folder)
+        for step, gray in pairs:
+            folder.write_frame(step, gray)
+        stored[name] = folder.read_frames([s for s, _ in pairs])
+    try:
+        grid, steps = report.grid_frames(results, stored, target)
+        assert reads[0] == 0 and len(grid) == len(steps) == 9  # nothing read before a frame is drawn
+        monkeypatch.setattr(gridvideo, "GRID_MAX_FRAMES", 4)
+        gridvideo.write_grid_video(tmp_path, results, stored, target)
+    finally:
+        for folder in folders:
+            folder.unlock()
+    n, _ = count_mp4_frames(tmp_path / "grid.mp4")
+    assert n == 4 + video.held_frames(report.GRID_FPS)
+    assert 0 < peak[0] <= 2  # one prediction at a time, never a preset's whole run
+
+
 @pytest.mark.parametrize(("height", "width", "panel"), [(300, 1000, (384, 115)), (1000, 300, (90, 300))])
 def test_grid_frames_fit_large_targets(height, width, panel):
     # 3 x 384 + 4 gaps of 12 = 1200 for the default wide picture; tall ones are capped in height.

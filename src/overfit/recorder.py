@@ -47,17 +47,21 @@ class Recorder:
         self.folder.save_checkpoint(trainer.state_dict())
 
     def finish(self, trainer: Any) -> None:
-        """final.png and the progress videos, from the frames and metrics on disk."""
+        """final.png and the progress videos, from the frames and metrics on disk.
+
+        The frames are read from disk as the video writers take them (`StoredFrames`), never
+        all at once, so the memory this needs does not grow with the number of evaluations.
+        """
         from . import plots, video
 
         history = self.folder.metrics()
         by_step = {r["step"]: r for r in history}
-        stepped = self.folder.read_frames([r["step"] for r in history])
-        if not stepped:
+        stored = self.folder.read_frames([r["step"] for r in history])
+        if not stored:
             return
         mode, preset = get_mode(trainer.cfg.data.mode), trainer.cfg.preset
-        frames = [picture for _, picture in stepped]
-        captions = [mode.caption(preset, by_step[step]) for step, _ in stepped]
+        frames = stored.pictures
+        captions = [mode.caption(preset, by_step[step]) for step in stored.steps]
 
         def final_plot() -> None:
             plots.save_final_plot(mode.target_picture(trainer.target), frames[-1].astype("float32") / 255.0,

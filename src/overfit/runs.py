@@ -9,6 +9,7 @@
       checkpoint.pt    model, optimizer, random generators, step and config (tensors only)
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
+      error.json       why training stopped with an error, and at which step (until it trains again)
 
 Every file is written to a temporary name and renamed into place (`files`), so an
 interrupted or crashed run never leaves a half-written file, and an existing run
@@ -24,6 +25,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from .images import read_png, save_png
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
+ERROR = "error.json"
 CHECKPOINT_FORMAT = "overfit-checkpoint-1"
 # What a checkpoint holds: enough to use the model, and the rest to resume training exactly.
 MODEL_KEYS = ("format", "config", "step", "model")
@@ -43,7 +46,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 # Every file a run folder holds (besides frames/): an output of another command must never land on one.
-RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK})
+RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ERROR})
 
 
 def is_run_file(path: str | os.PathLike) -> bool:
@@ -72,6 +75,52 @@ def auto_name(preset: str) -> str:
     """preset-YYYYmmdd-HHMMSS as a plain folder name: `preset` is free text ('../x', 'my run'), so it is made one."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", preset[:64]).lstrip("._-") or "run"
     return f"{safe}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+class StoredFrames(Sequence):
+    """A run's frames on disk as a sequence of (step, picture), each PNG read when its item is accessed.
+
+    Nothing is kept: memory does not grow with the number or size of the frames, so the video
+    writers (video.py) can go through thousands of 4096 x 4096 frames one at a time. `steps`
+    lists the steps without reading a file; `pictures` is the same sequence without the steps.
+    A frame deleted after the sequence was made raises FileNotFoundError when accessed.
+    """
+
+    def __init__(self, files: list[tuple[int, Path]]) -> None:
+        self._files = files
+
+    @property
+    def steps(self) -> list[int]:
+        return [step for step, _ in self._files]
+
+    @property
+    def pictures(self) -> Sequence[Any]:
+        """uint8 pictures, (H, W) or (H, W, 3), read on access like the pairs."""
+        return _StoredPictures(self)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __getitem__(self, index):  # int -> (step, picture); slice -> StoredFrames
+        if isinstance(index, slice):
+            return StoredFrames(self._files[index])
+        step, path = self._files[index]
+        return step, read_png(path)
+
+
+class _StoredPictures(Sequence):
+    """`StoredFrames.pictures`: the pictures alone, read on access."""
+
+    def __init__(self, frames: StoredFrames) -> None:
+        self._frames = frames
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index):  # int -> picture; slice -> pictures of that slice
+        if isinstance(index, slice):
+            return _StoredPictures(self._frames[index])
+        return self._frames[index][1]
 
 
 class RunFolder:
@@ -271,12 +320,35 @@ class RunFolder:
         """Steps that have a frame on disk, in order."""
         return sorted(int(p.stem) for p in (self.path / FRAMES).glob("*.png") if p.stem.isdigit())
 
-    def read_frames(self, steps: list[int]) -> list[tuple[int, Any]]:
-        """(step, uint8 prediction: (H, W), or (H, W, 3) for rgb runs) for each of `steps` that has a frame on disk."""
-        return [(step, read_png(self.frame_path(step))) for step in steps if self.frame_path(step).is_file()]
+    def read_frames(self, steps: list[int]) -> StoredFrames:
+        """(step, uint8 prediction: (H, W), or (H, W, 3) for rgb runs) for each of `steps` that has a frame on disk.
+
+        A sequence that reads each PNG when its item is accessed (`StoredFrames`), never all at once.
+        """
+        return StoredFrames([(step, self.frame_path(step)) for step in steps if self.frame_path(step).is_file()])
+
+    def error(self) -> dict[str, Any] | None:
+        """Why training last stopped with an error, {"error": message, "step": step}, or None.
+
+        None as well once the run has trained past that step (resumed by another process,
+        which does not know about the error): the record no longer describes the run.
+        """
+        try:
+            record = json.loads((self.path / ERROR).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("error"), str) or not isinstance(record.get("step"), int):
+            return None
+        records = self.metrics()
+        if records and records[-1].get("step", 0) > record["step"]:
+            return None
+        return {"error": record["error"], "step": record["step"]}
 
     def status(self) -> str:
-        """'new' (nothing trained yet), 'paused' (a checkpoint to continue from) or 'done' (all steps trained)."""
+        """'new' (nothing trained yet), 'paused' (a checkpoint to continue from), 'done' (all steps trained)
+        or 'failed' (training stopped with an error, `error()` says which, and has not continued since)."""
+        if self.error() is not None:
+            return "failed"
         records = self.metrics()
         step = records[-1].get("step", 0) if records else 0
         try:
@@ -288,6 +360,17 @@ class RunFolder:
         return "paused" if self.has_checkpoint() else "new"
 
     # -- writing (the folder must be locked) ------------------------------------------------------
+
+    def write_error(self, message: str, step: int) -> None:
+        """Record why training stopped with an error at `step`, so the run shows it after a restart."""
+        write_atomic(self.path / ERROR, json.dumps({"error": message, "step": int(step)}) + "\n")
+
+    def clear_error(self) -> None:
+        """Forget the recorded error (the run trains again)."""
+        try:
+            (self.path / ERROR).unlink()
+        except FileNotFoundError:
+            pass
 
     def write_config(self, cfg: RunConfig) -> None:
         write_atomic(self.path / CONFIG, cfg.to_json())

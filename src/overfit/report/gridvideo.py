@@ -2,26 +2,30 @@
 
 `grid_frames` draws the frames (RGB uint8) with Pillow and fonts.py's DejaVu Sans, so they
 look the same on every machine; `write_grid_video` writes them as grid.mp4 and grid.gif
-with video.py's writers.
+with video.py's writers. Frames are drawn when the writers take them, from predictions read
+when needed, so the memory this takes does not grow with the number of evaluations.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ..fonts import font
-from ..video import BAND_BG, BAND_FG, write_gif, write_mp4
+from ..video import BAND_BG, BAND_FG, MP4_MAX_FRAMES, LazyFrames, write_gif, write_mp4
 from .formatting import hex_rgb, num, preset_colors, seed0
 
 # Grid video: frames per second, and the widest frame (the report column is about 1000 px).
 GRID_FPS = 8
 GRID_MAX_WIDTH = 1200
 GIF_MAX_WIDTH = 800
+GRID_MAX_FRAMES = MP4_MAX_FRAMES  # MP4 frames; more are thinned (video.thin: first, last, even spread)
 MIN_PANEL_WIDTH = 240  # px; smaller pictures are enlarged by an integer factor (crisp pixels)
 MAX_PANEL_HEIGHT = 300  # px; tall pictures are shrunk so the grid stays on one screen
 DIVERGED_RGB = (255, 92, 92)
@@ -51,17 +55,19 @@ def _resize(gray: np.ndarray, size: tuple[int, int]) -> Image.Image:
     return img.resize(size, Image.Resampling.NEAREST if upscale else Image.Resampling.LANCZOS)
 
 
-def _latest(pairs: Sequence[tuple[int, Any]], step: int) -> int | None:
-    """Index of the last pair whose step <= `step` (pairs in step order), or None."""
-    found = None
-    for i, (s, _) in enumerate(pairs):
-        if s > step:
-            break
-        found = i
-    return found
+def _latest(steps: Sequence[int], step: int) -> int | None:
+    """Index of the last of `steps` (in order) that is <= `step`, or None."""
+    i = bisect.bisect_right(steps, step)
+    return i - 1 if i else None
 
 
-def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], target_gray: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
+def _steps(pairs: Sequence[tuple[int, Any]]) -> list[int]:
+    """The steps of (step, picture) pairs, without reading the pictures of a StoredFrames."""
+    steps = getattr(pairs, "steps", None)
+    return list(steps) if steps is not None else [s for s, _ in pairs]
+
+
+def grid_frames(results: dict, frames: dict[str, Sequence[tuple[int, np.ndarray]]], target_gray: np.ndarray) -> tuple[LazyFrames, list[int]]:
     """Frames of the side-by-side video and their steps (the union of all presets' steps).
 
     Each frame (RGB uint8, width <= GRID_MAX_WIDTH): a header with the title, the shared step
@@ -69,6 +75,10 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
     labelled with its name (in its plot colour) and seed 0's dense accuracy at that step. A
     preset whose frames end early holds its last frame; if its run diverged it is outlined
     and labelled "diverged".
+
+    `frames[preset]`: (step, (H, W) uint8) pairs in step order, any sequence; a lazy one (a run
+    folder's `StoredFrames`) is read only at the predictions a drawn frame shows. The frames
+    come back as a `LazyFrames`: each is drawn when accessed, so holding them costs nothing.
     """
     meta = results["meta"]
     names = list(results["presets"])
@@ -114,13 +124,24 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
     # Each preset: its frames, seed 0's accuracy by step, and when (if) it diverged.
     runs = {n: seed0(results["presets"][n]) for n in names}
     history = {n: [(rec["step"], num(rec.get("dense_acc"))) for rec in runs[n].get("history", [])] for n in names}
-    panels: dict[str, list[tuple[int, Image.Image]]] = {n: [(s, _resize(g, (pw, ph))) for s, g in frames.get(n, [])] for n in names}
-    all_steps = sorted({s for n in names for s, _ in frames.get(n, [])})
+    history_steps = {n: [s for s, _ in history[n]] for n in names}
+    # Steps without reading a picture (StoredFrames knows them), then each preset's panel made
+    # when a frame needs it; the last one made is kept, as neighbouring frames mostly show it again.
+    steps_of = {n: _steps(frames.get(n, [])) for n in names}
+    shown: dict[str, tuple[int, Image.Image]] = {}
+
+    def panel(name: str, idx: int) -> Image.Image:
+        kept = shown.get(name)
+        if kept is None or kept[0] != idx:
+            kept = shown[name] = (idx, _resize(frames[name][idx][1], (pw, ph)))
+        return kept[1]
+
+    all_steps = sorted({s for n in names for s in steps_of[n]})
     total = meta.get("steps") or (all_steps[-1] if all_steps else 0)
     title = str(meta.get("title", "OVERFIT reproduction"))
 
-    out: list[np.ndarray] = []
-    for step in all_steps:
+    def draw_frame(k: int) -> np.ndarray:
+        step = all_steps[k]
         img = Image.new("RGB", (frame_w, frame_h), BAND_BG)
         draw = ImageDraw.Draw(img)
 
@@ -140,15 +161,15 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
             r, c = divmod(i, cols)
             x = x0 + c * (pw + gap)
             y = header_h + gap + r * (label_h + ph + gap)
-            pairs = panels[name]
+            pairs = steps_of[name]
             idx = _latest(pairs, step)
-            last_step = pairs[-1][0] if pairs else None
+            last_step = pairs[-1] if pairs else None
             run = runs[name]
             diverged_at = run.get("diverged_step")
             diverged = run.get("status") == "diverged" and (
                 (diverged_at is not None and step >= diverged_at) or (last_step is not None and step > last_step)
             )
-            hi = _latest(history[name], step)
+            hi = _latest(history_steps[name], step)
             acc = history[name][hi][1] if hi is not None else math.nan
 
             mid_y = y + (line_h // 2 + 3 if two_line else label_h // 2)
@@ -173,17 +194,22 @@ def grid_frames(results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], 
                 draw.rectangle((x, py, x + pw - 1, py + ph - 1), fill=(60, 60, 60))
                 draw.text((x + pw // 2, py + ph // 2), "no frame yet", font=value_font, fill=MUTED_RGB, anchor="mm")
             else:
-                img.paste(pairs[idx][1], (x, py))
+                img.paste(panel(name, idx), (x, py))
             outline = DIVERGED_RGB if diverged else (70, 70, 70)
             width_px = 3 if diverged else 1
             draw.rectangle((x - width_px, py - width_px, x + pw - 1 + width_px, py + ph - 1 + width_px), outline=outline, width=width_px)
-        out.append(np.asarray(img))
-    return out, all_steps
+        return np.asarray(img)
+
+    return LazyFrames(len(all_steps), draw_frame), all_steps
 
 
-def write_grid_video(report_dir: Path, results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], target_gray: np.ndarray) -> None:
-    """Write `grid_frames` as report_dir/grid.mp4 and grid.gif; nothing when there are no frames."""
+def write_grid_video(report_dir: Path, results: dict, frames: dict[str, Sequence[tuple[int, np.ndarray]]], target_gray: np.ndarray) -> None:
+    """Write `grid_frames` as report_dir/grid.mp4 and grid.gif; nothing when there are no frames.
+
+    At most GRID_MAX_FRAMES frames in the MP4 and video.GIF_MAX_FRAMES in the GIF (video.thin:
+    the first, the last and an even spread), each drawn when the writer takes it.
+    """
     grid, _ = grid_frames(results, frames, target_gray)
     if grid:
-        write_mp4(grid, report_dir / "grid.mp4", fps=GRID_FPS)
+        write_mp4(grid, report_dir / "grid.mp4", fps=GRID_FPS, max_side=GRID_MAX_WIDTH, max_frames=GRID_MAX_FRAMES)
         write_gif(grid, report_dir / "grid.gif", fps=GRID_FPS, max_width=GIF_MAX_WIDTH)

@@ -102,18 +102,23 @@ def parallel_coordinates(spec: SweepSpec, ranked_rows: list[dict[str, Any]], pat
 
 
 def grid_video(best_rows: list[dict[str, Any]], path: Path, cell: int = 256) -> bool:
-    """The best runs' frames side by side (each resized to a common cell), as an MP4; False if no run has frames."""
+    """The best runs' frames side by side (each resized to a common cell), as an MP4; False if no run has frames.
+
+    Each tile is made when the writer takes it, from frames read from disk then, so memory does
+    not grow with the runs' length; long runs are thinned (video.thin: first, last, even spread).
+    """
     from PIL import Image
 
     from ..runs import RunFolder
-    from ..video import write_mp4
+    from ..video import LazyFrames, write_mp4
 
     runs = []
     for row in best_rows:
         folder = RunFolder(row["run_folder"])
-        frames = [picture for _, picture in folder.read_frames(folder.frame_steps())] if folder.path.is_dir() else []
-        if frames:
-            runs.append(frames)
+        if folder.path.is_dir():
+            frames = folder.read_frames(folder.frame_steps()).pictures  # read on access
+            if frames:
+                runs.append(frames)
     if not runs:
         return False
     # Common size: the first run's aspect ratio, `cell` pixels wide, all in RGB.
@@ -121,11 +126,13 @@ def grid_video(best_rows: list[dict[str, Any]], path: Path, cell: int = 256) -> 
     width, height = cell, max(2, round(cell * h0 / w0))
     length = max(len(frames) for frames in runs)
 
-    def cell_at(frames: list[np.ndarray], i: int) -> np.ndarray:
+    def cell_at(frames: Any, i: int) -> np.ndarray:
         picture = frames[min(i, len(frames) - 1)]  # a run stopped early holds its last frame
         image = Image.fromarray(picture).convert("RGB").resize((width, height), Image.NEAREST)
         return np.asarray(image)
 
-    tiles = [np.concatenate([cell_at(frames, i) for frames in runs], axis=1) for i in range(length)]
-    write_mp4(tiles, path, fps=4)
+    def tile(i: int) -> np.ndarray:
+        return np.concatenate([cell_at(frames, i) for frames in runs], axis=1)
+
+    write_mp4(LazyFrames(length, tile), path, fps=4)
     return True
