@@ -346,3 +346,21 @@ def test_target_size_of_a_missing_picture_is_zero(folder):
     assert folder.target_size() == (0, 0)
     with pytest.raises(RunFolderError, match="cannot read the run's target picture"):
         folder.target()
+
+
+def test_a_recorded_error_makes_a_run_failed_until_it_trains_past_it(tmp_path):
+    folder = RunFolder.create(tmp_path, "r", "p")
+    folder.write_config(tiny_config(steps=1000))
+    folder.append_metrics({"step": 100})
+    assert folder.status() == "new" and folder.error() is None
+    folder.write_error("training diverged: loss is nan at step 150", 150)
+    assert json.loads((folder.path / "error.json").read_text()) == {"error": "training diverged: loss is nan at step 150", "step": 150}
+    assert folder.status() == "failed" and folder.error() == {"error": "training diverged: loss is nan at step 150", "step": 150}
+    folder.append_metrics({"step": 200})  # resumed from step 100 by `overfit train --resume`, and trained on
+    assert folder.error() is None and folder.status() == "new"
+    folder.clear_error()
+    folder.clear_error()  # nothing left to clear: fine
+    assert not (folder.path / "error.json").exists()
+    (folder.path / "error.json").write_text("{not json")  # a damaged record is no error
+    assert folder.error() is None
+    folder.unlock()

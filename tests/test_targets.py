@@ -285,19 +285,58 @@ def test_huge_header_is_refused_before_decoding(tmp_path):
         ):
             load_image(path)
     path.write_bytes(_png_with_header_only(100_000, 100_000))
-    with pytest.raises(TargetError, match=r"is 10000000000 pixels \(100000 x 100000\), above the limit of 50000000"):
+    limit = 2 * Image.MAX_IMAGE_PIXELS  # PIL refuses it while reading the header
+    with pytest.raises(TargetError, match=rf"huge\.png is more than {limit} pixels, above the limit of 50000000$") as info:
         load_image(path)
+    assert info.value.field == "data.max_pixels"
 
 
-def test_pil_pixel_limit_never_overrides_ours(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL alone would refuse 8 x 8 as a bomb
-    path = tmp_path / "eight.png"
-    Image.new("L", (8, 8), 0).save(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        gray = load_image(path, max_pixels=64)
-    assert gray.shape == (8, 8)
-    assert Image.MAX_IMAGE_PIXELS == 10  # restored
+def test_pils_pixel_limit_stays_in_force_above_ours_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL warns above 10 pixels and refuses above 20
+    small, large = tmp_path / "four.png", tmp_path / "eight.png"
+    Image.new("L", (4, 4), 0).save(small)
+    Image.new("L", (8, 8), 0).save(large)
+    with pytest.warns(Image.DecompressionBombWarning):
+        assert load_image(small, max_pixels=64).shape == (4, 4)  # within ours, PIL only warns
+    with pytest.raises(TargetError, match=r"eight\.png is more than 20 pixels, the most PIL decodes") as info:
+        load_image(large, max_pixels=64)
+    assert info.value.field is None  # raising data.max_pixels would not help
+    assert Image.MAX_IMAGE_PIXELS == 10
+
+
+def test_decoding_never_changes_pils_process_wide_pixel_limit(tmp_path, monkeypatch):
+    """Other threads decode pictures too: PIL's limit must guard them all the time, so nothing may write it."""
+    import threading
+    import types
+
+    writes: list[object] = []
+
+    class Watched(types.ModuleType):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "MAX_IMAGE_PIXELS":
+                writes.append(value)
+            super().__setattr__(name, value)
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 800), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(Image, "__class__", Watched)
+    seen: list[object] = []
+    done = threading.Event()
+
+    def decode() -> None:
+        try:
+            for _ in range(5):
+                load_image(path, max_pixels=10**8)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=decode)
+    worker.start()
+    while not done.is_set():  # what another thread sees meanwhile
+        seen.append(Image.MAX_IMAGE_PIXELS)
+    worker.join()
+    assert writes == []
+    assert set(seen) == {Image.MAX_IMAGE_PIXELS} and Image.MAX_IMAGE_PIXELS is not None
 
 
 # -- load_target -------------------------------------------------------------------

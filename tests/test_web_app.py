@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from web_client import create, lab, make_lab  # noqa: F401  (fixtures)
+from web_client import create, lab, make_lab, refusal  # noqa: F401  (fixtures)
 
 from overfit.config import RunConfig
 from overfit.fields import describe_fields
@@ -88,6 +88,62 @@ def test_paths_outside_a_run_are_never_served(lab, tmp_path, url):
     assert "preset" not in r.text and "root:" not in r.text
 
 
+def test_files_of_a_run_are_never_served_through_a_link(lab, tmp_path):
+    create(lab, name="r")
+    folder, outside = tmp_path / "runs" / "r", tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    picture = outside / "picture.png"
+    picture.write_bytes((folder / "target.png").read_bytes())
+    (folder / "progress.gif").symlink_to(secret)
+    (folder / "checkpoint.pt").symlink_to(secret)
+    (folder / "frames").mkdir()
+    (folder / "frames" / "00000100.png").symlink_to(picture)
+    (folder / "target.png").unlink()
+    (folder / "target.png").symlink_to(picture)
+    for url in ("/api/runs/r/download/gif", "/api/runs/r/download/checkpoint", "/api/runs/r/frames/100.png", "/api/runs/r/target.png"):
+        message = refusal(lab.get(url), 403)
+        assert "symbolic link" in message and "root:" not in message, (url, message)
+    assert lab.get("/api/runs/r").json()["files"] == {"video": False, "gif": False, "final": False, "config": True, "checkpoint": False}
+
+    # A linked frames folder is refused as well, and so is a folder where a file should be.
+    (folder / "frames" / "00000100.png").unlink()
+    (folder / "frames").rmdir()
+    (outside / "frames").mkdir()
+    (outside / "frames" / "00000000.png").write_bytes(picture.read_bytes())
+    (folder / "frames").symlink_to(outside / "frames")
+    assert "symbolic link" in refusal(lab.get("/api/runs/r/frames/0.png"), 403)
+    (folder / "final.png").mkdir()
+    refusal(lab.get("/api/runs/r/download/final"), 403)
+    assert lab.get("/api/runs/r/download/config").json()["data"]["text"] == "OV"  # plain files are still served
+
+
+@pytest.mark.parametrize("relative_opens", [True, False], ids=["dir_fd", "lstat"])
+def test_open_plain_file_refuses_every_link_on_the_way(tmp_path, monkeypatch, relative_opens):
+    import os
+
+    from overfit.web.labrun import NotPlainFile, open_plain_file
+
+    if not relative_opens:  # the platforms without dir_fd (Windows) check each step with lstat instead
+        monkeypatch.setattr(os, "supports_dir_fd", set())
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    (run / "frames").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret").write_text("secret")
+    (run / "frames" / "1.png").write_bytes(b"frame")
+    (run / "link").symlink_to(outside / "secret")
+    (run / "dirlink").symlink_to(outside)
+    (tmp_path / "run-link").symlink_to(run)
+    with open_plain_file(run, "frames", "1.png") as f:
+        assert f.read() == b"frame"
+    for folder, parts in ((run, ("link",)), (run, ("dirlink", "secret")), (tmp_path / "run-link", ("frames", "1.png")), (run, ("frames",))):
+        with pytest.raises(NotPlainFile):
+            open_plain_file(folder, *parts)
+    with pytest.raises(FileNotFoundError):
+        open_plain_file(run, "frames", "2.png")
+
+
 # -- the command ----------------------------------------------------------------------------------------------
 
 def test_lab_command_refuses_a_busy_port_in_one_line(tmp_path):
@@ -108,16 +164,37 @@ def test_lab_command_prints_the_address_and_warns_off_loopback(tmp_path, monkeyp
     from overfit.cli import main
 
     started = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(sockets))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append((self.config.app, sockets)))
     local = CliRunner().invoke(main, ["lab", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
     assert local.exit_code == 0, local.output
-    assert re.search(r"overfit lab: http://127\.0\.0\.1:\d+/", local.output) and "Warning" not in local.output
-    public = CliRunner().invoke(main, ["lab", "--host", "0.0.0.0", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
+    assert re.search(r"overfit lab: http://127\.0\.0\.1:\d+/ ", local.output) and "Warning" not in local.output
+    assert "token" not in local.output  # loopback: no token needed
+    public = CliRunner().invoke(main, ["lab", "--host", "0.0.0.0", "--allow-host", "mybox.local", "--allow-host", "10.0.0.5",
+                                       "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
     assert public.exit_code == 0, public.output
-    assert "Warning: listening on 0.0.0.0" in public.output and "no login" in public.output
+    assert "Warning: listening on 0.0.0.0" in public.output and "mybox.local, 10.0.0.5" in public.output
+    # As Jupyter does: the address carries the token, the one the app checks.
+    token = re.search(r"overfit lab: http://mybox\.local:\d+/\?token=([A-Za-z0-9_-]{43}) ", public.output).group(1)
+    assert started[1][0].state.token == token
     assert len(started) == 2
-    for sockets in started:
+    for _, sockets in started:
         sockets[0].close()
+
+
+def test_lab_command_refuses_an_allowed_host_that_is_not_a_name(tmp_path):
+    from overfit.cli import main
+
+    result = CliRunner().invoke(main, ["lab", "--host", "0.0.0.0", "--allow-host", "http://mybox.local/", "--port", "0",
+                                       "--no-browser", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--allow-host" in result.output and "is not a host name" in result.output
+
+
+def test_the_commands_defaults_are_the_labs():
+    from overfit.cli import lab as command
+    from overfit.web import manager, sockets
+
+    assert (command.MAX_FOLDERS, command.MAX_VIEWERS) == (manager.MAX_FOLDERS, sockets.MAX_VIEWERS)
 
 
 def test_the_headline_format_served_to_the_page_writes_what_format_headline_writes():

@@ -142,3 +142,21 @@ def test_the_page_is_built_from_the_servers_facts(server, page):
         return curve.points.length;
     }""", meta["limits"]["curve_points"])
     assert meta["limits"]["curve_points"] // 2 <= kept <= meta["limits"]["curve_points"]
+
+
+def test_a_failed_run_shows_why_in_the_list_after_a_reload(server, page, tmp_path):
+    import json
+
+    page.goto(server)
+    page.wait_for_selector("body.ready")
+    created = page.evaluate("""() => fetch('/api/runs', {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({name: 'broken', config: {data: {text: 'OV', width: 64, height: 32}, model: {hidden: [16, 16]}}})})
+        .then((r) => r.status)""")
+    assert created == 201
+    reason = "training diverged: loss is nan at step 0"
+    (tmp_path / "runs" / "broken" / "error.json").write_text(json.dumps({"error": reason, "step": 0}))  # as a failed run leaves it
+    page.reload()
+    page.wait_for_selector("body.ready")
+    page.wait_for_selector("#existing .run-error")
+    assert page.inner_text("#existing .badge") == "failed"
+    assert page.inner_text("#existing .run-error") == reason

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -146,3 +148,187 @@ def test_runs_side_by_side_take_turns_on_the_one_worker_thread(lab):
     assert lab.get("/api/runs").json()["running"] == 2
     for run_id in (a, b):
         assert lab.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
+
+
+# -- responsiveness: the manager's lock is never held while the worker works --------------------------------------
+
+def _in_thread(fn) -> tuple[threading.Thread, list, threading.Event]:
+    """Run fn() in a thread: (the thread, [its result], an event set when it returns)."""
+    out: list = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, out, done
+
+
+def test_reading_runs_never_waits_for_a_slow_create_or_a_start_queued_behind_it(lab, monkeypatch):
+    from overfit.session import Session
+
+    first = create(lab, tiny(steps=100_000), name="first")["id"]
+    entered, release = threading.Event(), threading.Event()
+    real_start = Session.start
+
+    def slow_start(*args, **kwargs):  # a wide model or `compile`: the worker is busy until released
+        entered.set()
+        assert release.wait(60)
+        return real_start(*args, **kwargs)
+
+    monkeypatch.setattr(Session, "start", slow_start)
+    worker = lab.app.state.manager.worker
+    try:
+        creating, created, _ = _in_thread(lambda: lab.post("/api/runs", json={"config": tiny(), "name": "slow"}))
+        assert entered.wait(60)
+        starting, started, _ = _in_thread(lambda: lab.post(f"/api/runs/{first}/start"))
+        deadline = time.monotonic() + 60
+        while worker._tasks.qsize() == 0:  # the start waits for the worker now
+            assert time.monotonic() < deadline and starting.is_alive()
+            time.sleep(0.01)
+        # Both wait for the worker; reading the runs does not.
+        _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
+        _, detail, detail_done = _in_thread(lambda: lab.get(f"/api/runs/{first}"))
+        assert listed_done.wait(30) and detail_done.wait(30), "a GET waited for the worker"
+        assert not release.is_set() and creating.is_alive() and starting.is_alive()
+        assert [r["id"] for r in listed[0].json()["runs"]] == ["first"] and detail[0].json()["status"] == "new"
+    finally:
+        release.set()
+    creating.join(60)
+    starting.join(60)
+    assert created[0].status_code == 201 and started[0].json()["status"] == "running"
+    lab.post(f"/api/runs/{first}/pause")
+
+
+def test_many_requests_waiting_for_the_worker_leave_threads_to_serve_reads(lab, monkeypatch):
+    from overfit.errors import ConfigError
+    from overfit.session import Session
+
+    entered, release = threading.Event(), threading.Event()
+
+    def blocked_start(*args, **kwargs):
+        entered.set()
+        assert release.wait(60)
+        raise ConfigError("refused while the test waited", field="model.hidden")
+
+    monkeypatch.setattr(Session, "start", blocked_start)
+    worker = lab.app.state.manager.worker
+    try:
+        # More creates than the server's shared pool of threads for routes (40), all waiting for the worker.
+        posts = [_in_thread(lambda: lab.post("/api/runs", json={"config": TINY})) for _ in range(45)]
+        assert entered.wait(60)
+        deadline = time.monotonic() + 60
+        while worker._tasks.qsize() < 39:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
+        assert listed_done.wait(30), "a GET found no thread to run in"
+        assert listed[0].json()["runs"] == []
+    finally:
+        release.set()
+    for thread, answer, _ in posts:
+        thread.join(60)
+        assert answer[0].status_code == 422
+
+
+def test_a_runs_first_chunk_is_one_step_so_a_slow_model_pauses_within_a_step(lab, monkeypatch):
+    from overfit.training import Trainer
+
+    run_id = create(lab, tiny(steps=100_000))["id"]
+    entered, release = threading.Event(), threading.Event()
+    real_step = Trainer.train_step
+
+    def slow_step(self):
+        if self.step == 0:  # the first step of a model that takes long to step
+            entered.set()
+            assert release.wait(60)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", slow_step)
+    lab.post(f"/api/runs/{run_id}/start")
+    try:
+        assert entered.wait(60)
+        training = lab.app.state.manager.get(run_id).training
+        training.request_pause()  # pressed while the first step runs
+    finally:
+        release.set()
+    training.join()
+    assert RunFolder(lab.app.state.manager.runs_dir / run_id).checkpoint()["step"] == 1  # paused after that one step
+    assert lab.get(f"/api/runs/{run_id}").json()["status"] == "paused"
+
+
+def test_two_starts_of_one_run_start_it_once_and_the_second_sets_where_it_stops(lab, monkeypatch):
+    from overfit.session import Session
+
+    run_id = create(lab, tiny(steps=100_000))["id"]
+    entered, release = threading.Event(), threading.Event()
+    real_resume = Session.resume
+    resumes = []
+
+    def slow_resume(*args, **kwargs):
+        resumes.append(args)
+        entered.set()
+        assert release.wait(60)
+        return real_resume(*args, **kwargs)
+
+    monkeypatch.setattr(Session, "resume", slow_resume)
+    try:
+        first, _, _ = _in_thread(lambda: lab.post(f"/api/runs/{run_id}/start"))
+        assert entered.wait(60)
+        second, stepped, _ = _in_thread(lambda: lab.post(f"/api/runs/{run_id}/step"))
+    finally:
+        release.set()
+    first.join(60)
+    second.join(60)
+    assert stepped[0].status_code == 200 and len(resumes) == 1
+    assert wait_for(lab, run_id, lambda d: d["status"] == "paused")["step"] == 100  # the step's `until` won
+
+
+# -- a failed run keeps its error --------------------------------------------------------------------------------
+
+def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_error_after_a_restart(make_lab, monkeypatch, tmp_path):
+    import math
+
+    from overfit.training import Trainer
+
+    real_evaluate = Trainer.evaluate
+
+    def diverged(self):
+        record, prob = real_evaluate(self)
+        return {**record, "dense_loss": math.nan}, prob
+
+    monkeypatch.setattr(Trainer, "evaluate", diverged)
+    lab = make_lab()
+    run_id = create(lab, tiny(steps=300), name="broken")["id"]
+    lab.post(f"/api/runs/{run_id}/start")
+    failed = wait_for(lab, run_id, lambda d: d["status"] != "running" and d["status"] != "new")
+    assert failed["status"] == "failed" and "diverged" in failed["error"], failed
+    folder = tmp_path / "runs" / run_id
+    assert not (folder / "checkpoint.pt").exists()  # it failed before its first checkpoint
+    assert RunFolder(folder).error() == {"error": failed["error"], "step": 0}
+    assert lab.get(f"/api/runs/{run_id}").json()["error"] == failed["error"]  # a reload of the page
+
+    again = make_lab()  # the lab restarted
+    listed = again.get("/api/runs").json()["runs"]
+    assert [(r["id"], r["status"], r["error"]) for r in listed] == [("broken", "failed", failed["error"])]
+
+    monkeypatch.setattr(Trainer, "evaluate", real_evaluate)
+    again.post(f"/api/runs/{run_id}/step")  # started again, it trains: the error is gone
+    stepped = wait_for(again, run_id, lambda d: d["status"] == "paused")
+    assert stepped["error"] is None and stepped["step"] == 100 and not (folder / "error.json").exists()
+
+
+# -- caps ----------------------------------------------------------------------------------------------------------
+
+def test_run_folders_are_capped_with_a_clear_message(make_lab, tmp_path):
+    lab = make_lab(max_folders=2)
+    create(lab, name="a")
+    create(lab, name="b")
+    message = refusal(lab.post("/api/runs", json={"config": TINY, "name": "c"}), 429)
+    assert "2 run folders" in message and "--max-folders 2" in message and "remove" in message
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a", "b"]  # nothing half-made
+    refusal(lab.post("/api/runs/a/reset"), 429)  # a reset makes a folder too

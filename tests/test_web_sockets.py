@@ -53,3 +53,23 @@ def test_a_socket_for_no_such_run_is_closed(lab):
     with pytest.raises(WebSocketDisconnect) as closed, lab.websocket_connect("ws://127.0.0.1/api/runs/nothing/live") as ws:
         ws.receive_json()
     assert closed.value.code == 4404
+
+
+def test_viewers_of_one_run_are_capped_and_the_one_over_is_told_why(make_lab):
+    from starlette.websockets import WebSocketDisconnect
+
+    lab = make_lab(max_viewers=2)
+    run_id = create(lab)["id"]
+    other = create(lab)["id"]
+    url = f"ws://127.0.0.1/api/runs/{run_id}/live"
+    with lab.websocket_connect(url) as one, lab.websocket_connect(url) as two:
+        assert one.receive_json()["type"] == two.receive_json()["type"] == "snapshot"
+        with pytest.raises(WebSocketDisconnect) as refused, lab.websocket_connect(url) as three:
+            three.receive_json()
+        assert refused.value.code == 1013  # try again later
+        assert "2 viewers already watch this run" in refused.value.reason and "--max-viewers" in refused.value.reason
+        with lab.websocket_connect(f"ws://127.0.0.1/api/runs/{other}/live") as elsewhere:  # the cap is per run
+            assert elsewhere.receive_json()["type"] == "snapshot"
+        assert lab.get(f"/api/runs/{run_id}").json()["viewers"] == 2
+    with lab.websocket_connect(url) as again:  # the places are free again
+        assert again.receive_json()["type"] == "snapshot"

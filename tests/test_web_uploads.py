@@ -56,7 +56,27 @@ def test_a_decompression_bomb_is_refused_from_its_header(lab):
     bomb = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\x00" * 100_001)) + png_chunk(b"IEND", b"")
     assert len(bomb) < 2000
     message = refusal(lab.post("/api/uploads", content=bomb), 422, "upload")
-    assert "10000000000 pixels" in message and "limit" in message
+    # PIL itself refuses it while reading the header (its limit stays in force), before ours is asked.
+    assert f"more than {2 * Image.MAX_IMAGE_PIXELS} pixels, above the limit of {4096 * 4096}" in message
+
+
+def test_checking_an_upload_never_changes_pils_process_wide_pixel_limit(lab, monkeypatch):
+    import types
+
+    writes: list[object] = []
+
+    class Watched(types.ModuleType):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "MAX_IMAGE_PIXELS":
+                writes.append(value)
+            super().__setattr__(name, value)
+
+    monkeypatch.setattr(Image, "__class__", Watched)
+    assert lab.post("/api/uploads", content=png_bytes(picture())).status_code == 201
+    ihdr = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)  # over the lab's 4096 x 4096, under PIL's limit
+    big = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"garbage") + png_chunk(b"IEND", b"")
+    assert "25000000 pixels (5000 x 5000), above the limit of 16777216" in refusal(lab.post("/api/uploads", content=big), 422, "upload")
+    assert writes == []
 
 
 def test_an_upload_over_the_size_cap_is_refused(make_lab):

@@ -6,6 +6,7 @@
       samples.png      one training batch, coloured by label
       metrics.jsonl    one JSON line per evaluation
       frames/          the dense prediction at each evaluation, 8-bit PNG (gray: P(background) or value; RGB)
+      weights/         the model's weights at evaluations, half precision (safetensors), for the network view
       checkpoint.pt    model, optimizer, random generators, step and config (tensors only)
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
@@ -36,6 +37,7 @@ from .images import read_png, save_png
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
+WEIGHTS = "weights"
 ERROR = "error.json"
 CHECKPOINT_FORMAT = "overfit-checkpoint-1"
 # What a checkpoint holds: enough to use the model, and the rest to resume training exactly.
@@ -45,7 +47,7 @@ CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer", "train_gen", "eval
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-# Every file a run folder holds (besides frames/): an output of another command must never land on one.
+# Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
 RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ERROR})
 
 
@@ -53,7 +55,7 @@ def is_run_file(path: str | os.PathLike) -> bool:
     """Whether `path` is one of a run folder's own files (config, checkpoint, frames, videos, ...), existing or not."""
     p = Path(path).resolve()
     folder = p.parent
-    if folder.name == FRAMES and (folder.parent / CONFIG).is_file():
+    if folder.name in (FRAMES, WEIGHTS) and (folder.parent / CONFIG).is_file():
         return True
     return p.name in RUN_FILES and (folder / CONFIG).is_file()
 
@@ -230,7 +232,7 @@ class RunFolder:
 
     def _remove_stale_temporaries(self) -> None:
         """Temporaries left by a process killed mid-write (the real files beside them are intact)."""
-        for folder in (self.path, self.path / FRAMES):
+        for folder in (self.path, self.path / FRAMES, self.path / WEIGHTS):
             if folder.is_dir():
                 for tmp in folder.glob(f"{TMP_PREFIX}*{TMP_MARK}*"):
                     try:
@@ -320,6 +322,28 @@ class RunFolder:
         """Steps that have a frame on disk, in order."""
         return sorted(int(p.stem) for p in (self.path / FRAMES).glob("*.png") if p.stem.isdigit())
 
+    def weights_path(self, step: int) -> Path:
+        return self.path / WEIGHTS / f"{step:08d}.safetensors"
+
+    def weight_steps(self) -> list[int]:
+        """Steps whose weights are on disk, in order."""
+        return sorted(int(p.stem) for p in (self.path / WEIGHTS).glob("*.safetensors") if p.stem.isdigit())
+
+    def read_weights(self, step: int) -> dict[str, Any]:
+        """The model's state dict at `step` (float32 tensors), as `write_weights` stored it."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        path = self.weights_path(step)
+        if not path.is_file():
+            raise RunFolderError(f"{self.path} has no weights at step {step:,} (steps with weights: "
+                                 f"{', '.join(f'{s:,}' for s in self.weight_steps()[-5:]) or 'none'})")
+        try:
+            state = load(path.read_bytes())
+        except (SafetensorError, ValueError, OSError) as e:
+            raise RunFolderError(f"{path} is unreadable: {first_line(e)}") from None
+        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
     def read_frames(self, steps: list[int]) -> StoredFrames:
         """(step, uint8 prediction: (H, W), or (H, W, 3) for rgb runs) for each of `steps` that has a frame on disk.
 
@@ -382,6 +406,14 @@ class RunFolder:
         (self.path / FRAMES).mkdir(exist_ok=True)
         save_png(picture, self.frame_path(step))
 
+    def write_weights(self, step: int, state: dict[str, Any]) -> None:
+        """The model's state dict at `step`, floating tensors in half precision (a picture of the network, not a checkpoint)."""
+        from safetensors.torch import save
+
+        (self.path / WEIGHTS).mkdir(exist_ok=True)
+        tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu() for k, v in state.items()}
+        write_atomic(self.weights_path(step), save(tensors))
+
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -400,4 +432,7 @@ class RunFolder:
         for frame_step in self.frame_steps():
             if frame_step > step:
                 self.frame_path(frame_step).unlink()
+        for weights_step in self.weight_steps():
+            if weights_step > step:
+                self.weights_path(weights_step).unlink()
         return history

@@ -14,15 +14,12 @@ any pixel data is decoded.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import struct
-import threading
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Iterator
 
 import matplotlib
 import numpy as np
@@ -48,10 +45,6 @@ _LINE_SPACING = 0.15
 
 # Exceptions PIL raises for damaged data while decoding (it has no common base class).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
-
-# Image.MAX_IMAGE_PIXELS is a process-wide setting; serialise our temporary changes.
-_PIL_LIMIT_LOCK = threading.Lock()
-
 
 # -- rendered text --------------------------------------------------------------
 
@@ -161,20 +154,18 @@ def render_text(
 # -- image files ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _without_pil_pixel_limit() -> Iterator[None]:
-    """Switch off PIL's decompression-bomb check; `load_image` applies its own limit.
+def _beyond_pil(where: str, max_pixels: int) -> TargetError:
+    """The refusal of a picture PIL will not decode: more than twice `PIL.Image.MAX_IMAGE_PIXELS` pixels.
 
-    PIL warns above MAX_IMAGE_PIXELS (89M by default) and refuses above twice that,
-    which would contradict a user's --max-pixels in either direction.
+    PIL's limit is a process-wide setting that belongs to the application (and guards every
+    thread's pictures), so it is never changed here: `max_pixels` is checked from the header
+    first, and PIL's limit stays in force above it.
     """
-    with _PIL_LIMIT_LOCK:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    if limit < max_pixels:
+        return TargetError(f"picture {where} is more than {limit} pixels, the most PIL decodes "
+                           "(it refuses larger pictures as possible decompression bombs)")
+    return TargetError(f"picture {where} is more than {limit} pixels, above the limit of {max_pixels}", field="data.max_pixels")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -235,7 +226,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, co
     Any format and mode PIL reads (PNG, JPEG, BMP, GIF's first frame, WebP, TIFF; 1, L,
     P, LA, RGB, RGBA, CMYK, 16-bit, float). Transparency is composited over white, 16-bit
     samples are scaled (65535 -> 255), EXIF orientation is applied. The pixel count is
-    checked from the header, before decoding, against `max_pixels`.
+    checked from the header, before decoding, against `max_pixels`; PIL's own limit
+    (`PIL.Image.MAX_IMAGE_PIXELS`, ~179 megapixels refused) is left as the application set it.
     """
     where = os.fsdecode(path)
     if not os.path.exists(path):
@@ -243,29 +235,32 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, co
     if os.path.isdir(path):
         raise TargetError(f"not a file but a directory: {where}")
 
-    with _without_pil_pixel_limit():
+    try:
+        img = Image.open(path)  # lazy: reads the header only (PIL refuses a size above its own bomb limit here)
+    except UnidentifiedImageError:
+        raise TargetError(f"cannot read picture {where}: not an image file (or an unsupported format)") from None
+    except Image.DecompressionBombError:
+        raise _beyond_pil(where, max_pixels) from None
+    except OSError as e:
+        raise TargetError(f"cannot read picture {where}: {e.strerror or e}") from None
+    with img:
+        w, h = img.size
+        if w < 2 or h < 2:
+            raise TargetError(f"picture {where} is {w} x {h} pixels; at least 2 x 2 is needed")
+        if w * h > max_pixels:
+            raise TargetError(
+                f"picture {where} is {w * h} pixels ({w} x {h}), above the limit of {max_pixels}", field="data.max_pixels"
+            )
         try:
-            img = Image.open(path)  # lazy: reads the header only
-        except UnidentifiedImageError:
-            raise TargetError(f"cannot read picture {where}: not an image file (or an unsupported format)") from None
-        except OSError as e:
-            raise TargetError(f"cannot read picture {where}: {e.strerror or e}") from None
-        with img:
-            w, h = img.size
-            if w < 2 or h < 2:
-                raise TargetError(f"picture {where} is {w} x {h} pixels; at least 2 x 2 is needed")
-            if w * h > max_pixels:
-                raise TargetError(
-                    f"picture {where} is {w * h} pixels ({w} x {h}), above the limit of {max_pixels}", field="data.max_pixels"
-                )
-            try:
-                img.load()
-                # Phone cameras store pictures sideways plus an EXIF rotation tag.
-                ImageOps.exif_transpose(img, in_place=True)
-            except _DECODE_ERRORS as e:
-                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise TargetError(f"picture {where} is truncated or corrupt: {reason}") from None
-            return _to_array(img, where, color)
+            img.load()
+            # Phone cameras store pictures sideways plus an EXIF rotation tag.
+            ImageOps.exif_transpose(img, in_place=True)
+        except Image.DecompressionBombError:  # a frame or tile larger than PIL's limit (GIF, TIFF)
+            raise _beyond_pil(where, max_pixels) from None
+        except _DECODE_ERRORS as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise TargetError(f"picture {where} is truncated or corrupt: {reason}") from None
+        return _to_array(img, where, color)
 
 
 # -- the target -------------------------------------------------------------------

@@ -14,27 +14,32 @@
     WS   /api/runs/{id}/live            snapshot, then ticks, previews, evaluations, status
 
 Safety: the browser never names a path (runs by folder name, checked against the run
-folder rule; pictures by upload id); every refusal is JSON {"error": ..., "field": ...}
-with a 4xx status, never a stack trace (`errors`); Host and Origin headers are checked
-before any route (`guard`).
+folder rule; pictures by upload id) and files are served only as plain files inside
+their run folder, never through a symbolic link (`LabRun.open_file`); every refusal is
+JSON {"error": ..., "field": ...} with a 4xx status, never a stack trace (`errors`);
+Host and Origin headers, and off loopback the access token, are checked before any
+route (`guard`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,11 +49,11 @@ from ..runs import TARGET
 from . import pictures
 from .errors import LabError
 from .forms import json_body, lab_config, target_picture
-from .guard import Guard, allowed_hosts, is_loopback
-from .labrun import AT_THE_END, DOWNLOADS
-from .manager import RunManager
+from .guard import LOOPBACK_HOST_STATUS, OPEN_HOST_STATUS, Guard, allowed_hosts, is_loopback, new_token
+from .labrun import AT_THE_END, DOWNLOADS, LabRun
+from .manager import MAX_FOLDERS, RunManager
 from .meta import meta
-from .sockets import live_route
+from .sockets import MAX_VIEWERS, live_route
 from .stream import Hub
 from .uploads import MAX_LAB_PIXELS, MAX_UPLOAD_BYTES, UploadStore
 
@@ -57,6 +62,10 @@ __all__ = ["create_app", "is_loopback"]
 log = logging.getLogger("overfit.lab")
 STATIC = Path(__file__).resolve().parent / "static"
 _FRAME = re.compile(r"^(\d{1,12})\.png$")
+_CHUNK_BYTES = 256 * 1024
+# Requests waiting for the training thread at once (beyond that they queue for a thread, reads never do).
+CONTROL_THREADS = 64
+T = TypeVar("T")
 
 
 def create_app(
@@ -65,12 +74,25 @@ def create_app(
     host: str = "127.0.0.1",
     upload_max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_LAB_PIXELS,
+    allow_hosts: Sequence[str] = (),
+    token: str | None = None,
+    max_folders: int = MAX_FOLDERS,
+    max_viewers: int = MAX_VIEWERS,
 ) -> FastAPI:
-    """The lab app for `runs_dir`; `host` is the address the server binds (it decides which Host headers are served)."""
+    """The lab app for `runs_dir`.
+
+    `host` is the address the server binds: it and `allow_hosts` are the Host names
+    served (besides the loopback names). Off loopback every request needs the access
+    token: `token`, or a new random one; it is `app.state.token` (None on loopback,
+    unless given). `max_folders` caps the run folders the lab makes, `max_viewers` the
+    live views of one run.
+    """
     runs_path = Path(runs_dir).resolve()
+    if token is None and not is_loopback(host):
+        token = new_token()
     hub = Hub()
     uploads = UploadStore(runs_path, upload_max_bytes, max_pixels)
-    manager = RunManager(runs_path, hub, max_runs or os.cpu_count() or 1, uploads.id_of)
+    manager = RunManager(runs_path, hub, max_runs or os.cpu_count() or 1, uploads.id_of, max_folders)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,14 +102,15 @@ def create_app(
         await run_in_threadpool(manager.shutdown)
 
     app = FastAPI(title="overfit lab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.manager, app.state.hub, app.state.uploads = manager, hub, uploads
-    app.add_middleware(Guard, allowed_hosts=allowed_hosts(host))
+    app.state.manager, app.state.hub, app.state.uploads, app.state.token = manager, hub, uploads, token
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts(host, allow_hosts), token=token,
+                       host_status=LOOPBACK_HOST_STATUS if is_loopback(host) else OPEN_HOST_STATUS)
 
     _error_handlers(app)
     _page_routes(app, uploads, manager)
     _run_routes(app, manager, uploads)
     _picture_routes(app, uploads)
-    live_route(app, manager, hub)
+    live_route(app, manager, hub, max_viewers)
     return app
 
 
@@ -139,10 +162,14 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
         running = len(manager.running())
         return {"runs": manager.list(), "running": running, "max_runs": manager.max_runs}
 
+    # Requests that wait for the training thread (create, start, step, pause, reset) wait in threads
+    # of their own (`ControlThreads`), never in the pool that serves the reads.
+    control = ControlThreads()
+
     @app.post("/api/runs", status_code=201)
     async def create_run(request: Request) -> dict[str, Any]:
         cfg, name = lab_config(await json_body(request), uploads)
-        run = await run_in_threadpool(manager.create, cfg, name)
+        run = await control.run(manager.create, cfg, name)
         return run.detail()
 
     @app.get("/api/runs/{run_id}")
@@ -150,49 +177,92 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
         return manager.get(run_id).detail()
 
     @app.post("/api/runs/{run_id}/start")
-    def start(run_id: str) -> dict[str, Any]:
-        return manager.start(run_id).summary()
+    async def start(run_id: str) -> dict[str, Any]:
+        return (await control.run(manager.start, run_id)).summary()
 
     @app.post("/api/runs/{run_id}/pause")
-    def pause(run_id: str) -> dict[str, Any]:
-        return manager.pause(run_id).summary()
+    async def pause(run_id: str) -> dict[str, Any]:
+        return (await control.run(manager.pause, run_id)).summary()
 
     @app.post("/api/runs/{run_id}/step")
-    def step(run_id: str) -> dict[str, Any]:
-        return manager.step(run_id).summary()
+    async def step(run_id: str) -> dict[str, Any]:
+        return (await control.run(manager.step, run_id)).summary()
 
     @app.post("/api/runs/{run_id}/reset", status_code=201)
-    def reset(run_id: str) -> dict[str, Any]:
-        return manager.reset(run_id).detail()
+    async def reset(run_id: str) -> dict[str, Any]:
+        return (await control.run(manager.reset, run_id)).detail()
+
+    # Files of a run are opened by `LabRun.open_file`: never through a symbolic link, never outside the run folder.
 
     @app.get("/api/runs/{run_id}/target.png")
     def run_target(run_id: str) -> Response:
         run = manager.get(run_id)
-        try:
-            picture = read_png(run.folder.path / TARGET)
-        except OSError:
-            raise LabError(404, f"run {run_id} has no target picture") from None
-        return _png(pictures.show_target(picture, run.mode))
+        return _png(pictures.show_target(_read_picture(run, TARGET), run.mode))
 
     @app.get("/api/runs/{run_id}/frames/{frame}")
     def frame(run_id: str, frame: str) -> Response:
         run = manager.get(run_id)
         m = _FRAME.match(frame)
-        path = run.folder.frame_path(int(m.group(1))) if m else None
-        if path is None or not path.is_file():
+        if m is None:
             raise LabError(404, f"run {run_id} has no frame {frame!r}")
-        return _png(pictures.show_frame(read_png(path), run.mode))
+        path = run.folder.frame_path(int(m.group(1)))
+        return _png(pictures.show_frame(_read_picture(run, path.parent.name, path.name), run.mode))
 
     @app.get("/api/runs/{run_id}/download/{kind}")
-    def download(run_id: str, kind: str) -> FileResponse:
+    def download(run_id: str, kind: str) -> Response:
         run = manager.get(run_id)
         if kind not in DOWNLOADS:
             raise LabError(404, f"nothing to download called {kind!r}; choose from {', '.join(DOWNLOADS)}")
         file, media_type, _ = DOWNLOADS[kind]
-        path = run.path / file
-        if not path.is_file():
-            raise LabError(404, f"run {run_id} has no {file} yet" + (" (it is written when training ends)" if kind in AT_THE_END else ""))
-        return FileResponse(path, media_type=media_type, filename=f"{run_id}-{file}")
+        try:
+            f = run.open_file(file)
+        except LabError as e:
+            if e.status == 404 and kind in AT_THE_END:
+                raise LabError(404, f"run {run_id} has no {file} yet (it is written when training ends)") from None
+            raise
+        return _stream(f, media_type, f"{run_id}-{file}")
+
+
+class ControlThreads:
+    """Threads for requests that wait for the training thread, apart from the pool that serves reads.
+
+    Every plain route runs in a thread of one shared pool (40 at once). A create or start
+    holds its thread until the worker gets to it, so 40 of them queued behind a slow
+    model would leave no thread for a GET. These requests draw on their own limit instead:
+    however many of them wait, reads find a thread at once.
+    """
+
+    def __init__(self, threads: int = CONTROL_THREADS) -> None:
+        self.threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None  # made on the server's event loop, at the first request
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter)
+
+
+def _read_picture(run: LabRun, *parts: str) -> np.ndarray:
+    """A PNG of the run folder, decoded; LabError 404 if missing or unreadable, 403 if it is a link."""
+    with run.open_file(*parts) as f:
+        try:
+            return read_png(f)
+        except (OSError, ValueError, SyntaxError):
+            raise LabError(404, f"run {run.id}: {'/'.join(parts)} is not a readable PNG picture") from None
+
+
+def _stream(f: BinaryIO, media_type: str, filename: str) -> Response:
+    """An open file as a download, sent in chunks and closed when sent."""
+    size = os.fstat(f.fileno()).st_size
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            while chunk := f.read(_CHUNK_BYTES):
+                yield chunk
+
+    # Run ids and file names are plain folder names (letters, digits, '.', '_', '-'): safe inside the quotes.
+    headers = {"Content-Length": str(size), "Content-Disposition": f'attachment; filename="{filename}"'}
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 def _picture_routes(app: FastAPI, uploads: UploadStore) -> None:

@@ -1,7 +1,17 @@
-"""Who may talk to the lab: the Host and Origin checks in front of every route.
+"""Who may talk to the lab: the Host, access-token and Origin checks in front of every route.
 
-Bound to loopback, only loopback Host headers are served, so a web page cannot reach
-the lab through DNS rebinding (a name of the attacker's that resolves to 127.0.0.1).
+Only the Host names the lab was told about are served: the loopback names, the address
+it binds, and each `--allow-host`. So a web page cannot reach the lab through DNS
+rebinding (a name of the attacker's that resolves to the lab's address): its requests
+carry the attacker's name as their Host.
+
+Bound to loopback, that is all. Bound to any other address, other machines can
+connect, so every request must also carry the lab's access token (random, made with
+`secrets` at start-up and printed in the address, as Jupyter does): as the `token`
+query parameter, once (the answer keeps it in an HttpOnly, SameSite=Strict cookie,
+and the page's address is reloaded without it), or as an `Authorization: Bearer`
+header; WebSockets send the cookie or the query parameter.
+
 Any request that changes something, or opens a WebSocket, from a page of another
 origin is refused, so another site open in the same browser cannot start runs or
 upload pictures (cross-site request forgery). Reading is allowed from anywhere the
@@ -11,14 +21,29 @@ sites' pages.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
+import secrets
+from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+# Addresses that mean "every interface": not a name any request is addressed to.
+ANY_ADDRESS = ("0.0.0.0", "::", "")
 # Methods that only read; everything else changes something and must come from the lab's own page.
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# A host name (RFC 1123 labels) or an IPv4 address; IPv6 addresses are checked by `ipaddress`.
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+# The cookie that keeps the token; its name carries a digest of the token, so two labs on one machine keep theirs apart.
+COOKIE_PREFIX = "overfit_lab_"
+# Status of a request addressed to a Host name the lab does not serve: on loopback the lab answers
+# 421 (misdirected: no such site here), off loopback 403, like a missing token.
+LOOPBACK_HOST_STATUS, OPEN_HOST_STATUS = 421, 403
 
 
 def is_loopback(host: str) -> bool:
@@ -31,31 +56,113 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def allowed_hosts(host: str) -> set[str] | None:
-    """Host names served when the lab binds `host`: the loopback names, or None (any) off loopback."""
-    return set(LOOPBACK_NAMES) | {host} if is_loopback(host) else None
+def host_name(value: str) -> str:
+    """`value` as a Host name to allow (lower case, no brackets, no trailing dot); ValueError if it is none."""
+    name = value.strip().lower().rstrip(".")
+    name = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(name):
+        raise ValueError(f"{value!r} is not a host name or address (like mybox.local or 10.0.0.5; no scheme, port or path)")
+    return name
+
+
+def allowed_hosts(host: str, allow: Iterable[str] = ()) -> set[str]:
+    """Host names served when the lab binds `host`: the loopback names, `host` itself (unless it means
+    every interface) and each of `allow`."""
+    names = set(LOOPBACK_NAMES) | {host_name(h) for h in allow}
+    if host not in ANY_ADDRESS:
+        names.add(host_name(host))
+    return names
+
+
+def new_token() -> str:
+    """A random access token: 256 bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def cookie_name(token: str) -> str:
+    return COOKIE_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _request_host(headers: dict[str, str]) -> str:
+    """The Host header's name: lower case, without the port or an IPv6 address's brackets."""
+    host = headers.get("host", "").strip().lower()
+    name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name.rstrip(".")
 
 
 class Guard:
-    """ASGI middleware: only expected Host headers; nothing that changes state from another origin."""
+    """ASGI middleware: only allowed Host headers; the access token where one is set; nothing that changes state from another origin."""
 
-    def __init__(self, app: Any, allowed_hosts: set[str] | None) -> None:
+    def __init__(self, app: Any, allowed_hosts: set[str], token: str | None = None, host_status: int = LOOPBACK_HOST_STATUS) -> None:
         self.app = app
         self.allowed = allowed_hosts
+        self.token = token
+        self.host_status = host_status
+        self.cookie = cookie_name(token) if token else None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = headers.get("host", "")
-        hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
-        if self.allowed is not None and hostname not in self.allowed:
-            return await self._refuse(scope, receive, send, 421, f"this lab answers only to {', '.join(sorted(self.allowed))}, not {host!r}")
+        if _request_host(headers) not in self.allowed:
+            names = ", ".join(sorted(self.allowed))
+            hint = "" if self.host_status == LOOPBACK_HOST_STATUS else " (start it with --allow-host NAME to add a name)"
+            return await self._refuse(scope, receive, send, self.host_status, f"this lab answers only to {names}, not {host!r}{hint}")
+        query_token = None
+        if self.token is not None:
+            query_token, given = self._given_token(scope, headers)
+            if given is None:
+                return await self._refuse(scope, receive, send, 403, "this lab needs its access token: open the address "
+                                          "`overfit lab` printed (it ends in ?token=...)")
+            if not secrets.compare_digest(given.encode(), self.token.encode()):
+                return await self._refuse(scope, receive, send, 403, "wrong access token (the lab makes a new one each time it "
+                                          "starts): open the address `overfit lab` printed")
         origin = headers.get("origin")
         changes = scope["type"] == "websocket" or scope.get("method") not in READ_METHODS
-        if changes and origin is not None and origin.split("://", 1)[-1] != host:
+        if changes and origin is not None and origin.split("://", 1)[-1].lower() != host.lower():
             return await self._refuse(scope, receive, send, 403, f"requests from pages of another origin ({origin}) are refused")
-        await self.app(scope, receive, send)
+        if query_token is None or scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/":
+            # The page's own address: keep the token in the cookie and take it out of the address bar
+            # (and so out of the history, copied links and Referer headers).
+            rest = urlencode([(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                              if k != "token"])
+            response = RedirectResponse("/" + (f"?{rest}" if rest else ""), status_code=303)
+            self._set_cookie(response.raw_headers)
+            return await response(scope, receive, send)
+
+        async def send_with_cookie(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", []))}
+                self._set_cookie(message["headers"])
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    def _given_token(self, scope: dict, headers: dict[str, str]) -> tuple[str | None, str | None]:
+        """(the token from the query, if any; the token the request gives: query, else Authorization, else cookie)."""
+        query = [v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True) if k == "token"]
+        if query:
+            return query[-1], query[-1]
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return None, credentials.strip()
+        try:
+            cookies = SimpleCookie(headers.get("cookie", ""))
+        except CookieError:
+            return None, None
+        morsel = cookies.get(self.cookie or "")
+        return None, morsel.value if morsel is not None else None
+
+    def _set_cookie(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        value = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+        raw_headers.append((b"set-cookie", value.encode("latin-1")))
 
     async def _refuse(self, scope: dict, receive: Any, send: Any, status: int, message: str) -> None:
         if scope["type"] == "websocket":

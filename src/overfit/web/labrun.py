@@ -10,20 +10,28 @@ evaluations, previews and status changes.
 `summary()` and `detail()` are what the page sees; they and `load()` are safe from
 any thread. Which metric sums a run up, and how the page writes it, is the mode's
 (`modes`): the lab asks, it never names a mode.
+
+Files go to the browser only through `open_file`, which follows no symbolic link
+(`open_plain_file`): a run folder copied from elsewhere may hold a `progress.gif` that
+links to /etc/passwd, and the lab must not serve it.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from ..config import RunConfig
 from ..errors import RunFolderError
 from ..modes import Mode, get_mode
 from ..runs import CHECKPOINT, CONFIG, FINAL, GIF, MP4, RunFolder
 from ..training import Event
+from .errors import LabError
 from .live import TICK_SECONDS, Curve, Previews, curves_from, finite
 from .stream import Hub
 
@@ -40,6 +48,83 @@ DOWNLOADS: dict[str, tuple[str, str, str]] = {
 }
 # Downloads written only when training ends.
 AT_THE_END = ("video", "gif", "final")
+# Opening a path component: never through a link; a FIFO or device must not block the open.
+_NO_LINKS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+class NotPlainFile(OSError):
+    """A path component is a symbolic link, or the file is not a regular file."""
+
+
+def _is_link_error(e: OSError) -> bool:
+    """What opening a link with O_NOFOLLOW raises (ELOOP; EMLINK on FreeBSD), or a file where a folder should be."""
+    return e.errno in (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
+
+
+def open_plain_file(folder: Path, *parts: str) -> BinaryIO:
+    """`folder/parts...` opened for reading without following a symbolic link at any step.
+
+    `folder` itself must not be a link either (the folders above it may: the runs folder is
+    the user's choice). Raises FileNotFoundError when a part is missing and `NotPlainFile`
+    when a part is a link or the file is not a regular file, so nothing outside `folder`
+    is ever opened. Where the platform opens relative to a folder (POSIX), every step is
+    opened from the previous one with O_NOFOLLOW; elsewhere each step is checked with
+    lstat and the opened file compared with it.
+    """
+    if hasattr(os, "O_NOFOLLOW") and os.open in os.supports_dir_fd:
+        return _open_from_folder_fds(folder, parts)
+    path = folder
+    for part in parts:
+        path = path / part
+    for step in [folder] + [folder.joinpath(*parts[:i + 1]) for i in range(len(parts))]:
+        if stat.S_ISLNK(os.lstat(step).st_mode):
+            raise NotPlainFile(f"{step.name} is a symbolic link")
+    before = os.lstat(path)
+    if not stat.S_ISREG(before.st_mode):
+        raise NotPlainFile(f"{path.name} is not a regular file")
+    f = open(path, "rb")
+    after = os.fstat(f.fileno())
+    if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        f.close()
+        raise NotPlainFile(f"{path.name} is not a regular file")
+    return f
+
+
+def _open_from_folder_fds(folder: Path, parts: tuple[str, ...]) -> BinaryIO:
+    try:
+        fd = os.open(folder, _NO_LINKS | _DIRECTORY)
+    except OSError as e:
+        if _is_link_error(e):
+            raise NotPlainFile(f"{folder.name} is a symbolic link (or not a folder)") from None
+        raise
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                child = os.open(part, _NO_LINKS | (0 if last else _DIRECTORY), dir_fd=fd)
+            except OSError as e:
+                if _is_link_error(e):
+                    raise NotPlainFile(f"{part} is a symbolic link (or not a {'file' if last else 'folder'})") from None
+                raise
+            os.close(fd)
+            fd = child
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotPlainFile(f"{parts[-1] if parts else folder.name} is not a regular file")
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return f
+
+
+def is_plain_file(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link (what `open_plain_file` would open, at its last step)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class LabRun:
@@ -90,6 +175,7 @@ class LabRun:
         loss, metric = curves_from(records, get_mode(cfg.data.mode).headline)
         frames = self.folder.frame_steps()
         status = "busy" if self.folder.held_elsewhere() else self.folder.status()
+        failure = self.folder.error() if status == "failed" else None  # kept on disk: it survives a reload and a restart
         with self.lock:
             if self.running:
                 return
@@ -97,8 +183,7 @@ class LabRun:
             self.step = records[-1].get("step", 0) if records else 0
             self.last_eval = records[-1] if records else None
             self.loss_curve, self.metric_curve, self.frame_steps = loss, metric, frames
-            if not (self.status == "failed" and status == "paused"):  # keep the reason a failed run stopped
-                self.status, self.error = status, None
+            self.status, self.error = status, failure["error"] if failure else None
 
     # -- what the page sees ---------------------------------------------------------------
 
@@ -128,7 +213,7 @@ class LabRun:
                 "upload": upload,
                 "image_source": "upload" if upload else ("file" if self.cfg.data.image else None),
                 "viewers": self.hub.viewers(self.id),
-                "files": {name: (self.path / file).is_file() for name, (file, _, _) in DOWNLOADS.items()},
+                "files": {name: is_plain_file(self.path / file) for name, (file, _, _) in DOWNLOADS.items()},
                 "config": config,
             }
 
@@ -140,6 +225,19 @@ class LabRun:
             out["curve_strides"] = {"loss": self.loss_curve.stride, "metric": self.metric_curve.stride}
             out["frames"] = list(self.frame_steps)
         return out
+
+    def open_file(self, *parts: str) -> BinaryIO:
+        """A file of the run folder (`parts` below it) for the browser: LabError 404 if missing, 403 if it is a link."""
+        name = "/".join(parts)
+        try:
+            return open_plain_file(self.path, *parts)
+        except NotPlainFile as e:
+            raise LabError(403, f"run {self.id}: {e}; the lab serves only plain files inside the run folder, "
+                                "never through a symbolic link") from None
+        except FileNotFoundError:
+            raise LabError(404, f"run {self.id} has no {name}") from None
+        except OSError as e:
+            raise LabError(404, f"run {self.id}: cannot read {name} ({e.strerror or type(e).__name__})") from None
 
     def publish_status(self) -> None:
         self.hub.publish(self.id, {"type": "status", "run": self.summary()})

@@ -6,6 +6,12 @@ resumes it with `Session.resume` as `overfit train --resume` would. All of it th
 needs torch happens on the one `worker.Worker` thread. The web layer (`app`) only
 calls `RunManager` methods and reads `LabRun.summary()` / `detail()`; those are safe
 from any thread.
+
+The manager's lock guards its own bookkeeping (the runs it knows, the runs being
+started) and nothing else: a request reserves what it needs under the lock, waits for
+the worker without it, and publishes the result under it again. So however long the
+worker takes (a wide model, `compile`, several runs' turns), reading the runs never
+waits for it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from .turns import Training
 from .worker import Worker
 
 MAX_ID_LENGTH = 200
+# Run folders the lab makes in its runs folder at most: a page left creating runs, or a client on the
+# network, must not fill the disk. Raised with `overfit lab --max-folders`.
+MAX_FOLDERS = 1000
 
 
 def _mtime(path: Path) -> float:
@@ -37,15 +46,20 @@ def _mtime(path: Path) -> float:
 
 
 class RunManager:
-    """All runs in runs_dir, at most `max_runs` of them training at once."""
+    """All runs in runs_dir, at most `max_runs` of them training at once and `max_folders` run folders in all."""
 
-    def __init__(self, runs_dir: Path, hub: Hub, max_runs: int, upload_id: Callable[[str | None], str | None]) -> None:
+    def __init__(self, runs_dir: Path, hub: Hub, max_runs: int, upload_id: Callable[[str | None], str | None],
+                 max_folders: int = MAX_FOLDERS) -> None:
         self.runs_dir = runs_dir
         self.hub = hub
         self.max_runs = max_runs
+        self.max_folders = max_folders
         self._upload_id = upload_id
         self._runs: dict[str, LabRun] = {}
-        self._lock = threading.Lock()
+        # Runs whose training is being set up on the worker: each holds one of the max_runs places,
+        # and a second start of the same run waits for its event, then takes the new `until`.
+        self._starting: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()  # guards the two dicts above; never held while waiting for anything
         self.worker = Worker()
 
     # -- finding runs ---------------------------------------------------------------------
@@ -63,27 +77,33 @@ class RunManager:
         path = self._path(run_id)
         with self._lock:
             run = self._runs.get(run_id)
-            if run is None:
-                try:
-                    cfg = RunFolder.open(path).config()
-                except RunFolderError as e:
-                    raise LabError(409, f"run {run_id} cannot be read: {lab_error(e, hide=runs_dir_names(self.runs_dir)).detail}") from None
-                run = self._runs[run_id] = LabRun(path, cfg, self.hub, self._upload_id)
+        if run is None:  # read from disk without the lock, then published (the first of two readers wins)
+            try:
+                cfg = RunFolder.open(path).config()
+            except RunFolderError as e:
+                raise LabError(409, f"run {run_id} cannot be read: {lab_error(e, hide=runs_dir_names(self.runs_dir)).detail}") from None
+            fresh = LabRun(path, cfg, self.hub, self._upload_id)
+            with self._lock:
+                run = self._runs.setdefault(run_id, fresh)
         if not run.running:
             run.load()
         return run
 
+    def _folders(self) -> list[Path]:
+        """Every run folder in runs_dir (a plain name with a config.json)."""
+        if not self.runs_dir.is_dir():
+            return []
+        return [p for p in self.runs_dir.iterdir() if NAME_PATTERN.match(p.name) and (p / CONFIG).is_file()]
+
     def list(self) -> list[dict[str, Any]]:
         """Every run folder in runs_dir (a folder with config.json), newest first."""
         out = []
-        if self.runs_dir.is_dir():
-            folders = [p for p in self.runs_dir.iterdir() if NAME_PATTERN.match(p.name) and (p / CONFIG).is_file()]
-            # target.png is written when a run starts from step 0 (config.json also when it resumes).
-            for path in sorted(folders, key=lambda p: _mtime(p / TARGET), reverse=True):
-                try:
-                    out.append(self.get(path.name).summary())
-                except LabError:
-                    continue  # unreadable folders are left out of the list, not fatal
+        # target.png is written when a run starts from step 0 (config.json also when it resumes).
+        for path in sorted(self._folders(), key=lambda p: _mtime(p / TARGET), reverse=True):
+            try:
+                out.append(self.get(path.name).summary())
+            except LabError:
+                continue  # unreadable folders are left out of the list, not fatal
         return out
 
     def running(self) -> list[LabRun]:
@@ -100,6 +120,12 @@ class RunManager:
         return self.get(path.name)
 
     def _create(self, cfg: RunConfig, name: str | None) -> Path:
+        """On the worker thread, one create at a time: so the folder count below cannot race another create."""
+        folders = len(self._folders())
+        if folders >= self.max_folders:
+            raise LabError(429, f"the runs folder holds {folders:,} run folders, the most this lab makes "
+                                f"(--max-folders {self.max_folders:,}); remove run folders you no longer need, "
+                                f"or restart the lab with a larger --max-folders")
         try:
             with warnings.catch_warnings():
                 # A one-class picture trains fine (and instantly); the page shows its accuracy.
@@ -113,16 +139,28 @@ class RunManager:
     def start(self, run_id: str, until: int | None = None) -> LabRun:
         """Train `run_id` (to the end, or to step `until`); a running run just takes the new `until`."""
         run = self.get(run_id)
-        with self._lock:
-            if run.running:
-                with run.lock:
-                    run.until = until
-                return run
-            busy = [r for r in self._runs.values() if r.running]
-            if len(busy) >= self.max_runs:
-                raise LabError(429, f"{len(busy)} run(s) are already training, the most this lab allows at once "
-                                    f"(--max-runs {self.max_runs}); pause one, or wait for one to finish")
-            self.worker.call(Training.begin, run, until, self.worker)
+        while True:
+            with self._lock:
+                if run.running:
+                    with run.lock:
+                        run.until = until
+                    return run
+                other = self._starting.get(run_id)
+                if other is None:
+                    busy = {r.id for r in self._runs.values() if r.running} | set(self._starting)
+                    if len(busy) >= self.max_runs:
+                        raise LabError(429, f"{len(busy)} run(s) are already training, the most this lab allows at once "
+                                            f"(--max-runs {self.max_runs}); pause one, wait for one to finish, "
+                                            f"or restart the lab with a larger --max-runs")
+                    reserved = self._starting[run_id] = threading.Event()
+                    break
+            other.wait()  # another request is starting this run; then it runs, and takes our `until`
+        try:
+            self.worker.call(Training.begin, run, until, self.worker)  # slow (torch, the worker's queue): no lock held
+        finally:
+            with self._lock:
+                del self._starting[run_id]
+            reserved.set()
         return run
 
     def step(self, run_id: str) -> LabRun:

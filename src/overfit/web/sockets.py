@@ -3,6 +3,10 @@
 The page sends nothing on it (control goes through the HTTP routes); the server
 forwards the run's mailbox (`stream.Hub`) as it fills, and a viewer that fell too
 far behind gets a fresh snapshot instead of the messages it missed.
+
+A run has at most `max_viewers` live views at once: each costs the server a mailbox
+and a copy of every message. One more is accepted and closed at once with code 1013
+(try again later) and a reason the page shows.
 """
 
 from __future__ import annotations
@@ -22,9 +26,18 @@ from .stream import Hub, Mailbox, encode
 log = logging.getLogger("overfit.lab")
 # Close code for a run that does not exist (4000-4999 are the application's).
 NO_SUCH_RUN = 4404
+# Close code for a viewer over the cap: RFC 6455's "try again later".
+TOO_MANY_VIEWERS = 1013
+# Live views of one run at once (browser tabs, each panel that shows the run); `overfit lab --max-viewers`.
+MAX_VIEWERS = 16
 
 
-def live_route(app: FastAPI, manager: RunManager, hub: Hub) -> None:
+def too_many_viewers(limit: int) -> str:
+    """The close reason for a viewer over the cap (a close frame holds at most 123 bytes of it)."""
+    return f"{limit} viewers already watch this run, the lab's limit (--max-viewers); close a tab that shows it"[:123]
+
+
+def live_route(app: FastAPI, manager: RunManager, hub: Hub, max_viewers: int = MAX_VIEWERS) -> None:
     """WS /api/runs/{id}/live."""
 
     @app.websocket("/api/runs/{run_id}/live")
@@ -36,7 +49,10 @@ def live_route(app: FastAPI, manager: RunManager, hub: Hub) -> None:
             return
         await ws.accept()
         hub.attach(asyncio.get_running_loop())
-        box = hub.subscribe(run_id)
+        box = hub.subscribe(run_id, max_viewers)
+        if box is None:
+            await ws.close(code=TOO_MANY_VIEWERS, reason=too_many_viewers(max_viewers))
+            return
         try:
             await _serve(ws, run, box)
         except (WebSocketDisconnect, RuntimeError):

@@ -85,10 +85,13 @@ class Hub:
         """The event loop that serves the WebSockets (set once the server runs)."""
         self._loop = loop
 
-    def subscribe(self, run_id: str) -> Mailbox:
-        """A mailbox for a new viewer of `run_id` (call on the event loop)."""
+    def subscribe(self, run_id: str, limit: int | None = None) -> Mailbox | None:
+        """A mailbox for a new viewer of `run_id`, or None if `limit` viewers watch it already (call on the event loop)."""
+        boxes = self._boxes.setdefault(run_id, set())
+        if limit is not None and len(boxes) >= limit:  # checked and added with no await between: no race
+            return None
         box = Mailbox(run_id)
-        self._boxes.setdefault(run_id, set()).add(box)
+        boxes.add(box)
         with self._lock:
             self._counts[run_id] = self._counts.get(run_id, 0) + 1
         return box

@@ -11,7 +11,12 @@ Training happens in chunks (`Session.run(until=...)`, about 0.1 s each) on the o
 view is fed (previews, curves) and where a pause takes effect, whatever
 `schedule.log_every` says. The trainer ends a chunk with a "chunk" event, which the
 run folder's recorder ignores: a running run does not write a checkpoint every tenth
-of a second, and a pause between chunks writes one (`Session.checkpoint`).
+of a second, and a pause between chunks writes one (`Session.checkpoint`). A run's first
+chunk is a single step: nothing is known yet about how long a step of this model takes
+(a wide network, `compile`), and a pause must not wait for ten slow ones.
+
+A run that stops with an error records it in its folder (`RunFolder.write_error`), so the
+page shows why after a reload or a restart of the lab; starting it again clears it.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Training:
         self.run = run
         self.session = session
         self.worker = worker
-        self.chunk = 10  # steps per turn, adapted to take about CHUNK_SECONDS
+        self.chunk = 1  # steps per turn, adapted to take about CHUNK_SECONDS from the first (timed) one
         self.saved_step = session.trainer.step  # the step of the checkpoint on disk
         self.pause = threading.Event()
         self.stopped = threading.Event()
@@ -62,6 +67,10 @@ class Training:
             session = Session.resume(run.path)
         except OverfitError as e:
             raise lab_error(e, hide=runs_dir_names(run.path.parent)) from None
+        try:
+            session.folder.clear_error()  # it trains again: an earlier failure no longer describes it
+        except OSError:
+            log.exception("run %s: cannot remove its recorded error", run.id)
         training = cls(run, session, worker)
         trainer = session.trainer
         run.started(training, trainer.cfg, trainer.step, until)
@@ -115,10 +124,19 @@ class Training:
             log.exception("run %s: saving the checkpoint failed", self.run.id)
             status, error = "failed", f"cannot save the checkpoint: {type(e).__name__}: {e}"
         finally:
+            if status == "failed":
+                self._record_error(error or "failed", step)
             self.session.close()
             self.run.stopped(status, error, step)
             self.stopped.set()
         return False
+
+    def _record_error(self, error: str, step: int) -> None:
+        """Keep the reason in the run folder (still ours: the session holds its lock), for later page loads."""
+        try:
+            self.session.folder.write_error(error, step)
+        except Exception:
+            log.exception("run %s: cannot record its error in the run folder", self.run.id)
 
     def _adapt_chunk(self, steps: int, seconds: float, turns: int) -> None:
         if steps <= 0 or seconds <= 0:

@@ -74,7 +74,7 @@ class UploadStore:
                     f.write(chunk)
             if size == 0:
                 raise LabError(415, "the upload is empty; choose a picture file", field="upload")
-            fmt = await asyncio.to_thread(self._check, tmp)  # decoding 16 megapixels takes a while: not on the event loop
+            fmt, width, height = await asyncio.to_thread(self._check, tmp)  # decoding 16 megapixels takes a while: not on the event loop
             upload_id = digest.hexdigest()
             existing = self._find(upload_id)
             if existing is not None:
@@ -83,8 +83,6 @@ class UploadStore:
                 path = self.dir / f"{upload_id}.{EXTENSIONS.get(fmt, fmt.lower() or 'img')}"
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, path)
-            with Image.open(path) as img:
-                width, height = img.size
             return Upload(upload_id, path, width, height)
         finally:
             with contextlib.suppress(OSError):
@@ -93,16 +91,22 @@ class UploadStore:
     def _too_big(self) -> LabError:
         return LabError(413, f"the picture is larger than the limit of {self.max_bytes // (1024 * 1024)} MB", field="upload")
 
-    def _check(self, path: Path) -> str:
-        """The picture's format, or LabError: 415 for what is no picture at all, else load_image's refusal."""
+    def _check(self, path: Path) -> tuple[str, int, int]:
+        """(format, width, height) of the picture, or LabError: 415 for what is no picture at all, else load_image's refusal.
+
+        `load_image` checks the size from the header before decoding, under PIL's own
+        limit as the process has it (never switched off, so other threads stay guarded).
+        """
         try:
-            load_image(path, self.max_pixels)
+            picture = load_image(path, self.max_pixels)
         except TargetError as e:
             if not _recognised(path):
                 raise LabError(415, "the uploaded file is not an image file (or an unsupported format)", field="upload") from None
             raise lab_error(e, upload=os.fsdecode(path)) from None
-        with Image.open(path) as img:
-            return img.format or ""
+        with Image.open(path) as img:  # the header again, for the format's name
+            fmt = img.format or ""
+        height, width = picture.shape[:2]  # as displayed (EXIF orientation applied)
+        return fmt, width, height
 
     def _find(self, upload_id: str) -> Path | None:
         for path in self.dir.glob(f"{upload_id}.*"):

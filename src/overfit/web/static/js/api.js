@@ -54,16 +54,22 @@ export const urls = {
   },
 };
 
-// A WebSocket that follows one run, reconnecting while `wanted()` says so.
-export function follow(id, onMessage, wanted) {
+// The server's close code for a viewer over its per-run cap ("try again later"); the reason says why.
+export const TOO_MANY_VIEWERS = 1013;
+
+// A WebSocket that follows one run, reconnecting while `wanted()` says so. A socket the
+// server refuses for having too many viewers calls `onRefused(reason)` and tries again later.
+export function follow(id, onMessage, wanted, onRefused = () => {}) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   let socket = null;
   let closed = false;
   const open = () => {
     socket = new WebSocket(`${scheme}://${location.host}/api/runs/${encodeURIComponent(id)}/live`);
     socket.onmessage = (e) => onMessage(JSON.parse(e.data));
-    socket.onclose = () => {
-      if (!closed && wanted()) setTimeout(open, 2000);  // the server restarted, or a network blip
+    socket.onclose = (e) => {
+      const refused = e.code === TOO_MANY_VIEWERS;
+      if (refused) onRefused(e.reason || "this run has too many viewers; close a tab that shows it");
+      if (!closed && wanted()) setTimeout(open, refused ? 15000 : 2000);  // a place may free up; or the server restarted
     };
   };
   open();

@@ -71,7 +71,10 @@ function syncSockets() {
   const wanted = new Set(state.slots.map((s) => s.runId).filter(Boolean));
   for (const [id, socket] of sockets) if (!wanted.has(id)) { socket.close(); sockets.delete(id); }
   for (const id of wanted) {
-    if (!sockets.has(id)) sockets.set(id, follow(id, (msg) => onMessage(id, msg), () => sockets.has(id)));
+    if (!sockets.has(id)) {
+      sockets.set(id, follow(id, (msg) => onMessage(id, msg), () => sockets.has(id),
+        (reason) => say(`${id}: no live view: ${reason}`, "error")));
+    }
   }
 }
 

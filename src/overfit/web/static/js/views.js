@@ -243,7 +243,8 @@ export class Views {
       class: open.has(r.id) ? "open" : null, tabindex: 0, title: `open ${r.id} in slot ${SLOT_NAMES[state.active]}`,
       onclick: () => this.h.openRun(r.id), onkeydown: (e) => e.key === "Enter" && this.h.openRun(r.id),
     }, el("span", { class: "run-name", text: r.id }), el("span", { class: `badge ${r.status}`, text: r.status }),
-    el("span", { class: "run-progress", text: `${formatStep(r.step)} / ${formatStep(r.steps)} · ${formatHeadline(modeFacts(state, r.mode), r.metric_value)}` }))));
+    el("span", { class: "run-progress", text: `${formatStep(r.step)} / ${formatStep(r.steps)} · ${formatHeadline(modeFacts(state, r.mode), r.metric_value)}` }),
+    r.error ? el("span", { class: "run-error", text: r.error, title: r.error }) : null)));
   }
 
   renderCapacity(state) {
