@@ -69,8 +69,10 @@ def test_events_write_what_they_should(folder):
     assert names(folder) == []  # "log" and "chunk" write nothing
 
     recorder(Event("eval", 0, record, trainer, prediction))
-    assert names(folder) == ["checkpoint.pt", "frames", "metrics.jsonl"]
-    assert folder.metrics() == [record]
+    assert names(folder) == ["checkpoint.pt", "frames", "metrics.jsonl", "weights"]
+    assert folder.metrics() == [record] and folder.weight_steps() == [0]
+    for key, value in trainer.model.state_dict().items():  # stored in half precision
+        assert torch.equal(folder.read_weights(0)[key], value.half().float() if value.is_floating_point() else value), key
     assert np.array_equal(read_png(folder.frame_path(0)), to_uint8(prediction))
     assert folder.checkpoint()["step"] == 0
 
@@ -91,7 +93,7 @@ def test_a_run_records_metrics_frames_checkpoint_and_final_media(folder):
     recorder.start(trainer)
     result = trainer.run([recorder])
     assert names(folder) == ["checkpoint.pt", "config.json", "final.png", "frames", "metrics.jsonl",
-                             "progress.gif", "progress.mp4", "samples.png", "target.png"]
+                             "progress.gif", "progress.mp4", "samples.png", "target.png", "weights"]
     records = folder.metrics()
     assert [r["step"] for r in records] == [0, 20, 40]
     assert json.loads(json.dumps(result.history)) == records
@@ -183,3 +185,14 @@ def test_finish_memory_does_not_grow_with_the_number_of_frames(tmp_path, monkeyp
     few = _finish_peak(tmp_path, "few", 10, trainer)
     many = _finish_peak(tmp_path, "many", 100, trainer)
     assert many < few + 300_000, (few, many)
+
+
+def test_weights_are_kept_at_an_even_spread_of_evaluations_and_the_last(monkeypatch):
+    from overfit import recorder as recorder_module
+
+    trainer = Trainer(tiny().with_overrides({"schedule.steps": "100", "schedule.eval_every": "10"}))  # 11 evaluations
+    monkeypatch.setattr(recorder_module, "WEIGHT_SNAPSHOTS", 4)
+    kept = [i * 10 for i in range(11) if recorder_module.keeps_weights(trainer, i, i * 10)]
+    assert kept == [0, 30, 60, 90, 100]
+    monkeypatch.setattr(recorder_module, "SNAPSHOT_PARAMS", 10)  # a model too large to keep any
+    assert not any(recorder_module.keeps_weights(trainer, i, i * 10) for i in range(11))

@@ -2,7 +2,9 @@
 
     trainer.run([Recorder(folder), progress_bar])
 
-"eval": a metrics line, the prediction as a frame, a checkpoint. "interrupt": a
+"eval": a metrics line, the prediction as a frame, the weights for the network view
+(at most `WEIGHT_SNAPSHOTS` per run, evenly spread, and none for models above
+`SNAPSHOT_PARAMS` parameters), a checkpoint. "interrupt": a
 checkpoint (the run continues from it). "chunk" writes nothing (the lab steps a run in
 short chunks and checkpoints when it pauses). "end": final.png and the progress videos,
 from the frames and metrics on disk.
@@ -10,11 +12,24 @@ from the frames and metrics on disk.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .images import to_uint8
 from .modes import get_mode
 from .runs import FINAL, GIF, MP4, SAMPLES, TARGET, RunFolder
+
+
+WEIGHT_SNAPSHOTS = 100  # a run keeps the weights of at most this many evaluations (and always the last)
+SNAPSHOT_PARAMS = 1_000_000  # larger models keep none: 2 bytes per parameter per snapshot
+
+
+def keeps_weights(trainer: Any, index: int, step: int) -> bool:
+    """Whether the `index`-th evaluation (0 at step 0) of `trainer`'s run stores its weights."""
+    if sum(p.numel() for p in trainer.model.parameters()) > SNAPSHOT_PARAMS:
+        return False
+    stride = math.ceil(trainer.cfg.schedule.evaluation_count() / WEIGHT_SNAPSHOTS)
+    return index % stride == 0 or step == trainer.cfg.schedule.steps
 
 
 class Recorder:
@@ -37,6 +52,8 @@ class Recorder:
         if event.kind == "eval":
             self.folder.append_metrics(event.metrics)
             self.folder.write_frame(event.step, to_uint8(event.prediction))
+            if keeps_weights(event.trainer, len(event.trainer.history) - 1, event.step):
+                self.folder.write_weights(event.step, event.trainer.model.state_dict())
             self.checkpoint(event.trainer)
         elif event.kind == "interrupt":
             self.checkpoint(event.trainer)

@@ -4,7 +4,7 @@
                               no torch, no matplotlib is imported
     overfit train fast        imports cli/train.py, and torch once training starts
 
-One module per command (train, presets, reproduce, render, lab, export); `progress.py`
+One module per command (train, presets, reproduce, render, inspect, lab, export, sweep); `progress.py`
 is the progress bar, `errors.py` the one place that words overfit's errors for a
 terminal (`Error: --region: ...`), `target.py` the picture options that train and
 reproduce share. Runs already on disk are never overwritten.
@@ -24,6 +24,7 @@ from .. import __version__
 # checks that each line is the first sentence of its command's own help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "Export the fitted network of run folder RUN, to serve it anywhere."),
+    "inspect": ("inspect", "Draw the network view of a run: every hidden unit's activation over the picture."),
     "lab": ("lab", "Start the live lab: fit pictures in the browser and watch training happen."),
     "presets": ("presets", "List the presets with one-line descriptions."),
     "render": ("render", "Draw a fitted run at any size or zoom: the network is a continuous picture."),

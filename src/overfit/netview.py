@@ -1,0 +1,140 @@
+"""The network view as a picture: each hidden layer a block of small tiles, one per unit, each tile that unit's
+activation over the whole picture; dead units framed in red, saturated ones in orange.
+
+    view = network_view(run_folder, step=None)      # the model at its latest stored weights (or the nearest at or before `step`)
+    save_png(view.picture(), "net.png")
+
+Colours: each layer on one diverging scale centred on 0 (blue negative, white 0, red
+positive), so a dead ReLU unit is a blank tile and units can be compared within a layer.
+The dead and saturated marks are the unit-level statistics of `diagnostics` over the
+whole low-resolution grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .activations import ACTIVATIONS
+from .fonts import font
+
+TILES_PER_ROW = 16
+DEAD, SATURATED = (220, 30, 30), (245, 150, 0)
+
+
+@dataclass
+class NetworkView:
+    """Per hidden layer: unit maps (units, h, w), the activation's name, and per-unit dead / saturated flags."""
+
+    step: int
+    maps: list[np.ndarray]
+    activations: list[str]
+    title: str = ""
+
+    def flags(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """(dead, saturated) boolean per unit of hidden layer `layer` (0-based), over the whole grid."""
+        import torch
+
+        act = ACTIVATIONS[self.activations[layer]]
+        a = torch.from_numpy(self.maps[layer].reshape(self.maps[layer].shape[0], -1))
+        dead = act.dead(a).all(dim=1).numpy() if act.dead is not None else np.zeros(a.shape[0], bool)
+        saturated = act.saturated(a).all(dim=1).numpy() if act.saturated is not None else np.zeros(a.shape[0], bool)
+        return dead, saturated
+
+    def picture(self, tile_width: int = 64) -> np.ndarray:
+        """The view as an (H, W, 3) uint8 picture."""
+        return draw(self, tile_width)
+
+
+def _colours(values: np.ndarray) -> np.ndarray:
+    """Values on the layer's symmetric scale -> (..., 3) uint8, blue-white-red."""
+    import matplotlib
+
+    scale = float(np.percentile(np.abs(values), 99.5)) or 1.0
+    lut = (matplotlib.colormaps["RdBu_r"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    index = np.clip(np.round((values / scale + 1) * 127.5), 0, 255).astype(np.intp)
+    return lut[index]
+
+
+def draw(view: NetworkView, tile_width: int = 64) -> np.ndarray:
+    """Each layer a labelled block of TILES_PER_ROW tiles per row; dead units in a red frame, saturated in orange."""
+    units_h, units_w = view.maps[0].shape[1:]
+    tw = tile_width
+    th = max(2, round(tw * units_h / units_w))
+    gap, label_h, margin = 3, 22, 10
+    per_row = min(TILES_PER_ROW, max(m.shape[0] for m in view.maps))
+    width = margin * 2 + per_row * (tw + gap)
+    blocks = [(layer, -(-m.shape[0] // per_row)) for layer, m in enumerate(view.maps)]
+    height = margin + (label_h if view.title else 0) + sum(label_h + rows * (th + gap) + margin for _, rows in blocks)
+    canvas = Image.new("RGB", (width, height), "white")
+    pen = ImageDraw.Draw(canvas)
+    text = font(14)
+    y = margin
+    if view.title:
+        pen.text((margin, y), view.title, fill="black", font=font(15, bold=True))
+        y += label_h
+    for layer, rows in blocks:
+        maps = view.maps[layer]
+        dead, saturated = view.flags(layer)
+        note = [f"layer {layer + 1}: {maps.shape[0]} {view.activations[layer]} units"]
+        if ACTIVATIONS[view.activations[layer]].dead is not None:
+            note.append(f"{int(dead.sum())} dead")
+        if ACTIVATIONS[view.activations[layer]].saturated is not None:
+            note.append(f"{int(saturated.sum())} saturated")
+        pen.text((margin, y + 3), ", ".join(note), fill="black", font=text)
+        y += label_h
+        tiles = _colours(maps)
+        for u in range(maps.shape[0]):
+            x0, y0 = margin + (u % per_row) * (tw + gap), y + (u // per_row) * (th + gap)
+            tile = Image.fromarray(tiles[u]).resize((tw, th), Image.BILINEAR)
+            canvas.paste(tile, (x0, y0))
+            if dead[u] or saturated[u]:
+                pen.rectangle((x0 - 1, y0 - 1, x0 + tw, y0 + th), outline=DEAD if dead[u] else SATURATED, width=2)
+        y += rows * (th + gap) + margin
+    return np.asarray(canvas)
+
+
+def nearest_step(available: list[int], step: int | None) -> int | None:
+    """The last of `available` at or before `step` (the last of all for None); None if there is none."""
+    if not available:
+        return None
+    if step is None:
+        return available[-1]
+    before = [s for s in available if s <= step]
+    return before[-1] if before else None
+
+
+def network_view(run: str | Path, step: int | None = None, long_side: int = 64) -> NetworkView:
+    """The network view of the run folder `run` at the stored weights nearest at or before `step` (default: the latest)."""
+    from .diagnostics import hidden_layers, unit_maps
+    from .errors import RunFolderError
+    from .models import model_for
+    from .runs import RunFolder
+
+    folder = RunFolder.open(run)
+    cfg = folder.config()
+    at = nearest_step(folder.weight_steps(), step)
+    if at is None:
+        stored = folder.weight_steps()
+        raise RunFolderError(f"{folder.path} has no stored weights at or before step {step:,}" if stored else
+                             f"{folder.path} has no stored weights (runs keep them at evaluations; models above a million "
+                             "parameters keep none)", field="step")
+    height, width = folder.target_size()
+    model = model_for(cfg, height, width)
+    model.load_state_dict(folder.read_weights(at))
+    names = [layer.name for _, _, layer in hidden_layers(model)]
+    title = f"{folder.path.name}  step {at:,}"
+    return NetworkView(at, unit_maps(model, height, width, long_side), names, title)
+
+
+def describe(view: NetworkView) -> list[dict[str, Any]]:
+    """Per hidden layer: units, dead and saturated counts over the grid (for reports and the lab)."""
+    out = []
+    for layer, maps in enumerate(view.maps):
+        dead, saturated = view.flags(layer)
+        out.append({"layer": layer + 1, "units": int(maps.shape[0]), "dead": int(dead.sum()), "saturated": int(saturated.sum())})
+    return out

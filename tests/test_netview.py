@@ -1,0 +1,74 @@
+"""The network view: stored weights per evaluation, the view at a step, the picture, and `overfit inspect`."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from overfit.cli import main
+from overfit.config import RunConfig
+from overfit.errors import RunFolderError
+from overfit.images import read_png
+from overfit.netview import DEAD, describe, nearest_step, network_view
+from overfit.runs import RunFolder
+from overfit.session import Session
+
+RAW = {"data.text": "HI", "data.width": "32", "data.height": "16", "model.hidden": "16,8", "model.input_range": "none",
+       "optim.batch_size": "64", "schedule.eval_batch_size": "128", "schedule.steps": "20", "schedule.eval_every": "10"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    with Session.start(RunConfig().with_overrides(RAW), runs, "raw") as session:
+        session.run()
+    return runs / "raw"
+
+
+def test_weights_are_stored_at_each_evaluation_and_the_view_uses_the_last_at_or_before_a_step(run):
+    assert RunFolder(run).weight_steps() == [0, 10, 20]
+    assert network_view(run).step == 20 and network_view(run, 15).step == 10 and network_view(run, 10).step == 10
+    assert nearest_step([0, 10, 20], None) == 20 and nearest_step([10, 20], 5) is None and nearest_step([], 3) is None
+
+
+def test_the_view_has_a_tile_per_unit_and_counts_dead_units_from_their_maps(run):
+    view = network_view(run, 0)
+    assert [m.shape[0] for m in view.maps] == [16, 8] and view.activations == ["relu", "relu"]
+    counts = describe(view)
+    for layer, maps in enumerate(view.maps):
+        assert counts[layer]["dead"] == int((maps.reshape(maps.shape[0], -1) == 0).all(axis=1).sum())
+    assert counts[0]["dead"] > 0  # raw coordinates: units with two negative weights are 0 on the whole picture
+    picture = view.picture()
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.dtype == np.uint8
+    assert (picture.reshape(-1, 3) == DEAD).all(axis=1).any()  # their red frames
+
+
+def test_resuming_drops_weights_written_after_the_checkpoint(run, tmp_path):
+    copy = tmp_path / "raw"
+    shutil.copytree(run, copy)
+    RunFolder(copy).rewind(10)
+    assert RunFolder(copy).weight_steps() == [0, 10]
+
+
+def test_inspect_writes_the_view_and_names_the_step(run, tmp_path):
+    out = tmp_path / "net.png"
+    result = CliRunner().invoke(main, ["inspect", str(run), "--step", "12", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{out}: step 10 of {run} (layer 1: ")
+    assert read_png(out).shape == network_view(run, 10).picture().shape
+
+
+def test_inspect_refuses_a_run_without_weights_and_a_run_file_as_output(run, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(run, bare)
+    shutil.rmtree(bare / "weights")
+    result = CliRunner().invoke(main, ["inspect", str(bare), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "no stored weights" in result.output
+    with pytest.raises(RunFolderError, match="no stored weights"):
+        network_view(bare)
+    result = CliRunner().invoke(main, ["inspect", str(run), "-o", str(run / "final.png")])
+    assert result.exit_code == 1 and "file of the run folder" in result.output
