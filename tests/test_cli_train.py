@@ -167,6 +167,15 @@ def test_divergence_exits_nonzero_and_keeps_the_last_good_checkpoint(tmp_path):
         (["--config", "{tmp}/nothere.json"], ["config file not found"]),
         (["--config", "{tmp}/bad.json"], ["model.widths", "unknown config key"]),
         (["--name", "../escape"], ["not a plain folder name"]),
+        (["--text", "A", "--size", "64x32", "--font-size", "60000"], ["--data.font_size: 60000 is larger than the limit of 4096"]),
+        (["--text", "A", "--size", "64x32", "--font-size", "1000"], ["--data.font_size", "64 x 32 canvas warrants"]),
+        (["--schedule.eval_batch_size", "2000000"], ["--schedule.eval_batch_size", "limit of 1,048,576"]),
+        (["--steps", "10000000", "--eval-every", "1"], ["--schedule.eval_every", "10,000,001 evaluations"]),
+        (["--hidden", "65536,65536", "--max-memory", "40GB"],
+         ["run needs ~126 GB", "(model.hidden: 17.2 GB of weights x4 with gradients and Adam state)",
+          "but the budget is 40.0 GB (--max-memory); lower --model.hidden or raise --max-memory"]),
+        (["--max-memory", "12XB"], ["--max-memory: unknown unit 'XB'"]),
+        (["--max-memory", "lots"], ["--max-memory: expected a size like 32GB"]),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, fragments):
@@ -184,6 +193,77 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, fragments):
     one_line_error(result, *fragments)
     # Nothing was created for a run that could not start.
     assert not runs.exists() or not any(runs.iterdir())
+
+
+CPU_OOM = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."
+
+
+def test_run_over_half_the_available_memory_is_refused_and_max_memory_raises_the_budget(tmp_path, monkeypatch):
+    from overfit import budget
+    from overfit.cli.train import build_config
+
+    args = [*SMALL, "--hidden", "1024,1024", "--steps", "2", "--eval-every", "2", "--runs-dir", str(tmp_path), "-q"]
+    needed = budget.estimate(build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24",
+                                                       "model.hidden": "1024,1024", "optim.batch_size": "256",
+                                                       "schedule.eval_batch_size": "512"})).total
+    monkeypatch.setattr(budget, "available_memory", lambda: needed)
+    one_line_error(invoke("train", *args), "(half the available memory); lower --", "or raise --max-memory")
+    assert list(tmp_path.iterdir()) == []
+    result = invoke("train", *args, "--max-memory", str(needed), "--name", "fits")
+    assert result.exit_code == 0, result.output
+    one_line_error(invoke("train", "--resume", str(tmp_path / "fits"), "--steps", "4", "--max-memory", "1MB"),
+                   "but the budget is 1.0 MB (--max-memory)")
+
+
+def test_runs_trained_together_must_fit_the_budget_together(tmp_path):
+    from overfit import budget
+    from overfit.cli.train import build_config
+
+    cfg = build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24", "model.hidden": "1024,1024",
+                                    "optim.batch_size": "256", "schedule.eval_batch_size": "512"})
+    one = budget.estimate(cfg).total
+    result = invoke("train", "relu_1", "tanh_1", "--seeds", "0-3", *SMALL, "--hidden", "1024,1024", "--steps", "2",
+                    "--max-memory", str(int(1.2 * one)), "--runs-dir", str(tmp_path), "-q")
+    one_line_error(result, "8 runs trained together need", "for each of 8 runs", "raise --max-memory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_in_training_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch):
+    from overfit.training import Trainer
+
+    def out_of_memory(self):
+        raise RuntimeError(CPU_OOM)
+
+    monkeypatch.setattr(Trainer, "evaluate", out_of_memory)
+    result = invoke("train", *SMALL, "--steps", "20", "--eval-every", "10", "--runs-dir", str(tmp_path), "--name", "oom", "-q")
+    assert result.exit_code == 1
+    one_line_error(result, "ran out of memory while training (step 0) ([enforce fail at alloc_cpu.cpp:117]", "; lower --")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_after_a_checkpoint_keeps_the_run(tmp_path, monkeypatch):
+    from overfit.training import Trainer
+
+    evaluate = Trainer.evaluate
+
+    def out_of_memory_later(self):
+        if self.step > 0:
+            raise MemoryError
+        return evaluate(self)
+
+    monkeypatch.setattr(Trainer, "evaluate", out_of_memory_later)
+    result = invoke("train", *SMALL, "--steps", "20", "--eval-every", "10", "--runs-dir", str(tmp_path), "--name", "oom", "-q")
+    one_line_error(result, "ran out of memory while training (step 10) (MemoryError)", f"the checkpoint is kept in {tmp_path / 'oom'}")
+    assert load_checkpoint(tmp_path / "oom")["step"] == 0
+
+
+def test_out_of_memory_in_stacked_runs_removes_the_runs_without_a_checkpoint(tmp_path, monkeypatch):
+    from overfit.training import Trainer
+
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: (_ for _ in ()).throw(MemoryError()))
+    result = invoke("train", "--seeds", "0-2", *SMALL, "--steps", "4", "--eval-every", "2", "--runs-dir", str(tmp_path), "-q")
+    one_line_error(result, "ran out of memory while training")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_runs_dir(tmp_path):

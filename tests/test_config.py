@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from overfit import configio
 from overfit.activations import ACTIVATIONS
 from overfit.config import (
     LOSS_NAMES,
@@ -401,3 +402,60 @@ def test_bad_late_schedule_is_refused(key, value):
     with pytest.raises(ConfigError) as info:
         RunConfig().with_overrides({key: value})
     assert info.value.field == key
+
+
+# -- caps on what the fields add up to --------------------------------------------------
+
+
+@pytest.mark.parametrize("data, key, words", [
+    ({"schedule": {"eval_batch_size": (1 << 20) + 1}}, "schedule.eval_batch_size", "larger than the limit of 1,048,576"),
+    ({"data": {"text": "A", "font_size": 60000}}, "data.font_size", "larger than the limit of 4096"),
+    ({"data": {"text": "A", "width": 64, "height": 32, "font_size": 257}}, "data.font_size",
+     "larger than a 64 x 32 canvas warrants (at most 256)"),
+    ({"schedule": {"steps": 10**10, "eval_every": 1}}, "schedule.eval_every", "10,000,000,001 evaluations"),
+    ({"schedule": {"steps": 200_000, "eval_every": 2}}, "schedule.eval_every", "100,001 evaluations in 200,000 steps"),
+    ({"schedule": {"steps": 10**6, "eval_every": 1000, "eval_every_late": 1, "eval_late_from": 500}},
+     "schedule.eval_every_late", "999,501 evaluations"),
+])
+def test_caps_refuse_naming_the_field(data, key, words):
+    with pytest.raises(ConfigError, match=rf"^{key}: ") as info:
+        RunConfig.from_dict(data)
+    assert words in str(info.value)
+
+
+def test_caps_allow_their_limits():
+    assert RunConfig.from_dict({"schedule": {"eval_batch_size": 1 << 20}}).schedule.eval_batch_size == 1 << 20
+    assert RunConfig.from_dict({"data": {"width": 1024, "height": 64, "font_size": 4096}}).data.font_size == 4096
+    assert RunConfig.from_dict({"data": {"width": 64, "height": 32, "font_size": 256}}).data.font_size == 256
+    # A picture file has no canvas: only the absolute limit applies to the (unused) font size.
+    assert RunConfig.from_dict({"data": {"image": "cat.png", "width": 2, "height": 2, "font_size": 4000}}).data.font_size == 4000
+    assert ScheduleConfig(steps=99_999, eval_every=1).evaluation_count() == 100_000  # steps 0 .. 99,999: the limit
+
+
+def test_evaluation_count_is_the_number_of_evaluation_steps():
+    for steps in (1, 7, 10, 50):
+        for every in (1, 3, 10, 60):
+            for late in (None, 1, 4, 7):
+                for start in (0, 5, 10, 49, 50, 80):
+                    sched = ScheduleConfig(steps=steps, eval_every=every, eval_every_late=late, eval_late_from=start)
+                    assert sched.evaluation_count() == len(sched.evaluation_steps()), sched
+
+
+@pytest.mark.parametrize("overrides", [
+    # Each is refused alone against the defaults; together, in this order, they are valid.
+    {"data.width": "10000", "data.height": "10000", "data.max_pixels": "200000000"},
+    {"schedule.eval_every": "1", "schedule.steps": "5000"},
+    {"data.font_size": "4096", "data.width": "1024"},
+])
+def test_with_overrides_does_not_depend_on_their_order(overrides):
+    cfg = RunConfig().with_overrides(overrides)
+    assert cfg == RunConfig().with_overrides(dict(reversed(list(overrides.items()))))
+    for key, value in overrides.items():
+        assert str(configio.get_path(cfg, key)) == value
+
+
+def test_with_overrides_still_refuses_the_first_bad_value():
+    with pytest.raises(ConfigError, match=r"^schedule\.eval_every: must be at least 1"):
+        RunConfig().with_overrides({"schedule.eval_every": "0", "schedule.steps": "10", "model.hidden": "0"})
+    with pytest.raises(ConfigError, match=r"^schedule\.eval_every: 100,001 evaluations"):
+        RunConfig().with_overrides({"schedule.eval_every": "1", "seed": "3"})

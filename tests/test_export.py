@@ -149,3 +149,21 @@ def test_cli_bad_input_gives_one_clear_line(tmp_path):
     one_line_error(invoke("export", str(wide_run), "-f", "html"), "--format: ", "onnx or pt2")
     assert not list(tmp_path.rglob("*.tmp")) and not (wide_run / "export" / "model.html").exists()
     assert (run / CHECKPOINT).is_file()
+
+
+# -- what a shared file reveals ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", ["{tmp}/private/pictures/cat.png", "C:\\Users\\someone\\Pictures\\cat.png"])
+def test_html_names_the_picture_without_a_path_of_this_machine(tmp_path, image):
+    image = image.replace("{tmp}", str(tmp_path))
+    loaded = family("relu_1")
+    cfg = loaded.config.with_overrides({"data.image": image})
+    run = save_run_folder(tmp_path / "runs" / "cat-run", LoadedRun(loaded.model, cfg, H, W, 0))
+    assert RunConfig.from_json((run / "config.json").read_text()).data.image == image  # the run knows where its picture was
+    result = invoke("export", str(run), "-f", "html")
+    assert result.exit_code == 0, result.output
+    page = (run / "export" / "model.html").read_text()
+    assert "cat.png" in page and "cat-run" in page
+    for private in (str(tmp_path), "private", "Users", "someone", "\\\\"):
+        assert private not in page, private

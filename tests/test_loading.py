@@ -74,3 +74,60 @@ def test_tampered_or_foreign_safetensors_is_refused(tmp_path):
 
     with pytest.raises(ExportError, match="does not exist"):
         load_safetensors(tmp_path / "missing.safetensors")
+
+
+# -- a checksum is not a signature: what a file says is validated before it is built -------------
+
+
+def forged(tmp_path, name: str = "forged", **metadata: str):
+    """An export of relu_1 whose metadata is replaced and whose checksum is recomputed, as anyone can."""
+    from safetensors.torch import save
+
+    from overfit.loading import safetensors_digest
+
+    loaded = family("relu_1")
+    tensors = {k: v.detach().clone().contiguous() for k, v in loaded.model.state_dict().items()}
+    meta = {"format": "overfit-safetensors-1", "overfit_config": loaded.config.to_json(), "height": str(H), "width": str(W),
+            "step": "0", **metadata}
+    meta["sha256"] = safetensors_digest(tensors, meta)
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(save(tensors, metadata=meta))
+    return path
+
+
+def test_a_forged_config_too_large_to_build_is_refused_before_building_it(tmp_path, monkeypatch):
+    import overfit.loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no model may be built from this file")
+
+    huge = family("relu_1").config.with_overrides({"model.hidden": "65536,65536,65536"})
+    path = forged(tmp_path, overfit_config=huge.to_json())
+    monkeypatch.setattr(overfit.loading, "model_for", refuse)
+    with pytest.raises(ExportError) as info:
+        load_safetensors(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: loading the model needs ~") and "(model.hidden: " in text and "half the available memory" in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(("metadata", "words"), [
+    ({"overfit_config": '{"model": {"hidden": [0]}}'}, "bad metadata: model.hidden: widths must be positive"),
+    ({"overfit_config": '{"schedule": {"eval_batch_size": 99999999}}'}, "bad metadata: schedule.eval_batch_size"),
+    ({"height": "1"}, "bad metadata: a 64 x 1 picture"),
+    ({"height": "100000", "width": "100000"}, "at most data.max_pixels"),
+    ({"step": "-5"}, "bad metadata"),
+])
+def test_forged_metadata_is_refused_in_one_line(tmp_path, metadata, words):
+    with pytest.raises(ExportError) as info:
+        load_safetensors(forged(tmp_path, **metadata))
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_run_folder_whose_model_would_not_fit_is_refused(tmp_path, monkeypatch):
+    from overfit import budget
+
+    run = save_run_folder(tmp_path / "run", family("relu_1"))
+    monkeypatch.setattr(budget, "available_memory", lambda: 1000)
+    with pytest.raises(RunFolderError, match=r"loading the model needs .* but the budget is 500 B \(half the available memory\)$"):
+        load_run_model(run)

@@ -12,7 +12,8 @@ import torch
 
 from overfit import plots, video
 from overfit.config import RunConfig
-from overfit.errors import RunBusyError, RunExistsError, RunFolderError, TargetError
+from overfit import budget, targets, training
+from overfit.errors import AllocationError, MemoryBudgetError, RunBusyError, RunExistsError, RunFolderError, TargetError
 from overfit.images import read_png
 from overfit.runs import RunFolder
 from overfit.session import RESUMABLE, Session
@@ -138,6 +139,103 @@ def test_start_never_reuses_a_folder(tmp_path):
     with pytest.raises(RunExistsError):
         Session.start(tiny(), tmp_path, "a")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == before
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+CPU_OOM = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."
+
+
+def test_start_over_the_budget_allocates_and_writes_nothing(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be built or rendered for a run over its budget")
+
+    monkeypatch.setattr(Trainer, "__init__", refuse)
+    monkeypatch.setattr(targets, "render_text", refuse)
+    runs = tmp_path / "runs"
+    with pytest.raises(MemoryBudgetError) as info:
+        Session.start(tiny(**{"model.hidden": "65536,65536"}), runs, "a", max_memory=40 * 10**9)
+    assert info.value.field == "model.hidden" and "budget is 40.0 GB (max_memory)" in str(info.value)
+    assert not runs.exists()
+
+
+def test_start_takes_half_the_available_memory_by_default_and_max_memory_raises_it(tmp_path, monkeypatch):
+    cfg = tiny(**{"model.hidden": "512,512"})
+    needed = budget.estimate(cfg).total
+    monkeypatch.setattr(budget, "available_memory", lambda: int(1.5 * needed))
+    with pytest.raises(MemoryBudgetError, match=r"\(half the available memory\); lower model\.hidden or raise max_memory$"):
+        Session.start(cfg, tmp_path, "a")
+    assert list(tmp_path.iterdir()) == []
+    with Session.start(cfg, tmp_path, "a", max_memory=needed) as session:
+        assert session.trainer.cfg.model.hidden == (512, 512)
+
+
+def test_resume_checks_the_budget_too(tmp_path):
+    with Session.start(tiny(), tmp_path, "a"):
+        pass
+    with pytest.raises(MemoryBudgetError, match=r"budget is 1\.0 kB \(max_memory\)"):
+        Session.resume(tmp_path / "a", max_memory=1000)
+    assert not RunFolder(tmp_path / "a").held_elsewhere()
+    with Session.resume(tmp_path / "a"):
+        pass
+
+
+def test_allocation_failure_while_starting_leaves_no_folder(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError(CPU_OOM)
+
+    monkeypatch.setattr(training, "model_for", out_of_memory)
+    with pytest.raises(AllocationError, match=r"^ran out of memory while starting the run \(\[enforce fail"):
+        Session.start(tiny(), tmp_path, "a")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_allocation_failure_before_the_first_checkpoint_removes_the_new_folder(tmp_path, monkeypatch):
+    def out_of_memory(self):
+        raise MemoryError
+
+    monkeypatch.setattr(Trainer, "evaluate", out_of_memory)  # the evaluation of step 0, before its checkpoint
+    with Session.start(tiny(), tmp_path, "a") as session:
+        assert session.path.is_dir()
+        with pytest.raises(AllocationError, match=r"^ran out of memory while training \(step 0\) \(MemoryError\)") as info:
+            session.run()
+    assert info.value.fields  # what to lower
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_allocation_failure_after_a_checkpoint_keeps_the_folder(tmp_path, monkeypatch):
+    evaluate = Trainer.evaluate
+
+    def out_of_memory_later(self):
+        if self.step > 0:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return evaluate(self)
+
+    monkeypatch.setattr(Trainer, "evaluate", out_of_memory_later)
+    with Session.start(tiny(), tmp_path, "a") as session:
+        with pytest.raises(AllocationError, match=r"while training \(step 20\) \(CUDA out of memory"):
+            session.run()
+    folder = RunFolder.open(tmp_path / "a")
+    assert folder.has_checkpoint() and folder.checkpoint()["step"] == 0
+    assert not folder.held_elsewhere()
+
+
+def test_a_resumed_run_keeps_its_folder_whatever_fails(tmp_path, monkeypatch):
+    with Session.start(tiny(), tmp_path, "a"):
+        pass  # a folder without a checkpoint
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: (_ for _ in ()).throw(MemoryError()))
+    with Session.resume(tmp_path / "a") as session:
+        with pytest.raises(AllocationError):
+            session.run()
+    assert (tmp_path / "a" / "config.json").is_file()
+
+
+def test_other_failures_in_training_pass_through_and_keep_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: (_ for _ in ()).throw(KeyError("a bug")))
+    with Session.start(tiny(), tmp_path, "a") as session:
+        with pytest.raises(KeyError):
+            session.run()
+    assert (tmp_path / "a").is_dir()
 
 
 # -- resume --------------------------------------------------------------------------------

@@ -34,6 +34,14 @@ LOSS_NAMES = ("auto",) + tuple(LOSSES)
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 1000, 300
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_STEPS = 10**10
+# Largest font size for rendered text; and at most this many times the canvas's longer side
+# (where the auto size stops searching: a glyph is then already larger than the canvas).
+MAX_FONT_SIZE = 4096
+FONT_SIZE_PER_SIDE = 4
+# Most coordinates in one evaluation batch (schedule.eval_batch_size).
+MAX_EVAL_BATCH = 1 << 20
+# Most evaluations in one run: each writes a metrics line, a frame and a checkpoint.
+MAX_EVALUATIONS = 100_000
 
 
 def _require(ok: bool, name: str, message: str) -> None:
@@ -69,6 +77,8 @@ class DataConfig:
         _require(self.width >= 2, "data.width", f"must be at least 2 pixels, got {self.width}")
         _require(self.height >= 2, "data.height", f"must be at least 2 pixels, got {self.height}")
         _require(self.font_size is None or self.font_size > 0, "data.font_size", f"must be positive, got {self.font_size}")
+        _require(self.font_size is None or self.font_size <= MAX_FONT_SIZE, "data.font_size",
+                 f"{self.font_size} is larger than the limit of {MAX_FONT_SIZE}")
         _require(self.max_pixels >= 4, "data.max_pixels", f"must be at least 4, got {self.max_pixels}")
         if self.image is None:
             _require(
@@ -76,6 +86,9 @@ class DataConfig:
                 "data.width",
                 f"{self.width} x {self.height} is larger than data.max_pixels = {self.max_pixels}",
             )
+            fits = FONT_SIZE_PER_SIDE * max(self.width, self.height)
+            _require(self.font_size is None or self.font_size <= fits, "data.font_size",
+                     f"{self.font_size} is larger than a {self.width} x {self.height} canvas warrants (at most {fits})")
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,17 @@ class ScheduleConfig:
         _require(late is None or late >= 1, "schedule.eval_every_late", f"must be at least 1, or none; got {late}")
         _require(self.eval_late_from >= 0, "schedule.eval_late_from", f"must be non-negative, got {self.eval_late_from}")
         _require(self.eval_batch_size >= 1, "schedule.eval_batch_size", f"must be at least 1, got {self.eval_batch_size}")
+        _require(self.eval_batch_size <= MAX_EVAL_BATCH, "schedule.eval_batch_size",
+                 f"{self.eval_batch_size} is larger than the limit of {MAX_EVAL_BATCH:,}")
         _require(self.log_every >= 1, "schedule.log_every", f"must be at least 1, got {self.log_every}")
+        count = self.evaluation_count()
+        if count > MAX_EVALUATIONS:
+            # Blame the interval that makes most of them.
+            late = self.eval_every_late is not None and self.eval_late_from < self.steps
+            late_count = (self.steps - self.eval_late_from) // self.eval_every_late if late else 0  # type: ignore[operator]
+            key = "schedule.eval_every_late" if late_count > count - late_count else "schedule.eval_every"
+            raise ConfigError(f"{count:,} evaluations in {self.steps:,} steps are more than the limit of {MAX_EVALUATIONS:,}; "
+                              "evaluate less often", field=key)
 
     def evaluates_at(self, step: int) -> bool:
         """Whether the run evaluates after `step` steps: every eval_every (every eval_every_late from eval_late_from on), and at the end."""
@@ -193,6 +216,17 @@ class ScheduleConfig:
         if self.eval_every_late is not None and step > self.eval_late_from:
             return (step - self.eval_late_from) % self.eval_every_late == 0
         return step % self.eval_every == 0
+
+    def evaluation_count(self) -> int:
+        """len(evaluation_steps()), counted without listing them."""
+        if self.eval_every_late is None or self.eval_late_from >= self.steps:
+            count, last = self.steps // self.eval_every + 1, self.steps // self.eval_every * self.eval_every
+        else:
+            early = self.eval_late_from // self.eval_every
+            late = (self.steps - self.eval_late_from) // self.eval_every_late
+            count = early + 1 + late
+            last = self.eval_late_from + late * self.eval_every_late if late else early * self.eval_every
+        return count if last == self.steps else count + 1
 
     def evaluation_steps(self) -> list[int]:
         """Every step at which the run evaluates, 0 (the untrained network) included."""
@@ -275,8 +309,20 @@ class RunConfig:
         String values are parsed by the field's type (`"64,256,64"` for a tuple of
         ints, `"none"` for None, `"true"`/`"false"` for booleans); other values must
         already have the right type.
+
+        The order of the overrides does not matter: a value refused only because of a field
+        that a later override changes (a limit across fields, as schedule.eval_every against
+        schedule.steps, or data.width against data.max_pixels) is set again after the others.
         """
-        cfg = self
-        for key, value in overrides.items():
-            cfg = configio.replace_path(cfg, key.split("."), value, key)
+        cfg, pending = self, list(overrides.items())
+        while pending:
+            refused: list[tuple[str, Any, ConfigError]] = []
+            for key, value in pending:
+                try:
+                    cfg = configio.replace_path(cfg, key.split("."), value, key)
+                except ConfigError as e:
+                    refused.append((key, value, e))
+            if len(refused) == len(pending):  # no progress: the first refusal stands
+                raise refused[0][2]
+            pending = [(key, value) for key, value, _ in refused]
         return cfg

@@ -69,6 +69,68 @@ class TrainingDiverged(OverfitError):
         self.value = value
 
 
+class MemoryBudgetError(OverfitError):
+    """A run whose estimated memory (`budget.estimate`) is over its budget, refused before anything is allocated.
+
+    `field` is the config key that drives the estimate most (`fields` all that do); `needed`
+    and `budget` are bytes; `source_field` names the parameter that set the budget
+    ("max_memory"), or is None when it is the default (`source` says what that is).
+    `words(names)` is the one line with each of `keys` shown as `names` maps it (the CLI
+    passes its flags); `detail` is the same with the keys as they are.
+    """
+
+    def __init__(self, summary: str, what: str, fields: tuple[str, ...], advice: str, needed: int, budget: int,
+                 budget_text: str, source_field: str | None, source: str) -> None:
+        self.summary, self.what, self.fields, self.advice = summary, what, tuple(fields), advice
+        self.needed, self.budget, self.budget_text = needed, budget, budget_text
+        self.source_field, self.source = source_field, source
+        super().__init__(self.words(), field=self.fields[0] if self.fields else None)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The config keys and parameters the message names (what `words` may show otherwise)."""
+        return (*self.fields, "max_memory")
+
+    def words(self, names: dict[str, str] | None = None, advice: bool = True) -> str:
+        """'run needs ~68.7 GB and ~1.2 TFLOP per step (model.hidden: ...) but the budget is 11.8 GB (...); lower ... or raise ...'.
+
+        `advice` False leaves out what to change (for a caller that cannot change it).
+        """
+        names = names or {}
+        source = names.get(self.source_field, self.source_field) if self.source_field else self.source
+        line = f"{self.summary} ({' and '.join(self.fields)}: {self.what}) but the budget is {self.budget_text} ({source})"
+        if not advice:
+            return line
+        fields = " or ".join(names.get(f, f) for f in self.fields)
+        return f"{line}; {self.advice.format(fields=fields)} or raise {names.get('max_memory', 'max_memory')}"
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class AllocationError(OverfitError):
+    """An allocation that failed (torch's out of memory, MemoryError) although the estimate fit the budget.
+
+    `fields` are the config keys that drive the run's memory most; `words(names)` shows
+    them as `names` maps them (the CLI passes its flags).
+    """
+
+    def __init__(self, detail: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(detail, field=fields[0] if fields else None)
+        self.fields = tuple(fields)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.fields
+
+    def words(self, names: dict[str, str] | None = None) -> str:
+        names = names or {}
+        return self.detail + (f"; lower {' or '.join(names.get(f, f) for f in self.fields)}" if self.fields else "")
+
+    def __str__(self) -> str:
+        return self.words()
+
+
 class RunFolderError(OverfitError):
     """A run folder that cannot be created, read or continued."""
 

@@ -6,7 +6,10 @@ checkpoint is read tensors-only (`runs.RunFolder.checkpoint`), and a safetensors
 export is rebuilt from the JSON config it carries after its sha256 is checked.
 
 The safetensors layout (format tag, hashed metadata, digest) is defined here, where
-it is verified; `export.formats` writes it. Nothing here renders or exports.
+it is verified; `export.formats` writes it. The checksum catches a damaged or edited
+file, not a forged one (anyone can recompute it), so the config a file carries is
+validated like any other (`RunConfig`, then the memory its model needs, `budget`)
+before a model is built from it. Nothing here renders or exports.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import budget
 from .config import RunConfig
-from .errors import ConfigError, ExportError, first_line
+from .errors import ConfigError, ExportError, MemoryBudgetError, RunFolderError, first_line
 from .models import model_for
 from .runs import RunFolder
 
@@ -52,8 +56,15 @@ def load_run_model(path: str | os.PathLike, device: str | torch.device = "cpu") 
     """The model of a run folder from its checkpoint (no pickle: tensors only), in eval mode."""
     folder = RunFolder.open(path)
     state = folder.checkpoint(resume=False)
-    cfg = RunConfig.from_json(state["config"])
+    try:
+        cfg = RunConfig.from_json(state["config"])
+    except ConfigError as e:
+        raise RunFolderError(f"checkpoint of {folder.path} holds an invalid config: {e}") from None
     target = folder.target()
+    try:
+        budget.check(cfg, None, (target.height, target.width), training=False)
+    except MemoryBudgetError as e:
+        raise RunFolderError(f"{folder.path}: {e.words(advice=False)}") from None
     model = model_for(cfg, target.height, target.width)
     model.load_state_dict(state["model"])
     model.eval().to(device)
@@ -101,6 +112,13 @@ def load_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
         height, width, step = int(metadata["height"]), int(metadata["width"]), int(metadata["step"])
     except (ConfigError, KeyError, ValueError) as e:
         raise ExportError(f"{p}: bad metadata: {e}") from None
+    if not (2 <= height and 2 <= width and height * width <= cfg.data.max_pixels and step >= 0):
+        raise ExportError(f"{p}: bad metadata: a {width} x {height} picture at step {step} does not fit its config "
+                          f"(at least 2 x 2, at most data.max_pixels = {cfg.data.max_pixels:,} pixels)")
+    try:
+        budget.check(cfg, None, (height, width), training=False)  # before a model of that size is built
+    except MemoryBudgetError as e:
+        raise ExportError(f"{p}: {e.words(advice=False)}") from None
     model = model_for(cfg, height, width)
     try:
         model.load_state_dict(tensors, strict=True)

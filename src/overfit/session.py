@@ -7,9 +7,12 @@ reproduce` and the lab all go through it:
         session.run([progress_bar])
 
 Starting checks everything (config, picture, device, model) before a folder is made,
-so bad input never leaves an empty run behind. Resuming loads the checkpoint, drops
-what was recorded after it, and continues with exactly the weights, optimizer state
-and random streams of a run that never stopped.
+so bad input never leaves an empty run behind; that includes the memory the run will
+take (`budget`): a run estimated over its budget (by default half the memory available)
+is refused before anything is allocated. An allocation that fails all the same is an
+`AllocationError`, and a new run that fails so before its first checkpoint leaves no
+folder. Resuming loads the checkpoint, drops what was recorded after it, and continues
+with exactly the weights, optimizer state and random streams of a run that never stopped.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import configio
+from . import budget, configio
 from .config import RunConfig
 from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
 from .runs import RunFolder
+from .targets import load_target
 from .training import Callbacks, Trainer, TrainResult
 
 # What a resumed run may change: how long it trains and where (never what it is).
@@ -32,23 +36,39 @@ RESUMABLE = ("schedule.steps", "device", "compile", "precision")
 class Session:
     """A `Trainer` writing into a locked `RunFolder` through a `Recorder`; close it (or use `with`) to let go of the folder."""
 
-    def __init__(self, trainer: Trainer, folder: RunFolder) -> None:
+    def __init__(self, trainer: Trainer, folder: RunFolder, new: bool = False) -> None:
         self.trainer = trainer
         self.folder = folder
         self.recorder = Recorder(folder)
+        self.new = new
+        """Whether this session made its folder (`start`): only then may a failure remove it."""
 
     @property
     def path(self) -> Path:
         return self.folder.path
 
     @classmethod
-    def start(cls, cfg: RunConfig, runs_dir: str | os.PathLike, name: str | None = None, target: Any = None) -> Session:
-        """A new run of `cfg` in a new folder under `runs_dir` (named `name`, or preset and time)."""
-        trainer = Trainer(cfg.pinned(), target)  # everything is checked before a folder exists
+    def start(cls, cfg: RunConfig, runs_dir: str | os.PathLike, name: str | None = None, target: Any = None,
+              max_memory: int | None = None) -> Session:
+        """A new run of `cfg` in a new folder under `runs_dir` (named `name`, or preset and time).
+
+        `max_memory`: the most bytes the run may take by `budget.estimate`; None is
+        `budget.default_budget()` (half the memory available now). A run over it is refused
+        with a `MemoryBudgetError` before anything is allocated: a text picture is not even
+        rendered (a picture file is read, within data.max_pixels, for its size).
+        """
+        if target is None and cfg.data.image is not None:
+            target = load_target(cfg.data)  # data.max_pixels is checked from the header, before decoding
+        shape = (target.height, target.width) if target is not None else None
+        est = budget.check(cfg, max_memory, shape)
+        # Everything is checked before a folder exists.
+        with budget.raising_allocation_errors("starting the run", est.largest.fields):
+            trainer = Trainer(cfg.pinned(), target)
         folder = RunFolder.create(runs_dir, name, cfg.preset)
         try:
-            session = cls(trainer, folder)
-            session.recorder.start(trainer)
+            session = cls(trainer, folder, new=True)
+            with budget.raising_allocation_errors("starting the run", est.largest.fields):
+                session.recorder.start(trainer)
         except BaseException:
             folder.unlock()
             _remove_new_folder(folder.path)
@@ -56,11 +76,11 @@ class Session:
         return session
 
     @classmethod
-    def resume(cls, path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> Session:
+    def resume(cls, path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, max_memory: int | None = None) -> Session:
         """The run in folder `path`, at its checkpoint (or at step 0 if it has none yet).
 
         `overrides` may change only the fields in RESUMABLE; a run already at its last
-        step needs a larger `schedule.steps`.
+        step needs a larger `schedule.steps`. `max_memory` as for `start`.
         """
         overrides = dict(overrides or {})
         fixed = sorted(set(overrides) - set(RESUMABLE))
@@ -77,7 +97,10 @@ class Session:
                                      "raise schedule.steps to train further", field="schedule.steps")
             if state is not None:
                 _check_unchanged(folder, state, cfg)
-            trainer = Trainer(cfg, folder.target())
+            target = folder.target()
+            est = budget.check(cfg, max_memory, (target.height, target.width))
+            with budget.raising_allocation_errors("resuming the run", est.largest.fields):
+                trainer = Trainer(cfg, target)
             session = cls(trainer, folder)
             if state is None:  # created, but stopped before its first checkpoint: start it over
                 session.recorder.start(trainer)
@@ -96,9 +119,29 @@ class Session:
         return session
 
     def run(self, callbacks: Callbacks = None, until: int | None = None) -> TrainResult:
-        """Train on (to `until`, or the end), recording first, then calling `callbacks`."""
+        """Train on (to `until`, or the end), recording first, then calling `callbacks`.
+
+        A failed allocation is an `AllocationError`; a run this session started that has no
+        checkpoint yet is then closed and its folder removed (`abandon`).
+        """
         extra = [] if callbacks is None else ([callbacks] if callable(callbacks) else list(callbacks))
-        return self.trainer.run([self.recorder, *extra], until=until)
+        try:
+            return self.trainer.run([self.recorder, *extra], until=until)
+        except Exception as e:
+            if not budget.is_allocation_failure(e):
+                raise
+            self.abandon()
+            raise budget.allocation_error(e, f"training (step {self.trainer.step:,})", _memory_fields(self.trainer)) from None
+
+    def abandon(self) -> bool:
+        """After a failure: close a run this session started and remove its folder, unless it holds a checkpoint.
+
+        A folder with a checkpoint is never removed (it can be resumed). True if the folder was removed.
+        """
+        if not self.new or self.folder.has_checkpoint():
+            return False
+        self.discard()
+        return True
 
     def checkpoint(self) -> None:
         """Save the trainer's state now (the lab's pause between chunks)."""
@@ -130,6 +173,11 @@ def _check_unchanged(folder: RunFolder, state: dict[str, Any], cfg: RunConfig) -
         if key not in RESUMABLE and ours != theirs:
             raise RunFolderError(f"config.json of {folder.path} was edited since its checkpoint ({key}: "
                                  f"{theirs!r} -> {ours!r}); a resumed run keeps its config", field=key)
+
+
+def _memory_fields(trainer: Trainer) -> tuple[str, ...]:
+    """The fields that drive a run's memory most, for an allocation that failed during training."""
+    return budget.estimate(trainer.cfg, (trainer.target.height, trainer.target.width)).largest.fields
 
 
 def _remove_new_folder(path: Path) -> None:

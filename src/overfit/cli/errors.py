@@ -18,7 +18,7 @@ from typing import Iterator
 
 import click
 
-from ..errors import OverfitError, RunExistsError
+from ..errors import AllocationError, MemoryBudgetError, OverfitError, RunExistsError
 
 # Fields whose flag is not simply `--` + the field (with "-" for "_" in a parameter name): the commands' own options.
 FLAGS = {
@@ -40,6 +40,8 @@ def message(e: OverfitError) -> str:
     """`e` as the CLI words it (without the "Error: " click adds)."""
     if isinstance(e, RunExistsError):
         return f"run folder {e.path} already exists; continue it with --resume {e.path} or choose another {flag(e.field or 'name')}"
+    if isinstance(e, (MemoryBudgetError, AllocationError)):
+        return e.words({key: flag(key) for key in e.keys})  # names several fields, and --max-memory
     return f"{flag(e.field)}: {e.detail}" if e.field else e.detail
 
 
@@ -50,11 +52,20 @@ def fail(text: str) -> click.ClickException:
 
 @contextlib.contextmanager
 def reported() -> Iterator[None]:
-    """Turn an OverfitError raised inside into one `Error: ...` line (anything else is a bug and keeps its traceback)."""
+    """Turn an OverfitError raised inside into one `Error: ...` line, and so a failed allocation (out of memory).
+
+    Anything else is a bug and keeps its traceback.
+    """
     try:
         yield
     except OverfitError as e:
         raise fail(message(e)) from None
+    except Exception as e:
+        from ..budget import allocation_error, is_allocation_failure
+
+        if not is_allocation_failure(e):
+            raise
+        raise fail(message(allocation_error(e, "running"))) from None
 
 
 @contextlib.contextmanager

@@ -15,8 +15,9 @@ from typing import Any, Sequence
 import click
 
 from ..config import RunConfig
+from ..errors import AllocationError
 from ..runs import auto_name
-from .errors import message
+from .errors import fail, message
 from .progress import Progress
 from .target import load_target
 
@@ -56,21 +57,36 @@ class ManyProgress:
         self.bar.close()
 
 
-def train_many_new(configs: Sequence[RunConfig], runs_dir: str, name: str | None, quiet: bool) -> None:
-    """Start a run folder for each config and train them all; one summary line per run."""
+def train_many_new(configs: Sequence[RunConfig], runs_dir: str, name: str | None, quiet: bool,
+                   max_memory: int | None = None) -> None:
+    """Start a run folder for each config and train them all; one summary line per run.
+
+    The runs train at the same time, so their memory estimates add up (`budget.check_together`)
+    against the budget: `max_memory` bytes, or half the available memory.
+    """
+    from ..budget import check_together, raising_allocation_errors
     from ..session import Session
     from ..stacked import train_stacks
     from ..training import Trainer
 
+    # Bad input fails here, before any folder is made: pictures first (a file is read for
+    # its size; text is not rendered yet), then the memory of all the runs together.
     targets: dict[Any, Any] = {}
-    for cfg in configs:  # bad input fails here, before any folder is made
-        if cfg.data not in targets:
+    for cfg in configs:
+        if cfg.data.image is not None and cfg.data not in targets:
             targets[cfg.data] = load_target(cfg.data)
-        Trainer(cfg, targets[cfg.data])  # checks the device, the model and everything else the config implies
+    shapes = [(targets[c.data].height, targets[c.data].width) if c.data in targets else None for c in configs]
+    est = check_together(configs, max_memory, shapes)
+    with raising_allocation_errors("starting the runs", est.largest.fields):
+        for cfg in configs:
+            if cfg.data not in targets:
+                targets[cfg.data] = load_target(cfg.data)
+            Trainer(cfg, targets[cfg.data])  # checks the device, the model and everything else the config implies
     sessions: list[Any] = []
     try:
         for cfg in configs:
-            sessions.append(Session.start(cfg, runs_dir, run_name(cfg, name), target=targets[cfg.data]))
+            # Each run on its own is within the budget when all of them together are.
+            sessions.append(Session.start(cfg, runs_dir, run_name(cfg, name), target=targets[cfg.data], max_memory=est.total))
     except BaseException:
         for session in sessions:
             session.discard()
@@ -92,7 +108,13 @@ def train_many_new(configs: Sequence[RunConfig], runs_dir: str, name: str | None
     previous = signal.signal(signal.SIGINT, stop_all)
     started = time.perf_counter()
     try:
-        results = train_stacks(trainers, callbacks)
+        with raising_allocation_errors("training", est.largest.fields):
+            results = train_stacks(trainers, callbacks)
+    except AllocationError as e:
+        for session in sessions:  # the runs that have no checkpoint yet leave no folder
+            session.abandon()
+        kept = sorted(str(s.path) for s in sessions if s.path.is_dir())
+        raise fail(message(e) + (f"; the checkpoints are kept in {', '.join(kept)}" if kept else "")) from None
     finally:
         signal.signal(signal.SIGINT, previous)
         for bar in bars:

@@ -16,12 +16,12 @@ from typing import Any
 import click
 
 from ..config import RunConfig
-from ..errors import ConfigError, RunFolderError, TrainingDiverged
+from ..errors import AllocationError, ConfigError, RunFolderError, TrainingDiverged
 from ..fields import CHOICES, field_docs
 from ..presets import DEFAULT_PRESET, get_preset
-from .errors import fail, flag, message, reported
+from .errors import fail, flag, message, reported, warnings_as_lines
 from .progress import Progress
-from .target import load_target, target_options, target_overrides
+from .target import target_options, target_overrides
 
 # The options below and the config field each one sets.
 OPTION_FIELDS = {
@@ -131,14 +131,20 @@ def _is_number(text: str) -> bool:
 @click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
 @click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps, --device and --compile may change).")
+@click.option("--max-memory", "max_memory_text", metavar="SIZE",
+              help="Memory a run may take by its estimate, e.g. 32GB or 500MB (default: half the available memory).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
 def command(rest: tuple[str, ...], text: str | None, image: str | None, size: str | None, font_size: int | None,
             max_pixels: int | None, config_path: str | None, name: str | None, runs_dir: str,
-            resume_path: str | None, quiet: bool, seeds_text: str | None, **options: Any) -> None:
+            resume_path: str | None, max_memory_text: str | None, quiet: bool, seeds_text: str | None, **options: Any) -> None:
     """Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image.
 
     Several presets, --seeds, or both train many runs at once, one run folder each;
     runs of one shape are stacked and stepped together (see `overfit.stacked`).
+
+    A run whose estimated memory (weights, Adam, activations, evaluation, picture,
+    frames) is over half the available memory is refused before it starts; --max-memory
+    sets another budget.
 
     \b
     Examples:
@@ -160,10 +166,11 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
     overrides.update(target_overrides(text, image, size, font_size, max_pixels))
 
     with reported():
+        max_memory = parse_size(max_memory_text) if max_memory_text is not None else None
         if resume_path is not None:
             if presets or seeds is not None:
                 raise click.UsageError("--resume continues a run with its own config; drop the PRESET and --seeds arguments")
-            _resume(resume_path, overrides, quiet)
+            _resume(resume_path, overrides, quiet, max_memory)
         elif len(presets) > 1 or seeds is not None:
             if config_path is not None and presets:
                 raise click.UsageError("give either PRESETs or --config, not both")
@@ -175,10 +182,10 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
                 raise click.UsageError(f"{len(configs)} runs at once is more than {MAX_RUNS}")
             from .many import train_many_new
 
-            train_many_new(configs, runs_dir, name, quiet)
+            train_many_new(configs, runs_dir, name, quiet, max_memory)
         else:
             cfg = build_config(presets[0] if presets else None, config_path, overrides)
-            _train_new(cfg, runs_dir, name, quiet)
+            _train_new(cfg, runs_dir, name, quiet, max_memory)
 
 
 def build_config(preset_name: str | None, config_path: str | None, overrides: dict[str, str]) -> RunConfig:
@@ -200,19 +207,29 @@ def build_config(preset_name: str | None, config_path: str | None, overrides: di
     return cfg.with_overrides(overrides)
 
 
-def _train_new(cfg: RunConfig, runs_dir: str, name: str | None, quiet: bool) -> None:
+def parse_size(text: str) -> int:
+    """--max-memory's bytes ('32GB', '500MB', a number of bytes); a bad value is a ConfigError for --max-memory."""
+    from ..budget import parse_size as parse
+
+    return parse(text, field="max_memory")
+
+
+def _train_new(cfg: RunConfig, runs_dir: str, name: str | None, quiet: bool, max_memory: int | None = None) -> None:
     from ..session import Session
 
-    target = load_target(cfg.data)  # bad input fails here, before any folder is made
-    with Session.start(cfg, runs_dir, name, target=target) as session:
+    # Bad input, and a run over its memory budget, fail here, before any folder is made;
+    # the picture's warnings (nothing to learn) print as Warning: lines.
+    with warnings_as_lines():
+        session = Session.start(cfg, runs_dir, name, max_memory=max_memory)
+    with session:
         run(session, quiet)
 
 
-def _resume(path: str, overrides: dict[str, str], quiet: bool) -> None:
+def _resume(path: str, overrides: dict[str, str], quiet: bool, max_memory: int | None = None) -> None:
     from ..session import RESUMABLE, Session
 
     try:
-        session = Session.resume(path, overrides)
+        session = Session.resume(path, overrides, max_memory=max_memory)
     except RunFolderError as e:
         if e.field in overrides and e.field not in RESUMABLE:
             can = ", ".join(flag(key) for key in RESUMABLE[:-1]) + f" and {flag(RESUMABLE[-1])}"
@@ -238,6 +255,10 @@ def run(session: Any, quiet: bool) -> None:
         progress.close()
         last = trainer.history[-1]["step"] if trainer.history else None
         kept = f"; the last good checkpoint (step {last:,}) is kept in {session.path}" if last is not None and session.folder.has_checkpoint() else ""
+        raise fail(message(e) + kept) from None
+    except AllocationError as e:  # a new run without a checkpoint has been removed (Session.run)
+        progress.close()
+        kept = f"; the checkpoint is kept in {session.path}" if session.folder.has_checkpoint() else ""
         raise fail(message(e) + kept) from None
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -260,7 +261,8 @@ def export_html(loaded: LoadedRun, title: str = "") -> str:
     """One self-contained HTML page that renders the network with WebGL2 and zooms and pans it."""
     glsl, textures, macs = build_shader(loaded)
     cfg = loaded.config
-    source = cfg.data.image or cfg.data.text
+    # The page is meant to be shared: name a picture file by its name alone, never by a path on this machine.
+    source = PurePath(cfg.data.image.replace("\\", "/")).name if cfg.data.image is not None else cfg.data.text
     meta = {
         "title": title or cfg.preset, "height": loaded.height, "width": loaded.width, "mode": loaded.mode,
         "step": loaded.step, "description": _describe(cfg), "source": source,

@@ -1,0 +1,228 @@
+"""Tests for overfit.budget: a run's memory from its config, the budget, the refusal and allocation failures."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from test_export_families import FAMILIES, H, W, small_config
+
+from overfit import budget
+from overfit.budget import (Estimate, allocation_error, check, check_together, estimate, format_bytes, is_allocation_failure,
+                            parse_size)
+from overfit.config import RunConfig
+from overfit.encodings import ENCODINGS
+from overfit.errors import AllocationError, ConfigError, MemoryBudgetError
+from overfit.models import model_for
+from overfit.training import Trainer
+
+HUGE = {"model.hidden": "65536,65536"}
+
+
+# -- the estimate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_parameters_and_weights_match_the_model_that_is_built(name):
+    cfg = small_config(FAMILIES[name])
+    model = model_for(cfg, H, W)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    est = estimate(cfg, (H, W))
+    assert est.parameters == params
+    # Weights, gradients and Adam's two moments per parameter, and the buffers once, in float32.
+    assert est.part("model").bytes == 4 * (4 * params + buffers)
+
+
+@pytest.mark.parametrize("kind", ENCODINGS)
+def test_every_encoding_is_sized_without_building_it(kind):
+    overrides = {"encoding.kind": kind, "encoding.levels": "5", "encoding.log2_hashmap_size": "9", "encoding.features": "24"}
+    cfg = small_config(overrides)
+    assert kind in budget.ENCODING_SIZES
+    module = ENCODINGS[kind].build(cfg.encoding, cfg.model.input_range, H, W)
+    out, params, buffers, _, _ = budget.ENCODING_SIZES[kind][0](cfg.encoding, H, W)
+    assert out == module.out_features
+    assert params == sum(p.numel() for p in module.parameters())
+    assert buffers == sum(b.numel() for b in module.buffers())
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_training_batch_covers_what_autograd_saves_for_the_backward_pass(name):
+    """Independent reference: the bytes of every tensor autograd keeps from a real forward pass."""
+    cfg = small_config({**FAMILIES[name], "optim.batch_size": "512"})
+    model = model_for(cfg, H, W)
+    saved = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    yx = torch.rand(512, 2) * torch.tensor([H - 1.0, W - 1.0])
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = torch.nn.functional.cross_entropy(model(yx), torch.zeros(512, dtype=torch.long))
+    loss.backward()
+    # The estimate adds the backward pass's gradients (and the plotted sample) to what is saved.
+    est = estimate(cfg, (H, W)).part("training batch").bytes - 512 * budget.SAMPLE_PLOT_BYTES
+    assert sum(saved) <= est <= 3 * sum(saved)
+
+
+def test_picture_size_drives_the_dense_evaluation_of_a_large_colour_picture():
+    est = estimate(RunConfig().with_overrides({"data.mode": "rgb", "data.width": "20000", "data.height": "2500"}))
+    dense = est.part("dense evaluation")
+    assert dense.fields == ("data.width", "data.height")
+    # Prediction, squared error and SSIM's float64 arrays over 50 million pixels x 3 channels: gigabytes.
+    assert dense.bytes > 50_000_000 * 3 * 8 * budget.SSIM_ARRAYS
+    picture = estimate(small_config({"data.image": "/pictures/cat.png"}), (1000, 2000))
+    assert picture.part("target").fields == ("data.image",) and "use a smaller picture" in picture.part("target").advice
+
+
+def test_flops_per_step_are_six_per_multiply_add_of_the_batch():
+    cfg = small_config({"model.hidden": "32,16", "optim.batch_size": "100"})
+    macs = 2 * 32 + 32 * 16 + 16 * 2
+    assert estimate(cfg, (H, W)).flops_per_step == 6 * 100 * macs
+
+
+def test_runs_trained_together_add_up_what_they_hold_but_not_what_each_makes_in_turn():
+    one = estimate(small_config({}), (H, W))
+    eight = Estimate.together([one] * 8)
+    assert eight.runs == 8 and eight.parameters == 8 * one.parameters
+    assert eight.part("model").bytes == 8 * one.part("model").bytes
+    assert eight.part("training batch").bytes == 8 * one.part("training batch").bytes
+    assert eight.part("frames").bytes == one.part("frames").bytes  # one run's video at a time
+    assert eight.part("checkpoint").bytes == one.part("checkpoint").bytes
+
+
+# -- the refusal --------------------------------------------------------------------------------
+
+
+def test_a_huge_model_is_refused_naming_the_size_the_budget_and_the_field():
+    with pytest.raises(MemoryBudgetError) as info:
+        check(RunConfig().with_overrides(HUGE), 12 * 10**9)
+    e = info.value
+    assert e.field == "model.hidden" and e.fields == ("model.hidden",) and e.budget == 12 * 10**9 and e.needed > 68 * 10**9
+    # (2 x 65536 + 65536) + (65536 x 65536 + 65536) + (65536 x 2 + 2) parameters of 4 bytes: 17.2 GB, x4 with Adam.
+    assert "model.hidden: 17.2 GB of weights x4 with gradients and Adam state" in str(e)
+    assert "but the budget is 12.0 GB (max_memory); lower model.hidden or raise max_memory" in str(e)
+    assert "\n" not in str(e)
+    # Flags, for the command line, come from the caller: no message text is parsed.
+    assert e.keys == ("model.hidden", "max_memory")
+    flags = {key: "--" + key.replace("_", "-") for key in e.keys}
+    assert e.words(flags).endswith("but the budget is 12.0 GB (--max-memory); lower --model.hidden or raise --max-memory")
+    again = pickle.loads(pickle.dumps(e))  # crosses process boundaries (sweeps)
+    assert str(again) == str(e) and again.fields == e.fields
+
+
+def test_the_default_budget_is_half_the_available_memory(monkeypatch):
+    monkeypatch.setattr(budget, "available_memory", lambda: 3 * 10**9)
+    assert budget.default_budget() == 1_500_000_000
+    cfg = small_config({"optim.batch_size": str(1 << 22), "model.hidden": "256"})
+    with pytest.raises(MemoryBudgetError, match=r"but the budget is 1\.5 GB \(half the available memory\); lower optim\.batch_size"):
+        check(cfg, None, (H, W))
+    assert check(small_config({}), None, (H, W)).total < 1_500_000_000
+
+
+def test_runs_trained_together_are_checked_together():
+    cfg = small_config({"model.hidden": "1024,1024"})
+    one = check(cfg, 10**9, (H, W))
+    with pytest.raises(MemoryBudgetError, match="64 runs trained together need"):
+        check_together([cfg] * 64, 10 * one.total, [(H, W)] * 64)
+
+
+def test_loading_checks_the_weights_not_the_training():
+    cfg = RunConfig().with_overrides({"model.hidden": "8192,8192"})
+    with pytest.raises(MemoryBudgetError):
+        check(cfg, 2 * 10**9)
+    est = check(cfg, 2 * 10**9, training=False)  # 0.27 GB of weights, twice while loading
+    assert est.part("model").bytes < 10**9
+    with pytest.raises(MemoryBudgetError, match="^loading the model needs"):
+        check(RunConfig().with_overrides(HUGE), 2 * 10**9, training=False)
+
+
+def test_available_memory_reads_meminfo_and_a_cgroup_limit(tmp_path, monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n")
+    assert budget._meminfo_available(str(meminfo)) == 20_000_000 * 1024
+    assert budget._meminfo_available(str(tmp_path / "missing")) is None
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    assert budget._cgroup_room(cgroup) is None
+    (cgroup / "memory.max").write_text("max\n")
+    (cgroup / "memory.current").write_text("100\n")
+    assert budget._cgroup_room(cgroup) is None  # no limit
+    (cgroup / "memory.max").write_text("4000000000\n")
+    assert budget._cgroup_room(cgroup) == 4_000_000_000 - 100
+    monkeypatch.setattr(budget, "CGROUP_ROOT", cgroup)
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: 20_000_000 * 1024)
+    assert budget.available_memory() == 4_000_000_000 - 100  # the tighter of the two
+    monkeypatch.setattr(budget, "CGROUP_ROOT", tmp_path / "none")
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: None)
+    monkeypatch.setattr(budget, "_sysconf_memory", lambda: None)
+    monkeypatch.setattr(budget, "_windows_available", lambda: None)
+    assert budget.available_memory() == budget.FALLBACK_MEMORY
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("32GB", 32 * 10**9), ("32 gb", 32 * 10**9), ("500MB", 500 * 10**6), ("1.5GiB", 3 * 2**29), ("4g", 4 * 10**9),
+    ("123", 123), ("2TB", 2 * 10**12), ("64KiB", 65536), (" 7 B ", 7), (1000, 1000),
+])
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "GB", "12XB", "-5GB", "0", "0.1", "1e9", "32 GB GB", "nan", "inf", "1,000"])
+def test_parse_size_refuses_anything_else_naming_the_field(text):
+    with pytest.raises(ConfigError) as info:
+        parse_size(text)
+    assert info.value.field == "max_memory" and "\n" not in str(info.value)
+
+
+def test_sizes_read_as_three_digits_at_most():
+    assert [format_bytes(n) for n in (900, 1000, 55_049_000, 68_719_476_736, 1.2e15)] == [
+        "900 B", "1.0 kB", "55.0 MB", "68.7 GB", "1.2 PB"]
+
+
+# -- allocation failures ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("error", "is_oom"), [
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+                  "allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)"), True),
+    (RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB"), True),
+    (RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"), True),
+    (MemoryError(), True),
+    (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x2 and 3x4)"), False),
+    (ValueError("out of memory"), False),
+])
+def test_allocation_failures_are_recognised(error, is_oom):
+    assert is_allocation_failure(error) is is_oom
+
+
+def test_an_allocation_failure_becomes_one_line_naming_the_fields():
+    error = RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 bytes.\nmore detail")
+    e = allocation_error(error, "starting the run", ("model.hidden",))
+    assert isinstance(e, AllocationError) and e.field == "model.hidden"
+    assert str(e) == ("ran out of memory while starting the run (DefaultCPUAllocator: can't allocate memory: "
+                      "you tried to allocate 10 bytes.); lower model.hidden")
+    assert allocation_error(MemoryError(), "training").words() == "ran out of memory while training (MemoryError)"
+
+
+def test_raising_allocation_errors_converts_only_allocation_failures():
+    with pytest.raises(AllocationError, match="while building"):
+        with budget.raising_allocation_errors("building", ("optim.batch_size",)):
+            raise MemoryError
+    with pytest.raises(KeyError):
+        with budget.raising_allocation_errors("building"):
+            raise KeyError("x")
+
+
+def test_estimating_allocates_nothing(monkeypatch):
+    """The estimate comes from the config alone: building a model or a trainer would be a failure here."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("estimate must not build anything")
+
+    monkeypatch.setattr(Trainer, "__init__", refuse)
+    monkeypatch.setattr("overfit.models.CoordinateMLP.__init__", refuse)
+    est = estimate(RunConfig().with_overrides({"encoding.kind": "grid", "encoding.log2_hashmap_size": "26", "encoding.levels": "32",
+                                               "encoding.features_per_level": "16"}))
+    assert est.parameters > 10**7
