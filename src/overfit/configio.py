@@ -48,6 +48,14 @@ def short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def shown_key(key: str) -> str:
+    """A key from the user as an error's field names it: as written if it is short printable text, else its repr, cut short.
+
+    Keeps every message one line whatever the key holds (a newline, a control character, 5000 characters).
+    """
+    return key if key.isprintable() and len(key) <= 60 else short_repr(key)
+
+
 def loads(text: str) -> Any:
     """Parse config JSON; anything malformed, absurdly deep or huge is a ConfigError, never another exception."""
     if not isinstance(text, str):
@@ -150,7 +158,7 @@ def from_dict(cls: type, data: Any, prefix: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown config key (known: {', '.join(sorted(names))})", field=f"{prefix}{unknown[0]}")
+        raise ConfigError(f"unknown config key (known: {', '.join(sorted(names))})", field=prefix + shown_key(unknown[0]))
     field_types = hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -205,11 +213,11 @@ def replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
     names = {f.name for f in dataclasses.fields(obj)}
     head = path[0]
     if head not in names:
-        raise ConfigError(f"unknown config key (known here: {', '.join(sorted(names))})", field=full)
+        raise ConfigError(f"unknown config key (known here: {', '.join(sorted(names))})", field=shown_key(full))
     tp = hints(type(obj))[head]
     if len(path) > 1:
         if not dataclasses.is_dataclass(tp):
-            raise ConfigError(f"{head} has no sub-fields", field=full)
+            raise ConfigError(f"{head} has no sub-fields", field=shown_key(full))
         return dataclasses.replace(obj, **{head: replace_path(getattr(obj, head), path[1:], value, full)})
     if dataclasses.is_dataclass(tp):
         raise ConfigError(f"is a section; set one of its fields, e.g. {full}.{dataclasses.fields(tp)[0].name}", field=full)
