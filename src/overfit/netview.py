@@ -54,6 +54,7 @@ def _colours(values: np.ndarray) -> np.ndarray:
     """Values on the layer's symmetric scale -> (..., 3) uint8, blue-white-red."""
     import matplotlib
 
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)  # a diverged run's weights: drawn blank
     scale = float(np.percentile(np.abs(values), 99.5)) or 1.0
     lut = (matplotlib.colormaps["RdBu_r"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
     index = np.clip(np.round((values / scale + 1) * 127.5), 0, 255).astype(np.intp)

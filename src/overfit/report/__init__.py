@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import write_atomic
-from .figures import curves_figure, spectrum_figure
+from .figures import curves_figure, inside_figure, spectrum_figure
 from .formatting import format_steps
 from .gridvideo import DIVERGED_RGB, GIF_MAX_WIDTH, GRID_FPS, GRID_MAX_WIDTH, grid_frames, panel_size, write_grid_video
 from .htmlpage import html_page
@@ -45,6 +45,24 @@ __all__ = [
 ]
 
 
+def write_network_views(report_dir: Path, results: dict) -> None:
+    """net-<preset>-<step>.png: the network view of each preset's seed-0 run at its chosen steps (see reproduce.inside)."""
+    from ..errors import OverfitError
+    from ..images import save_png
+    from ..netview import network_view
+
+    for preset, data in (results.get("inside") or {}).items():
+        shown = []
+        for step in data.get("view_steps", []):
+            try:
+                view = network_view(report_dir.parent / data["run_dir"], step)
+            except OverfitError:  # weights not kept (a large model) or removed: the report goes on without the view
+                continue
+            save_png(view.picture(tile_width=32), report_dir / f"net-{preset}-{step}.png")
+            shown.append(step)
+        data["view_steps"] = shown
+
+
 def write_report(report_dir: Path, results: dict, frames: dict[str, list[tuple[int, np.ndarray]]], target_gray: np.ndarray) -> None:
     """Write the reproduction report (see the module docstring for the files) into `report_dir`.
 
@@ -58,6 +76,8 @@ def write_report(report_dir: Path, results: dict, frames: dict[str, list[tuple[i
     curves_figure(results, "dense_acc", report_dir / "accuracy")
     curves_figure(results, "dense_loss", report_dir / "loss")
     spectrum_figure(results, report_dir / "spectrum")
+    inside_figure(results, report_dir / "inside")
+    write_network_views(report_dir, results)
     write_grid_video(report_dir, results, frames, target_gray)
 
     write_atomic(report_dir / "report.md", markdown_page(results))

@@ -244,3 +244,36 @@ def spectrum_figure(results: dict, stem: Path) -> None:
         if not math.isnan(threshold) and 0 < threshold < SPECTRUM_VMAX:
             cbar.ax.axhline(threshold, color="white", linewidth=1.2, linestyle=(0, (3, 2)))
     _save_figure(fig, stem)
+
+
+def inside_figure(results: dict, stem: Path) -> bool:
+    """One panel per hidden layer: the fraction of dead units (ReLU presets, solid) and of saturated units (dashed)
+    over the steps, one line per preset (seed 0). False (nothing written) when no run recorded them."""
+    inside = results.get("inside") or {}
+    names = [n for n in results["presets"] if n in inside and inside[n].get("steps")]
+    layers = max((len(inside[n].get("units") or []) for n in names), default=0)
+    if not layers:
+        return False
+    colors = preset_colors(list(results["presets"]))
+    fig = _new_figure(3.7 * layers + 0.4, 2.9)
+    axes = fig.subplots(1, layers, sharey=True, squeeze=False)[0]
+    for layer, ax in enumerate(axes):
+        _style_axes(ax)
+        ax.set_title(f"hidden layer {layer + 1}", loc="left", fontsize=10)
+        for name in names:
+            data = inside[name]
+            for key, style in (("dead", "-"), ("saturated", "--")):
+                values = [row[layer] if layer < len(row) else None for row in data.get(key) or []]
+                if not values or all(v is None for v in values):
+                    continue
+                ys = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                ax.plot(data["steps"], ys, style, color=colors[name], linewidth=1.6,
+                        label=f"{name} {key}" if layer == 0 else None)
+        ax.xaxis.set_major_formatter(_step_formatter())
+        ax.set_xlabel("step", fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel("fraction of units", fontsize=9)
+    if axes[0].get_legend_handles_labels()[0]:
+        fig.legend(loc="outside right center", fontsize=8, frameon=False)
+    _save_figure(fig, stem)
+    return True

@@ -81,8 +81,36 @@ def _finding_html(finding: dict) -> str:
     return (
         f'<article class="card" style="border-left-color:{border}">'
         f'<header><h3><span class="num">{_e(finding.get("id", ""))}.</span>{_e(finding.get("title", ""))}</h3>{_badge(verdict)}</header>'
-        f'<p>{_e(finding.get("summary", ""))}</p>{_kv_html(finding)}</article>'
+        f'<p>{_e(finding.get("summary", ""))}</p>'
+        + (f'<p class="evidence"><b>Inside the network:</b> {_e(finding["evidence"])}</p>' if finding.get("evidence") else "")
+        + f'{_kv_html(finding)}</article>'
     )
+
+
+def _inside_html(results: dict) -> list[str]:
+    """The dead / saturated units figure and each preset's network view at its chosen steps."""
+    inside = results.get("inside") or {}
+    if not inside:
+        return []
+    parts = [
+        "<h2>Inside the network</h2>",
+        '<figure><a href="inside.svg"><img src="inside.png" alt="dead and saturated units over the steps"></a>'
+        "<figcaption>Fraction of each hidden layer's units that are dead (solid: a ReLU that outputs 0 on every "
+        "evaluation point) or saturated (dashed: tanh beyond ±0.99 on every point), seed 0. "
+        '<a href="inside.svg">SVG</a></figcaption></figure>',
+    ]
+    for preset, data in inside.items():
+        steps = data.get("view_steps") or []
+        if not steps:
+            continue
+        cells = "".join(f'<figure class="net"><img src="net-{_e(preset)}-{step}.png" alt="{_e(preset)} at step {step:,}">'
+                        f"<figcaption>step {step:,}</figcaption></figure>" for step in steps)
+        parts.append(f"<h3>{_e(preset)}</h3><div class=\"nets\">{cells}</div>")
+    parts.append('<p class="files">Each tile is one hidden unit\'s activation over the whole picture (blue negative, '
+                 "white 0, red positive, one scale per layer); dead units are framed in red, saturated ones in orange. "
+                 "Steps: the first evaluation, the one where the run " + "first reached 90 % dense accuracy (or the middle "
+                 "evaluation), and the last. Any step: <code>overfit inspect RUN --step N -o net.png</code>.</p>")
+    return parts
 
 
 def _variants_html(findings: list[dict], variants: list[dict]) -> str:
@@ -220,6 +248,7 @@ def html_page(results: dict) -> str:
         f"target's content in that band (0 = exact; clipped at {SPECTRUM_VMAX:g}).{_e(band_text)} "
         f"White dots: the first evaluation at which a band's error fell below {_e(threshold_text)}; "
         'gray cells: no value (e.g. after a divergence). <a href="spectrum.svg">SVG</a></figcaption></figure>',
+        *_inside_html(results),
         "<h2>Speed and final quality</h2>",
         _steps_table_html(results.get("table", []), colors),
         '<p class="files" style="margin-top:10px">Steps to reach an accuracy: mean ± half the range over the seeds '

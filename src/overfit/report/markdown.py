@@ -41,6 +41,8 @@ def markdown_page(results: dict) -> str:
     out += ["", "## Findings", ""]
     for f in findings:
         out += [f"### {f.get('id', '')}. {f.get('title', '')} — **{f.get('verdict', '')}**", "", str(f.get("summary", "")), ""]
+        if f.get("evidence"):
+            out += [f"Inside the network: {f['evidence']}", ""]
         for key, label in (("numbers", "measured"), ("thresholds", "threshold")):
             for k, v in (f.get(key) or {}).items():
                 out.append(f"- {label} `{k}`: {format_value(v)}")

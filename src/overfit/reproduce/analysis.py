@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..presets import PRESETS
 from ..runs import RunFolder
-from . import findings
+from . import findings, inside
 from .findings import Curve
 from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step, ending
 from ..spectrum import BandAnalyzer, first_below
@@ -53,6 +53,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
     spectrum: dict[str, Any] = {}
     first_by_run: dict[str, list[int | None]] = {}
     grid_frames: dict[str, list[tuple[int, np.ndarray]]] = {}
+    insides: dict[str, dict[str, Any]] = {}
     for planned in runs:
         run_dir = out_dir / "runs" / planned.name
         folder = RunFolder(run_dir)
@@ -78,6 +79,8 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
             first_by_run[planned.name] = first_below(steps, errors, findings.BAND_THRESHOLD)
         if planned.seed == 0:
             grid_frames[planned.preset] = frames
+            insides[planned.preset] = {**inside.summarise(history, folder.weight_steps(), curves[planned.preset][-1]),
+                                       "run_dir": os.path.relpath(run_dir, out_dir)}
             spectrum[planned.preset] = {
                 "steps": steps,
                 "errors": [[None if not np.isfinite(v) else float(v) for v in row] for row in errors],
@@ -103,12 +106,14 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
         })
 
     verdicts = findings.judge_all(curves, majority, first_by_run, meta["eval_every"])
+    sentences = inside.evidence(insides, meta, spectrum, findings.BAND_THRESHOLD)
     results = {
         "meta": {**meta, "majority_rate": majority},
         "presets": presets,
         "table": table,
         "spectrum": {"band_edges": [float(e) for e in analyzer.edges], "threshold": findings.BAND_THRESHOLD, "presets": spectrum},
-        "findings": [f.to_dict() for f in verdicts],
+        "findings": [{**f.to_dict(), "evidence": sentences.get(f.id)} for f in verdicts],
+        "inside": insides,
         "variants": [],
     }
     return results, grid_frames
