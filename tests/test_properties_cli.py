@@ -184,23 +184,16 @@ model_options = st.fixed_dictionaries({}, optional={
 })
 
 
-def batchnorm_on_one_coordinate(options: dict[str, str]) -> bool:
-    return options.get("--batchnorm") is not None and options.get("--batch-size") == "1"
-
-
 @settings(SETTINGS, max_examples=6)
 @given(model_options, st.booleans())
 def test_one_real_step_of_any_model_exits_0_1_or_2_without_a_traceback(tmp_path_factory, options, batchnorm):
     if batchnorm:
         options = {**options, "--batchnorm": ""}
-    assume(not batchnorm_on_one_coordinate(options))  # a known failure, kept as its own test below
     args = [token for key, value in options.items() for token in ((key,) if value == "" else (key, value))]
     runs = tmp_path_factory.mktemp("real")
     check_exit(CliRunner().invoke(main, ["train", *args, *TINY_RUN, "--runs-dir", str(runs), *GUARD]))
 
 
-@pytest.mark.xfail(strict=True, reason="BatchNorm on a batch of one coordinate raises torch's ValueError mid-training "
-                                       "(a traceback); config.py should refuse model.batchnorm with optim.batch_size 1")
 def test_batchnorm_with_a_batch_of_one_is_refused_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["train", "--batchnorm", "--batch-size", "1", *TINY_RUN, "--runs-dir", str(tmp_path), *GUARD])
     check_exit(result)

@@ -44,6 +44,15 @@ MAX_EVAL_BATCH = 1 << 20
 MAX_EVALUATIONS = 100_000
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether `text` is real Unicode text (no lone surrogates, which a byte string decoded with surrogateescape holds)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _require(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise ConfigError(message, field=name)
@@ -72,6 +81,7 @@ class DataConfig:
         _require(self.mode in MODES, "data.mode", f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}")
         if self.image is None:
             _require(self.text.strip() != "", "data.text", "is empty; give some text to render")
+            _require(_is_unicode(self.text), "data.text", "holds bytes that are not text (a lone surrogate); give UTF-8 text")
         else:
             _require(self.image.strip() != "", "data.image", "is an empty path")
         _require(self.width >= 2, "data.width", f"must be at least 2 pixels, got {self.width}")
@@ -265,6 +275,9 @@ class RunConfig:
         if ENCODINGS[self.encoding.kind].needs_scaled_inputs:
             _require(self.model.input_range is not None, "model.input_range",
                      f"the {self.encoding.kind} encoding needs scaled inputs; set a number (1 maps the picture onto the whole grid)")
+        # BatchNorm in training mode needs two values per channel to take a standard deviation.
+        _require(not self.model.batchnorm or self.optim.batch_size >= 2, "optim.batch_size",
+                 f"must be at least 2 with model.batchnorm, got {self.optim.batch_size}")
 
     @property
     def loss_name(self) -> str:

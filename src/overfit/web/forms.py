@@ -9,14 +9,14 @@ names a server path), and a text canvas stays under the lab's pixel cap.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import numpy as np
 from fastapi import Request
 
+from .. import configio
 from ..config import RunConfig
-from ..errors import OverfitError
+from ..errors import ConfigError, OverfitError
 from ..modes import get_mode
 from .errors import LabError, lab_error
 from .uploads import UploadStore
@@ -33,9 +33,11 @@ async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_JSON_BYTES:
         raise LabError(413, "request body too large for a config", field="body")
-    try:
-        body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    try:  # configio's parser: absurd nesting or numbers are a ConfigError, not a RecursionError or ValueError
+        body = configio.loads(raw.decode("utf-8") if raw else "{}")
+    except UnicodeDecodeError as e:
+        raise LabError(422, f"not valid JSON: {e}", field="body") from None
+    except ConfigError as e:
         raise LabError(422, f"not valid JSON: {e}", field="body") from None
     if not isinstance(body, dict):
         raise LabError(422, "expected a JSON object like {\"config\": {...}}", field="body")
