@@ -127,8 +127,6 @@ def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_sto
     assert RunFolder(run).frame_steps() == list(range(0, STEPS + 1, 5))
 
 
-@pytest.mark.xfail(strict=True, reason="a run killed after its last checkpoint, while writing final.png and the videos, "
-                                       "cannot be finished: --resume says it is already at its last step")
 def test_a_run_killed_while_writing_its_videos_can_be_finished(tmp_path):
     run = tmp_path / "late"
     proc = overfit(*RUN, "--steps", "20", "--runs-dir", str(tmp_path), "--name", "late")

@@ -25,7 +25,7 @@ from . import budget, configio
 from .config import RunConfig
 from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
-from .runs import RunFolder
+from .runs import FINAL, GIF, MP4, RunFolder
 from .targets import load_target
 from .training import Callbacks, Trainer, TrainResult
 
@@ -92,7 +92,10 @@ class Session:
             # Pinned before the overrides: a raised step budget keeps the run's learning-rate schedule.
             cfg = folder.config().pinned().with_overrides(overrides)
             state = folder.checkpoint() if folder.has_checkpoint() else None
-            if state is not None and int(state["step"]) >= cfg.schedule.steps:
+            # At its last step with final.png and the videos written, a run is complete; without them it was stopped
+            # while writing them, and resuming it writes them (its loop has no step left, so it goes straight to the end).
+            complete = all((folder.path / name).is_file() for name in (FINAL, MP4, GIF))
+            if state is not None and int(state["step"]) >= cfg.schedule.steps and complete:
                 raise RunFolderError(f"run {folder.path} is already at step {int(state['step']):,} of {cfg.schedule.steps:,}; "
                                      "raise schedule.steps to train further", field="schedule.steps")
             if state is not None:
