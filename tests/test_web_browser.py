@@ -160,3 +160,70 @@ def test_a_failed_run_shows_why_in_the_list_after_a_reload(server, page, tmp_pat
     page.wait_for_selector("#existing .run-error")
     assert page.inner_text("#existing .badge") == "failed"
     assert page.inner_text("#existing .run-error") == reason
+
+
+# A fingerprint of every network tile's pixels, and the tiles per layer (evaluated in the page).
+TILES = """() => [...document.querySelectorAll('#network-layers .net-tile')].map((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] * 7 + d[i + 2]) % 1000003;
+    return s;
+}).join(',')"""
+TILE_COUNTS = """() => [...document.querySelectorAll('#network-layers .net-layer')].map((l) => l.querySelectorAll('.net-tile').length)"""
+NETWORK_NOTE = "document.querySelector('#network-note').textContent"
+NETWORK_STEP = "document.querySelector('#network-layers').dataset.step"
+
+
+def test_the_network_view_follows_training_and_the_slider(server, page):
+    page.goto(server)
+    page.wait_for_selector("body.ready")
+    page.click("#target-tabs button[data-kind=text]")
+    page.fill("#target-text", "OV")
+    page.fill("#target-width", "64")
+    page.fill("#target-height", "32")
+    for name, value in (("model.hidden", "24,12,8"), ("schedule.steps", "20000"), ("schedule.eval_every", "100")):
+        page.fill(f"input[name='{name}']", value)
+        page.dispatch_event(f"input[name='{name}']", "change")
+    page.click("#network-card summary")
+    page.click("#btn-start")
+    page.wait_for_function("document.querySelector('.panel .badge').textContent === 'running'")
+    page.wait_for_function(f"({TILE_COUNTS})().length === 3")
+    assert page.evaluate(TILE_COUNTS) == [24, 12, 8]
+    first, first_note = page.evaluate(TILES), page.evaluate(NETWORK_STEP)
+    # The view updates at each evaluation while it is open and following the run.
+    page.wait_for_function(f"{NETWORK_STEP} !== {first_note!r}", timeout=60_000)
+    page.wait_for_function(f"({TILES})() !== {first!r}", timeout=60_000)
+    page.wait_for_function("document.querySelector('.panel .scrub').max >= 3", timeout=60_000)
+    page.click("#btn-pause")
+    page.wait_for_function("document.querySelector('.panel .badge').textContent === 'paused'")
+    page.wait_for_function(f"!{NETWORK_NOTE}.includes('loading')")
+    latest = page.evaluate(TILES)
+
+    # Scrubbing back shows the network at that evaluation: step 0, the untrained units.
+    page.locator(".panel .scrub").fill("0")
+    page.wait_for_function(f"{NETWORK_STEP} === '0'")
+    page.wait_for_function(f"({TILES})() !== {latest!r}")
+    assert page.evaluate(TILE_COUNTS) == [24, 12, 8]
+    # 201 evaluations keep every third one's weights (at most 100 a run): step 200 shows step 0's, step 300 its own.
+    page.locator(".panel .scrub").fill("2")
+    page.wait_for_function(f"{NETWORK_NOTE}.includes('at or before step 200')")
+    assert page.evaluate(NETWORK_STEP) == "0"
+    page.locator(".panel .scrub").fill("3")
+    page.wait_for_function(f"{NETWORK_STEP} === '300'")
+
+    # A tile opens large with its incoming weights: layer 2's units each have 24.
+    page.click("#network-layers .net-layer[data-layer='2'] .net-tile >> nth=5")
+    page.wait_for_selector("#network-unit .net-weights")
+    page.wait_for_function("document.querySelector('#network-unit').textContent.includes('step 300')")
+    assert "24 incoming weights from the units of layer 1" in page.inner_text("#network-unit")
+    assert "layer 2, unit 5" in page.inner_text("#network-unit")
+
+    # The per-layer charts and the band heatmap have data; the training batch shows over the prediction.
+    assert page.evaluate("document.querySelector('#inside-legend').textContent") == "layer 1layer 2layer 3output"
+    page.check("#batch-toggle")
+    page.wait_for_function("!document.querySelector('.panel .batch-canvas').hidden")
+    page.set_viewport_size({"width": 1280, "height": 1250})
+    page.evaluate("document.querySelector('.workspace').scrollTop = document.querySelector('.workspace').scrollHeight")
+    docs = Path(__file__).resolve().parents[1] / "docs" / "network-view.png"
+    page.screenshot(path=str(docs), full_page=False)
+    assert docs.stat().st_size > 10_000

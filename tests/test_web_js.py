@@ -83,3 +83,24 @@ def test_the_picture_cache_drops_the_least_recently_used_and_closes_them():
         console.log(JSON.stringify({ closed, kept: [...cache.entries.keys()], loads }));
     """)
     assert page == {"closed": ["b", "d", "c"], "kept": ["a", "d"], "loads": 6}
+
+
+def test_evaluations_add_to_the_inside_curve_as_the_server_keeps_it():
+    from overfit.web.live import inside
+
+    record = {"step": 100, "dense_acc": 0.9, "bands": [0.1, None, float("nan")] + [0.5] * 5,
+              "layers": [{"layer": "1", "units": 4, "dead": 0.25, "saturated": None, "pre_mean": 0.1, "pre_std": 1.5,
+                          "weight_norm": 2.0, "grad_norm": 0.01, "update_ratio": 1e-4},
+                         {"layer": "output", "units": 1, "weight_norm": 1.0, "grad_norm": None, "update_ratio": 2e-4}]}
+    page = run_js(f"""
+        const {{ applyMessage, createState }} = await import(JS + "/state.js");
+        const state = createState();
+        state.meta = {{ limits: {{ curve_points: 4000 }} }};
+        const run = {{ step: 0, curves: {{ loss: [], metric: [] }}, curve_strides: {{ loss: 1, metric: 1 }}, frames: [0],
+                      inside: {{ points: [[0, {{ layers: {{}}, bands: [] }}]], stride: 1, keys: ["dead", "pre_std", "grad_norm", "update_ratio"] }} }};
+        applyMessage(state, "r", {{ type: "snapshot", run }});
+        const changed = applyMessage(state, "r", {{ type: "eval", metric: "dense_acc", record: {json.dumps(record).replace("NaN", "null")}, frame: 100 }});
+        console.log(JSON.stringify({{ points: state.runs.r.curves.inside.points, network: changed.network }}));
+    """)
+    assert page["network"] is True
+    assert page["points"] == [[0, {"layers": {}, "bands": []}], [100, inside(record)]]

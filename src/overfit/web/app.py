@@ -9,6 +9,9 @@
     GET  /api/runs/{id}/target.png      the target as the network sees it
     GET  /api/runs/{id}/frames/{step}.png   a saved evaluation frame
     GET  /api/runs/{id}/download/{kind} video, gif, final, config or checkpoint
+    GET  /api/runs/{id}/network?step=N  the network view at the stored step at or before N (`network`)
+    GET  /api/runs/{id}/network/unit?layer=L&unit=U&step=N   one unit, larger, and its incoming weights
+    GET  /api/runs/{id}/batch?n=1024    the points of one training batch (y, x, label)
     POST /api/uploads                   the picture's bytes as the body -> {"id": sha256, ...}
     GET  /api/target.png?text=..        a target drawn before any run exists (or ?upload=id)
     WS   /api/runs/{id}/live            snapshot, then ticks, previews, evaluations, status
@@ -36,7 +39,7 @@ from typing import Any, BinaryIO, TypeVar
 import anyio
 import anyio.to_thread
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -46,6 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..images import read_png
 from ..modes import get_mode
 from ..runs import TARGET
+from . import network as netview
 from . import pictures
 from .errors import LabError
 from .forms import json_body, lab_config, target_picture
@@ -221,6 +225,21 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
                 raise LabError(404, f"run {run_id} has no {file} yet (it is written when training ends)") from None
             raise
         return _stream(f, media_type, f"{run_id}-{file}")
+
+    # The network view reads the weights the recorder stored, in the read pool (plain routes run in
+    # threads): never the training thread's model, never the event loop.
+
+    @app.get("/api/runs/{run_id}/network")
+    def network(run_id: str, step: int | None = Query(None, ge=0), size: int = netview.TILE_SIDE) -> dict[str, Any]:
+        return netview.network(manager.get(run_id), step, size)
+
+    @app.get("/api/runs/{run_id}/network/unit")
+    def network_unit(run_id: str, layer: int, unit: int, step: int | None = Query(None, ge=0)) -> dict[str, Any]:
+        return netview.unit(manager.get(run_id), layer, unit, step)
+
+    @app.get("/api/runs/{run_id}/batch")
+    def training_batch(run_id: str, n: int = 1024) -> dict[str, Any]:
+        return netview.batch(manager.get(run_id), n)
 
 
 class ControlThreads:

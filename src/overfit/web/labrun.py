@@ -32,7 +32,7 @@ from ..modes import Mode, get_mode
 from ..runs import CHECKPOINT, CONFIG, FINAL, GIF, MP4, RunFolder
 from ..training import Event
 from .errors import LabError
-from .live import TICK_SECONDS, Curve, Previews, curves_from, finite
+from .live import LAYER_KEYS, TICK_SECONDS, Curve, Inside, Previews, curves_from, finite, inside, inside_from
 from .stream import Hub
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ class LabRun:
         self.last_eval: dict[str, Any] | None = None
         self.loss_curve = Curve()
         self.metric_curve = Curve()
+        self.inside_curve = Inside()
         self.frame_steps: list[int] = []
         self.height, self.width = self.folder.target_size()
         self.lock = threading.Lock()  # guards the fields above against the training thread
@@ -173,6 +174,7 @@ class LabRun:
             cfg = self.cfg
         records = self.folder.metrics()
         loss, metric = curves_from(records, get_mode(cfg.data.mode).headline)
+        diag = inside_from(records)
         frames = self.folder.frame_steps()
         status = "busy" if self.folder.held_elsewhere() else self.folder.status()
         failure = self.folder.error() if status == "failed" else None  # kept on disk: it survives a reload and a restart
@@ -183,6 +185,7 @@ class LabRun:
             self.step = records[-1].get("step", 0) if records else 0
             self.last_eval = records[-1] if records else None
             self.loss_curve, self.metric_curve, self.frame_steps = loss, metric, frames
+            self.inside_curve = diag
             self.status, self.error = status, failure["error"] if failure else None
 
     # -- what the page sees ---------------------------------------------------------------
@@ -218,11 +221,16 @@ class LabRun:
             }
 
     def detail(self) -> dict[str, Any]:
-        """The summary, the curves (and the stride each was thinned to) and the steps that have a frame."""
+        """The summary, the curves (and the stride each was thinned to) and the steps that have a frame.
+
+        "inside" holds what happens inside the network at each evaluation, thinned as a curve:
+        points (step, {"layers": {name: [values of `keys`]}, "bands": [...]}), its stride and the keys.
+        """
         out = self.summary()
         with self.lock:
             out["curves"] = {"loss": list(self.loss_curve.points), "metric": list(self.metric_curve.points)}
             out["curve_strides"] = {"loss": self.loss_curve.stride, "metric": self.metric_curve.stride}
+            out["inside"] = {"points": list(self.inside_curve.points), "stride": self.inside_curve.stride, "keys": list(LAYER_KEYS)}
             out["frames"] = list(self.frame_steps)
         return out
 
@@ -284,6 +292,7 @@ class LabRun:
                 self.step = event.step
                 self.last_eval = dict(record)
                 self.metric_curve.add(event.step, record.get(key))
+                self.inside_curve.add(event.step, inside(record))
                 if event.prediction is not None:
                     self.frame_steps.append(event.step)
                 self._flush_points()

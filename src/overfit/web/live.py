@@ -43,15 +43,45 @@ class Curve:
         self._offered = 0
 
     def add(self, step: int, value: Any) -> None:
-        if not finite(value):
+        if not self.keeps(value):
             return
         self._offered += 1
         if (self._offered - 1) % self.stride:
             return
-        self.points.append((int(step), float(value)))
+        self.points.append((int(step), self.value(value)))
         if len(self.points) > MAX_CURVE_POINTS:
             self.points = self.points[::2]
             self.stride *= 2
+
+    def keeps(self, value: Any) -> bool:
+        return finite(value)
+
+    def value(self, value: Any) -> Any:
+        return float(value)
+
+
+# What the page charts of each layer, in this order (see `diagnostics.layer_record`).
+LAYER_KEYS = ("dead", "pre_std", "grad_norm", "update_ratio")
+
+
+def inside(record: dict[str, Any]) -> dict[str, Any] | None:
+    """An evaluation record's view inside the network, compact: per layer the LAYER_KEYS values, and the band errors."""
+    layers = record.get("layers")
+    if not layers:
+        return None
+    return {"layers": {str(layer.get("layer")): [layer.get(k) if finite(layer.get(k)) else None for k in LAYER_KEYS]
+                       for layer in layers},
+            "bands": [b if finite(b) else None for b in record.get("bands") or []]}
+
+
+class Inside(Curve):
+    """Per evaluation, what happens inside the network (`inside`), thinned as a curve is."""
+
+    def keeps(self, value: Any) -> bool:
+        return isinstance(value, dict)
+
+    def value(self, value: Any) -> Any:
+        return value
 
 
 def curves_from(records: list[dict[str, Any]], headline: str) -> tuple[Curve, Curve]:
@@ -61,6 +91,14 @@ def curves_from(records: list[dict[str, Any]], headline: str) -> tuple[Curve, Cu
         loss.add(r.get("step", 0), r.get("train_loss"))
         metric.add(r.get("step", 0), r.get(headline))
     return loss, metric
+
+
+def inside_from(records: list[dict[str, Any]]) -> Inside:
+    """The inside-the-network curve of a run's evaluation records."""
+    diag = Inside()
+    for r in records:
+        diag.add(r.get("step", 0), inside(r))
+    return diag
 
 
 class Previews:

@@ -21,6 +21,7 @@ from ..runs import NAME_PATTERN
 from . import pictures
 from .labrun import AT_THE_END, DOWNLOADS
 from .live import MAX_CURVE_POINTS
+from .network import diverging_table
 from .uploads import FORMAT_NAMES, UPLOAD_ID, UploadStore
 
 # The config section shown in the target card (all runs on the page fit one target); the others are each run's form.
@@ -71,6 +72,7 @@ def meta(uploads: UploadStore, max_runs: int) -> dict[str, Any]:
         "presets": {name: {"description": p.description, "config": p.config.to_dict()} for name, p in PRESETS.items()},
         "default_preset": DEFAULT_PRESET,
         "colour_map": {"name": pictures.COLOUR_MAP, "stops": pictures.colour_stops(), "ends": list(pictures.COLOUR_ENDS)},
+        "diverging": diverging_table(),  # the network view's tiles: byte -> colour
         "downloads": [{"kind": kind, "label": label, "at_the_end": kind in AT_THE_END} for kind, (_, _, label) in DOWNLOADS.items()],
         "patterns": {"run": NAME_PATTERN.pattern, "upload": UPLOAD_ID.pattern},
         "limits": {"upload_bytes": uploads.max_bytes, "pixels": uploads.max_pixels, "max_runs": max_runs,

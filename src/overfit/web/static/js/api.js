@@ -33,6 +33,9 @@ export const api = {
   run: (id) => call("GET", `/api/runs/${encodeURIComponent(id)}`),
   create: (config, upload) => call("POST", "/api/runs", { config, upload: upload ?? null }),
   action: (id, what) => call("POST", `/api/runs/${encodeURIComponent(id)}/${what}`),
+  network: (id, step) => call("GET", `/api/runs/${encodeURIComponent(id)}/network${step === null || step === undefined ? "" : `?step=${step}`}`),
+  networkUnit: (id, layer, unit, step) => call("GET", `/api/runs/${encodeURIComponent(id)}/network/unit?layer=${layer}&unit=${unit}${step === null || step === undefined ? "" : `&step=${step}`}`),
+  batch: (id, n = 1024) => call("GET", `/api/runs/${encodeURIComponent(id)}/batch?n=${n}`),
   upload: (file) => call("POST", "/api/uploads", file, { "Content-Type": file.type || "application/octet-stream" }),
 };
 

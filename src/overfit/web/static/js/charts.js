@@ -111,11 +111,59 @@ export function drawChart(canvas, series, options = {}) {
     if (!s.points.length) continue;
     ctx.strokeStyle = s.colour;
     ctx.fillStyle = s.colour;
+    ctx.setLineDash(s.dash ?? []);
     ctx.beginPath();
     s.points.forEach(([x, v], i) => (i ? ctx.lineTo(px(x), py(transform(v))) : ctx.moveTo(px(x), py(transform(v)))));
     ctx.stroke();
+    ctx.setLineDash([]);
     const [lx, lv] = s.points[s.points.length - 1];
     ctx.beginPath(); ctx.arc(px(lx), py(transform(lv)), 2.5, 0, 2 * Math.PI); ctx.fill();
   }
   ctx.restore();
+}
+
+// A heatmap growing with the steps: columns [[step, [v0, v1, ...]], ...] (rows bottom to top, values in [0, 1]),
+// coloured through `stops` (CSS colours, low to high); missing values are left grey.
+export function drawHeatmap(canvas, columns, stops, options = {}) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (!w || !h) return;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = "11px system-ui, sans-serif";
+  const ink = getComputedStyle(canvas).getPropertyValue("--chart-ink") || "#555";
+  ctx.fillStyle = ink;
+  if (!columns.length) {
+    ctx.textAlign = "center";
+    ctx.fillText(options.empty ?? "no data yet", w / 2, h / 2);
+    return;
+  }
+  const rows = Math.max(...columns.map(([, v]) => v.length));
+  const left = PAD.left, right = w - PAD.right, top = PAD.top, bottom = h - PAD.bottom;
+  const xMax = Math.max(10, columns[columns.length - 1][0]);
+  const px = (x) => left + (x / xMax) * (right - left);
+  const rowH = (bottom - top) / rows;
+  const colour = (v) => {
+    const t = Math.min(1, Math.max(0, v)) * (stops.length - 1);
+    return stops[Math.round(t)];
+  };
+  columns.forEach(([step, values], i) => {
+    const x0 = i ? px((columns[i - 1][0] + step) / 2) : px(step);
+    const x1 = i < columns.length - 1 ? px((step + columns[i + 1][0]) / 2) : Math.max(px(step), x0 + 2);
+    values.forEach((v, r) => {
+      ctx.fillStyle = v === null || !Number.isFinite(v) ? "#e5e7eb" : colour(v);
+      ctx.fillRect(x0, bottom - (r + 1) * rowH, Math.max(1, x1 - x0 + 0.5), rowH + 0.5);
+    });
+  });
+  ctx.fillStyle = ink;
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  ctx.fillText(options.low ?? "low", left - 6, bottom - rowH / 2);
+  ctx.fillText(options.high ?? "high", left - 6, top + rowH / 2);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const t of ticks(0, xMax, 5).filter(Number.isInteger)) ctx.fillText(formatStep(t), px(t), bottom + 6);
 }

@@ -5,10 +5,11 @@
 import { api, follow, ApiError } from "./api.js";
 import {
   SLOT_NAMES, addSlot, applyMessage, createState, fieldInfo, fromHash, getPath, openRun, parseField,
-  presetConfig, removeSlot, runView, sameValue, setMeta, setOverride, setPreset, setTarget, slotConfig, targetData, toHash,
+  networkStep, presetConfig, removeSlot, runView, sameValue, setMeta, setOverride, setPreset, setTarget, slotConfig, targetData, toHash,
 } from "./state.js";
 import { Forms } from "./forms.js";
 import { Views } from "./views.js";
+import { NetworkPanel } from "./netview.js";
 
 const state = createState();
 const sockets = new Map();   // run id -> follow() handle
@@ -28,6 +29,8 @@ function renderAll() {
   scheduleCharts();
   syncSockets();
   saveHash();
+  if (state.network.open && state.network.data?.run !== selectedRun()) loadNetwork();
+  loadBatches();
 }
 
 function scheduleCharts() {
@@ -64,6 +67,82 @@ function onMessage(id, msg) {
   }
   if (changed.charts) scheduleCharts();
   if (changed.panel) { views.renderButtons(state); refreshList(); }
+  // A new evaluation of the run the network view shows: its weights are on disk now (the recorder writes them first).
+  if (changed.network && id === selectedRun() && isFollowing(id)) loadNetwork();
+}
+
+// -- the network view ---------------------------------------------------------------------------
+
+let networkBusy = false, networkAgain = false;
+
+function selectedRun() {
+  return state.slots[state.active]?.runId ?? null;
+}
+
+function isFollowing(id) {
+  return networkStep(state.runs[id]) === null;
+}
+
+// Fetch the view of the selected run at its scrubbed step (or the latest), one request at a time:
+// evaluations that arrive meanwhile are folded into one more request when it ends.
+async function loadNetwork() {
+  const net = state.network;
+  if (!net.open) return;
+  if (networkBusy) { networkAgain = true; return; }
+  const id = selectedRun();
+  if (!id) { Object.assign(net, { data: null, error: "start or open a run to see inside its network", unit: null }); netPanel.render(state); return; }
+  networkBusy = true;
+  net.loading = true;
+  try {
+    const step = networkStep(state.runs[id]);
+    const data = await api.network(id, step);
+    if (selectedRun() === id) {
+      Object.assign(net, { data, error: null });
+      if (net.unit && net.unit.run === id) loadUnit(net.unit.layer, net.unit.unit);
+      else net.unit = null;
+    }
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    Object.assign(net, { data: null, error: e.message, unit: null });
+  } finally {
+    net.loading = false;
+    networkBusy = false;
+  }
+  netPanel.render(state);
+  if (networkAgain) { networkAgain = false; loadNetwork(); }
+}
+
+async function loadUnit(layer, unit) {
+  const net = state.network;
+  const id = net.data?.run;
+  if (!id) return;
+  const step = net.data.step;
+  net.unit = { run: id, layer: String(layer), unit, data: net.unit?.data ?? null, error: null };
+  try {
+    const data = await api.networkUnit(id, layer, unit, step);
+    if (net.unit?.run === id && net.unit.layer === String(layer) && net.unit.unit === unit) net.unit.data = data;
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    if (net.unit) Object.assign(net.unit, { data: null, error: e.message });
+  }
+  netPanel.render(state);
+}
+
+// -- the training-batch scatter -------------------------------------------------------------------
+
+async function loadBatches() {
+  if (!state.batch.show) return;
+  for (let i = 0; i < state.slots.length; i++) {
+    const id = state.slots[i].runId;
+    if (!id || state.batch.byRun[id]) { views.drawBatch(state, i); continue; }
+    try {
+      state.batch.byRun[id] = await api.batch(id, 1024);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      say(`${id}: ${e.message}`, "error");
+    }
+    views.drawBatch(state, i);
+  }
 }
 
 // One WebSocket per run on the page; closed when no slot shows the run any more.
@@ -176,7 +255,8 @@ const actions = {
 // -- handlers the views call ---------------------------------------------------------------------
 
 const handlers = {
-  selectSlot(i) { state.active = i; forms.renderSlots(state); },
+  selectSlot(i) { state.active = i; forms.renderSlots(state); loadNetwork(); },
+  networkUnit(layer, unit) { loadUnit(layer, unit); },
   addSlot() { addSlot(state); renderAll(); },
   removeSlot(i) { removeSlot(state, i); if (state.fieldError?.slot === i) state.fieldError = null; renderAll(); },
   preset(i, name) {
@@ -233,6 +313,7 @@ const handlers = {
     run.scrub = index >= run.frames.length - 1 ? null : index;
     views.updateScrub(state, i);
     views.drawPrediction(state, i);
+    if (id === selectedRun()) loadNetwork();
   },
   async openRun(id) {
     try {
@@ -258,6 +339,7 @@ const handlers = {
 
 const forms = new Forms(handlers);
 const views = new Views(handlers);
+const netPanel = new NetworkPanel(handlers);
 
 // -- start-up ----------------------------------------------------------------------------------------
 
@@ -286,6 +368,13 @@ function wire() {
   });
   window.addEventListener("hashchange", () => { if (location.hash !== toHash(state) && fromHash(state, location.hash)) { forms.targetKind = null; loadBound(); } });
   window.addEventListener("resize", scheduleCharts);
+  const card = document.getElementById("network-card");
+  card.addEventListener("toggle", () => { state.network.open = card.open; if (card.open) loadNetwork(); });
+  document.getElementById("batch-toggle").addEventListener("change", (e) => {
+    state.batch.show = e.target.checked;
+    if (state.batch.show) loadBatches();
+    else state.slots.forEach((_, i) => views.drawBatch(state, i));
+  });
 }
 
 // Runs named in the URL: show them if they still exist.

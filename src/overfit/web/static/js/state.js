@@ -23,6 +23,9 @@ export function createState() {
     capacity: { running: 0, max_runs: 0 },
     message: null,                    // {text, kind: "info" | "error"}
     fieldError: null,                 // {slot, field, error} from the server's 422
+    // The network view of the selected run: open or not, the view shown, the unit clicked.
+    network: { open: false, data: null, error: null, loading: false, unit: null },
+    batch: { show: false, byRun: {} },  // the training-batch scatter over the predictions: run id -> {height, width, yx, labels}
   };
 }
 
@@ -267,7 +270,25 @@ export function openRun(state, index, summary) {
 // -- live runs ---------------------------------------------------------------------------------
 
 export function runView(state, id) {
-  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), metric: newCurve() }, frames: [], preview: null, scrub: null });
+  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), metric: newCurve(), inside: newCurve() }, layerKeys: LAYER_KEYS,
+    frames: [], preview: null, scrub: null });
+}
+
+// What the inside charts show of each layer, in the order of the server's compact points (web/live.py LAYER_KEYS).
+export const LAYER_KEYS = ["dead", "pre_std", "grad_norm", "update_ratio"];
+
+// An evaluation record's view inside the network, compact as the server keeps it (web/live.py `inside`).
+export function insidePoint(record, keys = LAYER_KEYS) {
+  if (!record.layers || !record.layers.length) return null;
+  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const layers = {};
+  for (const layer of record.layers) layers[String(layer.layer)] = keys.map((k) => num(layer[k]));
+  return { layers, bands: (record.bands ?? []).map(num) };
+}
+
+// The step whose network the view shows for a run: the scrubbed evaluation, or null for the latest.
+export function networkStep(run) {
+  return run && !isLive(run) ? run.frames[run.scrub] : null;
 }
 
 // A curve as the page holds it: points [step, value], thinned as the server thins its copy
@@ -304,7 +325,9 @@ export function applyMessage(state, id, msg) {
       const r = msg.run;
       run.summary = r;
       // Points already in the snapshot may still be on their way in a tick: they count once.
-      run.curves = { loss: newCurve(r.curves.loss, r.curve_strides.loss), metric: newCurve(r.curves.metric, r.curve_strides.metric) };
+      run.curves = { loss: newCurve(r.curves.loss, r.curve_strides.loss), metric: newCurve(r.curves.metric, r.curve_strides.metric),
+        inside: newCurve(r.inside?.points ?? [], r.inside?.stride ?? 1) };
+      run.layerKeys = r.inside?.keys ?? LAYER_KEYS;
       run.frames = r.frames;
       return { panel: true, charts: true };
     }
@@ -325,8 +348,12 @@ export function applyMessage(state, id, msg) {
         addPoints(run.curves.metric, [[msg.record.step, msg.record[msg.metric]]], max);
       }
       run.summary.step = msg.record.step;
+      {
+        const point = insidePoint(msg.record, run.layerKeys);
+        if (point) addPoints(run.curves.inside, [[msg.record.step, point]], max);
+      }
       if (msg.frame !== null && !run.frames.includes(msg.frame)) run.frames.push(msg.frame);
-      return { stats: true, charts: true, scrub: true };
+      return { stats: true, charts: true, scrub: true, network: true };
     case "preview":
       run.preview = msg;
       return { preview: true };

@@ -2,11 +2,15 @@
 // They read the state and call the handlers the controller passes in; they never change the
 // state or talk to the server themselves. The setup forms are in forms.js.
 
-import { drawChart, formatStep } from "./charts.js";
+import { drawChart, drawHeatmap, formatStep } from "./charts.js";
 import { urls } from "./api.js";
 import { $, el } from "./dom.js";
 import { ImageCache } from "./images.js";
 import { SLOT_COLOURS, SLOT_NAMES, builtin, formatHeadline, frameInfo, isLive, modeFacts, slotConfig, targetData } from "./state.js";
+
+// One run on the page: a colour per layer (Tableau-10 after the run colours); several runs: the run's colour, a dash per layer.
+const LAYER_COLOURS = ["#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#bab0ac"];
+const LAYER_DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [1, 3], [12, 4]];
 
 async function loadBitmap(url) {
   const r = await fetch(url);
@@ -55,9 +59,11 @@ export class Views {
     p.scrubLabel = el("span", { class: "scrub-label" });
     p.downloads = el("div", { class: "downloads" });
     p.error = el("p", { class: "panel-error" });
+    p.batch = el("canvas", { class: "batch-canvas", width: 1, height: 1, hidden: true });
+    p.prediction.dataset.slot = i;
     p.pictures = el("div", { class: "pictures" },
       el("figure", {}, p.target, el("figcaption", { text: "target" })),
-      el("figure", {}, p.prediction, p.predCaption));
+      el("figure", {}, p.prediction, p.batch, p.predCaption));
     p.root = el("article", { class: "panel", style: `--slot: ${SLOT_COLOURS[i]}`, dataset: { slot: i } },
       el("header", {}, el("span", { class: "swatch" }), p.title, p.status, p.runId),
       p.pictures,
@@ -69,6 +75,7 @@ export class Views {
   }
 
   updatePanel(state, i) {
+    this.state = state;
     const slot = state.slots[i];
     const p = this.panels[i];
     const run = slot.runId ? state.runs[slot.runId] : null;
@@ -191,6 +198,45 @@ export class Views {
     ctx.drawImage(bitmap, 0, 0);
     canvas.classList.remove("empty");
     canvas.title = "";
+    if (canvas.dataset.slot !== undefined && this.state?.batch.show) this.drawBatch(this.state, Number(canvas.dataset.slot));
+  }
+
+  // The training batch over the prediction: each point filled with its label's colour, ringed with the prediction's there.
+  drawBatch(state, i) {
+    const p = this.panels[i];
+    const id = state.slots[i]?.runId;
+    const b = id ? state.batch.byRun[id] : null;
+    if (!p) return;
+    p.batch.hidden = !(state.batch.show && b);
+    if (p.batch.hidden) return;
+    const pred = p.prediction;
+    const w = pred.clientWidth, h = pred.clientHeight;
+    const dpr = window.devicePixelRatio || 1;
+    p.batch.width = Math.round(w * dpr); p.batch.height = Math.round(h * dpr);
+    p.batch.style.width = `${w}px`; p.batch.style.height = `${h}px`;
+    const ctx = p.batch.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const shown = pred.classList.contains("empty") ? null : pred.getContext("2d").getImageData(0, 0, pred.width, pred.height).data;
+    const stops = state.meta.colour_map.stops;
+    const labelColour = (label) => (Array.isArray(label)
+      ? `rgb(${label.map((v) => Math.round(255 * v)).join(",")}${label.length === 1 ? `,${Math.round(255 * label[0])},${Math.round(255 * label[0])}` : ""})`
+      : stops[label ? stops.length - 1 : 0]);
+    b.yx.forEach(([y, x], k) => {
+      const cx = ((x + 0.5) / b.width) * w, cy = ((y + 0.5) / b.height) * h;
+      ctx.beginPath();
+      ctx.arc(cx, cy, 2.2, 0, 2 * Math.PI);
+      ctx.fillStyle = labelColour(b.labels[k]);
+      ctx.fill();
+      if (shown) {
+        const sx = Math.min(pred.width - 1, Math.floor(((x + 0.5) / b.width) * pred.width));
+        const sy = Math.min(pred.height - 1, Math.floor(((y + 0.5) / b.height) * pred.height));
+        const o = 4 * (sy * pred.width + sx);
+        ctx.strokeStyle = `rgb(${shown[o]},${shown[o + 1]},${shown[o + 2]})`;
+      } else ctx.strokeStyle = "#888";
+      ctx.lineWidth = 1.2;
+      ctx.stroke();
+    });
   }
 
   blank(canvas, text) {
@@ -228,6 +274,37 @@ export class Views {
     // The smallest span shown: a tenth of a bounded range (accuracy), else a few units (4 dB of PSNR).
     const minSpan = f.bounds ? (f.bounds[1] - f.bounds[0]) / 10 : 4 / f.scale;
     drawChart($("#chart-metric"), series("metric"), { minSpan, clamp: f.bounds ?? undefined, format: (v) => String(+(v * f.scale).toFixed(f.digits)) });
+    this.drawInside(state);
+  }
+
+  // Per-layer diagnostics, one line per layer (one run: a colour per layer; several: the run's colour, a dash per layer),
+  // and the selected run's spectral band errors as a heatmap.
+  drawInside(state) {
+    const shown = state.slots.map((slot, i) => ({ i, run: slot.runId ? state.runs[slot.runId] : null })).filter((s) => s.run);
+    const names = [];
+    for (const { run } of shown) for (const [, p] of run.curves.inside.points) for (const n of Object.keys(p.layers)) if (!names.includes(n)) names.push(n);
+    const single = shown.length <= 1;
+    const style = (i, li) => (single ? { colour: LAYER_COLOURS[li % LAYER_COLOURS.length] } : { colour: SLOT_COLOURS[i], dash: LAYER_DASHES[li % LAYER_DASHES.length] });
+    const charts = [["#chart-dead", 0, {}], ["#chart-prestd", 1, { log: true }], ["#chart-grad", 2, { log: true }], ["#chart-update", 3, { log: true }]];
+    const fmt = (v) => (v >= 0.01 && v < 1000 ? String(+v.toPrecision(2)) : v.toExponential(0));
+    for (const [sel, k, options] of charts) {
+      const series = [];
+      for (const { i, run } of shown) {
+        names.forEach((name, li) => series.push({ ...style(i, li), points: run.curves.inside.points.map(([step, p]) => [step, p.layers[name]?.[k] ?? null]) }));
+      }
+      drawChart($(sel), series, { minSpan: options.log ? 0.3 : 0.1, clamp: k === 0 ? [0, 1] : undefined, format: k === 0 ? (v) => String(+v.toFixed(2)) : fmt, ...options });
+    }
+    $("#inside-legend").replaceChildren(...names.map((name, li) => {
+      const s = style(shown[0]?.i ?? 0, li);
+      const dash = s.dash?.length ? `repeating-linear-gradient(to right, currentColor 0 ${s.dash[0]}px, transparent ${s.dash[0]}px ${s.dash[0] + s.dash[1]}px)` : "currentColor";
+      return el("span", { class: "layer-key", style: `color: ${single ? s.colour : "var(--ink)"}` },
+        el("i", { style: `background: ${dash}` }), name === "output" ? "output" : `layer ${name}`);
+    }));
+    const selected = state.slots[state.active]?.runId;
+    const run = selected ? state.runs[selected] : null;
+    const columns = run ? run.curves.inside.points.filter(([, p]) => p.bands.length).map(([step, p]) => [step, p.bands]) : [];
+    $("#bands-caption").textContent = run ? `spectral band error · ${selected}` : "spectral band error";
+    drawHeatmap($("#chart-bands"), columns, state.meta.colour_map.stops, { low: "low f", high: "high f", empty: "no evaluations yet" });
   }
 
   // -- existing run folders, capacity and messages ----------------------------------------------------------

@@ -1,0 +1,150 @@
+"""The lab's network view: GET /api/runs/{id}/network, /network/unit and /batch, and the inside-the-network curve."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from web_client import BASE, TINY
+
+from overfit.config import RunConfig
+from overfit.netview import network_view
+from overfit.session import Session
+from overfit.web import create_app
+from overfit.web.network import quantize
+
+RAW = {"data.text": "HI", "data.width": "32", "data.height": "16", "model.hidden": "16,8", "model.input_range": "none",
+       "optim.batch_size": "64", "schedule.eval_batch_size": "128", "schedule.steps": "20", "schedule.eval_every": "10"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A runs folder with one trained run ("net": layers of 16 and 8 relu units, weights at steps 0, 10, 20)."""
+    runs = tmp_path_factory.mktemp("runs")
+    with Session.start(RunConfig().with_overrides(RAW), runs, "net") as session:
+        session.run()
+    return runs
+
+
+@pytest.fixture
+def client(runs):
+    with TestClient(create_app(runs, max_runs=1), base_url=BASE) as c:
+        yield c
+
+
+def tiles(layer: dict, height: int, width: int) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(layer["tiles"]), np.uint8).reshape(layer["units"], height, width)
+
+
+def test_the_view_has_one_tile_per_unit_of_each_hidden_layer(client):
+    r = client.get("/api/runs/net/network")
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["step"] == 20 and view["steps"] == [0, 10, 20]
+    assert [layer["units"] for layer in view["layers"]] == [16, 8]
+    assert [layer["activation"] for layer in view["layers"]] == ["relu", "relu"]
+    assert (view["height"], view["width"]) == (16, 32)  # the picture is smaller than a tile's long side: its own size
+    for layer in view["layers"]:
+        assert tiles(layer, view["height"], view["width"]).shape[0] == len(layer["dead"]) == len(layer["saturated"]) == layer["units"]
+
+
+def test_tiles_are_the_units_pictures_quantized_on_the_layers_scale(client, runs):
+    view = client.get("/api/runs/net/network?step=10").json()
+    reference = network_view(runs / "net", 10, long_side=32)
+    for i, layer in enumerate(view["layers"]):
+        shown = tiles(layer, view["height"], view["width"])
+        values = (shown.astype(np.float32) / 127.5 - 1) * layer["scale"]
+        maps = reference.maps[i]
+        inside = np.abs(maps) <= layer["scale"]  # values past the scale are clipped, as the picture's colours are
+        assert np.abs(values - maps)[inside].max() <= layer["scale"] / 127.5
+        assert layer["dead"] == [bool(d) for d in reference.flags(i)[0]]
+    assert any(view["layers"][0]["dead"])  # raw coordinates: some first-layer units are 0 on the whole picture
+
+
+def test_the_step_shown_is_the_last_stored_at_or_before_the_one_asked_for(client):
+    assert client.get("/api/runs/net/network?step=15").json()["step"] == 10
+    assert client.get("/api/runs/net/network?step=10").json()["step"] == 10
+    assert client.get("/api/runs/net/network?step=0").json()["step"] == 0
+    assert client.get("/api/runs/net/network?step=99999").json()["step"] == 20
+    first, last = (client.get(f"/api/runs/net/network?step={s}").json() for s in (0, 20))
+    assert first["layers"][0]["tiles"] != last["layers"][0]["tiles"]  # training changed the units
+
+
+def test_refusals_are_clear_json(client):
+    r = client.get("/api/runs/nothing/network")
+    assert r.status_code == 404 and "nothing" in r.json()["error"]
+    r = client.get("/api/runs/net/network?step=-1")
+    assert r.status_code == 422 and r.json()["field"] == "step"
+    r = client.get("/api/runs/net/network?size=1000")
+    assert r.status_code == 422 and r.json()["field"] == "size"
+    # A run that never trained has no weights yet.
+    created = client.post("/api/runs", json={"config": TINY, "name": "fresh"})
+    assert created.status_code == 201, created.text
+    r = client.get("/api/runs/fresh/network")
+    assert r.status_code == 404 and r.json() == {"error": "run fresh has no stored weights yet (they are kept at evaluations; "
+                                                          "models above a million parameters keep none)", "field": "step"}
+    r = client.get("/api/runs/fresh/network/unit?layer=1&unit=0")
+    assert r.status_code == 404 and r.json()["field"] == "step"
+
+
+def test_a_step_before_the_first_stored_weights_is_a_404(client, runs):
+    import shutil
+
+    shutil.copytree(runs / "net", runs / "late")
+    (runs / "late" / "weights" / "00000000.safetensors").unlink()
+    r = client.get("/api/runs/late/network?step=5")
+    assert r.status_code == 404 and r.json()["error"] == "run late has no stored weights at or before step 5 (the first is at step 10)"
+    assert client.get("/api/runs/late/network?step=12").json()["step"] == 10
+
+
+def test_a_unit_comes_with_its_incoming_weights(client, runs):
+    from overfit.diagnostics import layer_weights
+    from overfit.models import model_for
+    from overfit.runs import RunFolder
+
+    first = client.get("/api/runs/net/network/unit?layer=1&unit=3&step=12").json()
+    second = client.get("/api/runs/net/network/unit?layer=2&unit=7").json()
+    assert first["step"] == 10 and second["step"] == 20
+    folder = RunFolder(runs / "net")
+    model = model_for(folder.config(), 16, 32)
+    model.load_state_dict(folder.read_weights(20))
+    assert len(second["weights"]) == 16  # layer 2's fan-in: the 16 units of layer 1
+    assert np.allclose(second["weights"], layer_weights(model, 2)[7], atol=1e-6)
+    assert len(first["weights"]) == layer_weights(model, 1).shape[1]
+    assert first["inputs"] == "encoded inputs" and second["inputs"] == "units of layer 1"
+    picture = base64.b64decode(first["tile"])
+    assert len(picture) == first["height"] * first["width"] and (first["height"], first["width"]) == (16, 32)
+    for query, field in (("layer=3&unit=0", "layer"), ("layer=0&unit=0", "layer"), ("layer=2&unit=8", "unit"), ("layer=1&unit=-1", "unit")):
+        r = client.get(f"/api/runs/net/network/unit?{query}")
+        assert r.status_code == 422 and r.json()["field"] == field, (query, r.text)
+
+
+def test_quantize_maps_zero_to_the_middle_and_the_scale_to_the_ends():
+    data, scale = quantize(np.array([[[-2.0, 0.0, 2.0, 0.5]]], np.float32))
+    assert scale == pytest.approx(2.0, rel=0.01)
+    assert list(data)[:3] == [0, 128, 255]
+    assert quantize(np.zeros((2, 1, 1), np.float32)) == (bytes([128, 128]), 1.0)  # all zero (a dead layer): a scale of 1
+
+
+def test_the_run_detail_holds_the_layer_diagnostics_and_band_errors_of_each_evaluation(client):
+    detail = client.get("/api/runs/net").json()
+    inside = detail["inside"]["points"]
+    assert [step for step, _ in inside] == [0, 10, 20] and detail["inside"]["stride"] == 1
+    assert detail["inside"]["keys"] == ["dead", "pre_std", "grad_norm", "update_ratio"]
+    step, point = inside[-1]
+    assert list(point["layers"]) == ["1", "2", "output"]
+    assert point["layers"]["output"][0] is None and 0 <= point["layers"]["1"][0] <= 1  # the output layer has no dead units
+    assert len(point["bands"]) == 8
+    assert inside[0][1]["layers"]["1"][2] is None  # no gradient before the first step
+
+
+def test_a_training_batch_has_the_points_and_labels_asked_for(client):
+    r = client.get("/api/runs/net/batch?n=500")
+    assert r.status_code == 200, r.text
+    b = r.json()
+    yx = np.array(b["yx"])
+    assert yx.shape == (500, 2) and len(b["labels"]) == 500 and set(b["labels"]) <= {0, 1}
+    assert (yx >= 0).all() and (yx[:, 0] <= 15).all() and (yx[:, 1] <= 31).all()
+    assert client.get("/api/runs/net/batch?n=0").status_code == 422
