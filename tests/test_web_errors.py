@@ -47,3 +47,14 @@ def test_a_run_name_taken_on_disk_is_a_conflict_naming_the_field(lab):
     create(lab, name="taken")
     message = refusal(lab.post("/api/runs", json={"config": {"data": {"text": "OV", "width": 64, "height": 32}}, "name": "taken"}), 409, "name")
     assert "taken" in message and "already exists" in message
+
+
+def test_a_model_above_the_labs_memory_cap_is_refused_before_any_folder_is_made(lab, tmp_path):
+    from overfit.web.forms import LAB_MAX_MEMORY, lab_memory_budget
+
+    assert lab_memory_budget() <= LAB_MAX_MEMORY
+    # 16384 x 16384 weights: ~1.1 GB of floats, x4 with gradients and Adam state, over the lab's cap.
+    config = {"data": {"text": "OV", "width": 64, "height": 32}, "model": {"hidden": [16384, 16384]}}
+    message = refusal(lab.post("/api/runs", json={"config": config, "name": "huge"}), 422, "model.hidden")
+    assert "needs" in message and "budget" in message
+    assert lab.get("/api/runs").json()["runs"] == []

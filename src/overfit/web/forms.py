@@ -29,6 +29,18 @@ RUN_REQUEST_KEYS = ("config", "upload", "name")
 TARGET_PREVIEW_SIDE = 1024
 
 
+# The lab's hard cap on what one run may take: the form is one click from a model that fills the machine, and
+# the lab shares it with the browser and the other runs. Below it, the usual budget (half the available memory).
+LAB_MAX_MEMORY = 4 * 10**9
+
+
+def lab_memory_budget() -> int:
+    """Bytes a lab run may take by `budget.estimate`: the smaller of LAB_MAX_MEMORY and the usual budget."""
+    from ..budget import default_budget
+
+    return min(LAB_MAX_MEMORY, default_budget())
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_JSON_BYTES:

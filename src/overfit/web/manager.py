@@ -27,6 +27,7 @@ from ..errors import OverfitError, RunFolderError
 from ..runs import CONFIG, NAME_PATTERN, TARGET, RunFolder
 from ..session import Session
 from .errors import LabError, lab_error, runs_dir_names
+from .forms import lab_memory_budget
 from .labrun import LabRun
 from .stream import Hub
 from .turns import Training
@@ -130,7 +131,7 @@ class RunManager:
             with warnings.catch_warnings():
                 # A one-class picture trains fine (and instantly); the page shows its accuracy.
                 warnings.simplefilter("ignore")
-                session = Session.start(cfg, self.runs_dir, name)
+                session = Session.start(cfg, self.runs_dir, name, max_memory=lab_memory_budget())
         except OverfitError as e:
             raise lab_error(e, hide=runs_dir_names(self.runs_dir), upload=cfg.data.image) from None
         session.close()

@@ -30,6 +30,7 @@ from ..errors import OverfitError, TrainingDiverged
 from ..session import Session
 from ..training import Event
 from .errors import LabError, lab_error, runs_dir_names
+from .forms import lab_memory_budget
 from .labrun import LabRun
 from .worker import Worker
 
@@ -64,7 +65,7 @@ class Training:
             raise LabError(409, f"run {run.id} is finished (step {run.step:,} of {run.cfg.schedule.steps:,}); start a new run, "
                                 f"or train it further from the command line: overfit train --resume {run.path.parent.name}/{run.id} --steps N")
         try:
-            session = Session.resume(run.path)
+            session = Session.resume(run.path, max_memory=lab_memory_budget())
         except OverfitError as e:
             raise lab_error(e, hide=runs_dir_names(run.path.parent)) from None
         try:
