@@ -1,0 +1,83 @@
+"""What recording the inside of the network costs: relu_1's training step and evaluation with diagnostics on and off.
+
+"On" is overfit as it ships: every evaluation records the per-layer statistics
+(`diagnostics.layer_record`, from the evaluation batch's own forward pass) and the band
+errors (`Trainer.band_errors`), and the step before an evaluation copies the weights for the
+update ratio. "Off" replaces those three with no-ops in the same process. The variants are
+interleaved and repeated; medians and ranges are reported, with the ratio on / off.
+
+    python -m bench.diagnostics [--rounds 7]      # JSON lines
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+from typing import Any, Callable
+
+from overfit import diagnostics
+from overfit.presets import get_preset
+from overfit.training import Trainer
+
+
+@contextlib.contextmanager
+def diagnostics_off(trainer: Trainer) -> Any:
+    """The trainer with the layer statistics, band errors and weight copies switched off."""
+    saved = (diagnostics.capture, diagnostics.layer_record, diagnostics.snapshot, trainer.band_errors)
+    diagnostics.capture = lambda model: contextlib.nullcontext([])  # type: ignore[assignment]
+    diagnostics.layer_record = lambda *a, **k: []  # type: ignore[assignment]
+    diagnostics.snapshot = lambda model: []  # type: ignore[assignment]
+    trainer.band_errors = lambda prediction: []  # type: ignore[method-assign]
+    try:
+        yield trainer
+    finally:
+        diagnostics.capture, diagnostics.layer_record, diagnostics.snapshot, _ = saved
+        del trainer.band_errors
+
+
+def _seconds(fn: Callable[[], Any], repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=200, help="steps per timed block (an evaluation every 50 of them)")
+    args = parser.parse_args()
+    import torch
+
+    from bench.common import cpu_model
+
+    # Evaluations every 50 steps inside the step blocks: the weight copy before each is part of "on".
+    cfg = get_preset("relu_1").with_overrides({"schedule.steps": 10**6, "schedule.eval_every": 50})
+    trainer = Trainer(cfg)
+    trainer.evaluate()
+    for _ in range(20):
+        trainer.train_step()
+    times: dict[str, list[float]] = {"step_on": [], "step_off": [], "eval_on": [], "eval_off": []}
+    for _ in range(args.rounds):
+        times["step_on"].append(_seconds(trainer.train_step, args.steps))
+        times["eval_on"].append(_seconds(trainer.evaluate, 3))
+        with diagnostics_off(trainer):
+            times["step_off"].append(_seconds(trainer.train_step, args.steps))
+            times["eval_off"].append(_seconds(trainer.evaluate, 3))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for what in ("step", "eval"):
+        on, off = med[f"{what}_on"], med[f"{what}_off"]
+        print(json.dumps({
+            "bench": "diagnostics", "what": what, "device": cpu_model(), "threads": torch.get_num_threads(),
+            "rounds": args.rounds, "ms_on": round(on * 1e3, 3), "ms_off": round(off * 1e3, 3),
+            "range_on": [round(min(times[f"{what}_on"]) * 1e3, 3), round(max(times[f"{what}_on"]) * 1e3, 3)],
+            "range_off": [round(min(times[f"{what}_off"]) * 1e3, 3), round(max(times[f"{what}_off"]) * 1e3, 3)],
+            "on_over_off": round(on / off, 3),
+        }))
+
+
+if __name__ == "__main__":
+    main()
