@@ -27,7 +27,7 @@ from overfit.runs import CHECKPOINT, CONFIG, FINAL, GIF, METRICS, MP4, RunFolder
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
 
-STEPS = 300
+STEPS = 150
 RUN = ["--text", "A", "--size", "32x16", "--hidden", "8,8", "--lr", "3e-3", "--batch-size", "64", "--steps", str(STEPS),
        "--eval-every", "5", "--schedule.eval_batch_size", "64", "--schedule.log_every", "5", "-q"]
 # Measured per run, so they differ between two runs of one config.
@@ -108,7 +108,7 @@ def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_sto
     rng = random.Random(SEED)
     run = tmp_path / "killed"
     # One kill in each third of the run, so records written after a checkpoint never reach the next kill's step.
-    kill_steps = [rng.randrange(lo, lo + 80, 5) for lo in (5, 105, 205)]
+    kill_steps = [rng.randrange(lo, lo + 40, 5) for lo in (5, 55, 105)]
     proc = overfit(*RUN, "--runs-dir", str(tmp_path), "--name", "killed")
     for step in kill_steps:
         assert kill_after(proc, run, step, rng.uniform(0.0, 0.01)), proc.communicate()[0]

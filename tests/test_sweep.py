@@ -82,11 +82,11 @@ def test_asha_stops_the_clearly_worse_trials_early(tmp_path):
 
 
 def test_tpe_draws_each_trial_inside_the_random_range(tmp_path):
-    done = sweep(tmp_path, *TINY, "--steps", "20", "--random", "optim.lr=log:1e-4:1e-1", "--search", "tpe", "--samples", "3",
+    done = sweep(tmp_path, *TINY, "--steps", "20", "--random", "optim.lr=log:1e-4:1e-1", "--search", "tpe", "--samples", "2",
                  "--name", "tpe")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "tpe")
-    assert len(rows) == 3 and all(r["stop"] == "done" for r in rows)
+    assert len(rows) == 2 and all(r["stop"] == "done" for r in rows)
     for row in rows:
         cfg = RunConfig.from_json(Path(row["run_folder"], "config.json").read_text())
         assert 1e-4 <= cfg.optim.lr <= 1e-1 and float(row["optim.lr"]) == pytest.approx(cfg.optim.lr)
@@ -94,7 +94,7 @@ def test_tpe_draws_each_trial_inside_the_random_range(tmp_path):
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     # One trial at a time; Ctrl-C once the first has finished, then --resume finishes the rest.
-    args = [*SMALL, "--steps", "400", "--eval-every", "50", "--grid", "optim.lr=1e-2,1e-3,1e-4", "--max-concurrent", "1",
+    args = [*SMALL, "--steps", "300", "--eval-every", "50", "--grid", "optim.lr=1e-2,1e-3", "--max-concurrent", "1",
             "--name", "resume"]
     proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -107,14 +107,14 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     assert proc.returncode == 130, err[-3000:]
     assert "overfit sweep --resume" in err
     finished = {p.parent: p.parent.joinpath("metrics.jsonl").read_text() for p in runs.glob("*/final.png")}
-    assert 1 <= len(finished) < 3
+    assert len(finished) == 1
     done = sweep(tmp_path, "--resume", str(tmp_path / "sweeps" / "resume"))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "resume")
-    assert sorted(r["optim.lr"] for r in rows) == ["1e-2", "1e-3", "1e-4"] and all(r["stop"] == "done" and r["steps"] == "400" for r in rows)
+    assert sorted(r["optim.lr"] for r in rows) == ["1e-2", "1e-3"] and all(r["stop"] == "done" and r["steps"] == "300" for r in rows)
     for folder, metrics in finished.items():  # finished trials were kept as they were
         assert folder.joinpath("metrics.jsonl").read_text() == metrics
-    assert len({r["run_folder"] for r in rows}) == 3 and all(Path(r["run_folder"], "final.png").is_file() for r in rows)
+    assert len({r["run_folder"] for r in rows}) == 2 and all(Path(r["run_folder"], "final.png").is_file() for r in rows)
 
 
 def test_an_unreachable_address_is_one_error_line_within_seconds(tmp_path):
@@ -162,24 +162,14 @@ def _wait_for_nodes(port: int, count: int, timeout: float = 60) -> None:
 
 
 @pytest.mark.slow
-def test_a_sweep_on_a_two_node_cluster_runs_trials_on_both_nodes(tmp_path, cluster):
+def test_a_sweep_through_ray_client_runs_trials_on_both_nodes_of_a_cluster(tmp_path, cluster):
+    # ray://: the Ray Client address; the worker-death test below joins with the plain HOST:PORT.
     done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu,tanh", "--seeds", "2",
-                 "--address", cluster["address"], "--name", "two")
+                 "--address", cluster["client"], "--name", "two")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "two")
     assert len(rows) == 4 and all(r["stop"] == "done" for r in rows)
     assert len({r["node_id"] for r in rows}) == 2
-    for row in rows:
-        assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
-
-
-@pytest.mark.slow
-def test_a_sweep_through_ray_client_runs_on_the_cluster(tmp_path, cluster):
-    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu,tanh", "--address", cluster["client"],
-                 "--name", "client")
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = read_rows(tmp_path / "sweeps" / "client")
-    assert sorted(r["model.activation"] for r in rows) == ["relu", "tanh"] and all(r["stop"] == "done" for r in rows)
     for row in rows:
         assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
 
