@@ -6,8 +6,9 @@ plain PyTorch port, the MegEngine original), peak (fp32 matmul), accuracy (time 
 (0.3 to 16 megapixels, one fresh process each), inference (megapixels/s of each render
 backend: eager, compiled, onnxruntime), encodings (the fast and grid presets against their
 targets, PSNR at equal time for relu, fourier, siren and grid), startup (`overfit --help`,
-`presets`, `train --help` and a whole `train fast` as fresh processes), and with --full the
-real 100000-step run.
+`presets`, `train --help` and a whole `train fast` as fresh processes), paper_fourier (Table 1
+of Tancik et al. 2020 on held-out pixels, always in its --quick form here: the whole table is
+`python -m bench.paper_fourier`), and with --full the real 100000-step run.
 Thread settings (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, ...) are left as they are.
 """
 
@@ -21,10 +22,10 @@ import torch
 
 from overfit.training import DeviceError, resolve_device
 
-from . import accuracy, dense, encodings, full_run, inference, peak, report, scaling, stacked, startup, throughput
+from . import accuracy, dense, encodings, full_run, inference, paper_fourier, peak, report, scaling, stacked, startup, throughput
 from .common import RESULTS_JSONL, RESULTS_MD, RESULTS_QUICK_MD, Recorder, note
 
-SECTIONS = ("throughput", "peak", "stacked", "accuracy", "dense", "scaling", "inference", "encodings", "startup", "full")
+SECTIONS = ("throughput", "peak", "stacked", "accuracy", "dense", "scaling", "inference", "encodings", "startup", "paper_fourier", "full")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # "full" takes minutes: only with --full or --only full
 
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             encodings.run(rec, args.device, quick=q)
         elif section == "startup":
             startup.run(rec, repeats=2 if q else 5)
+        elif section == "paper_fourier":  # the quick form only: the full table takes hours on a CPU
+            note("paper_fourier (--quick form):\n" + paper_fourier.run(rec, args.device, quick=True))
         elif section == "full":
             compile = use_compile_for_accuracy(rec, args.tta_compile, 100_000)
             full_run.run(rec, args.device, compile, steps=2000 if q else 100_000, eval_every=500 if q else 2000)

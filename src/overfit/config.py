@@ -76,9 +76,15 @@ class DataConfig:
     font_size: int | None = _field(None, 'Font size in pixels for rendered text; None picks the largest size that fills the canvas.')
     max_pixels: int = _field(DEFAULT_MAX_PIXELS, 'Largest picture accepted, in pixels; guards against absurd sizes.')
     mode: str = _field("binary", "'binary': ink or background, as the original (cross-entropy, accuracy, IoU); 'gray' or 'rgb': pixel values in [0, 1] (MSE, PSNR, SSIM).")
+    holdout: str = _field("none", "Pixels kept out of training and scored separately (test_* beside fit_* in each evaluation): "
+                                  "'none' (train on every pixel); 'checkerboard' (Tancik et al. 2020: train on even rows and even "
+                                  "columns, test on odd rows and odd columns); or a fraction such as 0.25 held out at random, seeded by `seed`.")
 
     def __post_init__(self) -> None:
         _require(self.mode in MODES, "data.mode", f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}")
+        _require(isinstance(self.holdout, str), "data.holdout",
+                 f"expected a string ('none', 'checkerboard' or a fraction such as '0.25'), got {self.holdout!r}")
+        DataConfig.holdout_fraction(self.holdout)  # refuses anything else, naming data.holdout
         if self.image is None:
             _require(self.text.strip() != "", "data.text", "is empty; give some text to render")
             _require(_is_unicode(self.text), "data.text", "holds bytes that are not text (a lone surrogate); give UTF-8 text")
@@ -99,6 +105,22 @@ class DataConfig:
             fits = FONT_SIZE_PER_SIDE * max(self.width, self.height)
             _require(self.font_size is None or self.font_size <= fits, "data.font_size",
                      f"{self.font_size} is larger than a {self.width} x {self.height} canvas warrants (at most {fits})")
+
+    @staticmethod
+    def holdout_fraction(holdout: str) -> float | None:
+        """The share of pixels a `holdout` value holds out at random; None for 'none' and 'checkerboard'.
+
+        A ConfigError naming data.holdout for anything but those names or a number in (0, 1).
+        """
+        if holdout in ("none", "checkerboard"):
+            return None
+        try:
+            fraction = float(holdout)
+        except ValueError:
+            fraction = math.nan
+        _require(0.0 < fraction < 1.0, "data.holdout",  # nan fails too
+                 f"must be 'none', 'checkerboard' or a fraction of pixels in (0, 1) such as 0.25, got {configio.short_repr(holdout)}")
+        return fraction
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ of the picture a viewer would see.
 
 Dense evaluation runs the model over every pixel centre in bounded chunks
 under `torch.inference_mode`, so memory stays flat however large the picture.
+Given a `sampling.Split` (held-out pixels), the same pass also reports the metrics
+on the training pixels (`fit_*`) and on the test pixels (`test_*`); the `dense_*`
+keys always mean every pixel. SSIM needs whole neighbourhoods, so the splits report
+PSNR and the MSE loss only.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from torch import nn
 
 from .coords import pixel_grid
 from .losses import LossFn
+from .sampling import Split
 
 INK, BACKGROUND = 0, 1
+# Prefixes of the metrics on the training pixels and on the held-out pixels of a split.
+# (Not "train_": a record's `train_loss` is the mean loss of the training steps since the last evaluation.)
+FIT, TEST = "fit_", "test_"
 # Coordinates per forward pass in dense evaluation. Small enough that the activations
 # (4096 x 256 floats, 4 MB) stay in cache-friendly, reused allocations: 65536 was 2.4x slower.
 DENSE_CHUNK = 1 << 12
@@ -68,20 +76,49 @@ def batch_metrics(model: nn.Module, yx: torch.Tensor, labels: torch.Tensor, loss
     return _summarise(_counts(model(yx), labels, loss_fn), prefix)
 
 
+def _masked_counts(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, loss_fn: LossFn) -> torch.Tensor:
+    """`_counts` over the pixels of a chunk where `mask` (n,) is true; zeros where it holds none."""
+    index = mask.nonzero().squeeze(1)
+    if index.numel() == 0:
+        return torch.zeros(6, dtype=torch.float64, device=logits.device)
+    return _counts(logits[index], labels[index], loss_fn)
+
+
+def _split_record(c: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Accuracy, ink IoU and loss of one split (the collapse indicator pred_bg is for the whole picture only)."""
+    record = _summarise(c, prefix)
+    del record[f"{prefix}pred_bg"]
+    return record
+
+
 @torch.inference_mode()
-def dense_metrics(model: nn.Module, labels: torch.Tensor, loss_fn: LossFn, prefix: str = "dense_") -> tuple[dict[str, float], np.ndarray]:
-    """Metrics over every pixel of `labels` (H, W) and the prediction: (H, W) probability of background."""
+def dense_metrics(model: nn.Module, labels: torch.Tensor, loss_fn: LossFn, prefix: str = "dense_",
+                  split: Split | None = None) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics over every pixel of `labels` (H, W) and the prediction: (H, W) probability of background.
+
+    With a `split`, also `fit_acc`, `fit_iou`, `fit_loss` over its training pixels and the
+    same `test_*` over its test pixels, from the same forward pass.
+    """
     height, width = labels.shape
     flat = labels.reshape(-1)
     total = torch.zeros(6, dtype=torch.float64, device=labels.device)
+    parts = torch.zeros(2, 6, dtype=torch.float64, device=labels.device)  # training pixels, test pixels
+    masks = (split.train.reshape(-1), split.test.reshape(-1)) if split is not None else ()
     prob = torch.empty(height * width, dtype=torch.float32, device=labels.device)
     # Coordinates and int64 labels exist one chunk at a time: memory beyond the picture stays bounded.
     for start in range(0, height * width, DENSE_CHUNK):
         end = start + DENSE_CHUNK
         logits = model(pixel_grid(height, width, labels.device, start, end))
-        total += _counts(logits, flat[start:end].long(), loss_fn)
+        chunk = flat[start:end].long()
+        total += _counts(logits, chunk, loss_fn)
+        for i, mask in enumerate(masks):
+            parts[i] += _masked_counts(logits, chunk, mask[start:end], loss_fn)
         prob[start:end] = background_probability(logits)
-    return _summarise(total, prefix), prob.reshape(height, width).cpu().numpy()
+    record = _summarise(total, prefix)
+    if split is not None:
+        record.update(_split_record(parts[0], FIT))
+        record.update(_split_record(parts[1], TEST))
+    return record, prob.reshape(height, width).cpu().numpy()
 
 
 # -- regression: gray and colour pictures ----------------------------------------
@@ -138,16 +175,26 @@ def regression_batch_metrics(model: nn.Module, yx: torch.Tensor, values: torch.T
 
 
 @torch.inference_mode()
-def dense_regression_metrics(model: nn.Module, values: torch.Tensor, prefix: str = "dense_") -> tuple[dict[str, float], np.ndarray]:
-    """Metrics over every pixel of `values` (H, W, C), and the prediction in [0, 1]: (H, W) for C = 1, else (H, W, C)."""
+def dense_regression_metrics(model: nn.Module, values: torch.Tensor, prefix: str = "dense_",
+                             split: Split | None = None) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics over every pixel of `values` (H, W, C), and the prediction in [0, 1]: (H, W) for C = 1, else (H, W, C).
+
+    With a `split`, also `fit_loss` (MSE of the outputs) and `fit_psnr` (of the values shown)
+    over its training pixels, and the same `test_*` over its test pixels.
+    """
     height, width, channels = values.shape
     flat = values.reshape(-1, channels)
     pred = torch.empty(height * width, channels, dtype=torch.float32, device=values.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=values.device)
+    masks = (split.train.reshape(-1), split.test.reshape(-1)) if split is not None else ()
+    part_loss = torch.zeros(2, dtype=torch.float64, device=values.device)  # training pixels, test pixels
     for start in range(0, height * width, DENSE_CHUNK):
         end = start + DENSE_CHUNK
         out = model(pixel_grid(height, width, values.device, start, end)).float()
-        loss_sum += ((out - flat[start:end]) ** 2).sum().double()
+        square = (out - flat[start:end]) ** 2
+        loss_sum += square.sum().double()
+        for i, mask in enumerate(masks):
+            part_loss[i] += (square.sum(dim=1).double() * mask[start:end]).sum()
         pred[start:end] = shown_values(out)
     n = height * width * channels
     shown_mse = float(((pred - flat) ** 2).double().sum()) / n
@@ -157,5 +204,11 @@ def dense_regression_metrics(model: nn.Module, values: torch.Tensor, prefix: str
         f"{prefix}psnr": psnr(shown_mse),
         f"{prefix}ssim": ssim(picture, values),
     }
+    if split is not None:
+        shown_sq = ((pred - flat) ** 2).sum(dim=1).double()  # per pixel, of the values shown
+        for i, (part, mask) in enumerate(((FIT, masks[0]), (TEST, masks[1]))):
+            count = int(mask.sum()) * channels
+            record[f"{part}loss"] = float(part_loss[i]) / count
+            record[f"{part}psnr"] = psnr(float((shown_sq * mask).sum()) / count)
     array = picture.cpu().numpy()
     return record, array[:, :, 0] if channels == 1 else array

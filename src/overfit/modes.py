@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .losses import LossFn
+    from .sampling import Split
     from .targets import Target
 
 
@@ -65,12 +66,25 @@ class Mode:
     def default_loss(self) -> str:
         return self.losses[0]
 
+    @property
+    def fit_headline(self) -> str:
+        """The headline's key over the training pixels only, in a run with held-out pixels (`fit_acc`, `fit_psnr`)."""
+        return "fit_" + self.headline.removeprefix("dense_")
+
+    @property
+    def test_headline(self) -> str:
+        """The headline's key over the held-out pixels (`test_acc`, `test_psnr`): how well the fit generalises."""
+        return "test_" + self.headline.removeprefix("dense_")
+
     def format_headline(self, value: float) -> str:
         return f"{value * self.headline_scale:.{self.headline_digits}f} {self.headline_unit}"
 
     def caption(self, preset: str, record: dict[str, Any]) -> str:
-        """The text written on a progress frame."""
-        return f"{preset}   step {record['step']:,}   {self.headline_label} {self.format_headline(record[self.headline])}"
+        """The text written on a progress frame; with held-out pixels, their headline too."""
+        text = f"{preset}   step {record['step']:,}   {self.headline_label} {self.format_headline(record[self.headline])}"
+        if self.test_headline in record:
+            text += f"   held out {self.format_headline(record[self.test_headline])}"
+        return text
 
     def summary(self, record: dict[str, Any]) -> str:
         """One line of a finished evaluation's main numbers."""
@@ -84,16 +98,26 @@ class Mode:
         """What the sampler and the metrics compare against, on the device."""
         raise NotImplementedError
 
-    def sampler(self, target: torch.Tensor) -> Any:
-        """Draws training and evaluation batches (coordinates, targets) from `target_tensor`."""
+    def sampler(self, target: torch.Tensor, split: Split | None = None) -> Any:
+        """Draws training and evaluation batches (coordinates, targets) from `target_tensor`; from the training pixels of `split` only."""
         raise NotImplementedError
 
     def batch_metrics(self, model: nn.Module, yx: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
         raise NotImplementedError
 
-    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn) -> tuple[dict[str, float], np.ndarray]:
-        """Metrics over every pixel, and the displayable prediction: (H, W), or (H, W, 3) for colour."""
+    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn,
+                      split: Split | None = None) -> tuple[dict[str, float], np.ndarray]:
+        """Metrics over every pixel (`dense_*`; with a split also `fit_*` and `test_*`), and the displayable prediction: (H, W), or (H, W, 3) for colour."""
         raise NotImplementedError
+
+    def _split_summary(self, record: dict[str, Any], names: tuple[tuple[str, str], ...]) -> str:
+        """'; training pixels ..., held-out pixels ...' where the record has a split's metrics, else ''."""
+        if self.test_headline not in record:
+            return ""
+        parts = []
+        for prefix, where in (("fit_", "training pixels"), ("test_", "held-out pixels")):
+            parts.append(where + " " + ", ".join(fmt.format(record[prefix + key]) for key, fmt in names))
+        return "; " + "; ".join(parts)
 
     def target_picture(self, target: Target) -> np.ndarray:
         """The target as the prediction is shown beside it: (H, W) or (H, W, 3)."""
@@ -104,7 +128,8 @@ class Classification(Mode):
     """Ink (class 0) or background (class 1) from 2 logits."""
 
     def summary(self, record: dict[str, Any]) -> str:
-        return f"dense accuracy {record['dense_acc']:.4f}, ink IoU {record['dense_iou']:.4f}"
+        return (f"dense accuracy {record['dense_acc']:.4f}, ink IoU {record['dense_iou']:.4f}"
+                + self._split_summary(record, (("acc", "accuracy {:.4f}"), ("iou", "ink IoU {:.4f}"))))
 
     def display(self, out: torch.Tensor) -> torch.Tensor:
         from .metrics import background_probability
@@ -116,20 +141,21 @@ class Classification(Mode):
 
         return torch.from_numpy(target.labels).to(device)  # (H, W) uint8: 1 byte per pixel
 
-    def sampler(self, target: torch.Tensor) -> Any:
+    def sampler(self, target: torch.Tensor, split: Split | None = None) -> Any:
         from .sampling import Sampler
 
-        return Sampler(target)
+        return Sampler(target, split)
 
     def batch_metrics(self, model: nn.Module, yx: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
         from .metrics import batch_metrics
 
         return batch_metrics(model, yx, y, loss_fn)
 
-    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn) -> tuple[dict[str, float], np.ndarray]:
+    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn,
+                      split: Split | None = None) -> tuple[dict[str, float], np.ndarray]:
         from .metrics import dense_metrics
 
-        return dense_metrics(model, target, loss_fn)
+        return dense_metrics(model, target, loss_fn, split=split)
 
     def target_picture(self, target: Target) -> np.ndarray:
         return target.labels
@@ -139,7 +165,8 @@ class Regression(Mode):
     """Pixel values in [0, 1], one output per channel."""
 
     def summary(self, record: dict[str, Any]) -> str:
-        return f"PSNR {record['dense_psnr']:.2f} dB, SSIM {record['dense_ssim']:.4f}"
+        return (f"PSNR {record['dense_psnr']:.2f} dB, SSIM {record['dense_ssim']:.4f}"
+                + self._split_summary(record, (("psnr", "PSNR {:.2f} dB"),)))
 
     def display(self, out: torch.Tensor) -> torch.Tensor:
         from .metrics import shown_values
@@ -151,20 +178,21 @@ class Regression(Mode):
 
         return torch.from_numpy(target.values).to(device)  # (H, W, C) float32 in [0, 1]
 
-    def sampler(self, target: torch.Tensor) -> Any:
+    def sampler(self, target: torch.Tensor, split: Split | None = None) -> Any:
         from .sampling import ValueSampler
 
-        return ValueSampler(target)
+        return ValueSampler(target, split)
 
     def batch_metrics(self, model: nn.Module, yx: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
         from .metrics import regression_batch_metrics
 
         return regression_batch_metrics(model, yx, y)
 
-    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn) -> tuple[dict[str, float], np.ndarray]:
+    def dense_metrics(self, model: nn.Module, target: torch.Tensor, loss_fn: LossFn,
+                      split: Split | None = None) -> tuple[dict[str, float], np.ndarray]:
         from .metrics import dense_regression_metrics
 
-        return dense_regression_metrics(model, target)
+        return dense_regression_metrics(model, target, split=split)
 
     def target_picture(self, target: Target) -> np.ndarray:
         values = target.values

@@ -28,6 +28,7 @@ from .losses import LOSSES
 from .models import model_for
 from .images import to_uint8
 from .modes import get_mode
+from .sampling import holdout_split
 from .spectrum import BandAnalyzer
 from .targets import Target, load_target, make_target
 
@@ -92,8 +93,8 @@ def derived_seeds(seed: int) -> dict[str, int]:
     batches, so interrupting, resuming or evaluating more often leaves the
     weights exactly the same.
     """
-    children = np.random.SeedSequence(seed).spawn(4)
-    names = ("init", "train", "eval", "preview")
+    children = np.random.SeedSequence(seed).spawn(5)  # child k depends on k alone: adding a stream keeps the others
+    names = ("init", "train", "eval", "preview", "holdout")
     return {n: int(c.generate_state(1, dtype=np.uint64)[0] >> 1) for n, c in zip(names, children)}
 
 
@@ -129,9 +130,10 @@ class Trainer:
             **({"fused": True} if self.device.type in ("cpu", "cuda") else {"foreach": True}),
         )
 
-        # -- data: the picture lives on the device, batches are drawn there --
+        # -- data: the picture lives on the device, batches are drawn there (from the training pixels only) --
         self.target_tensor = self.mode.target_tensor(self.target, self.device)
-        self.sampler = self.mode.sampler(self.target_tensor)
+        self.split = holdout_split(cfg.data.holdout, self.target.height, self.target.width, self.seeds["holdout"], self.device)
+        self.sampler = self.mode.sampler(self.target_tensor, self.split)
         self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
         self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
 
@@ -218,13 +220,17 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------
 
     def evaluate(self) -> tuple[dict[str, Any], np.ndarray]:
-        """Metrics on a fresh random batch and on every pixel, in eval mode; and the dense prediction."""
+        """Metrics on a fresh random batch and on every pixel, in eval mode; and the dense prediction.
+
+        With held-out pixels (`data.holdout`) the batch comes from the training pixels and the
+        dense pass also scores the training pixels (`fit_*`) and the held-out ones (`test_*`).
+        """
         self.model.eval()
         yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.eval_gen)
         record: dict[str, Any] = {"step": self.step}
         with diagnostics.capture(self.model) as seen:  # the layer statistics of the same forward pass
             record.update(self.mode.batch_metrics(self.model, yx, labels, self.loss_fn))
-        dense, prob = self.mode.dense_metrics(self.model, self.target_tensor, self.loss_fn)
+        dense, prob = self.mode.dense_metrics(self.model, self.target_tensor, self.loss_fn, self.split)
         record.update(dense)
         record["train_seconds"] = round(self.train_seconds, 3)
         before = self._before[1] if self._before is not None and self._before[0] == self.step else None

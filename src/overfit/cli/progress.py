@@ -1,7 +1,8 @@
 """The progress bar of a training run: a tqdm bar on stderr fed by the trainer's events.
 
 It shows the step, the training loss and the run's headline metric, named and formatted
-by the run's mode (`modes.Mode.headline`), so it knows no mode by name.
+by the run's mode (`modes.Mode.headline`), so it knows no mode by name; with held-out
+pixels, the headline on the training pixels and on the held-out ones beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ class Progress:
         self.bar = tqdm(total=trainer.cfg.schedule.steps, initial=trainer.step, unit="step", disable=quiet,
                         dynamic_ncols=True, file=sys.stderr, smoothing=0.1, desc=desc, leave=desc is None)
         self.mode = get_mode(trainer.cfg.data.mode)
-        self.score = trainer.history[-1][self.mode.headline] if trainer.history else math.nan
+        last = trainer.history[-1] if trainer.history else {}
+        self.score = last.get(self.mode.headline, math.nan)
+        self.fit = last.get(self.mode.fit_headline, math.nan)
+        self.test = last.get(self.mode.test_headline, math.nan)
         self.loss = math.nan
 
     def __call__(self, event: Any) -> None:
@@ -31,9 +35,16 @@ class Progress:
             self.bar.update(event.step - self.bar.n)
         elif event.kind == "eval":
             self.score = event.metrics[self.mode.headline]
+            self.fit = event.metrics.get(self.mode.fit_headline, math.nan)
+            self.test = event.metrics.get(self.mode.test_headline, math.nan)
         loss = f"{self.loss:.4g}" if math.isfinite(self.loss) else "-"
-        score = self.mode.format_headline(self.score) if math.isfinite(self.score) else "-"
-        self.bar.set_postfix_str(f"loss {loss}  {self.mode.headline_label} {score}", refresh=False)
+        text = f"loss {loss}  {self.mode.headline_label} {self._shown(self.score)}"
+        if math.isfinite(self.test):  # a run with held-out pixels: fit versus generalise
+            text += f"  train px {self._shown(self.fit)}  held out {self._shown(self.test)}"
+        self.bar.set_postfix_str(text, refresh=False)
+
+    def _shown(self, value: float) -> str:
+        return self.mode.format_headline(value) if math.isfinite(value) else "-"
 
     def close(self) -> None:
         self.bar.close()

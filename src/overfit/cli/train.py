@@ -37,6 +37,7 @@ OPTION_FIELDS = {
     "init": "model.init",
     "loss": "loss",
     "mode": "data.mode",
+    "holdout": "data.holdout",
     "encoding": "encoding.kind",
     "device": "device",
     "compile_": "compile",
@@ -122,6 +123,8 @@ def _is_number(text: str) -> bool:
 @click.option("--init", type=click.Choice(CHOICES["model.init"]), help="Weight init: original (MegEngine's) or torch.")
 @click.option("--loss", type=click.Choice(CHOICES["loss"]), help="auto (default: cross_entropy for binary, mse otherwise), cross_entropy, double_softmax (the original code's) or mse.")
 @click.option("--mode", type=click.Choice(CHOICES["data.mode"]), help="binary (ink or background, the default), gray or rgb (fit pixel values).")
+@click.option("--holdout", metavar="none|checkerboard|F",
+              help="Hold pixels out of training and score them apart: checkerboard (Tancik et al. 2020's protocol) or a fraction F at random, e.g. 0.25.")
 @click.option("--encoding", type=click.Choice(CHOICES["encoding.kind"]), help="Input encoding: none (default), fourier, positional, grid.")
 @click.option("--device", help="Torch device: cpu (default), cuda, mps.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step: faster after a few seconds of compiling.")
@@ -153,6 +156,7 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
       overfit train --text "HELLO" --activation tanh
       overfit train fast                    # 99.9 % in about a second
       overfit train grid --mode rgb --image photo.jpg
+      overfit train fourier --mode rgb --image photo.jpg --holdout checkerboard
       overfit train relu_1 --model.init torch --name relu_torch_init
       overfit train --resume runs/relu_1-20261127-120000
       overfit train relu_1 --seeds 0-7      # eight runs, stacked
