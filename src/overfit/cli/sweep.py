@@ -129,11 +129,12 @@ def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:
             sweep_dir.mkdir(parents=True)
             (sweep_dir / "spec.json").write_text(spec.to_json())
         click.echo(f"Sweep {spec.name}: {spec.trial_count()} trials, results in {sweep_dir}", err=True)
-        try:
-            grid = tune.resume_sweep(spec, sweep_dir) if resume else tune.run_sweep(spec, sweep_dir)
-        except KeyboardInterrupt:
-            grid = None
-        if grid is None or tune.unfinished(grid, spec.trial_count()):
+        with tune.remembered_interrupt() as interrupted:
+            try:
+                grid = tune.resume_sweep(spec, sweep_dir) if resume else tune.run_sweep(spec, sweep_dir)
+            except KeyboardInterrupt:
+                grid = None
+        if grid is None or interrupted() or tune.unfinished(grid, spec.trial_count()):
             click.echo(f"Interrupted; continue with: overfit sweep --resume {sweep_dir}", err=True)
             sys.exit(130)
         table = results.rows(spec, sweep_dir, tune.trial_records(grid))

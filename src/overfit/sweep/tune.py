@@ -12,10 +12,13 @@ folder. Ray's own results live in `sweeps/<name>/ray`; the run folders in `sweep
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..errors import MissingDependency, OverfitError, RunBusyError
 from .spec import SweepSpec
@@ -55,10 +58,23 @@ def connect(address: str | None, timeout_s: float = 5.0) -> None:
         except OSError as e:
             raise OverfitError(f"no Ray cluster answers at {address}: {e.strerror or e}", field="address") from None
     try:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        _join(ray, address)
     except Exception as e:  # ray raises ConnectionError, RuntimeError, ... for a cluster it cannot join
         why = " ".join(line.strip() for line in str(e).splitlines() if line.strip())[:300] or type(e).__name__
         raise OverfitError(f"cannot join the Ray cluster at {address}: {why}", field="address") from None
+
+
+def _join(ray: Any, address: str, tries: int = 2) -> None:
+    """ray.init at `address`. Through Ray Client (ray://) the head starts a server process for each new client, which
+    can miss its start-up deadline on a busy head ("Initialization failure from server"): that is tried once more."""
+    for attempt in range(tries):
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            return
+        except Exception as e:
+            if not address.startswith("ray://") or "Initialization failure" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(2)
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -216,6 +232,44 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
         raise OverfitError(f"{sweep_dir} has no Ray state to continue ({path} is missing)", field="resume")
     tuner = tune.Tuner.restore(str(path), trainable=fn, resume_unfinished=True, resume_errored=True)
     return tuner.fit()
+
+
+@contextmanager
+def remembered_interrupt() -> Iterator[Callable[[], bool]]:
+    """While open, Ctrl-C stops the sweep as Tune stops it (its state saved for --resume), and is remembered.
+
+    Tune's own SIGINT handler stops the run but leaves no trace of having done so, and a
+    trial it stopped looks finished in the results; so Tune's handler is left to SIGUSR1
+    (which it also listens to), and Ctrl-C is noted here, then passed on as SIGUSR1. A
+    second Ctrl-C stops at once. Yields a function: whether Ctrl-C was pressed. Where
+    there is no SIGUSR1 (Windows) or this is not the main thread, Tune handles Ctrl-C alone.
+    """
+    if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    presses: list[int] = []
+
+    def on_sigint(sig: int, frame: Any) -> None:
+        presses.append(sig)
+        if len(presses) > 1:
+            raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGUSR1)
+
+    def before_tune(sig: int, frame: Any) -> None:  # SIGUSR1 before Tune listens for it: stop, not die
+        raise KeyboardInterrupt
+
+    saved_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGUSR1, before_tune)
+    try:
+        yield lambda: bool(presses)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGUSR1, previous[1])
+        if saved_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = saved_env
 
 
 def unfinished(grid: Any, expected: int) -> int:
