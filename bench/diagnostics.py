@@ -67,7 +67,34 @@ def main() -> None:
         with diagnostics_off(trainer):
             times["step_off"].append(_seconds(trainer.train_step, args.steps))
             times["eval_off"].append(_seconds(trainer.evaluate, 3))
+    # The evaluation's own time swings between levels on a shared machine (a dense pass of 0.45 or 0.95 s here),
+    # which an on / off ratio of whole evaluations inherits; the added work itself is timed directly too.
+    trainer.model.eval()
+    yx, labels = trainer.sampler.sample(cfg.schedule.eval_batch_size, trainer.eval_gen)
+    _, prediction = trainer.mode.dense_metrics(trainer.model, trainer.target_tensor, trainer.loss_fn)
+
+    def batch_plain() -> None:
+        trainer.mode.batch_metrics(trainer.model, yx, labels, trainer.loss_fn)
+
+    def batch_captured() -> None:
+        with diagnostics.capture(trainer.model):
+            trainer.mode.batch_metrics(trainer.model, yx, labels, trainer.loss_fn)
+
+    with diagnostics.capture(trainer.model) as seen:
+        batch_plain()
+    added: dict[str, list[float]] = {"capture": [], "layer_record": [], "band_errors": []}
+    for _ in range(args.rounds):
+        added["capture"].append(max(0.0, _seconds(batch_captured, 10) - _seconds(batch_plain, 10)))
+        added["layer_record"].append(_seconds(lambda: diagnostics.layer_record(trainer.model, None, None, seen), 10))
+        added["band_errors"].append(_seconds(lambda: trainer.band_errors(prediction), 10))
+    trainer.model.train()
     med = {k: statistics.median(v) for k, v in times.items()}
+    extra = {k: statistics.median(v) for k, v in added.items()}
+    print(json.dumps({
+        "bench": "diagnostics", "what": "eval_added_work", "ms": {k: round(v * 1e3, 3) for k, v in extra.items()},
+        "ms_total": round(sum(extra.values()) * 1e3, 3), "share_of_eval_off": round(sum(extra.values()) / med["eval_off"], 4),
+        "share_of_fastest_eval_off": round(sum(extra.values()) / min(times["eval_off"]), 4),
+    }))
     for what in ("step", "eval"):
         on, off = med[f"{what}_on"], med[f"{what}_off"]
         print(json.dumps({

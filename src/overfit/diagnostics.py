@@ -94,8 +94,8 @@ def capture(model: nn.Module) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]
     finally:
         for handle in handles:
             handle.remove()
-        if all(chunks):
-            seen.extend((torch.cat([p for p, _ in c]), torch.cat([a for _, a in c])) for c in chunks)
+        if all(chunks):  # one pass (the usual case) is used as it is, several are joined
+            seen.extend(c[0] if len(c) == 1 else (torch.cat([p for p, _ in c]), torch.cat([a for _, a in c])) for c in chunks)
 
 
 @torch.no_grad()

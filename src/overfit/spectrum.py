@@ -60,26 +60,35 @@ class BandAnalyzer:
         pairs[0] = 1.0
         if width % 2 == 0:
             pairs[-1] = 1.0
-        self.weight = np.broadcast_to(pairs, (height, half)).reshape(-1)
-        self.index = index.reshape(-1)
+        # DC (index -1) gets weight 0 and is counted in band 0, where it adds nothing.
+        self.weight = np.broadcast_to(pairs, (height, half)).reshape(-1) * (index.reshape(-1) >= 0)
+        self.index = np.maximum(index.reshape(-1), 0)
         self.n_bands = n_bands
         self.shape = target.shape
-        # The target once in double precision, so a band it leaves empty is exactly empty.
-        self.target_fft = self._fft(target, np.float64)
-        self.target_energy = self._per_band(np.abs(self.target_fft))
+        # The target's energy once in double precision, so a band it leaves empty is exactly empty; its
+        # coefficients then in single precision, like the predictions' they are compared with.
+        target_fft = self._fft(target, np.float64)
+        self.target_energy = self._per_band(np.abs(target_fft))
+        self.target_fft = target_fft.astype(np.complex64)
 
     def _fft(self, picture: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-        """The half 2D DFT of each channel, as (H * (W // 2 + 1), C)."""
+        """The half 2D DFT of each channel, as (H * (W // 2 + 1), C).
+
+        Through torch's FFT (imported here, not with the module): several times faster than
+        numpy's on a 1000 x 300 picture, which matters at every evaluation.
+        """
+        import torch
+
         if picture.shape != self.shape:
             raise ValueError(f"prediction of shape {picture.shape} against a target of shape {self.shape}")
-        planes = picture.astype(dtype).reshape(*self.shape[:2], -1)
-        return np.fft.rfft2(planes, axes=(0, 1)).reshape(-1, planes.shape[2])
+        planes = torch.from_numpy(np.ascontiguousarray(picture, dtype=dtype).reshape(*self.shape[:2], -1))
+        spectrum = torch.fft.rfft2(planes.permute(2, 0, 1))  # (C, H, W // 2 + 1)
+        return spectrum.permute(1, 2, 0).reshape(-1, planes.shape[2]).numpy()
 
     def _per_band(self, values: np.ndarray) -> np.ndarray:
         """Sums over each band (and over channels) of values (H * (W // 2 + 1), C), mirrored columns counted twice."""
-        keep = self.index >= 0
-        weights = (values.sum(axis=1, dtype=np.float64) * self.weight)[keep]
-        return np.bincount(self.index[keep], weights=weights, minlength=self.n_bands)
+        per_coefficient = values[:, 0] if values.shape[1] == 1 else values.sum(axis=1)
+        return np.bincount(self.index, weights=per_coefficient * self.weight, minlength=self.n_bands)
 
     def errors(self, prediction: np.ndarray) -> np.ndarray:
         """(n_bands,) relative error of `prediction` (the target's shape); NaN for a band where the target has no energy."""

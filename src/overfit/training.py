@@ -243,7 +243,7 @@ class Trainer:
         """Relative error per spatial-frequency band (`overfit.spectrum`) of a dense prediction, as the frame on disk shows it."""
         if self._bands is None:
             self._bands = BandAnalyzer(self.mode.target_picture(self.target).astype(np.float64))
-        shown = to_uint8(prediction).astype(np.float64) / 255.0  # the frame written to the run folder, which reports read
+        shown = to_uint8(prediction).astype(np.float32) / 255.0  # the frame written to the run folder, which reports read
         return [float(e) if math.isfinite(e) else None for e in self._bands.errors(shown)]
 
     def preview_batch(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
