@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.lab_network", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=10.0, help="length of each measured window")
     p.add_argument("--eval-every", type=int, default=500, help="steps between evaluations")
+    p.add_argument("--pairs", type=int, default=4, help="pairs of windows (without and with the view), alternating order")
     args = p.parse_args(argv)
     port = free_port()
     base, runs_dir = f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix="lab-bench-")
@@ -73,12 +74,21 @@ def main(argv: list[str] | None = None) -> None:
         call(base, "POST", f"/api/runs/{run_id}/start")
         time.sleep(3.0)
         ws_url = f"ws://127.0.0.1:{port}/api/runs/{run_id}/live"
-        today = asyncio.run(window(base, ws_url, run_id, args.seconds, False))
-        opened = asyncio.run(window(base, ws_url, run_id, args.seconds, True))
-        for result in (today, opened):
-            result["slowdown_vs_today"] = round(1 - result["steps_per_s"] / today["steps_per_s"], 3) if today["steps_per_s"] else None
-            print(json.dumps({"bench": "lab_network", "device": cpu_model(), "cores": os.cpu_count(), "preset": "relu_1",
-                              "target": "OVERFIT 1000x300", "eval_every": args.eval_every, **result}), flush=True)
+        # Pairs of windows, alternating which comes first: the machine's speed drifts between levels.
+        slowdowns = []
+        for pair in range(args.pairs):
+            order = (False, True) if pair % 2 == 0 else (True, False)
+            results = {network: asyncio.run(window(base, ws_url, run_id, args.seconds, network)) for network in order}
+            today, opened = results[False], results[True]
+            for result in (today, opened):
+                result["slowdown_vs_today"] = round(1 - result["steps_per_s"] / today["steps_per_s"], 3) if today["steps_per_s"] else None
+                print(json.dumps({"bench": "lab_network", "device": cpu_model(), "cores": os.cpu_count(), "preset": "relu_1",
+                                  "target": "OVERFIT 1000x300", "eval_every": args.eval_every, "pair": pair, **result}), flush=True)
+            slowdowns.append(opened["slowdown_vs_today"])
+        known = sorted(s for s in slowdowns if s is not None)
+        if known:
+            print(json.dumps({"bench": "lab_network", "summary": True, "pairs": len(known), "slowdowns": known,
+                              "median_slowdown": known[len(known) // 2] if len(known) % 2 else round(sum(known[len(known) // 2 - 1:len(known) // 2 + 1]) / 2, 3)}))
         call(base, "POST", f"/api/runs/{run_id}/pause")
     finally:
         server.terminate()
