@@ -82,7 +82,7 @@ def test_gradient_norms_are_those_of_the_last_step_computed_by_autograd():
     assert [r["grad_norm"] for r in layers] == pytest.approx(expected, rel=1e-5)
     ratios = [float((w.detach() - b).norm() / b.norm()) for w, b in zip(weights, before)]
     assert [r["update_ratio"] for r in layers] == pytest.approx(ratios, rel=1e-5)
-    assert [r["weight_norm"] for r in layers] == pytest.approx([float(w.norm()) for w in weights])
+    assert [r["weight_norm"] for r in layers] == pytest.approx([float(w.detach().norm()) for w in weights])
 
 
 def test_the_first_evaluation_has_no_gradient_or_update_yet():
