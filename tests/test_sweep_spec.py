@@ -115,3 +115,13 @@ def test_a_missing_extra_is_one_line_naming_what_to_install(tmp_path, missing, a
     assert done.returncode == 1
     assert done.stderr == message + "\n"
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_the_most_evaluations_covers_swept_schedules():
+    from overfit.sweep.spec import most_evaluations
+
+    spec = build("s", BASE | {"schedule": {**BASE["schedule"], "steps": 100, "eval_every": 10}},
+                 grid={"schedule.steps": "100,300"}, random={"schedule.eval_every": "int:5:20"})
+    # The most: 300 steps, an evaluation every 5 (the random range's low end), and step 0: 61.
+    assert most_evaluations(spec) == 61
+    assert most_evaluations(build("t", BASE | {"schedule": {**BASE["schedule"], "steps": 100, "eval_every": 10}})) == 11

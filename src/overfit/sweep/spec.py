@@ -201,6 +201,18 @@ def check(spec: SweepSpec) -> None:
                           field="metric")
 
 
+def most_evaluations(spec: SweepSpec) -> int:
+    """The most evaluations a trial can make (schedule fields may be swept): every grid point with every combination
+    of the random dims' ends (the count grows with steps and falls with eval_every, so its largest value is at ends)."""
+    import itertools
+
+    keys = list(spec.random)
+    ends = itertools.product(*(spec.random[k].ends() for k in keys))
+    combos = [dict(zip(keys, values)) for values in ends]
+    return max(_build(spec.config, {**point, **combo}).schedule.evaluation_count()
+               for point in spec.grid_points() for combo in combos)
+
+
 def expand(spec: SweepSpec, rng: _random.Random | None = None) -> list[dict[str, str]]:
     """The trials of a random/grid sweep as dotted overrides: `samples` x grid points x seeds, random dims drawn from `rng`."""
     rng = rng or _random.Random(0)

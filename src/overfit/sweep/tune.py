@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import MissingDependency, OverfitError, RunBusyError
-from .spec import SweepSpec
+from .spec import SweepSpec, most_evaluations
 
 EXPERIMENT = "tune"  # Ray's experiment folder inside sweeps/<name>/ray
 RUN_POINTER = "run.json"  # the one file of each Ray checkpoint: the run folder's path
@@ -199,9 +199,10 @@ def _tune_config(spec: SweepSpec) -> Any:
     if spec.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        # Time is counted in evaluations (one report each), so the grace period is in evaluations too.
-        evals = max(len(spec.config.schedule.evaluation_steps()), spec.grace_period + 1)
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=evals, grace_period=spec.grace_period, reduction_factor=2)
+        # Time is counted in evaluations (one report each), so the grace period is in evaluations too. max_t lies one
+        # beyond the last report: at max_t Tune stops a trial itself, before it writes final.png and its videos.
+        evals = max(most_evaluations(spec), spec.grace_period + 1)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=evals + 1, grace_period=spec.grace_period, reduction_factor=2)
     if spec.search == "tpe":
         require_ray(spec.search)
         from ray.tune.search.optuna import OptunaSearch
