@@ -364,3 +364,25 @@ def test_a_recorded_error_makes_a_run_failed_until_it_trains_past_it(tmp_path):
     (folder.path / "error.json").write_text("{not json")  # a damaged record is no error
     assert folder.error() is None
     folder.unlock()
+
+
+def test_probes_of_a_free_folder_from_many_threads_never_see_it_taken(tmp_path):
+    import threading
+
+    from overfit.runs import RunFolder
+
+    folder = RunFolder.create(tmp_path, "free", "relu_1")
+    folder.unlock()
+    seen: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def probe() -> None:
+        barrier.wait()
+        seen.extend(RunFolder(folder.path).held_elsewhere() for _ in range(200))
+
+    threads = [threading.Thread(target=probe) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 1600 and not any(seen)

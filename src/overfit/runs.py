@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
 RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ERROR})
+
+
+# Taking a folder's lock, or probing it, one thread at a time: the OS lock does not tell this process's threads
+# apart, so two threads probing at once (two GETs of the lab) would each see the other's probe as a holder.
+_TAKING = threading.Lock()
 
 
 def is_run_file(path: str | os.PathLike) -> bool:
@@ -191,7 +197,8 @@ class RunFolder:
             return
         lock = self._file_lock()
         try:
-            lock.acquire()
+            with _TAKING:
+                lock.acquire()
         except Timeout:
             raise RunBusyError(f"run folder {self.path} is in use by another overfit process") from None
         except OSError as e:
@@ -215,13 +222,14 @@ class RunFolder:
         from filelock import Timeout
 
         probe = self._file_lock()
-        try:
-            probe.acquire()
-        except Timeout:
-            return True
-        except OSError:
-            return False
-        probe.release()
+        with _TAKING:  # a probe of this process must not make another probe, or a lock(), see the folder taken
+            try:
+                probe.acquire()
+            except Timeout:
+                return True
+            except OSError:
+                return False
+            probe.release()
         return False
 
     def __enter__(self) -> RunFolder:
