@@ -88,7 +88,7 @@ def test_tpe_draws_each_trial_inside_the_random_range(tmp_path):
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     # One trial at a time, a short one first; Ctrl-C once it has finished (the long one is running), then --resume.
-    args = [*SMALL, "--eval-every", "100", "--grid", "schedule.steps=100,1500", "--max-concurrent", "1", "--name", "resume"]
+    args = [*SMALL, "--eval-every", "100", "--grid", "schedule.steps=100,800", "--max-concurrent", "1", "--name", "resume"]
     proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     runs = tmp_path / "sweeps" / "resume" / "runs"
@@ -104,7 +104,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
     done = sweep(tmp_path, "--resume", str(tmp_path / "sweeps" / "resume"))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "resume")
-    assert sorted(r["steps"] for r in rows) == ["100", "1500"] and all(r["stop"] == "done" for r in rows)
+    assert sorted(r["steps"] for r in rows) == ["100", "800"] and all(r["stop"] == "done" for r in rows)
     for folder, metrics in finished.items():  # finished trials were kept as they were
         assert folder.joinpath("metrics.jsonl").read_text() == metrics
     assert len({r["run_folder"] for r in rows}) == 2 and all(Path(r["run_folder"], "final.png").is_file() for r in rows)
