@@ -24,15 +24,11 @@ import asyncio
 import json
 import math
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from typing import Any
 
 from .common import cpu_model
+from .lab_viewers import lab_server
 
 RUN = {
     "data": {"text": "LOAD", "width": 64, "height": 32},
@@ -42,12 +38,6 @@ RUN = {
 NEW_RUN = {"data": {"text": "NEW", "width": 64, "height": 32}, "model": {"hidden": [16, 16]}, "schedule": {"steps": 100}}
 GOAL_GET_P95_MS = 100.0
 LIST_EVERY = 10  # every tenth GET of the stream lists the runs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -191,28 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     args.creates = args.creates if args.creates is not None else (10 if args.quick else 50)
     args.warmup = 2.0 if args.quick else 4.0
 
-    port = free_port()
-    base, runs_dir = f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix="lab-load-")
     viewers_per_run = -(-args.viewers // max(1, args.runs))
-    server = subprocess.Popen([sys.executable, "-m", "overfit.cli", "lab", "--no-browser", "--port", str(port),
-                               "--runs-dir", runs_dir, "--max-runs", str(args.runs),
-                               "--max-viewers", str(max(16, viewers_per_run))], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the lab did not start") from None
-                time.sleep(0.1)
+    with lab_server("--max-runs", str(args.runs), "--max-viewers", str(max(16, viewers_per_run)), prefix="lab-load-") as (base, _):
         for result in asyncio.run(measure(base, args)):
             print(json.dumps(result), flush=True)
-    finally:
-        server.terminate()
-        server.wait(60)
-        shutil.rmtree(runs_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

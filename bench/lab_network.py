@@ -16,13 +16,10 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 from .common import cpu_model
-from .lab_viewers import call, free_port
+from .lab_viewers import call, lab_server
 
 
 async def window(base: str, ws_url: str, run_id: str, seconds: float, network: bool) -> dict:
@@ -58,17 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=500, help="steps between evaluations")
     p.add_argument("--pairs", type=int, default=4, help="pairs of windows (without and with the view), alternating order")
     args = p.parse_args(argv)
-    port = free_port()
-    base, runs_dir = f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix="lab-bench-")
-    server = subprocess.Popen([sys.executable, "-m", "overfit.cli", "lab", "--no-browser", "--port", str(port),
-                               "--runs-dir", runs_dir, "--max-runs", "1"], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                call(base, "GET", "/api/meta")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with lab_server("--max-runs", "1") as (base, port):
         run = {"preset": "relu_1", "schedule": {"steps": 1_000_000, "eval_every": args.eval_every}}
         run_id = call(base, "POST", "/api/runs", {"config": run})["id"]
         call(base, "POST", f"/api/runs/{run_id}/start")
@@ -90,9 +77,6 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps({"bench": "lab_network", "summary": True, "pairs": len(known), "slowdowns": known,
                               "median_slowdown": known[len(known) // 2] if len(known) % 2 else round(sum(known[len(known) // 2 - 1:len(known) // 2 + 1]) / 2, 3)}))
         call(base, "POST", f"/api/runs/{run_id}/pause")
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 if __name__ == "__main__":

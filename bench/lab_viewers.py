@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any
+from typing import Any, Iterator
 
 from .common import cpu_model
 
@@ -35,6 +37,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def lab_server(*options: str, prefix: str = "lab-bench-") -> Iterator[tuple[str, int]]:
+    """`overfit lab` in its own process on a free port with an empty runs folder, until it answers: (base URL, port).
+
+    `options`: more `overfit lab` options (e.g. "--max-runs", "4"). The process is stopped and its runs
+    folder removed when the block ends.
+    """
+    port = free_port()
+    base, runs_dir = f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix=prefix)
+    server = subprocess.Popen([sys.executable, "-m", "overfit.cli", "lab", "--no-browser", "--port", str(port),
+                               "--runs-dir", runs_dir, *options], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                call(base, "GET", "/api/meta")
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the lab did not start") from None
+                time.sleep(0.1)
+        yield base, port
+    finally:
+        server.terminate()
+        server.wait(60)
+        shutil.rmtree(runs_dir, ignore_errors=True)
 
 
 def call(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -92,17 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     counts = [int(v) for v in args.viewers.split(",")]
 
-    port = free_port()
-    base, runs_dir = f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix="lab-bench-")
-    server = subprocess.Popen([sys.executable, "-m", "overfit.cli", "lab", "--no-browser", "--port", str(port),
-                               "--runs-dir", runs_dir, "--max-runs", "1"], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                call(base, "GET", "/api/meta")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with lab_server("--max-runs", "1") as (base, port):
         run_id = call(base, "POST", "/api/runs", {"config": RUN})["id"]
         call(base, "POST", f"/api/runs/{run_id}/start")
         time.sleep(3.0)  # past the first evaluation and the chunk-size warm-up
@@ -116,9 +136,6 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps({"bench": "lab_viewers", "device": cpu_model(), "cores": os.cpu_count(), "preset": "relu_1",
                               "target": "OVERFIT 1000x300", **result}), flush=True)
         call(base, "POST", f"/api/runs/{run_id}/pause")
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 if __name__ == "__main__":
