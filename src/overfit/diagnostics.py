@@ -98,6 +98,15 @@ def capture(model: nn.Module) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]
             seen.extend(c[0] if len(c) == 1 else (torch.cat([p for p, _ in c]), torch.cat([a for _, a in c])) for c in chunks)
 
 
+def unit_states(activation: str, a: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(dead, saturated) per unit of activations `a` (samples, units): whether the state holds on every sample;
+    None where the activation has no such state."""
+    act = ACTIVATIONS[activation]
+    dead = act.dead(a).all(dim=0) if act.dead is not None else None
+    saturated = act.saturated(a).all(dim=0) if act.saturated is not None else None
+    return dead, saturated
+
+
 @torch.no_grad()
 def layer_record(model: nn.Module, yx: torch.Tensor | None = None, before: list[torch.Tensor] | None = None,
                  seen: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> list[dict[str, Any]]:
@@ -115,11 +124,11 @@ def layer_record(model: nn.Module, yx: torch.Tensor | None = None, before: list[
             raise ValueError("layer_record needs coordinates or captured activations")
         seen = forward_layers(model, yx)
     for i, (pre, a) in enumerate(seen):
-        act = ACTIVATIONS[names[i]]
+        dead, saturated = unit_states(names[i], a)
         records.append({
             "layer": str(i + 1), "units": int(a.shape[1]),
-            "dead": float(act.dead(a).all(dim=0).float().mean()) if act.dead is not None else None,
-            "saturated": float(act.saturated(a).all(dim=0).float().mean()) if act.saturated is not None else None,
+            "dead": float(dead.float().mean()) if dead is not None else None,
+            "saturated": float(saturated.float().mean()) if saturated is not None else None,
             "pre_mean": _number(float(pre.mean())), "pre_std": _number(float(pre.std())),
         })
     records.append({"layer": "output", "units": int(linears(model)[-1].out_features)})

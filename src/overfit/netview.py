@@ -39,10 +39,11 @@ class NetworkView:
         """(dead, saturated) boolean per unit of hidden layer `layer` (0-based), over the whole grid."""
         import torch
 
-        act = ACTIVATIONS[self.activations[layer]]
-        a = torch.from_numpy(self.maps[layer].reshape(self.maps[layer].shape[0], -1))
-        dead = act.dead(a).all(dim=1).numpy() if act.dead is not None else np.zeros(a.shape[0], bool)
-        saturated = act.saturated(a).all(dim=1).numpy() if act.saturated is not None else np.zeros(a.shape[0], bool)
+        from .diagnostics import unit_states
+
+        units = self.maps[layer].shape[0]
+        states = unit_states(self.activations[layer], torch.from_numpy(self.maps[layer].reshape(units, -1)).T)
+        dead, saturated = (np.zeros(units, bool) if s is None else s.numpy() for s in states)
         return dead, saturated
 
     def picture(self, tile_width: int = 64) -> np.ndarray:
