@@ -24,7 +24,6 @@ import numpy as np
 from ..config import RunConfig
 from ..errors import ReproduceError, RunFolderError
 from ..files import write_atomic
-from ..images import to_uint8
 from ..modes import get_mode
 from ..presets import get_preset
 from ..runs import RunFolder
@@ -130,15 +129,25 @@ class EarlyStop:
         self.analyzer = BandAnalyzer(target.labels.astype(np.float64))
         self.best = max((r["dense_acc"] for r in session.trainer.history), default=0.0)
         self.learned = np.zeros(self.analyzer.n_bands, dtype=bool)
-        for _, frame in session.folder.read_frames([r["step"] for r in session.trainer.history]):
-            self.learned |= self.analyzer.errors(frame.astype(np.float64) / 255.0) < BAND_THRESHOLD
+        for record in session.trainer.history:
+            self._learn(record)
+
+    def _learn(self, record: dict[str, Any]) -> None:
+        """Mark the bands this evaluation learned: from its recorded band errors (every evaluation records them, from
+        the frame as written), or for a record without them, from its frame on disk."""
+        errors = record.get("bands")
+        if errors is None:
+            frames = self.session.folder.read_frames([record["step"]])
+            if not len(frames):
+                return
+            errors = self.analyzer.errors(frames[0][1].astype(np.float64) / 255.0)
+        self.learned |= np.array([np.nan if e is None else e for e in errors], dtype=np.float64) < self.band_threshold
 
     def __call__(self, event: Any) -> None:
         if event.kind != "eval":
             return
         self.best = max(self.best, event.metrics["dense_acc"])
-        shown = to_uint8(event.prediction).astype(np.float64) / 255.0  # as the frame on disk, which the analysis reads
-        self.learned |= self.analyzer.errors(shown) < self.band_threshold
+        self._learn(event.metrics)
         steps = event.trainer.cfg.schedule.steps
         if event.step < steps and self.best >= max(self.thresholds) and self.learned.all():
             reason = (f"reached {max(self.thresholds):.0%} dense accuracy and learned all {self.analyzer.n_bands} spectral bands "
