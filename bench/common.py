@@ -153,3 +153,35 @@ class Recorder:
 def note(message: str) -> None:
     """Progress and skip messages go to stderr, so stdout stays one JSON line per result."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- RESULTS.md: sections by title -------------------------------------------------------------------
+
+def sections(markdown: str) -> tuple[str, dict[str, str]]:
+    """(the text before the first "## " heading, {heading line: the heading and its text}), in order."""
+    head, out, title = [], {}, None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            title = line
+            out[title] = []
+        (out[title] if title else head).append(line)
+    return "\n".join(head), {t: "\n".join(lines).rstrip() + "\n" for t, lines in out.items()}
+
+
+def merge_sections(new: str, old: str) -> str:
+    """`new` with the sections of `old` it lacks appended in their order: what other benchmarks wrote survives a rewrite."""
+    _, have = sections(new)
+    _, before = sections(old)
+    kept = [text for title, text in before.items() if title not in have]
+    return "\n".join([new.rstrip() + "\n", *kept])
+
+
+def write_section(path: Path, text: str) -> None:
+    """Put the section `text` (starting with its "## " heading) into the Markdown file at `path`: in place of the
+    section of the same heading, or at the end; the file's other sections are kept as they are."""
+    title = text.splitlines()[0]
+    assert title.startswith("## "), title
+    old = path.read_text(encoding="utf-8") if path.exists() else "# overfit benchmark results\n"
+    head, parts = sections(old)
+    parts[title] = text.rstrip() + "\n"
+    path.write_text("\n".join([head.rstrip() + "\n", *parts.values()]), encoding="utf-8")

@@ -11,21 +11,21 @@ mapping and the basic mapping on natural pictures), MSE loss; PSNR on the held-o
 over the set. The paper's numbers (natural / text): none 19.32 / 18.40, basic 21.71 / 20.48,
 positional 24.95 / 27.57, Gaussian 25.57 / 30.47.
 
-How each mapping is built from overfit (a `RunConfig` per mapping; `models.model_for` builds
-input scaling -> encoding -> MLP, and a sigmoid is put after it here):
+How each mapping is built from overfit: the notebook feeds every mapping through one
+`input_encoder`, [sin(2 pi v B^T), cos(2 pi v B^T)] with a mapping-specific B; that is overfit's
+`fourier` encoding (`encodings.fourier.FourierFeatures`, B (2, m)), so each mapping here is a
+`RunConfig` with `encoding.kind fourier` whose B is set to the notebook's matrix (`paper_frequencies`)
+after `models.model_for` builds input scaling -> encoding -> MLP, and a sigmoid is put after it:
 
 - coordinates: the notebook feeds v in [0, 1); overfit scales pixel (y, x) by
   `model.input_range` r to r ((y, x) / (H // 2) - 1), so r = 0.5 spans the same unit interval
-  (shifted by -0.5, y pointing up: a phase shift of every feature, the same function class).
-- none: the scaled coordinates (`encoding.kind none`, r = 0.5). Same as the paper.
-- basic [sin 2 pi v, cos 2 pi v]: overfit's `positional` with one octave at r = 1: sin(pi v) on
-  [-1, 1] is one period across the picture, as sin(2 pi v) on [0, 1). Differs: overfit's
-  positional encoding also passes v itself (2 more inputs).
-- positional: overfit's NeRF encoding, octaves 2^k pi for k < 8 at r = 0.5 (0.5 to 64 periods
-  across the picture, plus v): 34 features. Differs: the paper's notebook uses 128 log-linearly
-  spaced frequencies per axis from 0 to 2^6 - 1 = 63 periods (512 features).
-- Gaussian: overfit's `fourier` encoding, 256 frequencies B ~ N(0, sigma^2), sigma 10 (natural)
-  and 14 (text), at r = 0.5. Same as the paper (B drawn from torch's generator, not JAX's).
+  (shifted by -0.5, y pointing up: a phase shift and sign of every feature, the same function class).
+- none: the scaled coordinates (`encoding.kind none`). Same as the paper.
+- basic: B = I (sin and cos of 2 pi y and 2 pi x: 4 features). Same as the paper.
+- positional: the notebook's "posenc_new": 128 frequencies 2^linspace(0, s, 128) - 1 on each axis
+  alone (0 to 2^s - 1 periods across the picture), s = 6 natural and 5 text: 512 features. Same.
+- Gaussian: 256 frequencies B ~ N(0, sigma^2), sigma 10 (natural) and 14 (text): 512 features.
+  Same as the paper (B drawn from torch's generator, not JAX's).
 - init: overfit's `original` (N(0, 1/fan_in) weights, zero biases), the variance of the paper's
   Glorot-normal for the square layers; the paper's biases are N(0, 1e-6).
 
@@ -47,15 +47,14 @@ Pictures, not the paper's (DIV2K photographs and its own text set, downloaded by
 --quick: 1 picture per set at 128 x 128 (a 64 x 64 lattice) and 300 steps (the presets: their
 steps scaled by the same 300 / 2000): a smoke test of minutes on a CPU, not the paper's numbers.
 A 128-pixel picture is the 512-pixel one with every frequency divided by 4 (in periods across the
-picture), so the mappings' frequencies are divided by 4 too: sigma 2.5 and 3.5, positional octaves
-k < 6. Kept at 512's values they lie above the 64-point lattice's Nyquist limit and the fit aliases
-(measured: positional 27.6 dB on the training pixels, 10.2 dB held out).
+picture), so the mappings' frequencies are divided by 4 too: sigma 2.5 and 3.5, positional up to 15.75 and
+7.75 periods. Kept at 512's values they lie above the 64-point lattice's Nyquist limit and the fit
+aliases (measured with an octave encoding: 27.6 dB on the training pixels, 10.2 dB held out).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from typing import Any
@@ -65,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Recorder, note
+from .common import RESULTS_MD, Recorder, note, write_section
 
 # Table 1 of the paper: PSNR (dB) on held-out pixels, mean over each set.
 PAPER = {
@@ -77,6 +76,8 @@ PRESETS = ("siren", "grid")
 NATURAL = ("astronaut", "chelsea", "coffee", "rocket")
 TEXT_PICTURES = 4
 SIGMA = {"natural": 10.0, "text": 14.0}  # the paper's Gaussian scales
+POSENC_SCALE = {"natural": 6, "text": 5}  # the notebook's posenc_scale for its table
+EMBEDDING = 256  # the notebook's embedding_size: B's rows for positional and Gaussian
 STEPS, QUICK_STEPS = 2000, 300
 SIDE, QUICK_SIDE = 512, 128
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -130,23 +131,35 @@ def picture_sets(quick: bool) -> dict[str, list[tuple[str, np.ndarray]]]:
 
 # -- the mappings as overfit configs ----------------------------------------------------------------
 
+def paper_frequencies(mapping: str, kind: str, side: int) -> torch.Tensor | None:
+    """The notebook's B for `mapping` on a side x side picture of set `kind`, as overfit's (2, m); None for no mapping.
+
+    Frequencies are in periods across the picture, the notebook's at 512 pixels scaled by side / 512.
+    """
+    scale = side / SIDE
+    if mapping == "none":
+        return None
+    if mapping == "basic":
+        return torch.eye(2)
+    if mapping == "positional":
+        b = 2.0 ** torch.linspace(0, POSENC_SCALE[kind], EMBEDDING // 2, dtype=torch.float64) - 1  # (128,)
+        zero = torch.zeros_like(b)
+        rows = torch.cat([torch.stack([b, zero], 1), torch.stack([zero, b], 1)])  # (256, 2): y alone, then x alone
+        return (rows.T * scale).float()
+    generator = torch.Generator().manual_seed(10)  # the notebook's key is 10 (its draws are JAX's)
+    return torch.randn(2, EMBEDDING, generator=generator) * SIGMA[kind] * scale
+
+
 def mapping_config(mapping: str, kind: str, side: int, device: str) -> Any:
     """The RunConfig of one mapping: the paper's MLP (3 x 256 ReLU) behind overfit's encoding, rgb mode, checkerboard holdout."""
     from overfit.config import DataConfig, EncodingConfig, ModelConfig, OptimConfig, RunConfig
 
-    # A smaller picture holds proportionally lower frequencies: scale the paper's 512-pixel settings.
-    octaves_down = round(math.log2(SIDE / side))
-    encoding = {
-        "none": (EncodingConfig(kind="none"), 0.5),
-        "basic": (EncodingConfig(kind="positional", frequencies=1), 1.0),
-        "positional": (EncodingConfig(kind="positional", frequencies=8 - octaves_down), 0.5),
-        "gaussian": (EncodingConfig(kind="fourier", features=256, sigma=SIGMA[kind] * side / SIDE), 0.5),
-    }
-    enc, r = encoding[mapping]
+    b = paper_frequencies(mapping, kind, side)
+    enc = EncodingConfig(kind="none") if b is None else EncodingConfig(kind="fourier", features=b.shape[1], sigma=1.0)
     lr = 1e-2 if kind == "natural" and mapping in ("none", "basic") else 1e-3
     return RunConfig(preset=f"paper_{mapping}", device=device,
                      data=DataConfig(mode="rgb", holdout="checkerboard", width=side, height=side),
-                     model=ModelConfig(input_range=r, hidden=(256, 256, 256), activation="relu", init="original"),
+                     model=ModelConfig(input_range=0.5, hidden=(256, 256, 256), activation="relu", init="original"),
                      encoding=enc, optim=OptimConfig(lr=lr, batch_size=(side // 2) ** 2))
 
 
@@ -161,8 +174,9 @@ class Sigmoid(nn.Module):
         return torch.sigmoid(self.model(yx))
 
 
-def fit_full_batch(cfg: Any, picture: np.ndarray, steps: int) -> tuple[dict[str, float], int, float]:
-    """Full-batch Adam on the training lattice's pixel centres; (overfit's evaluation record, parameters, training seconds)."""
+def fit_full_batch(cfg: Any, picture: np.ndarray, steps: int, frequencies: torch.Tensor | None = None) -> tuple[dict[str, float], int, float]:
+    """Full-batch Adam on the training lattice's pixel centres, with the fourier encoding's B set to `frequencies`
+    where given; (overfit's evaluation record, parameters, training seconds)."""
     from overfit.coords import pixel_grid
     from overfit.devices import resolve_device
     from overfit.metrics import dense_regression_metrics
@@ -175,7 +189,10 @@ def fit_full_batch(cfg: Any, picture: np.ndarray, steps: int) -> tuple[dict[str,
     seeds = derived_seeds(cfg.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds["init"])
-        model = Sigmoid(model_for(cfg, height, width)).to(device)
+        net = model_for(cfg, height, width)
+    if frequencies is not None:
+        net.encoding.B.copy_(frequencies)
+    model = Sigmoid(net).to(device)
     values = torch.from_numpy(picture.astype(np.float32) / 255.0).to(device)  # (H, W, 3)
     split = holdout_split(cfg.data.holdout, height, width, seeds["holdout"], device)
     assert split is not None
@@ -217,63 +234,89 @@ def fit_preset(name: str, picture: np.ndarray, steps_scale: float, device: str) 
 # -- the table ----------------------------------------------------------------------------------
 
 def run(rec: Recorder, device: str, quick: bool) -> str:
-    """Every mapping and preset on every picture; one JSON result each; returns the Markdown table."""
+    """Every mapping and preset on every picture, one JSON result each; returns the RESULTS.md section."""
     steps = QUICK_STEPS if quick else STEPS
-    sets = picture_sets(quick)
     side = QUICK_SIDE if quick else SIDE
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for kind, pictures in sets.items():
+    records = []
+    for kind, pictures in picture_sets(quick).items():
         for picture_name, picture in pictures:
             for mapping in MAPPINGS:
                 cfg = mapping_config(mapping, kind, side, device)
-                record, params, seconds = fit_full_batch(cfg, picture, steps)
-                rows.setdefault((kind, mapping), []).append(rec.emit(
+                record, params, seconds = fit_full_batch(cfg, picture, steps, paper_frequencies(mapping, kind, side))
+                records.append(rec.emit(
                     "paper_fourier", set=kind, picture=picture_name, method=mapping, side=side, steps=steps, lr=cfg.optim.lr,
                     test_psnr=round(record["test_psnr"], 3), train_psnr=round(record["fit_psnr"], 3),
                     all_psnr=round(record["dense_psnr"], 3), params=params, train_s=round(seconds, 2)))
             for preset in PRESETS:
                 record, params, seconds, preset_steps = fit_preset(preset, picture, steps / STEPS, device)
-                rows.setdefault((kind, preset), []).append(rec.emit(
+                records.append(rec.emit(
                     "paper_fourier", set=kind, picture=picture_name, method=preset, side=side, steps=preset_steps,
                     test_psnr=round(record["test_psnr"], 3), train_psnr=round(record["fit_psnr"], 3),
                     all_psnr=round(record["dense_psnr"], 3), params=params, train_s=round(seconds, 2)))
             note(f"paper_fourier: {kind} {picture_name} done")
-    return table(rows, sets, quick, steps, side, rec.info["device"])
+    return section(records, rec.run_id, rec.info["device"], rec.info["thread_env"])
+
+
+# -- the RESULTS.md section ---------------------------------------------------------------------------
+
+TITLE = "## Tancik et al. 2020, Table 1 on held-out pixels (`python -m bench.paper_fourier`)"
+ABOUT = """\
+Fit versus generalise with `data.holdout checkerboard`: each picture's even lattice trains, its odd
+lattice is scored (test PSNR). The four mappings are the notebook's (`Experiments/2d_image_regression.ipynb`):
+its B matrices in overfit's `fourier` encoding, its MLP (3 x 256 ReLU, sigmoid output) and its full-batch
+Adam; siren and grid run through overfit's `Trainer` with their own recipes on the same held-out pixels.
+The pictures are not the paper's: scikit-image photographs instead of DIV2K and generated text pictures
+instead of its text set (the module's docstring lists every difference), so only the ordering and the
+rough size of the gaps compare with the paper's numbers."""
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float:
     return sum(r[key] for r in rows) / len(rows)
 
 
-def table(rows: dict[tuple[str, str], list[dict[str, Any]]], sets: dict[str, list[tuple[str, np.ndarray]]], quick: bool,
-          steps: int, side: int, device: str) -> str:
-    """The Markdown table: each method's mean test PSNR per set beside the paper's, parameters and training seconds."""
-    names = {kind: ", ".join(n for n, _ in pictures) for kind, pictures in sets.items()}
-    lines = [f"{'--quick: ' if quick else ''}{side} x {side} pictures (train {side // 2} x {side // 2} even lattice, test the odd lattice), "
-             f"{steps} full-batch steps for the mappings (frequencies scaled by {side}/{SIDE}); natural: {names['natural']}; text: {names['text']}; on {device}.",
-             "", "| method | natural test PSNR | paper | text test PSNR | paper | natural train / all-pixel PSNR | params | train s (mean) |",
+def ordering(records: list[dict[str, Any]], kind: str) -> str:
+    """Whether none < basic < positional < Gaussian holds on set `kind` (means of test PSNR), as a sentence."""
+    means = [_mean([r for r in records if r["set"] == kind and r["method"] == m], "test_psnr") for m in MAPPINGS]
+    broken = [f"{a} {x:.2f} >= {b} {y:.2f}" for (a, x), (b, y) in zip(zip(MAPPINGS, means), zip(MAPPINGS[1:], means[1:])) if x >= y]
+    values = " / ".join(f"{m:.2f}" for m in means)
+    if not broken:
+        return f"{kind}: none < basic < positional < Gaussian holds ({values} dB)."
+    return f"{kind}: none < basic < positional < Gaussian does not hold ({values} dB; {', '.join(broken)})."
+
+
+def section(records: list[dict[str, Any]], run_id: str, device: str, thread_env: dict[str, str]) -> str:
+    """The RESULTS.md section of one run's `paper_fourier` records: each method's mean test PSNR per set beside the paper's."""
+    side, steps = records[0]["side"], max(r["steps"] for r in records if r["method"] in MAPPINGS)
+    quick = side != SIDE or steps != STEPS
+    names = {kind: ", ".join(dict.fromkeys(r["picture"] for r in records if r["set"] == kind)) for kind in PAPER}
+    env = ", ".join(f"{k}={v}" for k, v in thread_env.items()) or "no thread variables set"
+    lines = [TITLE, "", ABOUT, "",
+             f"Run id `{run_id}` on {device} ({env}): {'--quick, ' if quick else ''}{side} x {side} pictures (train the "
+             f"{side // 2} x {side // 2} even lattice, test the odd one), {steps} full-batch steps for the mappings "
+             f"(the notebook's frequencies scaled by {side}/{SIDE}); natural: {names['natural']}; text: {names['text']}.", "",
+             "| method | natural test PSNR | paper | text test PSNR | paper | natural train / all-pixel PSNR | params | train s (mean) |",
              "|---|---|---|---|---|---|---|---|"]
     for method in (*MAPPINGS, *PRESETS):
-        nat, txt = rows[("natural", method)], rows[("text", method)]
+        nat = [r for r in records if r["set"] == "natural" and r["method"] == method]
+        txt = [r for r in records if r["set"] == "text" and r["method"] == method]
         paper = PAPER["natural"].get(method), PAPER["text"].get(method)
         lines.append(
-            f"| {method} | {_mean(nat, 'test_psnr'):.2f} | {paper[0] if paper[0] else '-'} | {_mean(txt, 'test_psnr'):.2f} | "
-            f"{paper[1] if paper[1] else '-'} | {_mean(nat, 'train_psnr'):.2f} / {_mean(nat, 'all_psnr'):.2f} | "
+            f"| {method} | {_mean(nat, 'test_psnr'):.2f} | {paper[0] or '-'} | {_mean(txt, 'test_psnr'):.2f} | "
+            f"{paper[1] or '-'} | {_mean(nat, 'train_psnr'):.2f} / {_mean(nat, 'all_psnr'):.2f} | "
             f"{nat[0]['params']:,} | {_mean(nat + txt, 'train_s'):.1f} |")
-    for kind in ("natural", "text"):
-        order = [m for m in MAPPINGS]
-        means = [_mean(rows[(kind, m)], "test_psnr") for m in order]
-        holds = all(a < b for a, b in zip(means, means[1:]))
-        lines.append("")
-        lines.append(f"{kind}: none < basic < positional < Gaussian {'holds' if holds else 'does not hold'} "
-                     f"({' / '.join(f'{m:.2f}' for m in means)} dB).")
-    return "\n".join(lines)
+    lines += ["", ordering(records, "natural"), "", ordering(records, "text")]
+    if quick:
+        lines += ["", "A smoke test of the machinery at a quarter of the side and fewer steps, not a reproduction. "
+                      f"Full table ({len(NATURAL)} + {TEXT_PICTURES} pictures at {SIDE} x {SIDE}, {STEPS:,} steps): "
+                      "not measured here (hours on a CPU; `python -m bench.paper_fourier --device cuda` on a GPU)."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.paper_fourier", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 picture per set, 128 x 128, 300 steps: minutes on a CPU")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    p.add_argument("--no-write", action="store_true", help="print the section only; do not put it into bench/RESULTS.md")
     args = p.parse_args(argv)
     from overfit.training import DeviceError, resolve_device
 
@@ -287,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     text = run(rec, args.device, args.quick)
     note(f"paper_fourier: {time.perf_counter() - start:.0f} s")
     print(text, file=sys.stderr)
+    if not args.no_write:
+        write_section(RESULTS_MD, text)
+        note(f"wrote its section of {RESULTS_MD}")
     return 0
 
 

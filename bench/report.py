@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .common import MLP_MACS, TRAIN_FLOPS_PER_SAMPLE, Recorder, fmt
+from . import paper_fourier
+from .common import MLP_MACS, TRAIN_FLOPS_PER_SAMPLE, Recorder, fmt, merge_sections
 
 FULL_STEPS, FULL_EVAL_EVERY = 100_000, 2000
 FULL_EVALS = FULL_STEPS // FULL_EVAL_EVERY + 1  # one before the first step, then every 2000
@@ -272,6 +273,10 @@ def markdown(rec: Recorder, options: dict[str, Any]) -> str:
         lines += _table(["steps", "evaluations", "wall s", "train s", "final dense acc"],
                         [[full["steps"], full["evaluations"], full["wall_s"], full["train_seconds"], full["final_dense_acc"]]])
 
+    paper = rec.find("paper_fourier")
+    if paper:
+        lines += [paper_fourier.section(paper, rec.run_id, info["device"], info["thread_env"]), ""]
+
     lines += ["## Targets", "",
               "Ratio: measured over required (for \"<\" targets required over measured); 1 or more means met.",
               "\"At the peak\" is the hardware's ceiling: the figure overfit would reach if its training step and dense",
@@ -284,4 +289,6 @@ def markdown(rec: Recorder, options: dict[str, Any]) -> str:
 
 
 def write(rec: Recorder, options: dict[str, Any], path: Path) -> None:
-    path.write_text(markdown(rec, options), encoding="utf-8")
+    """Write the suite's Markdown to `path`, keeping the sections other benchmarks wrote there (not the suite's own)."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(merge_sections(markdown(rec, options), old), encoding="utf-8")

@@ -226,3 +226,31 @@ def test_estimating_allocates_nothing(monkeypatch):
     est = estimate(RunConfig().with_overrides({"encoding.kind": "grid", "encoding.log2_hashmap_size": "26", "encoding.levels": "32",
                                                "encoding.features_per_level": "16"}))
     assert est.parameters > 10**7
+
+
+# -- held-out pixels ------------------------------------------------------------------------------
+
+
+def test_held_out_pixels_are_counted_from_the_masks_and_the_random_splits_indices():
+    """Independent reference: the bytes of the tensors `sampling.holdout_split` and its sampler keep."""
+    from overfit.sampling import ValueSampler, holdout_split
+
+    assert all(p.name != "held-out pixels" for p in estimate(small_config({}), (H, W)).parts)
+    for holdout in ("checkerboard", "0.25"):
+        cfg = small_config({"data.mode": "rgb", "data.holdout": holdout})
+        split = holdout_split(holdout, H, W, 0)
+        sampler = ValueSampler(torch.zeros(H, W, 3), split)
+        kept = split.train.nbytes + split.test.nbytes
+        if sampler._pixels is not None:  # a random split's training indices
+            kept += sampler._pixels.flat.nbytes
+        part = estimate(cfg, (H, W)).part("held-out pixels")
+        assert kept <= part.bytes <= 4 * kept + H * W * budget.HOLDOUT_SCORE_BYTES
+        assert part.fields[-1] == "data.holdout"
+
+
+def test_runs_together_count_the_held_out_pixels_of_those_that_hold_some_out():
+    plain = estimate(small_config({}), (H, W))
+    held = estimate(small_config({"data.holdout": "0.5"}), (H, W))
+    both = Estimate.together([plain, held, held])
+    assert both.part("held-out pixels").bytes == 2 * held.part("held-out pixels").bytes
+    assert both.part("model").bytes == 3 * plain.part("model").bytes

@@ -279,7 +279,7 @@ def test_train_holdout_option_writes_test_metrics(tmp_path):
     bad = CliRunner().invoke(main, [*args, "--holdout", "most", "--name", "bad"], catch_exceptions=False)
     assert bad.exit_code != 0
     assert [line for line in bad.output.splitlines() if line.startswith("Error:")] == [
-        "Error: --data.holdout: must be 'none', 'checkerboard' or a fraction of pixels in (0, 1) such as 0.25, got 'most'"]
+        "Error: --holdout: must be 'none', 'checkerboard' or a fraction of pixels in (0, 1) such as 0.25, got 'most'"]
     assert not (tmp_path / "bad").exists()
 
 

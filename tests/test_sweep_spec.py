@@ -125,3 +125,13 @@ def test_the_most_evaluations_covers_swept_schedules():
     # The most: 300 steps, an evaluation every 5 (the random range's low end), and step 0: 61.
     assert most_evaluations(spec) == 61
     assert most_evaluations(build("t", BASE | {"schedule": {**BASE["schedule"], "steps": 100, "eval_every": 10}})) == 11
+
+
+def test_a_held_out_metric_needs_every_trial_to_hold_pixels_out():
+    held = RunConfig().with_overrides({"data.holdout": "checkerboard"}).to_dict()
+    spec = build("x", held, grid={"model.activation": "relu,tanh"}, metric="test_acc")
+    assert spec.mode == "max" and build("x", held, metric="fit_loss").mode == "min"
+    for base, grid in ((BASE, {}), (held, {"data.holdout": "checkerboard,none"})):
+        with pytest.raises(ConfigError) as info:
+            build("x", base, grid=grid, metric="test_acc")
+        assert info.value.field == "metric" and "hold pixels out" in str(info.value)

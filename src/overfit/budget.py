@@ -72,6 +72,12 @@ FULL_FRAMES = 4
 # The GIF preview is held whole while it is written, thinned to at most this many frames of
 # at most this long a side (video.GIF_MAX_FRAMES, video.GIF_MAX_SIDE); the MP4 streams.
 GIF_FRAMES, GIF_SIDE = 100, 640
+# Held-out pixels (data.holdout): the training and test masks (a bool each per pixel); a random
+# fraction also keeps its training pixels' int64 indices, and draws them from an int64
+# permutation of every pixel; pixel-value modes score each split from float64 squared errors.
+HOLDOUT_MASK_BYTES = 2
+HOLDOUT_INDEX_BYTES = 8
+HOLDOUT_SCORE_BYTES = 16
 
 # Each encoding's size from its config: (outputs per coordinate, parameters, buffer numbers,
 # floats held per coordinate in a training step, multiply-adds per coordinate), and the
@@ -140,7 +146,7 @@ class Part:
     """One thing a run holds in memory: its size, what it is, and the fields that drive it."""
 
     name: str
-    """'model', 'checkpoint', 'training batch', 'dense evaluation', 'evaluation batch', 'target', 'frames' or 'runtime'."""
+    """'model', 'checkpoint', 'training batch', 'dense evaluation', 'evaluation batch', 'target', 'frames', 'runtime' or 'held-out pixels'."""
     bytes: int
     what: str
     """How the part is described in a refusal: '17.2 GB of weights x4 with gradients and Adam state'."""
@@ -191,10 +197,10 @@ class Estimate:
         """Runs trained at the same time: what each holds adds up, what is made one run at a time does not."""
         if len(estimates) == 1:
             return estimates[0]
-        names = [p.name for p in estimates[0].parts]
+        names = list(dict.fromkeys(p.name for e in estimates for p in e.parts))  # some parts only some runs have
         parts = []
         for name in names:
-            each = [e.part(name) for e in estimates]
+            each = [p for e in estimates for p in e.parts if p.name == name]
             biggest = max(each, key=lambda p: p.bytes)
             if biggest.held:
                 parts.append(replace(biggest, bytes=sum(p.bytes for p in each), what=f"{biggest.what}, for each of {len(each)} runs"))
@@ -302,6 +308,16 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
     evaluations = sched.evaluation_count()
     frames = FULL_FRAMES * pixels * 3 + _gif_bytes(height, width, evaluations) + FINAL_PLOT_BYTES * pixels
 
+    # -- held-out pixels: the split's masks (and a random split's training indices), and each split's scores --
+    fraction = cfg.data.holdout_fraction(cfg.data.holdout)
+    holdout = 0
+    if cfg.data.holdout != "none":
+        holdout = pixels * HOLDOUT_MASK_BYTES
+        if fraction is not None:
+            holdout += pixels * HOLDOUT_INDEX_BYTES * (1 + (1 - fraction))  # the permutation, then the kept indices
+        if not mode.shows_probability:
+            holdout += pixels * HOLDOUT_SCORE_BYTES
+
     flops_step = 6.0 * batch * macs  # forward 2, backward 4 per multiply-add
     flops_eval = 2.0 * (pixels + sched.eval_batch_size) * macs
 
@@ -320,6 +336,9 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
              picture_fields, picture_advice, held=False),
         Part("runtime", RUNTIME_BYTES, f"{format_bytes(RUNTIME_BYTES)} that any run takes", (), held=False),
     )
+    if holdout:
+        parts += (Part("held-out pixels", holdout, f"{format_bytes(holdout)} to split the {width} x {height} picture's pixels "
+                       f"into training and held-out ones", (*picture_fields, "data.holdout"), picture_advice),)
     return Estimate(parts, params, flops_step, flops_eval, evaluations)
 
 

@@ -26,6 +26,7 @@ FLAGS = {
     "out_dir": "--out",
     "schedule.steps": "--steps",
     "data.max_pixels": "--max-pixels",
+    "data.holdout": "--holdout",
 }
 
 

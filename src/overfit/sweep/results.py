@@ -36,6 +36,10 @@ def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> lis
         row["final_" + spec.metric] = values[-1] if values else ""
         best = max if spec.mode == "max" else min
         row["best_" + spec.metric] = best(values) if values else ""
+        # With held-out pixels, the headline on the training and the held-out pixels side by side.
+        for key in held_out_keys(spec):
+            if key != spec.metric and history and isinstance(history[-1].get(key), (int, float)):
+                row["final_" + key] = history[-1][key]
         row["steps"] = history[-1]["step"] if history else 0
         if spec.config.data.mode == "binary":
             for t in THRESHOLDS:
@@ -50,6 +54,14 @@ def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> lis
         row["run_folder"] = str(folder)
         out.append(row)
     return out
+
+
+def held_out_keys(spec: SweepSpec) -> tuple[str, str]:
+    """The mode's headline over the training pixels and over the held-out pixels (`fit_psnr`, `test_psnr`)."""
+    from ..modes import get_mode
+
+    mode = get_mode(spec.config.data.mode)
+    return mode.fit_headline, mode.test_headline
 
 
 def _steps_of(folder: Path, default: int) -> int:
@@ -125,7 +137,9 @@ def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) 
 
 def _describe(spec: SweepSpec, row: dict[str, Any]) -> str:
     fields = ", ".join(f"{k}={_fmt(row[k])}" for k in [*spec.grid, *spec.random, "seed"] if k in row)
-    return f"{row['trial']}: {spec.metric} {_fmt(row['final_' + spec.metric])} ({fields})"
+    _, test = held_out_keys(spec)
+    held = f", held out {test} {_fmt(row['final_' + test])}" if test != spec.metric and "final_" + test in row else ""
+    return f"{row['trial']}: {spec.metric} {_fmt(row['final_' + spec.metric])}{held} ({fields})"
 
 
 def _fmt(value: Any) -> str:
@@ -155,8 +169,12 @@ def _markdown(spec: SweepSpec, table: list[dict[str, Any]], best: list[dict[str,
             sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
             lines.append(f"| {value} | {statistics.fmean(finals):.4g} | {sd:.2g} | {len(finals)} |")
         lines.append("")
-    lines += ["## Best trials", "", "| trial | " + spec.metric + " | stop | run folder |", "|---|---|---|---|"]
-    lines += [f"| {r['trial']} | {_fmt(r['final_' + spec.metric])} | {r['stop']} | {r['run_folder']} |" for r in best[:5]]
+    # The training and held-out headlines beside the metric, where the trials hold pixels out.
+    extra = [k for k in held_out_keys(spec) if k != spec.metric and any("final_" + k in r for r in best[:5])]
+    lines += ["## Best trials", "", "| trial | " + " | ".join([spec.metric, *extra]) + " | stop | run folder |",
+              "|---|" + "---|" * (len(extra) + 1) + "---|---|"]
+    lines += [f"| {r['trial']} | " + " | ".join(_fmt(r.get("final_" + k, "")) for k in [spec.metric, *extra])
+              + f" | {r['stop']} | {r['run_folder']} |" for r in best[:5]]
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,8 @@ SCHEDULERS = ("none", "asha")
 SEARCHES = ("random", "tpe")
 # Metrics that are better larger; every other metric (losses) is better smaller.
 MAXIMISED = ("acc", "iou", "psnr", "ssim")
+# Metrics over a run's training pixels and its held-out pixels (data.holdout), beside the dense ones.
+HELD_OUT_PREFIXES = ("fit_", "test_")
 # Dense accuracy thresholds whose first step results.csv records for binary runs.
 THRESHOLDS = (0.9, 0.95, 0.99)
 
@@ -197,8 +199,15 @@ def check(spec: SweepSpec) -> None:
         for value in dim.ends():
             _build(base, {**points[0], **first_random, key: value})
     if not _known_metric(spec.metric):
-        raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation metric such as dense_acc, dense_loss or dense_psnr",
-                          field="metric")
+        raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation metric such as dense_acc, dense_loss or dense_psnr "
+                          "(test_psnr, fit_psnr with data.holdout)", field="metric")
+    if spec.metric.startswith(HELD_OUT_PREFIXES):
+        # Held-out metrics exist only in runs that hold pixels out: every trial must (data.holdout may be swept).
+        if any(_build(base, {**point, **first_random}).data.holdout == "none" for point in points) or any(
+                _build(base, {**points[0], **first_random, key: value}).data.holdout == "none"
+                for key, dim in spec.random.items() for value in dim.ends()):
+            raise ConfigError(f"{spec.metric} is measured on held-out pixels, but some trials hold none out; "
+                              "hold pixels out in the base config (data.holdout, --holdout: checkerboard or a fraction such as 0.25)", field="metric")
 
 
 def most_evaluations(spec: SweepSpec) -> int:
@@ -233,7 +242,7 @@ def _build(base: RunConfig, overrides: dict[str, str]) -> RunConfig:
 
 
 def _known_metric(name: str) -> bool:
-    return name.startswith(("dense_", "batch_", "train_")) and name.endswith(("acc", "iou", "psnr", "ssim", "loss", "pred_bg"))
+    return name.startswith(("dense_", "batch_", "train_", *HELD_OUT_PREFIXES)) and name.endswith(("acc", "iou", "psnr", "ssim", "loss", "pred_bg"))
 
 
 def _num(x: float) -> str:
