@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import compileall
 import dataclasses
+import functools
 import json
 import pathlib
 import shutil
@@ -20,7 +21,8 @@ from overfit import configio
 from overfit.activations import ACTIVATIONS
 from overfit.config import INIT_NAMES, LOSS_NAMES, RunConfig
 from overfit.encodings import ENCODINGS
-from overfit.fields import APPLIES_WHEN, CHOICES, FieldInfo, describe_fields, field_docs
+from overfit.errors import ConfigError
+from overfit.fields import APPLIES_WHEN, CHOICES, SUGGESTIONS, FieldInfo, describe_fields, field_docs
 from overfit.losses import LOSSES
 from overfit.modes import MODES
 
@@ -92,6 +94,24 @@ def test_choices_come_from_the_registries():
         assert fields[key].choices == choices
         assert fields[key].default in choices
     assert [f.key for f in describe_fields() if f.choices is not None] == [k for k in leaves() if k in CHOICES]
+
+
+def test_suggestions_are_valid_values_of_free_text_fields_and_offered_only_there():
+    fields = {f.key: f for f in describe_fields()}
+    assert fields["data.holdout"].suggestions == ("none", "checkerboard", "0.1", "0.25", "0.5")
+    assert set(SUGGESTIONS) <= set(leaves()) and not set(SUGGESTIONS) & set(CHOICES)  # a fixed set is a choice, not a suggestion
+    for key, f in fields.items():
+        assert f.suggestions == SUGGESTIONS.get(key), key
+    cfg = RunConfig()
+    for key, values in SUGGESTIONS.items():
+        assert fields[key].type == "str" and fields[key].default in values, key
+        for value in values:  # each one is taken as it is offered
+            assert functools.reduce(getattr, key.split("."), cfg.with_overrides({key: value})) == value
+    # Only suggested, not enforced: another fraction is taken too, and a wrong value still refused by the config.
+    assert cfg.with_overrides({"data.holdout": "0.3"}).data.holdout == "0.3"
+    with pytest.raises(ConfigError) as refused:
+        cfg.with_overrides({"data.holdout": "half"})
+    assert refused.value.field == "data.holdout"
 
 
 def test_applies_when_is_derived_from_the_registries_fields():

@@ -37,6 +37,9 @@ def test_meta_offers_every_config_field_and_preset(lab):
     assert [f["key"] for f in meta["fields"]] == [f.key for f in describe_fields()]
     by_key = {f["key"]: f for f in meta["fields"]}
     assert "relu" in by_key["model.activation"]["choices"] and by_key["model.hidden"]["type"] == "list of int"
+    # Free text with suggestions (held-out pixels): offered to the page as they are, absent elsewhere.
+    assert by_key["data.holdout"]["suggestions"] == ["none", "checkerboard", "0.1", "0.25", "0.5"]
+    assert by_key["data.holdout"]["choices"] is None and by_key["model.activation"]["suggestions"] is None
     assert set(meta["presets"]) == set(PRESETS)
     assert meta["presets"]["cos_3"]["config"]["model"]["activation"] == "cos"
     assert len(meta["colour_map"]["stops"]) >= 2 and meta["limits"]["max_runs"] == 2

@@ -144,6 +144,16 @@ def test_the_page_is_built_from_the_servers_facts(server, page):
     }""", meta["limits"]["curve_points"])
     assert meta["limits"]["curve_points"] // 2 <= kept <= meta["limits"]["curve_points"]
 
+    # Held-out pixels: set in the target card, the server's suggestions offered, any value typed; a bad one is refused at Start.
+    suggestions = next(f["suggestions"] for f in meta["fields"] if f["key"] == "data.holdout")
+    assert page.eval_on_selector_all("#target-holdout datalist option", "els => els.map(e => e.value)") == suggestions
+    page.fill("#target-holdout input", "half")
+    page.dispatch_event("#target-holdout input", "change")
+    assert "holdout=half" in page.evaluate("location.hash")
+    page.click("#btn-start")
+    page.wait_for_selector("#target-holdout.invalid .field-error")
+    assert "checkerboard" in page.inner_text("#target-holdout .field-error")
+
 
 def test_a_failed_run_shows_why_in_the_list_after_a_reload(server, page, tmp_path):
     import json
@@ -151,7 +161,7 @@ def test_a_failed_run_shows_why_in_the_list_after_a_reload(server, page, tmp_pat
     page.goto(server)
     page.wait_for_selector("body.ready")
     created = page.evaluate("""() => fetch('/api/runs', {method: 'POST', headers: {'Content-Type': 'application/json'},
-        body: JSON.stringify({name: 'broken', config: {data: {text: 'OV', width: 64, height: 32}, model: {hidden: [16, 16]}}})})
+        body: JSON.stringify({name: 'broken', config: {data: {text: 'OV', width: 64, height: 32, holdout: 'checkerboard'}, model: {hidden: [16, 16]}}})})
         .then((r) => r.status)""")
     assert created == 201
     reason = "training diverged: loss is nan at step 0"
@@ -161,6 +171,13 @@ def test_a_failed_run_shows_why_in_the_list_after_a_reload(server, page, tmp_pat
     page.wait_for_selector("#existing .run-error")
     assert page.inner_text("#existing .badge") == "failed"
     assert page.inner_text("#existing .run-error") == reason
+    # Opened, a run with held-out pixels (this one holds out a checkerboard) puts its split in the target card and
+    # its held-out headline in its panel, and the metric chart's caption says which curve is which.
+    assert page.is_hidden(".panel .stat-held-out")
+    page.click("#existing .run-name")
+    page.wait_for_function("document.querySelector('#metric-caption').textContent.includes('dashed: held out')")
+    assert page.input_value("#target-holdout input") == "checkerboard"
+    assert page.is_visible(".panel .stat-held-out")
 
 
 # A fingerprint of every network tile's pixels, and the tiles per layer (evaluated in the page).

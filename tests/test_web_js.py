@@ -104,3 +104,67 @@ def test_evaluations_add_to_the_inside_curve_as_the_server_keeps_it():
     """)
     assert page["network"] is True
     assert page["points"] == [[0, {"layers": {}, "bands": []}], [100, inside(record)]]
+
+
+def test_held_out_evaluations_go_to_fit_and_test_curves_thinned_as_the_server_thins_them(monkeypatch):
+    from overfit.modes import MODES
+
+    monkeypatch.setattr(live, "MAX_CURVE_POINTS", 20)
+    records = [{"step": 10 * i, "dense_acc": i / 200, "fit_acc": i / 100, "test_acc": i / 400} for i in range(1, 101)]
+    server = live.curves_from(records, MODES["binary"])
+    page = run_js(f"""
+        const {{ applyMessage, createState, heldOut }} = await import(JS + "/state.js");
+        const state = createState();
+        state.meta = {{ limits: {{ curve_points: 20 }} }};
+        // A snapshot without fit and test curves (a server that omits them): they start empty.
+        const run = {{ step: 0, held_out: true, curves: {{ loss: [], metric: [] }}, curve_strides: {{ loss: 1, metric: 1 }}, frames: [] }};
+        applyMessage(state, "r", {{ type: "snapshot", run }});
+        for (const record of {json.dumps(records)}) {{
+          applyMessage(state, "r", {{ type: "eval", metric: "dense_acc", fit: "fit_acc", test: "test_acc", record, frame: null }});
+        }}
+        const view = state.runs.r;
+        // A run without held-out pixels: its evaluations name no fit or test key and add no such point.
+        applyMessage(state, "plain", {{ type: "snapshot", run: {{ step: 0, held_out: false, test_value: null, frames: [],
+          curves: {{ loss: [], metric: [], fit: [], test: [] }}, curve_strides: {{ loss: 1, metric: 1, fit: 1, test: 1 }} }} }});
+        applyMessage(state, "plain", {{ type: "eval", metric: "dense_acc", record: {{ step: 10, dense_acc: 0.5 }}, frame: 10 }});
+        const plain = state.runs.plain;
+        const curve = (c) => ({{ points: c.points, stride: c.stride }});
+        console.log(JSON.stringify({{ fit: curve(view.curves.fit), test: curve(view.curves.test), metric: curve(view.curves.metric),
+          values: [view.summary.metric_value, view.summary.fit_value, view.summary.test_value], held: [heldOut(view), heldOut(plain)],
+          plain: [plain.curves.metric.points, plain.curves.fit.points, plain.curves.test.points, plain.summary.test_value] }}));
+    """)
+    for name in ("metric", "fit", "test"):
+        assert page[name] == {"points": [list(p) for p in server[name].points], "stride": server[name].stride}, name
+    assert server["fit"].stride == 8 and len(server["fit"].points) <= 20
+    assert page["values"] == [0.5, 1.0, 0.25]  # the last evaluation's, as the summary's metric_value, fit_value, test_value
+    assert page["held"] == [True, False]
+    assert page["plain"] == [[[10, 0.5]], [], [], None]
+
+
+def test_held_out_pixels_are_part_of_the_target_its_link_and_every_runs_config():
+    data = {"text": "OVERFIT", "image": None, "width": 64, "height": 32, "font_size": None, "mode": "binary", "holdout": "none"}
+    meta = {"defaults": {"data": data}, "default_preset": "relu_1", "modes": {"binary": {}},
+            "presets": {"relu_1": {"config": {"preset": "relu_1", "data": data, "model": {"hidden": [4]}}}},
+            "sections": [{"key": "data", "target": True}, {"key": "model", "target": False}], "fields": [],
+            "patterns": {"run": "^[A-Za-z0-9][A-Za-z0-9._-]*$", "upload": "^[0-9a-f]{64}$"}}
+    page = run_js(f"""
+        const {{ createState, fromHash, openRun, setMeta, setTarget, slotConfig, toHash }} = await import(JS + "/state.js");
+        const meta = {json.dumps(meta)};
+        const state = createState();
+        setMeta(state, meta);
+        const before = [toHash(state), slotConfig(state, state.slots[0]).data.holdout];
+        state.slots[0].runId = "old";
+        setTarget(state, {{ holdout: "checkerboard" }});  // another split: the slot's run no longer fits it
+        const hash = toHash(state);
+        const other = createState();  // a pasted link
+        setMeta(other, meta);
+        fromHash(other, hash);
+        const restored = other.target.holdout;
+        openRun(other, 0, {{ id: "r", upload: null, config: {{ ...meta.presets.relu_1.config, data: {{ ...meta.defaults.data, holdout: "0.25" }} }} }});
+        console.log(JSON.stringify({{ before, runId: state.slots[0].runId, hash, cfg: slotConfig(state, state.slots[0]).data.holdout, restored,
+          opened: [other.target.holdout, slotConfig(other, other.slots[0]).data.holdout, toHash(other).includes("holdout=0.25")] }}));
+    """)
+    assert page["before"] == ["#target=builtin&run=relu_1", "none"]  # the default is left out of the link
+    assert page["runId"] is None and "holdout=checkerboard" in page["hash"] and page["cfg"] == "checkerboard"
+    assert page["restored"] == "checkerboard"
+    assert page["opened"] == ["0.25", "0.25", True]

@@ -30,6 +30,9 @@ def test_a_run_trains_to_the_end_learns_and_offers_its_files(lab, tmp_path):
     assert accuracy[-1] > accuracy[0] + 0.1, accuracy  # it learned
     assert done["curves"]["loss"][-1][1] < done["curves"]["loss"][0][1]
     assert done["metric"] == "dense_acc" and done["metric_value"] == pytest.approx(accuracy[-1])
+    # No held-out pixels: no fit or test curve, no held-out headline.
+    assert done["holdout"] == "none" and done["held_out"] is False
+    assert done["curves"]["fit"] == done["curves"]["test"] == [] and done["fit_value"] is None and done["test_value"] is None
     assert all(done["files"].values()), done["files"]
 
     config = lab.get("/api/runs/first/download/config")
@@ -56,6 +59,68 @@ def test_a_gray_run_is_summed_up_by_its_psnr_and_shown_as_it_is(lab):
     for url in ("/api/runs/gray/frames/100.png", "/api/runs/gray/target.png"):
         with Image.open(io.BytesIO(lab.get(url).content)) as img:
             assert img.size == (64, 32) and img.mode == "L"  # gray values, no colour map
+
+
+# -- held-out pixels (data.holdout) ------------------------------------------------------------------------------
+
+def test_a_run_with_held_out_pixels_shows_its_fit_and_test_curves_and_held_out_headline(lab, tmp_path):
+    cfg = tiny(steps=100_000)
+    cfg["data"]["holdout"] = "checkerboard"
+    run_id = create(lab, cfg, name="held")["id"]
+    evals = []
+    with lab.websocket_connect(f"ws://127.0.0.1/api/runs/{run_id}/live") as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        lab.post(f"/api/runs/{run_id}/step")  # to the next evaluation (step 100), then paused
+        while True:
+            msg = ws.receive_json()
+            if msg["type"] == "eval":
+                evals.append(msg)
+            if msg["type"] == "status" and msg["run"]["status"] == "paused":
+                break
+    records = RunFolder(tmp_path / "runs" / run_id).metrics()
+    assert [r["step"] for r in records] == [0, 100]
+    # Each evaluation message names the record's keys of the dense, training-pixel and held-out headlines.
+    assert [(m["metric"], m["fit"], m["test"]) for m in evals] == [("dense_acc", "fit_acc", "test_acc")] * 2
+    assert [(m["record"]["fit_acc"], m["record"]["test_acc"]) for m in evals] == [(r["fit_acc"], r["test_acc"]) for r in records]
+
+    done = lab.get(f"/api/runs/{run_id}").json()  # a run not training is read from its folder
+    assert [s for s, _ in done["curves"]["metric"]] == [0, 100]
+    assert done["curves"]["fit"] == [[r["step"], r["fit_acc"]] for r in records]
+    assert done["curves"]["test"] == [[r["step"], r["test_acc"]] for r in records]
+    assert done["curve_strides"] == {"loss": 1, "metric": 1, "fit": 1, "test": 1}
+    assert done["holdout"] == "checkerboard" and done["held_out"] is True
+    assert (done["fit_value"], done["test_value"]) == (records[-1]["fit_acc"], records[-1]["test_acc"])
+    assert done["metric_value"] == records[-1]["dense_acc"]
+    listed = {r["id"]: r for r in lab.get("/api/runs").json()["runs"]}
+    assert listed[run_id]["test_value"] == records[-1]["test_acc"]  # the run list shows the held-out headline
+
+
+def test_evaluations_followed_live_add_fit_and_test_points_and_name_their_keys(lab):
+    from overfit.training import Event
+
+    run_id = create(lab, tiny(), name="followed")["id"]
+    run = lab.app.state.manager.get(run_id)
+    sent = []
+    lab.app.state.hub.publish = lambda rid, message, latest_only=False: sent.append(message)
+    held = [{"step": 0, "dense_acc": 0.5, "fit_acc": 0.6, "test_acc": 0.4}, {"step": 100, "dense_acc": 0.7, "fit_acc": 0.8, "test_acc": 0.55}]
+    for record in held + [{"step": 200, "dense_acc": 0.9}]:  # the last as a run without held-out pixels records it
+        run.observe(Event("eval", record["step"], record, trainer=None))
+    detail = run.detail()
+    assert detail["curves"]["metric"] == [(0, 0.5), (100, 0.7), (200, 0.9)]
+    assert detail["curves"]["fit"] == [(0, 0.6), (100, 0.8)] and detail["curves"]["test"] == [(0, 0.4), (100, 0.55)]
+    assert detail["fit_value"] is None and detail["test_value"] is None  # the last record has none
+    evals = [m for m in sent if m["type"] == "eval"]
+    assert [(m["metric"], m.get("fit"), m.get("test")) for m in evals] == [
+        ("dense_acc", "fit_acc", "test_acc"), ("dense_acc", "fit_acc", "test_acc"), ("dense_acc", None, None)]
+
+
+@pytest.mark.parametrize("holdout", ["half", "0", "1.5", "Checkerboard"])
+def test_a_bad_holdout_is_refused_with_422_naming_the_field(lab, tmp_path, holdout):
+    cfg = tiny()
+    cfg["data"]["holdout"] = holdout
+    message = refusal(lab.post("/api/runs", json={"config": cfg}), 422, "data.holdout")
+    assert "checkerboard" in message
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run folder made
 
 
 def test_pause_keeps_a_checkpoint_and_frees_the_run_for_the_command_line(lab, tmp_path):
@@ -123,7 +188,7 @@ def test_a_reopened_lab_lists_the_runs_on_disk(make_lab, tmp_path):
     assert [(r["id"], r["status"], r["step"]) for r in runs] == [("kept", "paused", 100)]
     detail = again.get("/api/runs/kept").json()
     assert detail["frames"] == [0, 100] and len(detail["curves"]["metric"]) == 2
-    assert detail["curve_strides"] == {"loss": 1, "metric": 1}
+    assert detail["curve_strides"] == {"loss": 1, "metric": 1, "fit": 1, "test": 1}
 
 
 def test_concurrent_training_is_capped_with_a_clear_message(make_lab):

@@ -3,7 +3,8 @@
 Docs come from the fields' metadata (no source files needed: a zipped or compiled
 install works), choices from the registries (activations, encodings, losses, modes),
 and "applies when" from the fields each registry entry says it reads: a field that
-only some activations or encodings use is shown only with those.
+only some activations or encodings use is shown only with those. A free-text field
+with a few common values (data.holdout) lists them in SUGGESTIONS: offered, not enforced.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.init": INIT_NAMES,
     "encoding.kind": tuple(ENCODINGS),
     "precision": PRECISIONS,
+}
+# Dotted keys that take free text with a few common values: the lab offers these and still takes any other.
+SUGGESTIONS: dict[str, tuple[str, ...]] = {
+    "data.holdout": ("none", "checkerboard", "0.1", "0.25", "0.5"),
 }
 
 
@@ -62,6 +67,8 @@ class FieldInfo:
     """Allowed names, for fields that take one of a fixed set."""
     applies_when: tuple[str, tuple[str, ...]] | None = None
     """(another field, its values) for a field that only matters then, e.g. model.w0 with the siren activation."""
+    suggestions: tuple[str, ...] | None = None
+    """Common values of a free-text field (data.holdout: none, checkerboard, 0.25, ...); any other valid value is taken too."""
 
 
 @functools.cache
@@ -78,7 +85,7 @@ def describe_fields() -> tuple[FieldInfo, ...]:
             else:
                 key = prefix + f.name
                 out.append(FieldInfo(key, configio.type_name(tp), configio.to_jsonable(value), f.metadata.get("doc", ""),
-                                     CHOICES.get(key), APPLIES_WHEN.get(key)))
+                                     CHOICES.get(key), APPLIES_WHEN.get(key), SUGGESTIONS.get(key)))
 
     walk(RunConfig, RunConfig(), "")
     return tuple(out)

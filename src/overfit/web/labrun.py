@@ -9,7 +9,9 @@ evaluations, previews and status changes.
 
 `summary()` and `detail()` are what the page sees; they and `load()` are safe from
 any thread. Which metric sums a run up, and how the page writes it, is the mode's
-(`modes`): the lab asks, it never names a mode.
+(`modes`): the lab asks, it never names a mode. A run with held-out pixels
+(`data.holdout`) also has that headline over its training pixels and over its held-out
+pixels at each evaluation: the "fit" and "test" curves beside "metric" (`live.CURVES`).
 
 Files go to the browser only through `open_file`, which follows no symbolic link
 (`open_plain_file`): a run folder copied from elsewhere may hold a `progress.gif` that
@@ -30,9 +32,10 @@ from ..config import RunConfig
 from ..errors import RunFolderError
 from ..modes import Mode, get_mode
 from ..runs import CHECKPOINT, CONFIG, FINAL, GIF, MP4, RunFolder
+from ..sampling import NO_HOLDOUT
 from ..training import Event
 from .errors import LabError
-from .live import LAYER_KEYS, TICK_SECONDS, Curve, Inside, Previews, curves_from, finite, inside, inside_from
+from .live import LAYER_KEYS, TICK_SECONDS, Curve, Inside, Previews, curves_from, eval_values, finite, inside, inside_from, new_curves
 from .stream import Hub
 
 if TYPE_CHECKING:
@@ -144,8 +147,7 @@ class LabRun:
         self.loss: float | None = None
         self.steps_per_s: float | None = None
         self.last_eval: dict[str, Any] | None = None
-        self.loss_curve = Curve()
-        self.metric_curve = Curve()
+        self.curves: dict[str, Curve] = new_curves()  # live.CURVES: loss, metric and, with held-out pixels, fit and test
         self.inside_curve = Inside()
         self.frame_steps: list[int] = []
         self.height, self.width = self.folder.target_size()
@@ -173,7 +175,7 @@ class LabRun:
         except RunFolderError:
             cfg = self.cfg
         records = self.folder.metrics()
-        loss, metric = curves_from(records, get_mode(cfg.data.mode).headline)
+        curves = curves_from(records, get_mode(cfg.data.mode))
         diag = inside_from(records)
         frames = self.folder.frame_steps()
         status = "busy" if self.folder.held_elsewhere() else self.folder.status()
@@ -184,7 +186,7 @@ class LabRun:
             self.cfg = cfg
             self.step = records[-1].get("step", 0) if records else 0
             self.last_eval = records[-1] if records else None
-            self.loss_curve, self.metric_curve, self.frame_steps = loss, metric, frames
+            self.curves, self.frame_steps = curves, frames
             self.inside_curve = diag
             self.status, self.error = status, failure["error"] if failure else None
 
@@ -193,7 +195,8 @@ class LabRun:
     def summary(self) -> dict[str, Any]:
         with self.lock:
             last = self.last_eval or {}
-            key = self.mode.headline
+            mode = self.mode
+            key = mode.headline
             config = self.cfg.to_dict()
             upload = self._upload_id(self.cfg.data.image)
             # The browser never sees server paths: an uploaded picture is its upload id.
@@ -209,6 +212,11 @@ class LabRun:
                 "mode": self.cfg.data.mode,
                 "metric": key,
                 "metric_value": last.get(key),
+                # Held-out pixels: the config's value, and the headline over the training and the held-out pixels.
+                "holdout": self.cfg.data.holdout,
+                "held_out": self.cfg.data.holdout != NO_HOLDOUT,
+                "fit_value": last.get(mode.fit_headline),
+                "test_value": last.get(mode.test_headline),
                 "loss": self.loss if self.loss is not None else last.get("train_loss"),
                 "steps_per_s": self.steps_per_s if self.status == "running" else None,
                 "height": self.height,
@@ -228,8 +236,8 @@ class LabRun:
         """
         out = self.summary()
         with self.lock:
-            out["curves"] = {"loss": list(self.loss_curve.points), "metric": list(self.metric_curve.points)}
-            out["curve_strides"] = {"loss": self.loss_curve.stride, "metric": self.metric_curve.stride}
+            out["curves"] = {name: list(curve.points) for name, curve in self.curves.items()}
+            out["curve_strides"] = {name: curve.stride for name, curve in self.curves.items()}
             out["inside"] = {"points": list(self.inside_curve.points), "stride": self.inside_curve.stride, "keys": list(LAYER_KEYS)}
             out["frames"] = list(self.frame_steps)
         return out
@@ -276,7 +284,7 @@ class LabRun:
                 self.loss = loss if finite(loss) else self.loss
                 self.steps_per_s = event.metrics.get("steps_per_s")
                 if finite(loss):
-                    self.loss_curve.add(event.step, loss)
+                    self.curves["loss"].add(event.step, loss)
                     self._pending_points.append((event.step, loss))
             now = time.perf_counter()
             if now >= self._next_tick:
@@ -287,16 +295,21 @@ class LabRun:
                     self.hub.publish(self.id, self._previews.draw(event.trainer), latest_only=True)
         elif event.kind == "eval":
             record = event.metrics
-            key = self.mode.headline
+            mode = self.mode
             with self.lock:
                 self.step = event.step
                 self.last_eval = dict(record)
-                self.metric_curve.add(event.step, record.get(key))
+                for name, value in eval_values(record, mode).items():
+                    self.curves[name].add(event.step, value)
                 self.inside_curve.add(event.step, inside(record))
                 if event.prediction is not None:
                     self.frame_steps.append(event.step)
                 self._flush_points()
-            self.hub.publish(self.id, {"type": "eval", "record": record, "metric": key,
+            # The record's keys of the headline over every pixel and, with held-out pixels, over each part.
+            keys = {"metric": mode.headline}
+            if mode.test_headline in record:
+                keys.update(fit=mode.fit_headline, test=mode.test_headline)
+            self.hub.publish(self.id, {"type": "eval", "record": record, **keys,
                                        "frame": event.step if event.prediction is not None else None})
 
     def _flush_points(self) -> None:

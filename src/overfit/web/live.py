@@ -14,7 +14,7 @@ import math
 import time
 from typing import Any
 
-from ..modes import get_mode
+from ..modes import Mode, get_mode
 from . import pictures
 
 # Points kept per curve; beyond this every other point is dropped (the curve keeps its shape).
@@ -84,13 +84,31 @@ class Inside(Curve):
         return value
 
 
-def curves_from(records: list[dict[str, Any]], headline: str) -> tuple[Curve, Curve]:
-    """(training loss, headline metric) curves of a run's evaluation records."""
-    loss, metric = Curve(), Curve()
+# The curves of a run, by the name the page knows them by: the training loss (from each log), and
+# from each evaluation the mode's headline over every pixel ("metric") and, in a run with held-out
+# pixels (`data.holdout`), over its training pixels ("fit") and its held-out pixels ("test").
+CURVES = ("loss", "metric", "fit", "test")
+
+
+def eval_values(record: dict[str, Any], mode: Mode) -> dict[str, Any]:
+    """An evaluation record's points for the "metric", "fit" and "test" curves (None where the record has no such key)."""
+    return {"metric": record.get(mode.headline), "fit": record.get(mode.fit_headline), "test": record.get(mode.test_headline)}
+
+
+def new_curves() -> dict[str, Curve]:
+    """An empty curve for each of CURVES."""
+    return {name: Curve() for name in CURVES}
+
+
+def curves_from(records: list[dict[str, Any]], mode: Mode) -> dict[str, Curve]:
+    """The CURVES of a run's evaluation records; without held-out pixels "fit" and "test" stay empty."""
+    curves = new_curves()
     for r in records:
-        loss.add(r.get("step", 0), r.get("train_loss"))
-        metric.add(r.get("step", 0), r.get(headline))
-    return loss, metric
+        step = r.get("step", 0)
+        curves["loss"].add(step, r.get("train_loss"))
+        for name, value in eval_values(r, mode).items():
+            curves[name].add(step, value)
+    return curves
 
 
 def inside_from(records: list[dict[str, Any]]) -> Inside:

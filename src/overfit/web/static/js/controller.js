@@ -288,6 +288,12 @@ const handlers = {
     clearTimeout(targetTimer);
     targetTimer = setTimeout(() => { views.renderPanels(state); scheduleCharts(); syncSockets(); saveHash(); }, 300);
   },
+  holdout(text) {
+    // Checked by the server when a run is made (a bad value is refused naming data.holdout, shown at the field).
+    setTarget(state, { holdout: text.trim() || state.meta.defaults.data.holdout });
+    if (state.fieldError?.field === "data.holdout") state.fieldError = null;
+    renderAll();
+  },
   chooseFile() { document.getElementById("file-input").click(); },
   async upload(file) {
     const limit = state.meta.limits.upload_bytes;

@@ -4,8 +4,18 @@
 
 import { $, el } from "./dom.js";
 import {
-  SLOT_COLOURS, SLOT_NAMES, MAX_SLOTS, builtin, formatField, getPath, isTargetField, presetConfig, sameValue, slotConfig,
+  SLOT_COLOURS, SLOT_NAMES, MAX_SLOTS, builtin, fieldInfo, formatField, getPath, isTargetField, presetConfig, sameValue, slotConfig,
 } from "./state.js";
+
+// Held-out pixels are set in the target card: every run on the page fits the same pixels and is scored on the same held-out ones.
+const HOLDOUT = "data.holdout";
+
+// A text input for a field; a field with suggestions (/api/meta) offers them in a <datalist>, and any other value can still be typed.
+function textInput(info, value, onChange) {
+  const list = info.suggestions?.length ? `suggest-${info.key.replaceAll(".", "-")}` : null;
+  const input = el("input", { type: "text", value: formatField(value), list, autocomplete: list ? "off" : null, spellcheck: "false", onchange: onChange });
+  return list ? [input, el("datalist", { id: list }, ...info.suggestions.map((v) => el("option", { value: v })))] : [input];
+}
 
 export class Forms {
   constructor(handlers) {
@@ -34,6 +44,25 @@ export class Forms {
         if (document.activeElement !== input) input.value = formatField(t[input.dataset.targetField]);
       }
     }
+    this.renderHoldout(state);
+  }
+
+  // The held-out pixels field (built once), its value, and the server's refusal of it.
+  renderHoldout(state) {
+    const row = $("#target-holdout");
+    const info = fieldInfo(state, HOLDOUT);
+    if (!row.childElementCount) {
+      row.title = info.doc;
+      row.append(el("span", { class: "field-name", text: "held-out pixels" }), ...textInput(info, state.target.holdout, (e) => this.h.holdout(e.target.value)));
+      row.querySelector("input").name = HOLDOUT;
+    }
+    const input = row.querySelector("input");
+    if (document.activeElement !== input) input.value = formatField(state.target.holdout);
+    const err = state.fieldError?.field === HOLDOUT ? state.fieldError.error : null;
+    row.classList.toggle("changed", state.target.holdout !== info.default);
+    row.classList.toggle("invalid", Boolean(err));
+    row.querySelector(".field-error")?.remove();
+    if (err) row.append(el("span", { class: "field-error", text: err }));
   }
 
   targetBody(state) {
@@ -121,11 +150,13 @@ export class Forms {
     const changed = !sameValue(value, presetValue);
     const err = state.fieldError?.slot === slotIndex && state.fieldError.field === info.key ? state.fieldError.error : null;
     const onChange = (e) => this.h.field(slotIndex, info.key, e.target.value, e.target.checked, e.target);
-    let input;
+    let input, extra = null;
     if (info.choices) {
       input = el("select", { onchange: onChange }, ...info.choices.map((c) => el("option", { value: c, text: c, selected: c === value })));
     } else if (info.type === "bool") {
       input = el("input", { type: "checkbox", checked: Boolean(value), onchange: onChange });
+    } else if (info.suggestions?.length) {
+      [input, extra] = textInput(info, value, onChange);
     } else {
       const numeric = info.type === "int" || info.type === "float";
       input = el("input", { type: numeric ? "number" : "text", step: info.type === "float" ? "any" : null, value: formatField(value),
@@ -134,7 +165,7 @@ export class Forms {
     input.name = info.key;
     input.title = info.doc;
     return el("label", { class: `field${changed ? " changed" : ""}${err ? " invalid" : ""}`, title: info.doc, "data-key": info.key },
-      el("span", { class: "field-name", text: name }), input, err ? el("span", { class: "field-error", text: err }) : null);
+      el("span", { class: "field-name", text: name }), input, extra, err ? el("span", { class: "field-error", text: err }) : null);
   }
 
   markField(target, changed, error) {

@@ -5,7 +5,9 @@
 // may be bound to a run on the server (a run folder); changing the setup of a slot
 // unbinds it, and the next Start makes a fresh run for the new setup, leaving the old
 // run folder as it was. Everything the server knows (fields, defaults, presets, modes,
-// limits) comes from /api/meta (`state.meta`); nothing of it is copied here.
+// limits) comes from /api/meta (`state.meta`); nothing of it is copied here. The target
+// includes which pixels are held out of training (data.holdout): every run on the page
+// fits the same pixels and is scored on the same held-out ones.
 
 export const MAX_SLOTS = 4;
 export const SLOT_NAMES = ["A", "B", "C", "D"];
@@ -15,7 +17,7 @@ export const SLOT_COLOURS = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b"];
 export function createState() {
   return {
     meta: null,                       // /api/meta: fields, sections, defaults, presets, modes, colour map, limits
-    target: null,                     // {kind: "builtin" | "text" | "upload", text, width, height, font_size, mode, upload, uploadName}
+    target: null,                     // {kind: "builtin" | "text" | "upload", text, width, height, font_size, mode, holdout, upload, uploadName}
     slots: [],
     active: 0,                        // the slot whose form is shown
     runs: {},                         // run id -> live view of that run (see runView)
@@ -33,7 +35,7 @@ export function createState() {
 export function setMeta(state, meta) {
   state.meta = meta;
   const d = builtin(state);
-  state.target = { kind: "builtin", ...d, upload: null, uploadName: null };
+  state.target = { kind: "builtin", ...d, holdout: meta.defaults.data.holdout, upload: null, uploadName: null };
   state.slots = [newSlot(meta.default_preset)];
   state.active = 0;
 }
@@ -92,7 +94,7 @@ export function presetConfig(state, name) {
 
 export function targetData(state) {
   const t = state.target;
-  const data = { mode: t.mode, image: null };
+  const data = { mode: t.mode, holdout: t.holdout, image: null };
   if (t.kind === "builtin") Object.assign(data, builtin(state), { mode: t.mode });
   else if (t.kind === "text") Object.assign(data, { text: t.text, width: t.width, height: t.height, font_size: t.font_size });
   return data;
@@ -196,6 +198,7 @@ export function toHash(state) {
   }
   if (t.kind === "upload" && t.upload) p.set("upload", t.upload);
   if (t.mode !== state.meta.defaults.data.mode) p.set("mode", t.mode);
+  if (t.holdout !== state.meta.defaults.data.holdout) p.set("holdout", t.holdout);
   for (const slot of state.slots) {
     const changes = Object.entries(slot.overrides).map(([k, v]) => `~${k}=${v === null ? "none" : formatField(v)}`);
     p.append("run", slot.preset + changes.join(""));
@@ -224,6 +227,7 @@ export function fromHash(state, hash) {
     if (!t.upload) t.kind = "builtin";
   }
   t.mode = Object.hasOwn(state.meta.modes, p.get("mode") ?? "") ? p.get("mode") : d.mode;
+  t.holdout = p.get("holdout")?.trim() || state.meta.defaults.data.holdout;  // checked by the server, as typed in the form
   const slots = [];
   for (const spec of p.getAll("run").slice(0, MAX_SLOTS)) {
     const [preset, ...changes] = spec.split("~");
@@ -265,13 +269,23 @@ export function openRun(state, index, summary) {
   else if (d.text === b.text && d.width === b.width && d.height === b.height && d.font_size === b.font_size) state.target.kind = "builtin";
   else Object.assign(state.target, { kind: "text", text: d.text, width: d.width, height: d.height, font_size: d.font_size });
   state.target.mode = d.mode;
+  state.target.holdout = d.holdout ?? state.meta.defaults.data.holdout;
 }
 
 // -- live runs ---------------------------------------------------------------------------------
 
 export function runView(state, id) {
-  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), metric: newCurve(), inside: newCurve() }, layerKeys: LAYER_KEYS,
-    frames: [], preview: null, scrub: null });
+  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), metric: newCurve(), fit: newCurve(), test: newCurve(), inside: newCurve() },
+    layerKeys: LAYER_KEYS, frames: [], preview: null, scrub: null });
+}
+
+// The curves of a run's headline, by the server's names (web/live.py CURVES without "loss"): over every pixel ("metric"),
+// and in a run with held-out pixels over its training pixels ("fit") and its held-out pixels ("test").
+export const METRIC_CURVES = ["metric", "fit", "test"];
+
+// Whether a run holds pixels out of training (data.holdout), so that it has fit and test curves.
+export function heldOut(run) {
+  return Boolean(run?.summary?.held_out);
 }
 
 // What the inside charts show of each layer, in the order of the server's compact points (web/live.py LAYER_KEYS).
@@ -325,8 +339,9 @@ export function applyMessage(state, id, msg) {
       const r = msg.run;
       run.summary = r;
       // Points already in the snapshot may still be on their way in a tick: they count once.
-      run.curves = { loss: newCurve(r.curves.loss, r.curve_strides.loss), metric: newCurve(r.curves.metric, r.curve_strides.metric),
-        inside: newCurve(r.inside?.points ?? [], r.inside?.stride ?? 1) };
+      // A run without held-out pixels may come without fit and test curves: they stay empty.
+      run.curves = { loss: newCurve(r.curves.loss, r.curve_strides.loss), inside: newCurve(r.inside?.points ?? [], r.inside?.stride ?? 1) };
+      for (const name of METRIC_CURVES) run.curves[name] = newCurve(r.curves[name] ?? [], r.curve_strides?.[name] ?? 1);
       run.layerKeys = r.inside?.keys ?? LAYER_KEYS;
       run.frames = r.frames;
       return { panel: true, charts: true };
@@ -345,7 +360,14 @@ export function applyMessage(state, id, msg) {
       if (msg.metric) {
         run.summary.metric = msg.metric;
         run.summary.metric_value = msg.record[msg.metric];
-        addPoints(run.curves.metric, [[msg.record.step, msg.record[msg.metric]]], max);
+      }
+      // msg.metric, msg.fit, msg.test: the record's keys of each curve (fit and test only with held-out pixels).
+      // Like the server's curves, a value that is not a finite number is no point (and is not counted for thinning).
+      for (const name of METRIC_CURVES) {
+        if (!msg[name]) continue;
+        const value = msg.record[msg[name]];
+        if (name !== "metric") run.summary[`${name}_value`] = value ?? null;
+        if (typeof value === "number" && Number.isFinite(value)) addPoints(run.curves[name], [[msg.record.step, value]], max);
       }
       run.summary.step = msg.record.step;
       {
@@ -362,11 +384,14 @@ export function applyMessage(state, id, msg) {
   }
 }
 
-// The step and headline value of frame number `index` (for the scrub label).
+// The step and headline value of frame number `index` (for the scrub label); `test`: the held-out pixels' (or null).
 export function frameInfo(run, index) {
   const step = run.frames[index];
-  const point = run.curves.metric.points.find((p) => p[0] === step);
-  return { step, value: point ? point[1] : null };
+  const at = (curve) => {
+    const point = (curve?.points ?? []).find((p) => p[0] === step);
+    return point ? point[1] : null;
+  };
+  return { step, value: at(run.curves.metric), test: at(run.curves.test) };
 }
 
 export function isLive(run) {

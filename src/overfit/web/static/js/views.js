@@ -6,11 +6,13 @@ import { drawChart, drawHeatmap, formatStep } from "./charts.js";
 import { urls } from "./api.js";
 import { $, el } from "./dom.js";
 import { ImageCache } from "./images.js";
-import { SLOT_COLOURS, SLOT_NAMES, builtin, formatHeadline, frameInfo, isLive, modeFacts, slotConfig, targetData } from "./state.js";
+import { SLOT_COLOURS, SLOT_NAMES, builtin, formatHeadline, frameInfo, heldOut, isLive, modeFacts, slotConfig, targetData } from "./state.js";
 
 // One run on the page: a colour per layer (Tableau-10 after the run colours); several runs: the run's colour, a dash per layer.
 const LAYER_COLOURS = ["#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#bab0ac"];
 const LAYER_DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [1, 3], [12, 4]];
+// A run's headline over its held-out pixels: dashed, in the run's colour, beside its training pixels' (solid).
+const TEST_DASH = [6, 4];
 
 async function loadBitmap(url) {
   const r = await fetch(url);
@@ -53,6 +55,8 @@ export class Views {
     p.loss = el("b", { class: "stat-loss" });
     p.metricName = el("span", { class: "stat-metric-name" });
     p.metric = el("b", { class: "stat-metric" });
+    p.test = el("b", { class: "stat-test" });
+    p.testStat = el("span", { class: "stat-held-out", title: "the headline over the pixels held out of training (data.holdout)", hidden: true }, "held out ", p.test);
     p.predCaption = el("figcaption", { class: "pred-caption" });
     p.scrub = el("input", { type: "range", class: "scrub", min: 0, max: 0, value: 0, "aria-label": "scrub through the saved evaluations",
       oninput: (e) => this.h.scrub(i, Number(e.target.value)) });
@@ -68,7 +72,7 @@ export class Views {
       el("header", {}, el("span", { class: "swatch" }), p.title, p.status, p.runId),
       p.pictures,
       el("div", { class: "stats" },
-        el("span", {}, "step ", p.step), el("span", {}, p.sps, " steps/s"), el("span", {}, "loss ", p.loss), el("span", {}, p.metricName, " ", p.metric)),
+        el("span", {}, "step ", p.step), el("span", {}, p.sps, " steps/s"), el("span", {}, "loss ", p.loss), el("span", {}, p.metricName, " ", p.metric), p.testStat),
       el("div", { class: "scrubber" }, p.scrub, p.scrubLabel),
       p.downloads, p.error);
     return p;
@@ -118,6 +122,9 @@ export class Views {
     p.metricName.textContent = facts.label;
     p.metric.textContent = formatHeadline(facts, s?.metric_value);
     p.metric.dataset.value = s?.metric_value ?? "";
+    p.testStat.hidden = !heldOut(run);
+    p.test.textContent = formatHeadline(facts, s?.test_value);
+    p.test.dataset.value = s?.test_value ?? "";
   }
 
   updateScrub(state, i) {
@@ -132,10 +139,11 @@ export class Views {
       p.scrubLabel.textContent = "no evaluations yet";
       return;
     }
-    const { step, value } = frameInfo(run, index);
+    const { step, value, test } = frameInfo(run, index);
     const live = isLive(run) && run.summary?.status === "running";
     const facts = modeFacts(state, run.summary?.mode ?? state.target.mode);
-    p.scrubLabel.textContent = `${live ? "live · " : ""}evaluation ${index + 1} of ${n} · step ${formatStep(step)} · ${formatHeadline(facts, value)}`;
+    const heldOutText = heldOut(run) && test !== null ? ` · held out ${formatHeadline(facts, test)}` : "";
+    p.scrubLabel.textContent = `${live ? "live · " : ""}evaluation ${index + 1} of ${n} · step ${formatStep(step)} · ${formatHeadline(facts, value)}${heldOutText}`;
   }
 
   // The prediction: the live preview while following a running run, else a saved frame.
@@ -270,10 +278,20 @@ export class Views {
     // Every run on the page fits the one target, so one mode's headline: its label, unit and range.
     const facts = modeFacts(state, state.target.mode);
     const f = facts.format;
-    $("#metric-caption").textContent = `dense ${facts.label} (${f.unit})`;
+    // A run with held-out pixels shows its headline over its training pixels (solid) and over the held-out ones (dashed),
+    // in its colour, instead of over every pixel; a run without keeps its dense curve.
+    const runs = state.slots.map((slot, i) => ({ i, run: slot.runId ? state.runs[slot.runId] : null }));
+    const metric = runs.flatMap(({ i, run }) => (heldOut(run)
+      ? [{ colour: SLOT_COLOURS[i], points: run.curves.fit.points }, { colour: SLOT_COLOURS[i], dash: TEST_DASH, points: run.curves.test.points }]
+      : [{ colour: SLOT_COLOURS[i], points: run ? run.curves.metric.points : [] }]));
+    const shown = runs.filter(({ run }) => run?.summary);
+    const holding = shown.filter(({ run }) => heldOut(run)).length;
+    $("#metric-caption").textContent = holding
+      ? `${facts.label} (${f.unit}) · solid: training pixels${holding < shown.length ? " (all pixels if none held out)" : ""}, dashed: held out`
+      : `dense ${facts.label} (${f.unit})`;
     // The smallest span shown: a tenth of a bounded range (accuracy), else a few units (4 dB of PSNR).
     const minSpan = f.bounds ? (f.bounds[1] - f.bounds[0]) / 10 : 4 / f.scale;
-    drawChart($("#chart-metric"), series("metric"), { minSpan, clamp: f.bounds ?? undefined, format: (v) => String(+(v * f.scale).toFixed(f.digits)) });
+    drawChart($("#chart-metric"), metric, { minSpan, clamp: f.bounds ?? undefined, format: (v) => String(+(v * f.scale).toFixed(f.digits)) });
     this.drawInside(state);
   }
 
@@ -320,7 +338,8 @@ export class Views {
       class: open.has(r.id) ? "open" : null, tabindex: 0, title: `open ${r.id} in slot ${SLOT_NAMES[state.active]}`,
       onclick: () => this.h.openRun(r.id), onkeydown: (e) => e.key === "Enter" && this.h.openRun(r.id),
     }, el("span", { class: "run-name", text: r.id }), el("span", { class: `badge ${r.status}`, text: r.status }),
-    el("span", { class: "run-progress", text: `${formatStep(r.step)} / ${formatStep(r.steps)} · ${formatHeadline(modeFacts(state, r.mode), r.metric_value)}` }),
+    el("span", { class: "run-progress", text: `${formatStep(r.step)} / ${formatStep(r.steps)} · ${formatHeadline(modeFacts(state, r.mode), r.metric_value)}`
+      + (r.test_value != null ? ` · held out ${formatHeadline(modeFacts(state, r.mode), r.test_value)}` : "") }),
     r.error ? el("span", { class: "run-error", text: r.error, title: r.error }) : null)));
   }
 
