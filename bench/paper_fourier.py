@@ -40,16 +40,17 @@ notebook's last cell reports as "test"). The presets `siren` and `grid` run thro
 Pictures, not the paper's (DIV2K photographs and its own text set, downloaded by its notebook):
 - natural: scikit-image's bundled photographs astronaut, chelsea, coffee and rocket, centre-cropped
   to a square and resized (Lanczos) to the side;
-- text: `text_picture(seed)`: on white, 8 random strings of 3 to 12 letters and digits, each in
+- text: `text_picture(seed)`: on white, 32 random strings of 3 to 12 letters and digits, each in
   DejaVu Sans or DejaVu Sans Bold (`overfit.fonts`) at a random size of 4 to 16 % of the side, a
   random RGB colour and a random position; numpy's generator seeded by 1000 + index.
 
---quick: 1 picture per set at 128 x 128 (a 64 x 64 lattice) and 300 steps (the presets: their
-steps scaled by the same 300 / 2000): a smoke test of minutes on a CPU, not the paper's numbers.
-A 128-pixel picture is the 512-pixel one with every frequency divided by 4 (in periods across the
-picture), so the mappings' frequencies are divided by 4 too: sigma 2.5 and 3.5, positional up to 15.75 and
-7.75 periods. Kept at 512's values they lie above the 64-point lattice's Nyquist limit and the fit
-aliases (measured with an octave encoding: 27.6 dB on the training pixels, 10.2 dB held out).
+--quick: 1 picture per set, the centre 128 x 128 crop of its 512 x 512 picture (a 64 x 64
+lattice), and 300 steps (the presets: their steps scaled by the same 300 / 2000): a smoke test of
+minutes on a CPU, not the paper's numbers. A crop keeps the picture's detail per pixel as it is
+(a picture shrunk to 128 would put 4 times the detail between two lattice points: measured, every
+mapping then fits the text picture no better than its mean colour); the mappings' frequencies,
+in periods across the picture, are scaled by 128 / 512 so they too keep their periods per pixel:
+sigma 2.5 and 3.5, positional up to 15.75 and 7.75 periods.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ MAPPINGS = ("none", "basic", "positional", "gaussian")
 PRESETS = ("siren", "grid")
 NATURAL = ("astronaut", "chelsea", "coffee", "rocket")
 TEXT_PICTURES = 4
+TEXT_STRINGS = 32  # strings per text picture: ink over about a third of it (8 left the centre blank)
 SIGMA = {"natural": 10.0, "text": 14.0}  # the paper's Gaussian scales
 POSENC_SCALE = {"natural": 6, "text": 5}  # the notebook's posenc_scale for its table
 EMBEDDING = 256  # the notebook's embedding_size: B's rows for positional and Gaussian
@@ -110,7 +112,7 @@ def text_picture(seed: int, side: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     image = Image.new("RGB", (side, side), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    for _ in range(8):
+    for _ in range(TEXT_STRINGS):
         text = "".join(rng.choice(list(_ALPHABET), size=int(rng.integers(3, 13))))
         size = max(4, int(side * rng.uniform(0.04, 0.16)))
         face = font(size, bold=bool(rng.integers(0, 2)))
@@ -120,12 +122,19 @@ def text_picture(seed: int, side: int) -> np.ndarray:
     return np.asarray(image)
 
 
+def centre(picture: np.ndarray, side: int) -> np.ndarray:
+    """The centre side x side crop of a square picture."""
+    top = (picture.shape[0] - side) // 2
+    return picture[top:top + side, top:top + side]
+
+
 def picture_sets(quick: bool) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Each set's pictures at SIDE x SIDE, or for --quick one picture of each, its centre QUICK_SIDE x QUICK_SIDE crop."""
     side = QUICK_SIDE if quick else SIDE
     count = 1 if quick else len(NATURAL)
     return {
-        "natural": [(name, natural_picture(name, side)) for name in NATURAL[:count]],
-        "text": [(f"text{i}", text_picture(1000 + i, side)) for i in range(count if quick else TEXT_PICTURES)],
+        "natural": [(name, centre(natural_picture(name, SIDE), side)) for name in NATURAL[:count]],
+        "text": [(f"text{i}", centre(text_picture(1000 + i, SIDE), side)) for i in range(count if quick else TEXT_PICTURES)],
     }
 
 
@@ -277,7 +286,8 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float:
 def ordering(records: list[dict[str, Any]], kind: str) -> str:
     """Whether none < basic < positional < Gaussian holds on set `kind` (means of test PSNR), as a sentence."""
     means = [_mean([r for r in records if r["set"] == kind and r["method"] == m], "test_psnr") for m in MAPPINGS]
-    broken = [f"{a} {x:.2f} >= {b} {y:.2f}" for (a, x), (b, y) in zip(zip(MAPPINGS, means), zip(MAPPINGS[1:], means[1:])) if x >= y]
+    broken = [f"{a} {x:.2f} >= {b} {y:.2f}, by {x - y:.3f} dB" for (a, x), (b, y) in zip(zip(MAPPINGS, means), zip(MAPPINGS[1:], means[1:]))
+              if x >= y]
     values = " / ".join(f"{m:.2f}" for m in means)
     if not broken:
         return f"{kind}: none < basic < positional < Gaussian holds ({values} dB)."
@@ -293,7 +303,8 @@ def section(records: list[dict[str, Any]], run_id: str, device: str, thread_env:
     lines = [TITLE, "", ABOUT, "",
              f"Run id `{run_id}` on {device} ({env}): {'--quick, ' if quick else ''}{side} x {side} pictures (train the "
              f"{side // 2} x {side // 2} even lattice, test the odd one), {steps} full-batch steps for the mappings "
-             f"(the notebook's frequencies scaled by {side}/{SIDE}); natural: {names['natural']}; text: {names['text']}.", "",
+             f"(the notebook's frequencies scaled by {side}/{SIDE}){' on the centre crop of each picture' if side != SIDE else ''}; "
+             f"natural: {names['natural']}; text: {names['text']}.", "",
              "| method | natural test PSNR | paper | text test PSNR | paper | natural train / all-pixel PSNR | params | train s (mean) |",
              "|---|---|---|---|---|---|---|---|"]
     for method in (*MAPPINGS, *PRESETS):
@@ -306,7 +317,7 @@ def section(records: list[dict[str, Any]], run_id: str, device: str, thread_env:
             f"{nat[0]['params']:,} | {_mean(nat + txt, 'train_s'):.1f} |")
     lines += ["", ordering(records, "natural"), "", ordering(records, "text")]
     if quick:
-        lines += ["", "A smoke test of the machinery at a quarter of the side and fewer steps, not a reproduction. "
+        lines += ["", "A smoke test of the machinery on a crop of a sixteenth of each picture and fewer steps, not a reproduction. "
                       f"Full table ({len(NATURAL)} + {TEXT_PICTURES} pictures at {SIDE} x {SIDE}, {STEPS:,} steps): "
                       "not measured here (hours on a CPU; `python -m bench.paper_fourier --device cuda` on a GPU)."]
     return "\n".join(lines) + "\n"

@@ -83,7 +83,7 @@ def test_the_section_says_whether_the_papers_ordering_holds_and_which_pair_break
     text = pf.section(rows, "run-1", "AMD EPYC", {"OMP_NUM_THREADS": "1"})
     assert text.startswith(pf.TITLE + "\n")
     assert "natural: none < basic < positional < Gaussian holds (15.00 / 19.00 / 20.00 / 21.50 dB)." in text
-    assert "text: none < basic < positional < Gaussian does not hold" in text and "basic 23.40 >= positional 22.00" in text
+    assert "text: none < basic < positional < Gaussian does not hold" in text and "basic 23.40 >= positional 22.00, by 1.400 dB" in text
     assert "| gaussian | 21.50 | 25.57 | 22.90 | 30.47 | 26.50 / 23.50 |" in text
     assert "--quick" in text and "not measured here" in text
     full = pf.section(records({}, {}, side=512, steps=2000), "run-2", "H200", {})

@@ -167,3 +167,32 @@ def test_html_names_the_picture_without_a_path_of_this_machine(tmp_path, image):
     assert "cat.png" in page and "cat-run" in page
     for private in (str(tmp_path), "private", "Users", "someone", "\\\\"):
         assert private not in page, private
+
+
+def exported_config_json(path, fmt: str) -> str:
+    """The config JSON an exported file carries, read as its reader would (not by searching its bytes)."""
+    if fmt == "pt2":
+        extra = {"overfit/overfit_config": ""}
+        torch.export.load(path, extra_files=extra)
+        return extra["overfit/overfit_config"]
+    if fmt == "onnx":
+        import onnx
+
+        return {p.key: p.value for p in onnx.load(path).metadata_props}["overfit_config"]
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        return f.metadata()["overfit_config"]
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "onnx", "safetensors"])
+def test_exported_files_name_the_picture_without_a_path_of_this_machine(tmp_path, fmt):
+    image = str(tmp_path / "private" / "pictures" / "cat.png")
+    loaded = family("relu_1")
+    cfg = loaded.config.with_overrides({"data.image": image})
+    run = save_run_folder(tmp_path / "runs" / "cat-run", LoadedRun(loaded.model, cfg, H, W, 0))
+    result = invoke("export", str(run), "-f", fmt)
+    assert result.exit_code == 0, result.output
+    text = exported_config_json(run / "export" / f"model.{fmt}", fmt)
+    assert RunConfig.from_json(text) == cfg.with_overrides({"data.image": "cat.png"})
+    assert str(tmp_path) not in text and "private" not in text

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import logging
 import warnings
+from pathlib import PurePath
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
+from ..config import RunConfig
 from ..errors import ExportError, MissingDependency
 from ..errors import first_line
 from ..loading import SAFETENSORS_FORMAT, LoadedRun, safetensors_digest
@@ -83,11 +86,23 @@ def quiet_exporters() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def picture_name(path: str) -> str:
+    """A picture's file name alone (either slash): exported files travel, the folders of the machine that trained them do not."""
+    return PurePath(path.replace("\\", "/")).name or "picture"
+
+
+def exported_config(cfg: RunConfig) -> str:
+    """The config's JSON as exported files carry it: a picture named by its file name, never by a path on this machine."""
+    if cfg.data.image is None:
+        return cfg.to_json()
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image=picture_name(cfg.data.image))).to_json()
+
+
 def metadata(loaded: LoadedRun) -> dict[str, str]:
     """What a reader of an exported file needs besides the graph: config, picture size, output."""
     mode = loaded.mode
     return {
-        "overfit_config": loaded.config.to_json(),
+        "overfit_config": exported_config(loaded.config),
         "height": str(loaded.height),
         "width": str(loaded.width),
         "step": str(loaded.step),
@@ -154,7 +169,7 @@ def export_safetensors(loaded: LoadedRun, title: str = "") -> bytes:
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in loaded.model.state_dict().items()}
-    meta = {"format": SAFETENSORS_FORMAT, "overfit_config": loaded.config.to_json(),
+    meta = {"format": SAFETENSORS_FORMAT, "overfit_config": exported_config(loaded.config),
             "height": str(loaded.height), "width": str(loaded.width), "step": str(loaded.step)}
     meta["sha256"] = safetensors_digest(tensors, meta)
     return save(tensors, metadata=meta)

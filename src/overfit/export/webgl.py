@@ -17,7 +17,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from ..glsl import glsl_float as _glsl_float
 from ..loading import LoadedRun
 from ..modes import get_mode
 from ..models import ActivationLayer
+from .formats import picture_name
 
 WEIGHT_TEX_WIDTH = 1024  # texels (4 floats each) per row of the weight texture; the shader hard-codes it
 TABLE_TEX_WIDTH = 2048  # texels per row of an encoding's feature table
@@ -262,7 +262,7 @@ def export_html(loaded: LoadedRun, title: str = "") -> str:
     glsl, textures, macs = build_shader(loaded)
     cfg = loaded.config
     # The page is meant to be shared: name a picture file by its name alone, never by a path on this machine.
-    source = PurePath(cfg.data.image.replace("\\", "/")).name if cfg.data.image is not None else cfg.data.text
+    source = picture_name(cfg.data.image) if cfg.data.image is not None else cfg.data.text
     meta = {
         "title": title or cfg.preset, "height": loaded.height, "width": loaded.width, "mode": loaded.mode,
         "step": loaded.step, "description": _describe(cfg), "source": source,
