@@ -191,6 +191,35 @@ def test_a_reopened_lab_lists_the_runs_on_disk(make_lab, tmp_path):
     assert detail["curve_strides"] == {"loss": 1, "metric": 1, "fit": 1, "test": 1}
 
 
+def test_the_run_list_rereads_a_folder_only_when_it_changed_and_still_sees_another_process(make_lab, tmp_path, monkeypatch):
+    first = make_lab()
+    create(first, tiny(steps=100_000), name="kept")
+    first.post("/api/runs/kept/step")
+    wait_for(first, "kept", lambda d: d["status"] == "paused")
+    lab = make_lab()
+    reads = []
+    metrics = RunFolder.metrics
+    monkeypatch.setattr(RunFolder, "metrics", lambda self: reads.append(self.path.name) or metrics(self))
+    assert [(r["id"], r["step"]) for r in lab.get("/api/runs").json()["runs"]] == [("kept", 100)]
+    assert reads  # read once
+    reads.clear()
+    for _ in range(3):
+        assert lab.get("/api/runs").json()["runs"][0]["status"] == "paused"
+    assert reads == []  # unchanged: nothing read again
+    # Another process trains it on: it shows as busy at once, and its new evaluation once written.
+    other = RunFolder.open(tmp_path / "runs" / "kept")
+    other.lock()
+    try:
+        assert lab.get("/api/runs").json()["runs"][0]["status"] == "busy"
+        with open(tmp_path / "runs" / "kept" / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": 150, "train_loss": 0.5, "dense_acc": 0.9}) + "\n")
+        run = lab.get("/api/runs").json()["runs"][0]
+        assert (run["status"], run["step"], run["metric_value"]) == ("busy", 150, 0.9) and reads
+    finally:
+        other.unlock()
+    assert lab.get("/api/runs/kept").json()["status"] == "paused"
+
+
 def test_concurrent_training_is_capped_with_a_clear_message(make_lab):
     lab = make_lab(max_runs=1)
     a = create(lab, tiny(steps=100_000))["id"]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from ..config import RunConfig
 from ..errors import RunFolderError
 from ..modes import Mode, get_mode
-from ..runs import CHECKPOINT, CONFIG, FINAL, GIF, MP4, RunFolder
+from ..runs import CHECKPOINT, CONFIG, ERROR, FINAL, FRAMES, GIF, METRICS, MP4, RunFolder
 from ..sampling import NO_HOLDOUT
 from ..training import Event
 from .errors import LabError
@@ -157,6 +157,9 @@ class LabRun:
         self._pending_points: list[tuple[int, float]] = []
         self._next_tick = 0.0
         self._previews = Previews()
+        # What the folder said at the last `load`: its signature, and its status and error without the lock probe.
+        self._seen: tuple[tuple[int, int] | None, ...] | None = None
+        self._on_disk: tuple[str, str | None] = ("new", None)
 
     @property
     def mode(self) -> Mode:
@@ -168,27 +171,50 @@ class LabRun:
 
     # -- state from disk ----------------------------------------------------------------
 
+    def _signature(self) -> tuple[tuple[int, int] | None, ...]:
+        """What `load` reads, as (modification time, size) each: while it is unchanged, the folder says what it said."""
+        out = []
+        for name in (CONFIG, METRICS, CHECKPOINT, ERROR, FRAMES):  # frames/ changes when a frame is added or removed
+            try:
+                st = (self.path / name).stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
     def load(self) -> None:
-        """State from the folder: metrics, frames, checkpoint, lock (for runs not training here)."""
-        try:
-            cfg = self.folder.config()  # the command line may have raised schedule.steps
-        except RunFolderError:
-            cfg = self.cfg
-        records = self.folder.metrics()
-        curves = curves_from(records, get_mode(cfg.data.mode))
-        diag = inside_from(records)
-        frames = self.folder.frame_steps()
-        status = "busy" if self.folder.held_elsewhere() else self.folder.status()
-        failure = self.folder.error() if status == "failed" else None  # kept on disk: it survives a reload and a restart
+        """State from the folder: metrics, frames, checkpoint, lock (for runs not training here).
+
+        The files are read again only when one of them changed since the last read (`_signature`):
+        the run list asks every folder at each request, and a long run's metrics are megabytes.
+        Whether another process holds the folder is asked every time.
+        """
+        seen = self._signature()  # before reading: a write during the read shows as a change next time
+        if seen != self._seen:
+            try:
+                cfg = self.folder.config()  # the command line may have raised schedule.steps
+            except RunFolderError:
+                cfg = self.cfg
+            records = self.folder.metrics()
+            curves = curves_from(records, get_mode(cfg.data.mode))
+            diag = inside_from(records)
+            frames = self.folder.frame_steps()
+            status = self.folder.status()
+            failure = self.folder.error() if status == "failed" else None  # kept on disk: it survives a reload and a restart
+            with self.lock:
+                if self.running:
+                    return
+                self.cfg = cfg
+                self.step = records[-1].get("step", 0) if records else 0
+                self.last_eval = records[-1] if records else None
+                self.curves, self.frame_steps = curves, frames
+                self.inside_curve = diag
+                self._on_disk = status, failure["error"] if failure else None
+                self._seen = seen
+        busy = self.folder.held_elsewhere()
         with self.lock:
-            if self.running:
-                return
-            self.cfg = cfg
-            self.step = records[-1].get("step", 0) if records else 0
-            self.last_eval = records[-1] if records else None
-            self.curves, self.frame_steps = curves, frames
-            self.inside_curve = diag
-            self.status, self.error = status, failure["error"] if failure else None
+            if not self.running:
+                self.status, self.error = ("busy", None) if busy else self._on_disk
 
     # -- what the page sees ---------------------------------------------------------------
 
