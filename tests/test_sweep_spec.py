@@ -135,3 +135,34 @@ def test_a_held_out_metric_needs_every_trial_to_hold_pixels_out():
         with pytest.raises(ConfigError) as info:
             build("x", base, grid=grid, metric="test_acc")
         assert info.value.field == "metric" and "hold pixels out" in str(info.value)
+
+
+class FlakyRay:
+    """Stands in for `ray`: ray.init fails as a busy Ray Client head does, `failures` times, then joins."""
+
+    def __init__(self, failures: int, message: str = "Initialization failure from server: Starting Ray client server failed"):
+        self.failures, self.message, self.inits, self.shutdowns = failures, message, 0, 0
+
+    def init(self, **kwargs):
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise ConnectionError(self.message)
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_joining_through_ray_client_retries_a_head_that_failed_to_start_the_clients_server(monkeypatch):
+    from overfit.sweep import tune
+
+    waits = []
+    monkeypatch.setattr(tune.time, "sleep", waits.append)
+    ray = FlakyRay(failures=2)
+    tune._join(ray, "ray://head:10001")
+    assert (ray.inits, ray.shutdowns, waits) == (3, 2, [2, 4])
+    with pytest.raises(ConnectionError):  # at most four tries
+        tune._join(FlakyRay(failures=4), "ray://head:10001")
+    for ray, address in ((FlakyRay(failures=1), "head:6379"), (FlakyRay(failures=1, message="refused"), "ray://head:10001")):
+        with pytest.raises(ConnectionError):  # only Ray Client's start-up failure is tried again
+            tune._join(ray, address)
+        assert ray.inits == 1

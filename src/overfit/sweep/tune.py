@@ -11,12 +11,13 @@ folder. Ray's own results live in `sweeps/<name>/ray`; the run folders in `sweep
 
 from __future__ import annotations
 
+
 import os
 import signal
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -64,9 +65,10 @@ def connect(address: str | None, timeout_s: float = 5.0) -> None:
         raise OverfitError(f"cannot join the Ray cluster at {address}: {why}", field="address") from None
 
 
-def _join(ray: Any, address: str, tries: int = 2) -> None:
+def _join(ray: Any, address: str, tries: int = 4) -> None:
     """ray.init at `address`. Through Ray Client (ray://) the head starts a server process for each new client, which
-    can miss its start-up deadline on a busy head ("Initialization failure from server"): that is tried once more."""
+    can miss its start-up deadline or die starting on a busy head ("Initialization failure from server"): that is tried
+    again, `tries` times in all, waiting a little longer each time (2, 4, 8 s)."""
     for attempt in range(tries):
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -74,7 +76,9 @@ def _join(ray: Any, address: str, tries: int = 2) -> None:
         except Exception as e:
             if not address.startswith("ray://") or "Initialization failure" not in str(e) or attempt == tries - 1:
                 raise
-            time.sleep(2)
+            with suppress(Exception):
+                ray.shutdown()  # the failed client's half-made connection
+            time.sleep(2 ** (attempt + 1))
 
 
 def _host_port(address: str) -> tuple[str, int]:
