@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_export_families import FAMILIES, H, W, small_config
 
-from overfit import budget
+from overfit import budget, memory
 from overfit.budget import (Estimate, allocation_error, check, check_together, estimate, format_bytes, is_allocation_failure,
                             parse_size)
 from overfit.config import RunConfig
@@ -114,7 +114,7 @@ def test_a_huge_model_is_refused_naming_the_size_the_budget_and_the_field():
 
 
 def test_the_default_budget_is_half_the_available_memory(monkeypatch):
-    monkeypatch.setattr(budget, "available_memory", lambda: 3 * 10**9)
+    monkeypatch.setattr(memory, "available_memory", lambda: 3 * 10**9)
     assert budget.default_budget() == 1_500_000_000
     cfg = small_config({"optim.batch_size": str(1 << 22), "model.hidden": "256"})
     with pytest.raises(MemoryBudgetError, match=r"but the budget is 1\.5 GB \(half the available memory\); lower optim\.batch_size"):
@@ -137,29 +137,6 @@ def test_loading_checks_the_weights_not_the_training():
     assert est.part("model").bytes < 10**9
     with pytest.raises(MemoryBudgetError, match="^loading the model needs"):
         check(RunConfig().with_overrides(HUGE), 2 * 10**9, training=False)
-
-
-def test_available_memory_reads_meminfo_and_a_cgroup_limit(tmp_path, monkeypatch):
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n")
-    assert budget._meminfo_available(str(meminfo)) == 20_000_000 * 1024
-    assert budget._meminfo_available(str(tmp_path / "missing")) is None
-    cgroup = tmp_path / "cgroup"
-    cgroup.mkdir()
-    assert budget._cgroup_room(cgroup) is None
-    (cgroup / "memory.max").write_text("max\n")
-    (cgroup / "memory.current").write_text("100\n")
-    assert budget._cgroup_room(cgroup) is None  # no limit
-    (cgroup / "memory.max").write_text("4000000000\n")
-    assert budget._cgroup_room(cgroup) == 4_000_000_000 - 100
-    monkeypatch.setattr(budget, "CGROUP_ROOT", cgroup)
-    monkeypatch.setattr(budget, "_meminfo_available", lambda: 20_000_000 * 1024)
-    assert budget.available_memory() == 4_000_000_000 - 100  # the tighter of the two
-    monkeypatch.setattr(budget, "CGROUP_ROOT", tmp_path / "none")
-    monkeypatch.setattr(budget, "_meminfo_available", lambda: None)
-    monkeypatch.setattr(budget, "_sysconf_memory", lambda: None)
-    monkeypatch.setattr(budget, "_windows_available", lambda: None)
-    assert budget.available_memory() == budget.FALLBACK_MEMORY
 
 
 @pytest.mark.parametrize(("text", "size"), [

@@ -199,14 +199,14 @@ CPU_OOM = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't 
 
 
 def test_run_over_half_the_available_memory_is_refused_and_max_memory_raises_the_budget(tmp_path, monkeypatch):
-    from overfit import budget
+    from overfit import budget, memory
     from overfit.cli.train import build_config
 
     args = [*SMALL, "--hidden", "1024,1024", "--steps", "2", "--eval-every", "2", "--runs-dir", str(tmp_path), "-q"]
     needed = budget.estimate(build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24",
                                                        "model.hidden": "1024,1024", "optim.batch_size": "256",
                                                        "schedule.eval_batch_size": "512"})).total
-    monkeypatch.setattr(budget, "available_memory", lambda: needed)
+    monkeypatch.setattr(memory, "available_memory", lambda: needed)
     one_line_error(invoke("train", *args), "(half the available memory); lower --", "or raise --max-memory")
     assert list(tmp_path.iterdir()) == []
     result = invoke("train", *args, "--max-memory", str(needed), "--name", "fits")

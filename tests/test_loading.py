@@ -125,9 +125,9 @@ def test_forged_metadata_is_refused_in_one_line(tmp_path, metadata, words):
 
 
 def test_a_run_folder_whose_model_would_not_fit_is_refused(tmp_path, monkeypatch):
-    from overfit import budget
+    from overfit import memory
 
     run = save_run_folder(tmp_path / "run", family("relu_1"))
-    monkeypatch.setattr(budget, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     with pytest.raises(RunFolderError, match=r"loading the model needs .* but the budget is 500 B \(half the available memory\)$"):
         load_run_model(run)

@@ -12,7 +12,7 @@ import torch
 
 from overfit import plots, video
 from overfit.config import RunConfig
-from overfit import budget, targets, training
+from overfit import budget, memory, targets, training
 from overfit.errors import AllocationError, MemoryBudgetError, RunBusyError, RunExistsError, RunFolderError, TargetError
 from overfit.images import read_png
 from overfit.runs import RunFolder
@@ -162,7 +162,7 @@ def test_start_over_the_budget_allocates_and_writes_nothing(tmp_path, monkeypatc
 def test_start_takes_half_the_available_memory_by_default_and_max_memory_raises_it(tmp_path, monkeypatch):
     cfg = tiny(**{"model.hidden": "512,512"})
     needed = budget.estimate(cfg).total
-    monkeypatch.setattr(budget, "available_memory", lambda: int(1.5 * needed))
+    monkeypatch.setattr(memory, "available_memory", lambda: int(1.5 * needed))
     with pytest.raises(MemoryBudgetError, match=r"\(half the available memory\); lower model\.hidden or raise max_memory$"):
         Session.start(cfg, tmp_path, "a")
     assert list(tmp_path.iterdir()) == []

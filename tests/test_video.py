@@ -1,4 +1,4 @@
-"""Tests for overfit.video: captions, MP4/GIF writing and the captioned progress video.
+"""Tests for overfit.video: MP4/GIF writing and the captioned progress video.
 
 Everything is read back (imageio's FFMPEG reader, Pillow) and checked by value: frame
 counts, sizes, pixel intensities, and that no temporary file is left in the folder.
@@ -18,8 +18,7 @@ import pytest
 from PIL import Image
 
 from overfit import images, video
-
-CAPTION = "step 12,000   accuracy 95.3 %"
+from overfit.captions import BAND_BG, band_height
 
 
 class Counted(Sequence):
@@ -60,60 +59,6 @@ def read_mp4(path) -> list[np.ndarray]:
         return [frame for frame in reader]
     finally:
         reader.close()
-
-
-# ----------------------------------------------------------------------------- annotate
-
-
-def test_annotate_shape_keeps_frame_and_draws_text():
-    gray = np.random.default_rng(1).integers(0, 256, size=(30, 200), dtype=np.uint8)
-    out = video.annotate(gray, CAPTION)
-    band = video.band_height(200)
-    assert out.dtype == np.uint8
-    assert out.shape == (30 + band, 200, 3)
-    # The frame is copied unchanged below the band, in all three channels.
-    for c in range(3):
-        np.testing.assert_array_equal(out[band:, :, c], gray)
-    # Dark band with light text: the corner is the band colour, some pixels are bright.
-    header = out[:band]
-    assert tuple(header[0, 0]) == video.BAND_BG
-    assert header.max() >= 200
-    assert (header.max(axis=2) >= 128).sum() > 50  # more than a speck: glyphs were drawn
-
-
-def test_annotate_is_deterministic_and_text_dependent():
-    gray = np.full((20, 300), 200, dtype=np.uint8)
-    a = video.annotate(gray, CAPTION)
-    np.testing.assert_array_equal(a, video.annotate(gray, CAPTION))
-    b = video.annotate(gray, "step 13,000   accuracy 95.3 %")
-    assert a.shape == b.shape  # band height depends on the width only: frames stack into a video
-    assert not np.array_equal(a, b)
-
-
-def test_band_height_scales_with_width_and_stays_block_aligned():
-    assert video.band_height(1000) == 48  # 4.5 % of 1000, rounded up to a multiple of 8
-    assert video.band_height(64) == video.MIN_BAND
-    for w in (16, 64, 333, 1000, 4000):
-        assert video.band_height(w) % 8 == 0
-    assert video.band_height(4000) > video.band_height(1000)
-
-
-@pytest.mark.parametrize("width", [16, 64])
-def test_annotate_tiny_frames_keep_width(width):
-    gray = np.zeros((8, width), dtype=np.uint8)
-    out = video.annotate(gray, CAPTION + "   some very long extra field")
-    assert out.shape == (8 + video.band_height(width), width, 3)
-    assert out[: video.band_height(width)].max() > 100  # some text is still visible
-
-
-def test_annotate_accepts_rgb_and_rejects_other_shapes():
-    rgb = np.random.default_rng(2).integers(0, 256, size=(10, 100, 3), dtype=np.uint8)
-    out = video.annotate(rgb, "hello")
-    np.testing.assert_array_equal(out[video.band_height(100) :], rgb)
-    with pytest.raises(ValueError):
-        video.annotate(np.zeros((10, 100, 4), dtype=np.uint8), "x")
-    with pytest.raises(ValueError):
-        video.annotate(np.zeros((10, 100), dtype=np.float32), "x")
 
 
 # ----------------------------------------------------------------------------- write_mp4
@@ -227,7 +172,7 @@ def test_caption_fit_leaves_room_for_the_band():
     for height, width in ((4096, 4096), (1000, 2000), (3000, 200), (1024, 1024)):
         h, w = video.caption_fit(height, width, 1024)
         assert h % 2 == 0 and w % 2 == 0
-        assert w <= 1024 and h + video.band_height(w) <= 1024
+        assert w <= 1024 and h + band_height(w) <= 1024
         assert abs(w / h - width / height) < 0.05 * width / height  # aspect kept
 
 
@@ -308,13 +253,13 @@ def test_write_progress_shrinks_large_frames_before_captioning(tmp_path):
     mp4, gif = tmp_path / "progress.mp4", tmp_path / "progress.gif"
     video.write_progress([picture, picture], ["step 0", "step 10"], mp4, gif, fps=2)
     # MP4: 2000 wide -> 1024; the band is the one for a 1024-wide frame, drawn at that size.
-    band = video.band_height(1024)
+    band = band_height(1024)
     decoded = read_mp4(mp4)
     assert decoded[0].shape == (512 + band, 1024, 3)
-    assert tuple(decoded[0][2, -2]) == pytest.approx(video.BAND_BG, abs=6)  # the band's corner
+    assert tuple(decoded[0][2, -2]) == pytest.approx(BAND_BG, abs=6)  # the band's corner
     assert decoded[0][band + 4 :, :500].mean() < 5 and decoded[0][band + 4 :, 524:].mean() > 250
     with Image.open(gif) as im:
-        assert im.size == (video.GIF_MAX_SIDE, 320 + video.band_height(video.GIF_MAX_SIDE))
+        assert im.size == (video.GIF_MAX_SIDE, 320 + band_height(video.GIF_MAX_SIDE))
 
 
 # ----------------------------------------------------------------------------- write_gif
@@ -357,7 +302,7 @@ def test_write_progress_writes_captioned_mp4_and_gif(tmp_path):
     mp4, gif = tmp_path / "progress.mp4", tmp_path / "progress.gif"
     video.write_progress(frames, captions, mp4, gif, fps=8)
 
-    band = video.band_height(64)
+    band = band_height(64)
     decoded = read_mp4(mp4)
     assert len(decoded) == 3 + video.held_frames(8)
     assert decoded[0].shape == (30 + band, 64, 3)

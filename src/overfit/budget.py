@@ -10,10 +10,11 @@ of the dense evaluation and the full-picture buffers beside it; the evaluation b
 the target picture; the frames, progress videos and final picture; and what any run
 takes. `check` refuses a run over its budget with a one-line `MemoryBudgetError` that
 names the largest part and the fields that drive it. The default budget is half the
-memory this machine has available now (`default_budget`). `Session.start` checks every
-new run before anything is allocated or written, so the command line, `overfit
-reproduce`, sweeps and the lab are all covered; a failed allocation that happens all
-the same becomes an `AllocationError` (`raising_allocation_errors`).
+memory this machine has available now (`default_budget`; how much that is comes from
+memory.py). `Session.start` checks every new run before anything is allocated or
+written, so the command line, `overfit reproduce`, sweeps and the lab are all covered;
+a failed allocation that happens all the same becomes an `AllocationError`
+(`raising_allocation_errors`).
 
 The numbers are estimates, meant to be right within a factor of about two: float32
 everywhere (a bf16 run needs less for its activations), allocator slack and torch's
@@ -27,27 +28,22 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
-import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from . import memory
 from .config import RunConfig
 from .errors import AllocationError, ConfigError, MemoryBudgetError, first_line
 from .modes import MODES
 
-__all__ = ["Estimate", "Part", "allocation_error", "available_memory", "check", "check_together", "default_budget", "estimate",
+__all__ = ["Estimate", "Part", "allocation_error", "check", "check_together", "default_budget", "estimate",
            "format_bytes", "format_flops", "is_allocation_failure", "parse_size", "raising_allocation_errors"]
 
 FLOAT = 4  # bytes of a float32
 # The default budget: this share of the memory available when a run starts.
 MEMORY_SHARE = 0.5
 MEMORY_SHARE_WORDS = "half the available memory"
-# Assumed available memory where the operating system does not say (neither Linux, macOS nor Windows).
-FALLBACK_MEMORY = 8 * 10**9
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 # Weights, gradients and Adam's two moments: four float32 numbers per parameter.
 TRAINING_COPIES = 4
@@ -344,7 +340,7 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
 
 def _gif_bytes(height: int, width: int, evaluations: int) -> int:
     """The GIF preview, held whole while it is written: its thinned, shrunk frames, RGB and paletted."""
-    band = max(24, round(width * 0.045))  # the caption band `video.annotate` adds (video.band_height)
+    band = max(24, round(width * 0.045))  # the caption band `captions.annotate` adds (captions.band_height)
     scale = min(1.0, GIF_SIDE / max(width, height + band))
     return min(evaluations, GIF_FRAMES) * math.ceil((height + band) * scale) * math.ceil(width * scale) * 4
 
@@ -352,76 +348,9 @@ def _gif_bytes(height: int, width: int, evaluations: int) -> int:
 # -- the budget ----------------------------------------------------------------------------
 
 
-def available_memory() -> int:
-    """Bytes of memory this process can take now: what the OS has available, within any cgroup limit.
-
-    Linux: MemAvailable from /proc/meminfo (else `os.sysconf`'s available pages), and a
-    cgroup's limit less its usage where one is set. macOS: physical memory (it does not
-    say what is available). Windows: the available physical memory. Elsewhere FALLBACK_MEMORY.
-    """
-    found = [n for n in (_meminfo_available(), _cgroup_room(CGROUP_ROOT)) if n is not None]
-    if not found:
-        found = [n for n in (_sysconf_memory(), _windows_available()) if n is not None]
-    return min(found) if found else FALLBACK_MEMORY
-
-
-def _meminfo_available(path: str = "/proc/meminfo") -> int | None:
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _cgroup_room(root: Path) -> int | None:
-    """A cgroup's memory limit less what it uses (v2: memory.max, v1: memory.limit_in_bytes), or None without a limit."""
-    for limit_file, usage_file in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
-        try:
-            limit = (root / limit_file).read_text().strip()
-            usage = int((root / usage_file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit.isdigit() and int(limit) < 1 << 60:  # "max", or v1's huge number, means no limit
-            return max(0, int(limit) - usage)
-    return None
-
-
-def _sysconf_memory() -> int | None:
-    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
-        try:
-            n = os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            continue
-        if n > 0:
-            return n
-    return None
-
-
-def _windows_available() -> int | None:
-    if sys.platform != "win32":
-        return None
-    import ctypes
-
-    class MemoryStatus(ctypes.Structure):
-        _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong), ("ullTotalPhys", ctypes.c_ulonglong),
-                    ("ullAvailPhys", ctypes.c_ulonglong), ("ullTotalPageFile", ctypes.c_ulonglong),
-                    ("ullAvailPageFile", ctypes.c_ulonglong), ("ullTotalVirtual", ctypes.c_ulonglong),
-                    ("ullAvailVirtual", ctypes.c_ulonglong), ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
-
-    status = MemoryStatus()
-    status.dwLength = ctypes.sizeof(MemoryStatus)
-    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
-        return None
-    return int(status.ullAvailPhys)
-
-
 def default_budget() -> int:
-    """The budget of a run when none is given: MEMORY_SHARE (half) of `available_memory()`."""
-    return int(available_memory() * MEMORY_SHARE)
+    """The budget of a run when none is given: MEMORY_SHARE (half) of `memory.available_memory()`."""
+    return int(memory.available_memory() * MEMORY_SHARE)
 
 
 def check(cfg: RunConfig, budget: int | None = None, target_shape: tuple[int, int] | None = None,

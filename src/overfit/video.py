@@ -1,10 +1,11 @@
 """Videos of training: captioned progress frames, the H.264 MP4 and the looping GIF.
 
 During training the network is evaluated on every pixel and each prediction is kept as a
-frame. This module turns those frames into what people watch: a captioned frame
-(`annotate`), an H.264 MP4 (`write_mp4`) and a small looping GIF (`write_gif`), and both at
-once for a run (`write_progress`, which can do other work while ffmpeg encodes).
-The figures of a run are in plots.py, the pixel conversion ([0, 1] -> uint8) in images.py.
+frame. This module turns those frames into what people watch: an H.264 MP4 (`write_mp4`)
+and a small looping GIF (`write_gif`), and both at once for a run, each frame captioned
+(`write_progress`, which can do other work while ffmpeg encodes). The caption band drawn
+on each frame is in captions.py, the figures of a run in plots.py, the pixel conversion
+([0, 1] -> uint8) in images.py.
 
 Conventions:
 - Frames are numpy arrays, row 0 = top of the picture, uint8, (H, W) gray or (H, W, 3) RGB.
@@ -14,36 +15,26 @@ Conventions:
   sequence of frames, read a lazy one (`LazyFrames`, a run folder's `StoredFrames`) one
   frame at a time, keep at most MP4_MAX_FRAMES / GIF_MAX_FRAMES of them (`thin`: the first,
   the last and an even spread) and shrink large ones to MP4_MAX_SIDE / GIF_MAX_SIDE.
-- Video goes through imageio-ffmpeg's bundled ffmpeg binary, never a system ffmpeg, and text
-  uses fonts.py's DejaVu Sans, never a system font, so outputs look the same on every machine.
+- Video goes through imageio-ffmpeg's bundled ffmpeg binary, never a system ffmpeg, so
+  outputs look the same on every machine (captions.py does the same for fonts).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+# As _captions: `captions` names the caption texts that `captioned` and `write_progress` take.
+from . import captions as _captions
 from .files import atomic_path
-from .fonts import font
 
 # How long the last frame stays on screen in the MP4 and GIF, so viewers see the result.
 HOLD_LAST_S = 1.0
-
-# Header band of `annotate`: colours (dark band, light text) and size rules. The band height
-# depends on the frame width only, never on the text, so every frame of a run has the same
-# shape and they can go into one video.
-BAND_BG = (24, 24, 24)
-BAND_FG = (236, 236, 236)
-BAND_FRACTION = 0.045  # band height / frame width: 45 px on a 1000-wide frame
-MIN_BAND = 24  # px; room for two lines of small text on narrow frames
-FONT_FRACTION = 0.56  # font size / band height for the preferred one-line layout
-MIN_FONT = 6  # px; below this DejaVu Sans stops being readable
 
 # Bounds that keep a video's memory and file size independent of the run's length and picture
 # size: frames are thinned to at most this many (`thin`) and shrunk to this long side. The MP4
@@ -57,108 +48,6 @@ GIF_MAX_SIDE = 640
 # preview, and leaving palette entries free lets Pillow mark unchanged pixels transparent,
 # which makes a slowly converging run several times smaller.
 GIF_GRAY_LEVELS = 64
-
-
-# ----------------------------------------------------------------------------- frames
-
-
-def band_height(width: int) -> int:
-    """Height in pixels of the header band `annotate` puts on a frame `width` pixels wide."""
-    band = max(MIN_BAND, round(width * BAND_FRACTION))
-    # A multiple of 8, so the band's edge falls on H.264's 8x8 transform blocks: an edge
-    # inside a block rings (gray smudges under the band) in the MP4.
-    return -(-band // 8) * 8
-
-
-def _text_width(text: str, size: int) -> float:
-    return font(size).getlength(text)
-
-
-def _fit_lines(lines: list[str], width: int, height: int, largest: int) -> int | None:
-    """Largest font size <= `largest` at which `lines` fit a width x height box, or None."""
-    for size in range(largest, MIN_FONT - 1, -1):
-        # 1.2: line pitch of DejaVu Sans (ascent + descent is about 1.17 em).
-        if len(lines) * size * 1.2 <= height and all(_text_width(t, size) <= width for t in lines):
-            return size
-    return None
-
-
-def _pad_x(width: int, band: int) -> int:
-    # Generous margin on wide frames, almost none on tiny ones where every pixel counts.
-    return max(2, min(round(band * 0.3), round(width * 0.02)))
-
-
-def _ellipsize(text: str, width: float, size: int) -> str:
-    if _text_width(text, size) <= width:
-        return text
-    while text and _text_width(text + "…", size) > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
-
-
-def _layout(text: str, width: int, band: int) -> tuple[list[str], int]:
-    """Choose lines and font size for `text` in a band `band` px high over a `width` frame."""
-    avail_w = max(1, width - 2 * _pad_x(width, band))
-    avail_h = band - 2 * max(1, round(band * 0.08))
-    preferred = max(MIN_FONT, round(band * FONT_FRACTION))
-
-    text = text.strip()
-    layouts = [[text]]
-    # Captions separate their fields with runs of spaces ("step 12,000   accuracy 95.3 %"):
-    # on narrow frames each field may go on its own line rather than shrink to nothing.
-    fields = [f for f in re.split(r"\s{2,}", text) if f]
-    if 1 < len(fields) <= 3:
-        layouts.append(fields)
-
-    best: tuple[list[str], int] | None = None
-    for lines in layouts:
-        size = _fit_lines(lines, avail_w, avail_h, preferred)
-        if size is not None and (best is None or size > best[1]):
-            best = (lines, size)
-    if best is not None:
-        return best
-
-    # Nothing fits even at the minimum size: cut each line with an ellipsis, keeping one line
-    # per field when the fields fit the band's height, so every field stays partly visible.
-    lines = layouts[-1] if len(layouts[-1]) * MIN_FONT * 1.2 <= avail_h else layouts[0]
-    return [_ellipsize(t, avail_w, MIN_FONT) for t in lines], MIN_FONT
-
-
-def annotate(gray: np.ndarray, text: str) -> np.ndarray:
-    """Put a header band showing `text` on top of a frame; returns RGB uint8 (H + band, W, 3).
-
-    `gray` is (H, W) uint8 (an (H, W, 3) RGB frame is accepted too) and is copied unchanged
-    below the band. The band (dark, light text, height `band_height(W)`) depends only on the
-    width, so all frames of a run keep one shape. On narrow frames the text shrinks, or its
-    fields (separated by two or more spaces) go on separate lines; the width never changes.
-    Deterministic: the same input gives the same pixels.
-    """
-    frame = np.asarray(gray)
-    if frame.dtype != np.uint8:
-        raise ValueError(f"annotate expects a uint8 frame, got {frame.dtype}")
-    if frame.ndim == 2:
-        rgb = np.repeat(frame[:, :, None], 3, axis=2)
-    elif frame.ndim == 3 and frame.shape[2] == 3:
-        rgb = frame
-    else:
-        raise ValueError(f"annotate expects an (H, W) or (H, W, 3) frame, got {frame.shape}")
-    height, width = rgb.shape[:2]
-
-    band = band_height(width)
-    header = Image.new("RGB", (width, band), BAND_BG)
-    draw = ImageDraw.Draw(header)
-    lines, size = _layout(text, width, band)
-    face = font(size)
-    pitch = size * 1.2
-    for i, line in enumerate(lines):
-        # "lm": left edge, vertical middle of the line; lines are centred in the band.
-        y = band / 2 + (i - (len(lines) - 1) / 2) * pitch
-        draw.text((_pad_x(width, band), y), line, font=face, fill=BAND_FG, anchor="lm")
-
-    out = np.empty((band + height, width, 3), dtype=np.uint8)
-    out[:band] = np.asarray(header)
-    out[band:] = rgb
-    return out
 
 
 # ----------------------------------------------------------------------------- lazy frames, thinning, shrinking
@@ -223,19 +112,19 @@ def fit_size(height: int, width: int, max_width: int, max_height: int, even: boo
 
 
 def caption_fit(height: int, width: int, max_side: int) -> tuple[int, int]:
-    """(h, w) to shrink a height x width picture to so that it and `annotate`'s band fit max_side x max_side.
+    """(h, w) to shrink a height x width picture to so that it and `captions.annotate`'s band fit max_side x max_side.
 
     Never enlarges. A shrunk picture gets even sizes, so the captioned frame (h + band, w) is
     even too (the band is a multiple of 8 px) and goes to H.264 as it is.
     """
-    if width <= max_side and height + band_height(width) <= max_side:
+    if width <= max_side and height + _captions.band_height(width) <= max_side:
         return height, width
-    scale = min(max_side / width, max_side / (height + band_height(width)))
+    scale = min(max_side / width, max_side / (height + _captions.band_height(width)))
     h, w = _even(height * scale), min(_even(width * scale), max(2, max_side // 2 * 2))
-    if h + band_height(w) > max_side:
+    if h + _captions.band_height(w) > max_side:
         # Rounding went over: take the height that is left under the band (a narrower frame
         # has a band no taller, so this fits).
-        h = max(2, (max_side - band_height(w)) // 2 * 2)
+        h = max(2, (max_side - _captions.band_height(w)) // 2 * 2)
         w = min(w, _even(width * h / height))
     return h, w
 
@@ -374,7 +263,7 @@ def _gif_frame(frame: np.ndarray, max_width: int, max_height: int) -> Image.Imag
     """A frame as a small 8-bit GIF frame: shrunk to fit, gray cut to GIF_GRAY_LEVELS, colour to a palette."""
     a = resize(frame, *fit_size(frame.shape[0], frame.shape[1], max_width, max_height))
     if a.ndim == 2 or (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])):
-        # Gray frames (those from `annotate` are R == G == B) are saved as gray cut to
+        # Gray frames (those from `captions.annotate` are R == G == B) are saved as gray cut to
         # GIF_GRAY_LEVELS, which compresses far better than a per-frame adaptive palette.
         step = 255.0 / (GIF_GRAY_LEVELS - 1)
         gray = a if a.ndim == 2 else a[..., 0]
@@ -455,7 +344,7 @@ def mp4_alongside(
 
 
 def captioned(frames: Sequence[np.ndarray], captions: Sequence[str], max_side: int) -> LazyFrames:
-    """`annotate(frame, caption)` for each pair, made when accessed, shrunk first so the result fits max_side x max_side.
+    """`captions.annotate(frame, caption)` for each pair, made when accessed, shrunk first so the result fits max_side x max_side.
 
     The caption is drawn at the size the frame is shown, so its text stays sharp.
     """
@@ -464,7 +353,7 @@ def captioned(frames: Sequence[np.ndarray], captions: Sequence[str], max_side: i
 
     def load(i: int) -> np.ndarray:
         picture = _check_frame(frames[i], i)
-        return annotate(resize(picture, *caption_fit(picture.shape[0], picture.shape[1], max_side)), captions[i])
+        return _captions.annotate(resize(picture, *caption_fit(picture.shape[0], picture.shape[1], max_side)), captions[i])
 
     return LazyFrames(len(frames), load)
 
@@ -477,7 +366,7 @@ def write_progress(
     fps: float = 8,
     meanwhile: Callable[[], None] | None = None,
 ) -> None:
-    """Caption each progress frame with `annotate` and write both the MP4 and the GIF.
+    """Caption each progress frame with `captions.annotate` and write both the MP4 and the GIF.
 
     `frames`: (H, W) or (H, W, 3) uint8 pictures, best a lazy sequence (a run folder's
     `StoredFrames.pictures`): each writer reads only the frames it keeps (`thin`: at most

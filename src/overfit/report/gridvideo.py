@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..captions import BAND_BG, BAND_FG
 from ..fonts import font
-from ..video import BAND_BG, BAND_FG, MP4_MAX_FRAMES, LazyFrames, write_gif, write_mp4
+from ..video import MP4_MAX_FRAMES, LazyFrames, write_gif, write_mp4
 from .formatting import hex_rgb, num, preset_colors, seed0
 
 # Grid video: frames per second, and the widest frame (the report column is about 1000 px).
