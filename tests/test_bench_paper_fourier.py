@@ -101,3 +101,16 @@ def test_a_section_replaces_its_namesake_and_keeps_the_others(tmp_path):
     # A rewrite of the suite's own sections keeps what other benchmarks wrote.
     merged = merge_sections("# results\n\n## A\n\nsuite a\n", path.read_text())
     assert merged == "# results\n\n## A\n\nsuite a\n\n## B\n\nb text\n\n## C\n\nc text\n"
+
+
+def test_the_suites_results_page_carries_the_paper_section_from_its_records(tmp_path):
+    """`python -m bench` renders the section from the records its paper_fourier section emitted."""
+    from bench import report
+    from bench.common import Recorder
+
+    rec = Recorder(torch.device("cpu"), quick=True, path=tmp_path / "results.jsonl")
+    for row in records({"none": 15, "basic": 19, "positional": 20, "gaussian": 21.5}, {}):
+        rec.emit("paper_fourier", **row)
+    page = report.markdown(rec, {"quick": True})
+    assert pf.TITLE in page and "natural: none < basic < positional < Gaussian holds" in page
+    assert page.index(pf.TITLE) < page.index("## Targets")

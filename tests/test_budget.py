@@ -231,3 +231,15 @@ def test_runs_together_count_the_held_out_pixels_of_those_that_hold_some_out():
     both = Estimate.together([plain, held, held])
     assert both.part("held-out pixels").bytes == 2 * held.part("held-out pixels").bytes
     assert both.part("model").bytes == 3 * plain.part("model").bytes
+
+
+@pytest.mark.parametrize("width", [10, 300, 1000, 1777, 5000])
+def test_the_gif_estimate_counts_the_caption_band_as_captions_draws_it(width):
+    import math
+
+    from overfit.captions import band_height
+
+    height = 300
+    band = band_height(width)  # the reference: the band `annotate` adds
+    scale = min(1.0, budget.GIF_SIDE / max(width, height + band))
+    assert budget._gif_bytes(height, width, 7) == 7 * math.ceil((height + band) * scale) * math.ceil(width * scale) * 4

@@ -340,7 +340,7 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
 
 def _gif_bytes(height: int, width: int, evaluations: int) -> int:
     """The GIF preview, held whole while it is written: its thinned, shrunk frames, RGB and paletted."""
-    band = max(24, round(width * 0.045))  # the caption band `captions.annotate` adds (captions.band_height)
+    band = -(-max(24, round(width * 0.045)) // 8) * 8  # the caption band `captions.annotate` adds (captions.band_height)
     scale = min(1.0, GIF_SIDE / max(width, height + band))
     return min(evaluations, GIF_FRAMES) * math.ceil((height + band) * scale) * math.ceil(width * scale) * 4
 
