@@ -9,11 +9,10 @@ import torch
 from test_export_families import FAMILIES, H, W, small_config
 
 from overfit import budget, memory
-from overfit.budget import (Estimate, allocation_error, check, check_together, estimate, format_bytes, is_allocation_failure,
-                            parse_size)
+from overfit.budget import Estimate, check, check_together, estimate, format_bytes, parse_size
 from overfit.config import RunConfig
 from overfit.encodings import ENCODINGS
-from overfit.errors import AllocationError, ConfigError, MemoryBudgetError
+from overfit.errors import ConfigError, MemoryBudgetError
 from overfit.models import model_for
 from overfit.training import Trainer
 
@@ -160,37 +159,6 @@ def test_sizes_read_as_three_digits_at_most():
 
 
 # -- allocation failures ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("error", "is_oom"), [
-    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
-                  "allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)"), True),
-    (RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB"), True),
-    (RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"), True),
-    (MemoryError(), True),
-    (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x2 and 3x4)"), False),
-    (ValueError("out of memory"), False),
-])
-def test_allocation_failures_are_recognised(error, is_oom):
-    assert is_allocation_failure(error) is is_oom
-
-
-def test_an_allocation_failure_becomes_one_line_naming_the_fields():
-    error = RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 bytes.\nmore detail")
-    e = allocation_error(error, "starting the run", ("model.hidden",))
-    assert isinstance(e, AllocationError) and e.field == "model.hidden"
-    assert str(e) == ("ran out of memory while starting the run (DefaultCPUAllocator: can't allocate memory: "
-                      "you tried to allocate 10 bytes.); lower model.hidden")
-    assert allocation_error(MemoryError(), "training").words() == "ran out of memory while training (MemoryError)"
-
-
-def test_raising_allocation_errors_converts_only_allocation_failures():
-    with pytest.raises(AllocationError, match="while building"):
-        with budget.raising_allocation_errors("building", ("optim.batch_size",)):
-            raise MemoryError
-    with pytest.raises(KeyError):
-        with budget.raising_allocation_errors("building"):
-            raise KeyError("x")
 
 
 def test_estimating_allocates_nothing(monkeypatch):

@@ -14,7 +14,7 @@ memory this machine has available now (`default_budget`; how much that is comes 
 memory.py). `Session.start` checks every new run before anything is allocated or
 written, so the command line, `overfit reproduce`, sweeps and the lab are all covered;
 a failed allocation that happens all the same becomes an `AllocationError`
-(`raising_allocation_errors`).
+(`memory.raising_allocation_errors`).
 
 The numbers are estimates, meant to be right within a factor of about two: float32
 everywhere (a bf16 run needs less for its activations), allocator slack and torch's
@@ -26,19 +26,17 @@ Importing this module costs no torch import; `estimate` imports what it measures
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from . import memory
 from .config import RunConfig
-from .errors import AllocationError, ConfigError, MemoryBudgetError, first_line
+from .errors import ConfigError, MemoryBudgetError
 from .modes import MODES
 
-__all__ = ["Estimate", "Part", "allocation_error", "check", "check_together", "default_budget", "estimate",
-           "format_bytes", "format_flops", "is_allocation_failure", "parse_size", "raising_allocation_errors"]
+__all__ = ["Estimate", "Part", "check", "check_together", "default_budget", "estimate", "format_bytes", "format_flops", "parse_size"]
 
 FLOAT = 4  # bytes of a float32
 # The default budget: this share of the memory available when a run starts.
@@ -408,38 +406,6 @@ def parse_size(text: str | int, field: str = "max_memory") -> int:
     if not (math.isfinite(size) and size >= 1):
         raise ConfigError(f"must be at least 1 byte, got {text!r}", field=field)
     return int(size)
-
-
-# -- allocation failures ------------------------------------------------------------------------
-
-# What torch says when an allocation fails: CPU ("can't allocate memory"), CUDA, MPS and others ("out of memory").
-_OUT_OF_MEMORY = ("out of memory", "can't allocate", "cannot allocate")
-
-
-def is_allocation_failure(e: BaseException) -> bool:
-    """Whether `e` is a failed allocation: MemoryError, or torch's out of memory on any device."""
-    if isinstance(e, (MemoryError, AllocationError)):
-        return True
-    return isinstance(e, RuntimeError) and any(words in str(e).lower() for words in _OUT_OF_MEMORY)
-
-
-def allocation_error(e: BaseException, doing: str, fields: tuple[str, ...] = ()) -> AllocationError:
-    """The `AllocationError` that words a failed allocation `e` (see `is_allocation_failure`) met while `doing`."""
-    if isinstance(e, AllocationError):
-        return e
-    reason = first_line(e)
-    return AllocationError(f"ran out of memory while {doing} ({reason[:200]})", fields=fields)
-
-
-@contextlib.contextmanager
-def raising_allocation_errors(doing: str, fields: Iterable[str] = ()) -> Iterator[None]:
-    """Turn a failed allocation inside into an `AllocationError` (anything else passes through)."""
-    try:
-        yield
-    except Exception as e:
-        if not is_allocation_failure(e):
-            raise
-        raise allocation_error(e, doing, tuple(fields)) from None
 
 
 # -- words ---------------------------------------------------------------------------------------

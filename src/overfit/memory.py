@@ -1,20 +1,26 @@
-"""How much memory this process can take now, as the operating system says.
+"""This process's memory: how much it can take now, as the operating system says, and what
+a failed allocation becomes.
 
     available_memory()   # bytes: what the OS has available, within any cgroup limit
+    with raising_allocation_errors("starting the run", ("model.hidden",)):
+        ...              # MemoryError or torch's "out of memory" -> AllocationError, one line
 
 budget.py's default budget is a share of this (`budget.default_budget`). It is read
 afresh on each call (where from on each system: `available_memory`), and is
-FALLBACK_MEMORY where the system does not say. Standard library only: no torch, nothing
-of ours.
+FALLBACK_MEMORY where the system does not say. Standard library and `errors` only: no torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import Iterable, Iterator
 
-__all__ = ["available_memory"]
+from .errors import AllocationError, first_line
+
+__all__ = ["allocation_error", "available_memory", "is_allocation_failure", "raising_allocation_errors"]
 
 # Assumed available memory where the operating system does not say (neither Linux, macOS nor Windows).
 FALLBACK_MEMORY = 8 * 10**9
@@ -86,3 +92,35 @@ def _windows_available() -> int | None:
     if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
         return None
     return int(status.ullAvailPhys)
+
+
+# -- allocation failures ------------------------------------------------------------------------
+
+# What torch says when an allocation fails: CPU ("can't allocate memory"), CUDA, MPS and others ("out of memory").
+_OUT_OF_MEMORY = ("out of memory", "can't allocate", "cannot allocate")
+
+
+def is_allocation_failure(e: BaseException) -> bool:
+    """Whether `e` is a failed allocation: MemoryError, or torch's out of memory on any device."""
+    if isinstance(e, (MemoryError, AllocationError)):
+        return True
+    return isinstance(e, RuntimeError) and any(words in str(e).lower() for words in _OUT_OF_MEMORY)
+
+
+def allocation_error(e: BaseException, doing: str, fields: tuple[str, ...] = ()) -> AllocationError:
+    """The `AllocationError` that words a failed allocation `e` (see `is_allocation_failure`) met while `doing`."""
+    if isinstance(e, AllocationError):
+        return e
+    reason = first_line(e)
+    return AllocationError(f"ran out of memory while {doing} ({reason[:200]})", fields=fields)
+
+
+@contextlib.contextmanager
+def raising_allocation_errors(doing: str, fields: Iterable[str] = ()) -> Iterator[None]:
+    """Turn a failed allocation inside into an `AllocationError` (anything else passes through)."""
+    try:
+        yield
+    except Exception as e:
+        if not is_allocation_failure(e):
+            raise
+        raise allocation_error(e, doing, tuple(fields)) from None

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import budget, configio
+from . import budget, configio, memory
 from .config import RunConfig
 from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
@@ -62,12 +62,12 @@ class Session:
         shape = (target.height, target.width) if target is not None else None
         est = budget.check(cfg, max_memory, shape)
         # Everything is checked before a folder exists.
-        with budget.raising_allocation_errors("starting the run", est.largest.fields):
+        with memory.raising_allocation_errors("starting the run", est.largest.fields):
             trainer = Trainer(cfg.pinned(), target)
         folder = RunFolder.create(runs_dir, name, cfg.preset)
         try:
             session = cls(trainer, folder, new=True)
-            with budget.raising_allocation_errors("starting the run", est.largest.fields):
+            with memory.raising_allocation_errors("starting the run", est.largest.fields):
                 session.recorder.start(trainer)
         except BaseException:
             folder.unlock()
@@ -102,7 +102,7 @@ class Session:
                 _check_unchanged(folder, state, cfg)
             target = folder.target()
             est = budget.check(cfg, max_memory, (target.height, target.width))
-            with budget.raising_allocation_errors("resuming the run", est.largest.fields):
+            with memory.raising_allocation_errors("resuming the run", est.largest.fields):
                 trainer = Trainer(cfg, target)
             session = cls(trainer, folder)
             if state is None:  # created, but stopped before its first checkpoint: start it over
@@ -131,10 +131,10 @@ class Session:
         try:
             return self.trainer.run([self.recorder, *extra], until=until)
         except Exception as e:
-            if not budget.is_allocation_failure(e):
+            if not memory.is_allocation_failure(e):
                 raise
             self.abandon()
-            raise budget.allocation_error(e, f"training (step {self.trainer.step:,})", _memory_fields(self.trainer)) from None
+            raise memory.allocation_error(e, f"training (step {self.trainer.step:,})", _memory_fields(self.trainer)) from None
 
     def abandon(self) -> bool:
         """After a failure: close a run this session started and remove its folder, unless it holds a checkpoint.

@@ -62,7 +62,7 @@ def reported() -> Iterator[None]:
     except OverfitError as e:
         raise fail(message(e)) from None
     except Exception as e:
-        from ..budget import allocation_error, is_allocation_failure
+        from ..memory import allocation_error, is_allocation_failure
 
         if not is_allocation_failure(e):
             raise

@@ -64,7 +64,8 @@ def train_many_new(configs: Sequence[RunConfig], runs_dir: str, name: str | None
     The runs train at the same time, so their memory estimates add up (`budget.check_together`)
     against the budget: `max_memory` bytes, or half the available memory.
     """
-    from ..budget import check_together, raising_allocation_errors
+    from ..budget import check_together
+    from ..memory import raising_allocation_errors
     from ..session import Session
     from ..stacked import train_stacks
     from ..training import Trainer
