@@ -37,11 +37,12 @@ export function formatStep(v) {
 }
 
 // series: [{colour, points: [[step, value], ...]}]
-// options: {log, format, fixed: [lo, hi], minSpan (smallest y range shown), clamp: [lo, hi] for that range}
-export function drawChart(canvas, series, options = {}) {
+// A cleared canvas sized to its box at the screen's pixel density, drawn in CSS pixels:
+// {ctx, w, h}, or null while the canvas has no size (hidden).
+function blank(canvas) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
-  if (!w || !h) return;
+  if (!w || !h) return null;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(h * dpr);
@@ -50,6 +51,14 @@ export function drawChart(canvas, series, options = {}) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   ctx.font = "11px system-ui, sans-serif";
+  return { ctx, w, h };
+}
+
+// options: {log, format, fixed: [lo, hi], minSpan (smallest y range shown), clamp: [lo, hi] for that range}
+export function drawChart(canvas, series, options = {}) {
+  const drawn = blank(canvas);
+  if (!drawn) return;
+  const { ctx, w, h } = drawn;
   const style = getComputedStyle(canvas);
   const ink = style.getPropertyValue("--chart-ink") || "#555";
   const grid = style.getPropertyValue("--chart-grid") || "#e5e5e5";
@@ -125,15 +134,9 @@ export function drawChart(canvas, series, options = {}) {
 // A heatmap growing with the steps: columns [[step, [v0, v1, ...]], ...] (rows bottom to top, values in [0, 1]),
 // coloured through `stops` (CSS colours, low to high); missing values are left grey.
 export function drawHeatmap(canvas, columns, stops, options = {}) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, h = canvas.clientHeight;
-  if (!w || !h) return;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
-  ctx.font = "11px system-ui, sans-serif";
+  const drawn = blank(canvas);
+  if (!drawn) return;
+  const { ctx, w, h } = drawn;
   const ink = getComputedStyle(canvas).getPropertyValue("--chart-ink") || "#555";
   ctx.fillStyle = ink;
   if (!columns.length) {
