@@ -359,11 +359,12 @@ class RunFolder:
         """
         return StoredFrames([(step, self.frame_path(step)) for step in steps if self.frame_path(step).is_file()])
 
-    def error(self) -> dict[str, Any] | None:
+    def error(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
         """Why training last stopped with an error, {"error": message, "step": step}, or None.
 
         None as well once the run has trained past that step (resumed by another process,
         which does not know about the error): the record no longer describes the run.
+        `records`: the run's `metrics()` where the caller has read them already.
         """
         try:
             record = json.loads((self.path / ERROR).read_text())
@@ -371,17 +372,18 @@ class RunFolder:
             return None
         if not isinstance(record, dict) or not isinstance(record.get("error"), str) or not isinstance(record.get("step"), int):
             return None
-        records = self.metrics()
+        records = self.metrics() if records is None else records
         if records and records[-1].get("step", 0) > record["step"]:
             return None
         return {"error": record["error"], "step": record["step"]}
 
-    def status(self) -> str:
+    def status(self, records: list[dict[str, Any]] | None = None) -> str:
         """'new' (nothing trained yet), 'paused' (a checkpoint to continue from), 'done' (all steps trained)
-        or 'failed' (training stopped with an error, `error()` says which, and has not continued since)."""
-        if self.error() is not None:
+        or 'failed' (training stopped with an error, `error()` says which, and has not continued since).
+        `records`: the run's `metrics()` where the caller has read them already."""
+        records = self.metrics() if records is None else records
+        if self.error(records) is not None:
             return "failed"
-        records = self.metrics()
         step = records[-1].get("step", 0) if records else 0
         try:
             steps = self.config().schedule.steps

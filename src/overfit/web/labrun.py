@@ -199,8 +199,8 @@ class LabRun:
             curves = curves_from(records, get_mode(cfg.data.mode))
             diag = inside_from(records)
             frames = self.folder.frame_steps()
-            status = self.folder.status()
-            failure = self.folder.error() if status == "failed" else None  # kept on disk: it survives a reload and a restart
+            status = self.folder.status(records)
+            failure = self.folder.error(records) if status == "failed" else None  # kept on disk: it survives a reload and a restart
             with self.lock:
                 if self.running:
                     return
