@@ -193,21 +193,15 @@ def check(spec: SweepSpec) -> None:
     # Every grid point (with the first value of each random dim), then each random end with the first grid point.
     first_random = {k: d.ends()[0] for k, d in spec.random.items()}
     points = spec.grid_points()
-    for point in points:
-        _build(base, {**point, **first_random})
-    for key, dim in spec.random.items():
-        for value in dim.ends():
-            _build(base, {**points[0], **first_random, key: value})
+    built = [_build(base, {**point, **first_random}) for point in points]
+    built += [_build(base, {**points[0], **first_random, key: value}) for key, dim in spec.random.items() for value in dim.ends()]
     if not _known_metric(spec.metric):
         raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation metric such as dense_acc, dense_loss or dense_psnr "
                           "(test_psnr, fit_psnr with data.holdout)", field="metric")
-    if spec.metric.startswith(HELD_OUT_PREFIXES):
-        # Held-out metrics exist only in runs that hold pixels out: every trial must (data.holdout may be swept).
-        if any(_build(base, {**point, **first_random}).data.holdout == "none" for point in points) or any(
-                _build(base, {**points[0], **first_random, key: value}).data.holdout == "none"
-                for key, dim in spec.random.items() for value in dim.ends()):
-            raise ConfigError(f"{spec.metric} is measured on held-out pixels, but some trials hold none out; "
-                              "hold pixels out in the base config (data.holdout, --holdout: checkerboard or a fraction such as 0.25)", field="metric")
+    # Held-out metrics exist only in runs that hold pixels out: every trial must (data.holdout may be swept).
+    if spec.metric.startswith(HELD_OUT_PREFIXES) and any(cfg.data.holdout == "none" for cfg in built):
+        raise ConfigError(f"{spec.metric} is measured on held-out pixels, but some trials hold none out; "
+                          "hold pixels out in the base config (data.holdout, --holdout: checkerboard or a fraction such as 0.25)", field="metric")
 
 
 def most_evaluations(spec: SweepSpec) -> int:

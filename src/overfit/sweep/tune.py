@@ -11,7 +11,6 @@ folder. Ray's own results live in `sweeps/<name>/ray`; the run folders in `sweep
 
 from __future__ import annotations
 
-
 import os
 import signal
 import socket
