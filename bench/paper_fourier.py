@@ -247,21 +247,22 @@ def run(rec: Recorder, device: str, quick: bool) -> str:
     steps = QUICK_STEPS if quick else STEPS
     side = QUICK_SIDE if quick else SIDE
     records = []
+
+    def emit(kind: str, picture: str, method: str, record: dict[str, float], params: int, seconds: float, **extra: Any) -> None:
+        records.append(rec.emit(
+            "paper_fourier", set=kind, picture=picture, method=method, side=side, **extra,
+            test_psnr=round(record["test_psnr"], 3), train_psnr=round(record["fit_psnr"], 3),
+            all_psnr=round(record["dense_psnr"], 3), params=params, train_s=round(seconds, 2)))
+
     for kind, pictures in picture_sets(quick).items():
         for picture_name, picture in pictures:
             for mapping in MAPPINGS:
                 cfg = mapping_config(mapping, kind, side, device)
                 record, params, seconds = fit_full_batch(cfg, picture, steps, paper_frequencies(mapping, kind, side))
-                records.append(rec.emit(
-                    "paper_fourier", set=kind, picture=picture_name, method=mapping, side=side, steps=steps, lr=cfg.optim.lr,
-                    test_psnr=round(record["test_psnr"], 3), train_psnr=round(record["fit_psnr"], 3),
-                    all_psnr=round(record["dense_psnr"], 3), params=params, train_s=round(seconds, 2)))
+                emit(kind, picture_name, mapping, record, params, seconds, steps=steps, lr=cfg.optim.lr)
             for preset in PRESETS:
                 record, params, seconds, preset_steps = fit_preset(preset, picture, steps / STEPS, device)
-                records.append(rec.emit(
-                    "paper_fourier", set=kind, picture=picture_name, method=preset, side=side, steps=preset_steps,
-                    test_psnr=round(record["test_psnr"], 3), train_psnr=round(record["fit_psnr"], 3),
-                    all_psnr=round(record["dense_psnr"], 3), params=params, train_s=round(seconds, 2)))
+                emit(kind, picture_name, preset, record, params, seconds, steps=preset_steps)
             note(f"paper_fourier: {kind} {picture_name} done")
     return section(records, rec.run_id, rec.info["device"], rec.info["thread_env"])
 
