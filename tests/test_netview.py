@@ -72,3 +72,27 @@ def test_inspect_refuses_a_run_without_weights_and_a_run_file_as_output(run, tmp
         network_view(bare)
     result = CliRunner().invoke(main, ["inspect", str(run), "-o", str(run / "final.png")])
     assert result.exit_code == 1 and "file of the run folder" in result.output
+
+
+def test_one_loader_gives_a_runs_model_from_its_checkpoint_or_its_stored_weights(run, tmp_path):
+    import torch
+
+    from overfit.loading import load_run_model
+
+    at_checkpoint = load_run_model(run)
+    latest, middle = load_run_model(run, stored=True), load_run_model(run, stored=True, step=15)
+    assert (at_checkpoint.step, latest.step, middle.step) == (20, 20, 10)
+    assert (middle.height, middle.width) == (16, 32) and not middle.model.training
+    stored = RunFolder(run).read_weights(10)
+    assert all(torch.equal(middle.model.state_dict()[k], v) for k, v in stored.items())
+    # The weights are stored in half precision: the checkpoint's, rounded.
+    for k, v in latest.model.state_dict().items():
+        assert torch.allclose(v, at_checkpoint.model.state_dict()[k], rtol=1e-3, atol=1e-4), k
+    late = tmp_path / "late"
+    shutil.copytree(run, late)
+    (late / "weights" / "00000000.safetensors").unlink()
+    with pytest.raises(RunFolderError, match="no stored weights at or before step 5") as e:
+        load_run_model(late, stored=True, step=5)
+    assert e.value.field == "step"
+    with pytest.raises(ValueError, match="stored=True"):
+        load_run_model(run, step=10)

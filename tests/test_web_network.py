@@ -6,11 +6,13 @@ import base64
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from web_client import BASE, TINY
 
 from overfit.config import RunConfig
 from overfit.netview import network_view
+from overfit.runs import RunFolder
 from overfit.session import Session
 from overfit.web import create_app
 from overfit.web.network import quantize
@@ -140,11 +142,51 @@ def test_the_run_detail_holds_the_layer_diagnostics_and_band_errors_of_each_eval
     assert inside[0][1]["layers"]["1"][2] is None  # no gradient before the first step
 
 
-def test_a_training_batch_has_the_points_and_labels_asked_for(client):
-    r = client.get("/api/runs/net/batch?n=500")
+def test_a_training_batch_is_the_runs_preview_batch_cut_to_the_points_asked_for(client, runs):
+    from overfit.training import Trainer
+
+    r = client.get("/api/runs/net/batch?n=50")
     assert r.status_code == 200, r.text
     b = r.json()
     yx = np.array(b["yx"])
-    assert yx.shape == (500, 2) and len(b["labels"]) == 500 and set(b["labels"]) <= {0, 1}
+    assert yx.shape == (50, 2) and len(b["labels"]) == 50 and set(b["labels"]) <= {0, 1}
     assert (yx >= 0).all() and (yx[:, 0] <= 15).all() and (yx[:, 1] <= 31).all()
+    # The batch samples.png shows: the trainer's preview batch, its first 50 points.
+    folder = RunFolder(runs / "net")
+    want_yx, want_labels = Trainer(folder.config(), folder.target()).preview_batch()
+    assert np.allclose(yx, want_yx[:50], atol=0.006) and b["labels"] == want_labels[:50].tolist()
+    # More points than a batch holds: the whole batch (64 points, optim.batch_size).
+    assert len(client.get("/api/runs/net/batch?n=500").json()["yx"]) == 64
     assert client.get("/api/runs/net/batch?n=0").status_code == 422
+
+
+def test_a_checkerboard_runs_batch_never_lands_on_a_held_out_pixel_and_matches_samples_png(tmp_path):
+    from overfit.coords import pixel_index
+    from overfit.sampling import holdout_split
+    from overfit.training import Trainer, derived_seeds
+
+    cfg = RunConfig().with_overrides({**RAW, "data.holdout": "checkerboard", "optim.batch_size": "4096", "schedule.steps": "2",
+                                          "schedule.eval_every": "2"})
+    with Session.start(cfg, tmp_path, "board") as session:
+        session.run()
+    with TestClient(create_app(tmp_path, max_runs=1), base_url=BASE) as c:
+        b = c.get("/api/runs/board/batch?n=4096").json()
+    yx, labels = np.array(b["yx"]), np.array(b["labels"])
+    assert yx.shape == (4096, 2)
+    folder = RunFolder(tmp_path / "board")
+    # Held out: the pixels in an odd row and an odd column (rows counted from the top, row = 15 - y). No point
+    # lies inside one (0.005 short of the cell's edge: the coordinates are rounded to 0.01).
+    row, col = 15 - yx[:, 0], yx[:, 1]
+    near_row, near_col = 2 * np.round((row - 1) / 2) + 1, 2 * np.round((col - 1) / 2) + 1
+    assert not ((np.abs(row - near_row) < 0.495) & (np.abs(col - near_col) < 0.495)).any()
+    # The lab's batch is the trainer's preview batch: the one samples.png was drawn from.
+    want_yx, want_labels = Trainer(folder.config(), folder.target()).preview_batch()
+    assert np.allclose(yx, want_yx, atol=0.006) and np.array_equal(labels, want_labels)
+    # The copy this replaces (the whole picture, seeded by cfg.seed) put about a quarter of its points on held-out pixels.
+    from overfit.modes import get_mode
+
+    mode = get_mode("binary")
+    old_yx, _ = mode.sampler(mode.target_tensor(folder.target(), "cpu")).sample(4096, torch.Generator().manual_seed(cfg.seed))
+    split = holdout_split("checkerboard", 16, 32, derived_seeds(cfg.seed)["holdout"])
+    old_rows, old_cols = pixel_index(old_yx, 16)
+    assert float(split.test[old_rows, old_cols].float().mean()) > 0.15

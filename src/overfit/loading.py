@@ -1,9 +1,15 @@
-"""Loading a fitted model: from a run folder's checkpoint or from a `.safetensors` export.
+"""Loading a fitted model: from a run folder (its checkpoint or its weights stored at an evaluation) or from a `.safetensors` export.
 
 Either way the result is a `LoadedRun`: the model in eval mode with its config, the
 picture size it was fitted to and the step it reached. Nothing is unpickled: a
-checkpoint is read tensors-only (`runs.RunFolder.checkpoint`), and a safetensors
-export is rebuilt from the JSON config it carries after its sha256 is checked.
+checkpoint is read tensors-only (`runs.RunFolder.checkpoint`), stored weights are
+safetensors (`runs.RunFolder.read_weights`), and a safetensors export is rebuilt from
+the JSON config it carries after its sha256 is checked.
+
+`load_run_model` is the one way a model comes out of a run folder: render, export,
+`overfit inspect` (`netview`) and the lab's network view all call it. `run_preview_batch`
+is the run's own preview batch (its held-out split, its "preview" stream), the one
+samples.png shows, for the lab's training-batch layer.
 
 The safetensors layout (format tag, hashed metadata, digest) is defined here, where
 it is verified; `export.formats` writes it. The checksum catches a damaged or edited
@@ -19,15 +25,25 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from . import budget
 from .config import RunConfig
-from .errors import ConfigError, ExportError, MemoryBudgetError, RunFolderError, first_line
+from .devices import resolve_device
+from .errors import ConfigError, DeviceError, ExportError, MemoryBudgetError, RunFolderError, first_line
 from .models import model_for
+from .modes import get_mode
 from .runs import RunFolder
+from .sampling import holdout_split, preview_batch
+from .training import derived_seeds
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .targets import Target
 
 SAFETENSORS_FORMAT = "overfit-safetensors-1"
 # Metadata keys covered by the checksum, besides the tensors.
@@ -52,23 +68,81 @@ class LoadedRun:
 
 
 
-def load_run_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRun:
-    """The model of a run folder from its checkpoint (no pickle: tensors only), in eval mode."""
-    folder = RunFolder.open(path)
-    state = folder.checkpoint(resume=False)
+def nearest_step(available: list[int], step: int | None) -> int | None:
+    """The last of `available` at or before `step` (the last of all for None); None if there is none."""
+    if not available:
+        return None
+    if step is None:
+        return available[-1]
+    before = [s for s in available if s <= step]
+    return before[-1] if before else None
+
+
+def load_run_model(run: str | os.PathLike | RunFolder, device: str | torch.device = "cpu", *,
+                   stored: bool = False, step: int | None = None) -> LoadedRun:
+    """The model of a run folder, in eval mode: from its checkpoint, or with `stored` from its weights at an evaluation.
+
+    Checkpoint (the default; `step` must be None): the config the checkpoint holds and the
+    step it reached. `stored`: the weights the recorder kept at the last evaluation at or
+    before `step` (None: the latest; `RunFolder.weight_steps`) with the run's config.json;
+    a `RunFolderError` with field "step" when there is none. Either way the model's memory
+    is checked against the budget (`budget.check`, not training) before it is built.
+    """
+    folder = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    if stored:
+        cfg = folder.config()
+        available = folder.weight_steps()
+        at = nearest_step(available, step)
+        if at is None:
+            raise RunFolderError(f"{folder.path} has no stored weights at or before step {step:,}" if available else
+                                 f"{folder.path} has no stored weights (runs keep them at evaluations; models above a million "
+                                 "parameters keep none)", field="step")
+        state = folder.read_weights(at)
+    else:
+        if step is not None:
+            raise ValueError("a checkpoint holds one step: pass stored=True to load the weights at another")
+        state = folder.checkpoint(resume=False)
+        try:
+            cfg = RunConfig.from_json(state["config"])
+        except ConfigError as e:
+            raise RunFolderError(f"checkpoint of {folder.path} holds an invalid config: {e}") from None
+        at, state = int(state["step"]), state["model"]
+    height, width = folder.target_size()
+    if not height:
+        raise RunFolderError(f"{folder.path}: its target picture cannot be read")
     try:
-        cfg = RunConfig.from_json(state["config"])
-    except ConfigError as e:
-        raise RunFolderError(f"checkpoint of {folder.path} holds an invalid config: {e}") from None
-    target = folder.target()
-    try:
-        budget.check(cfg, None, (target.height, target.width), training=False)
+        budget.check(cfg, None, (height, width), training=False)
     except MemoryBudgetError as e:
         raise RunFolderError(f"{folder.path}: {e.words(advice=False)}") from None
-    model = model_for(cfg, target.height, target.width)
-    model.load_state_dict(state["model"])
+    model = model_for(cfg, height, width)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise RunFolderError(f"{folder.path}: the weights at step {at:,} do not fit the run's model: {first_line(e)}") from None
     model.eval().to(device)
-    return LoadedRun(model, cfg, target.height, target.width, int(state["step"]))
+    return LoadedRun(model, cfg, height, width, at)
+
+
+def run_preview_batch(cfg: RunConfig, target: Target, n: int | None = None,
+                      device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's preview batch (what samples.png shows): coordinates (n, 2) and labels or values, as numpy.
+
+    Drawn as `training.Trainer.preview_batch` draws it: the mode's sampler over the run's
+    training pixels only (`sampling.holdout_split` seeded by the run's "holdout" stream)
+    and the run's own "preview" stream (`sampling.preview_batch`); `n` None is the run's
+    batch size. `device` None: the run's device if this machine has it, else the CPU (a
+    torch generator draws other numbers on another kind of device).
+    """
+    if device is None:
+        try:
+            device = resolve_device(cfg.device)
+        except DeviceError:
+            device = torch.device("cpu")
+    seeds = derived_seeds(cfg.seed)
+    mode = get_mode(cfg.data.mode)
+    split = holdout_split(cfg.data.holdout, target.height, target.width, seeds["holdout"], device)
+    sampler = mode.sampler(mode.target_tensor(target, device), split)
+    return preview_batch(sampler, seeds["preview"], n or cfg.optim.batch_size)
 
 
 def safetensors_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:

@@ -1,8 +1,8 @@
 """The network view as a picture: each hidden layer a block of small tiles, one per unit, each tile that unit's
 activation over the whole picture; dead units framed in red, saturated ones in orange.
 
-    view = network_view(run_folder, step=None)      # the model at its latest stored weights (or the nearest at or before `step`)
-    save_png(view.picture(), "net.png")
+    view = network_view(run_folder, step=None)      # the model at its latest stored weights (or the nearest at or before `step`;
+    save_png(view.picture(), "net.png")             #  `loading.load_run_model(..., stored=True)`)
 
 Colours: each layer on one diverging scale centred on 0 (blue negative, white 0, red
 positive), so a dead ReLU unit is a blank tile and units can be compared within a layer.
@@ -21,6 +21,8 @@ from PIL import Image, ImageDraw
 
 from .activations import ACTIVATIONS
 from .fonts import font
+from .loading import load_run_model, nearest_step  # noqa: F401  (nearest_step: the step a view shows)
+from .runs import RunFolder
 
 TILES_PER_ROW = 16
 DEAD, SATURATED = (220, 30, 30), (245, 150, 0)
@@ -100,37 +102,15 @@ def draw(view: NetworkView, tile_width: int = 64) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def nearest_step(available: list[int], step: int | None) -> int | None:
-    """The last of `available` at or before `step` (the last of all for None); None if there is none."""
-    if not available:
-        return None
-    if step is None:
-        return available[-1]
-    before = [s for s in available if s <= step]
-    return before[-1] if before else None
-
-
 def network_view(run: str | Path, step: int | None = None, long_side: int = 64) -> NetworkView:
     """The network view of the run folder `run` at the stored weights nearest at or before `step` (default: the latest)."""
     from .diagnostics import hidden_layers, unit_maps
-    from .errors import RunFolderError
-    from .models import model_for
-    from .runs import RunFolder
 
     folder = RunFolder.open(run)
-    cfg = folder.config()
-    at = nearest_step(folder.weight_steps(), step)
-    if at is None:
-        stored = folder.weight_steps()
-        raise RunFolderError(f"{folder.path} has no stored weights at or before step {step:,}" if stored else
-                             f"{folder.path} has no stored weights (runs keep them at evaluations; models above a million "
-                             "parameters keep none)", field="step")
-    height, width = folder.target_size()
-    model = model_for(cfg, height, width)
-    model.load_state_dict(folder.read_weights(at))
-    names = [layer.name for _, _, layer in hidden_layers(model)]
-    title = f"{folder.path.name}  step {at:,}"
-    return NetworkView(at, unit_maps(model, height, width, long_side), names, title)
+    loaded = load_run_model(folder, stored=True, step=step)
+    names = [layer.name for _, _, layer in hidden_layers(loaded.model)]
+    title = f"{folder.path.name}  step {loaded.step:,}"
+    return NetworkView(loaded.step, unit_maps(loaded.model, loaded.height, loaded.width, long_side), names, title)
 
 
 def describe(view: NetworkView) -> list[dict[str, Any]]:

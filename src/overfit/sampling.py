@@ -170,3 +170,14 @@ class ValueSampler:
             return _centres(rows, cols, self.height), self.values[rows, cols]
         yx = torch.rand(n, 2, generator=generator, device=self.values.device) * self._extent
         return yx, bilinear_at(self.values, yx)
+
+
+def preview_batch(sampler: Sampler | ValueSampler, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of `n` from a stream of its own seeded by `seed` (a run's "preview" seed), never a training batch.
+
+    What samples.png shows (`training.Trainer.preview_batch`) and the lab's training-batch
+    layer draws (`loading.run_preview_batch`): coordinates (n, 2) and labels or values, as numpy.
+    """
+    device = (sampler.labels if isinstance(sampler, Sampler) else sampler.values).device
+    yx, labels = sampler.sample(n, torch.Generator(device=device).manual_seed(seed))
+    return yx.cpu().numpy(), labels.cpu().numpy()

@@ -28,7 +28,7 @@ from .losses import LOSSES
 from .models import model_for
 from .images import to_uint8
 from .modes import get_mode
-from .sampling import holdout_split
+from .sampling import holdout_split, preview_batch
 from .spectrum import BandAnalyzer
 from .targets import Target, load_target, make_target
 
@@ -248,9 +248,7 @@ class Trainer:
 
     def preview_batch(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One training-sized batch from its own stream (for pictures; never used for training): coordinates and labels or values."""
-        gen = torch.Generator(device=self.device).manual_seed(self.seeds["preview"])
-        yx, labels = self.sampler.sample(n or self.cfg.optim.batch_size, gen)
-        return yx.cpu().numpy(), labels.cpu().numpy()
+        return preview_batch(self.sampler, self.seeds["preview"], n or self.cfg.optim.batch_size)
 
     # -- the loop --------------------------------------------------------------
 

@@ -2,12 +2,13 @@
 
     GET /api/runs/{id}/network?step=N              per hidden layer: tiles (uint8, base64), scale, dead/saturated flags
     GET /api/runs/{id}/network/unit?layer=L&unit=U&step=N   one unit's picture, larger, and its incoming weights
-    GET /api/runs/{id}/batch?n=1024                the points of one training batch: (y, x, label)
+    GET /api/runs/{id}/batch?n=1024                the run's preview batch (samples.png's points): (y, x, label)
 
 Everything is read from the run folder (the weights the recorder keeps at evaluations,
 `RunFolder.weight_steps`), never from the model the training thread holds: a request
 costs the training a read and a small forward pass on another thread, nothing more.
-The step shown is the last stored one at or before the step asked for (`netview.nearest_step`).
+The step shown is the last stored one at or before the step asked for (`loading.nearest_step`); the model
+comes from `loading.load_run_model`, the one way a model leaves a run folder.
 
 Tiles are quantized as `netview` colours them: per layer one symmetric scale (the 99.5th
 percentile of |activation|), value = (byte / 127.5 - 1) * scale, so byte 127.5 is 0; the
@@ -26,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..netview import NetworkView, nearest_step
+from ..loading import load_run_model, nearest_step, run_preview_batch
+from ..netview import NetworkView
 from .errors import LabError
 from .labrun import LabRun
 
@@ -147,16 +149,11 @@ def network(run: LabRun, step: int | None, side: int = TILE_SIDE) -> dict[str, A
 
 def _model_at(run: LabRun, at: int) -> Any:
     from ..errors import RunFolderError
-    from ..models import model_for
 
     try:
-        state = run.folder.read_weights(at)
+        return load_run_model(run.folder, stored=True, step=at).model
     except RunFolderError:
         raise LabError(404, f"run {run.id}: the weights at step {at:,} cannot be read", field="step") from None
-    height, width = run.folder.target_size()
-    model = model_for(run.folder.config(), height, width)
-    model.load_state_dict(state)
-    return model
 
 
 def unit(run: LabRun, layer: int, index: int, step: int | None) -> dict[str, Any]:
@@ -190,11 +187,12 @@ def unit(run: LabRun, layer: int, index: int, step: int | None) -> dict[str, Any
 
 
 def batch(run: LabRun, n: int) -> dict[str, Any]:
-    """The points of one training batch of the run: (y, x) in pixels (row 0 at the top) and their labels or values."""
-    import torch
+    """The first `n` points of the run's preview batch (all of them if it has fewer): (y, x) in pixels (row 0 at the top), labels or values.
 
+    The batch samples.png shows (`loading.run_preview_batch`): drawn from the run's training
+    pixels only (its held-out split) with its own preview stream, as training draws.
+    """
     from ..errors import RunFolderError
-    from ..modes import get_mode
 
     if not 1 <= n <= MAX_BATCH_POINTS:
         raise LabError(422, f"n must be between 1 and {MAX_BATCH_POINTS}, not {n}", field="n")
@@ -203,9 +201,6 @@ def batch(run: LabRun, n: int) -> dict[str, Any]:
         target = run.folder.target()
     except RunFolderError:
         raise LabError(404, f"run {run.id}: its config or target picture cannot be read") from None
-    mode = get_mode(cfg.data.mode)
-    # Drawn as training draws its batches (the mode's sampler), from a stream of its own seeded by the run's seed.
-    sampler = mode.sampler(mode.target_tensor(target, torch.device("cpu")))
-    yx, labels = sampler.sample(n, torch.Generator().manual_seed(cfg.seed))
+    yx, labels = run_preview_batch(cfg, target)
     return {"run": run.id, "height": target.height, "width": target.width,
-            "yx": yx.numpy().round(2).tolist(), "labels": labels.numpy().round(3).tolist()}
+            "yx": yx[:n].round(2).tolist(), "labels": labels[:n].round(3).tolist()}
