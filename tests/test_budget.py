@@ -11,7 +11,6 @@ from test_export_families import FAMILIES, H, W, small_config
 from overfit import budget, memory
 from overfit.budget import Estimate, check, check_together, estimate, format_bytes, parse_size
 from overfit.config import RunConfig
-from overfit.encodings import ENCODINGS
 from overfit.errors import ConfigError, MemoryBudgetError
 from overfit.models import model_for
 from overfit.training import Trainer
@@ -32,18 +31,6 @@ def test_parameters_and_weights_match_the_model_that_is_built(name):
     assert est.parameters == params
     # Weights, gradients and Adam's two moments per parameter, and the buffers once, in float32.
     assert est.part("model").bytes == 4 * (4 * params + buffers)
-
-
-@pytest.mark.parametrize("kind", ENCODINGS)
-def test_every_encoding_is_sized_without_building_it(kind):
-    overrides = {"encoding.kind": kind, "encoding.levels": "5", "encoding.log2_hashmap_size": "9", "encoding.features": "24"}
-    cfg = small_config(overrides)
-    assert kind in budget.ENCODING_SIZES
-    module = ENCODINGS[kind].build(cfg.encoding, cfg.model.input_range, H, W)
-    out, params, buffers, _, _ = budget.ENCODING_SIZES[kind][0](cfg.encoding, H, W)
-    assert out == module.out_features
-    assert params == sum(p.numel() for p in module.parameters())
-    assert buffers == sum(b.numel() for b in module.buffers())
 
 
 @pytest.mark.parametrize("name", FAMILIES)

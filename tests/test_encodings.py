@@ -188,6 +188,53 @@ def test_bad_encoding_values_name_their_field(key, value):
         _cfg(**{key: value})
 
 
+# -- the registry: each encoding's fields, checks and size --------------------------------------
+
+
+@pytest.mark.parametrize("kind", ENCODINGS)
+def test_every_encoding_sizes_itself_without_being_built(kind):
+    cfg = _cfg(**{"encoding.kind": kind, "encoding.levels": "5", "encoding.log2_hashmap_size": "9", "encoding.features": "24",
+                  "data.width": "40", "data.height": "24"})
+    assert ENCODINGS[kind].size is not None
+    module = ENCODINGS[kind].build(cfg.encoding, cfg.model.input_range, 24, 40)
+    size = ENCODINGS[kind].size_of(cfg.encoding, cfg.model.input_range, 24, 40)
+    assert size.outputs == module.out_features
+    assert size.params == sum(p.numel() for p in module.parameters())
+    assert size.buffers == sum(b.numel() for b in module.buffers())
+
+
+def test_an_entry_without_a_size_is_measured_on_the_meta_device():
+    import dataclasses
+
+    cfg = _cfg(**{"encoding.kind": "grid", "encoding.levels": "4", "encoding.log2_hashmap_size": "8"}).encoding
+    unsized = dataclasses.replace(ENCODINGS["grid"], size=None)
+    measured, declared = unsized.size_of(cfg, 1.0, 30, 50), ENCODINGS["grid"].size_of(cfg, 1.0, 30, 50)
+    assert measured[:3] == declared[:3] == (8, declared.params, 0) and declared.params > 0
+    assert (measured.floats, measured.macs) == (4 * 8, 4 * 8)  # the guess: four floats and MACs per output
+
+
+def test_every_encoding_field_is_read_by_some_encoding_and_checked_by_it():
+    import dataclasses
+
+    read = {key for entry in ENCODINGS.values() for key in entry.fields}
+    assert read == {f"encoding.{f.name}" for f in dataclasses.fields(EncodingConfig)} - {"encoding.kind"}
+    # A bad value is refused by the encoding that reads it, whichever encoding is chosen.
+    for kind, entry in ENCODINGS.items():
+        for key in entry.fields:
+            with pytest.raises(ConfigError, match=f"^{key}: "):
+                entry.check(dataclasses.replace(EncodingConfig(), **{key.split(".")[1]: -1}))
+        with pytest.raises(ConfigError, match="^encoding.features: "):
+            EncodingConfig(kind=kind, features=0)
+
+
+def test_the_budget_names_the_fields_that_make_an_encoding_large():
+    from overfit.budget import estimate
+
+    big = _cfg(**{"encoding.kind": "grid", "encoding.log2_hashmap_size": "24", "encoding.levels": "16"})
+    assert estimate(big, (300, 1000)).part("model").fields[:2] == ENCODINGS["grid"].size_fields
+    assert estimate(_cfg(), (300, 1000)).part("model").fields == ("model.hidden",)
+
+
 # -- SIREN -------------------------------------------------------------------------------------
 
 

@@ -29,10 +29,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from . import memory
 from .config import RunConfig
+from .encodings import ENCODINGS
 from .errors import ConfigError, MemoryBudgetError
 from .modes import MODES
 
@@ -72,65 +73,6 @@ GIF_FRAMES, GIF_SIDE = 100, 640
 HOLDOUT_MASK_BYTES = 2
 HOLDOUT_INDEX_BYTES = 8
 HOLDOUT_SCORE_BYTES = 16
-
-# Each encoding's size from its config: (outputs per coordinate, parameters, buffer numbers,
-# floats held per coordinate in a training step, multiply-adds per coordinate), and the
-# config fields that grow its parameters. An encoding missing here is built on the meta
-# device to count it (exact, but the first such build imports torch's compiler stack).
-EncodingSize = Callable[[Any, int, int], tuple[int, int, int, int, int]]
-
-
-def _identity_size(enc: Any, height: int, width: int) -> tuple[int, int, int, int, int]:
-    return 2, 0, 0, 2, 0
-
-
-def _fourier_size(enc: Any, height: int, width: int) -> tuple[int, int, int, int, int]:
-    m = enc.features
-    # angles (m), their sin and cos (2m), and the concatenated output (2m).
-    return 2 * m, 0, 2 * m, 5 * m, 2 * m
-
-
-def _positional_size(enc: Any, height: int, width: int) -> tuple[int, int, int, int, int]:
-    octaves = 2 * enc.frequencies  # per coordinate: both axes
-    return 2 + 2 * octaves, 0, enc.frequencies, 2 + 5 * octaves, octaves
-
-
-def _grid_size(enc: Any, height: int, width: int) -> tuple[int, int, int, int, int]:
-    from .encodings.grid import grid_resolutions
-
-    table, F = 1 << enc.log2_hashmap_size, enc.features_per_level
-    try:
-        resolutions = grid_resolutions(enc.levels, enc.base_resolution, enc.per_level_scale, height, width)
-        vertices = [(cy + 1) * (cx + 1) for cy, cx in resolutions]
-    except OverflowError:  # a scale so large that every level is hashed (and building it is refused)
-        vertices = [table] * enc.levels
-    params = sum(min(v, table) for v in vertices) * F
-    # Per level: four corners' indices (int64) and weights, their F features each, the level's output.
-    per_level = 4 * 2 * 2 + 4 + 4 * F + F
-    return enc.levels * F, params, 0, enc.levels * per_level, enc.levels * 4 * F
-
-
-ENCODING_SIZES: dict[str, tuple[EncodingSize, tuple[str, ...]]] = {
-    "none": (_identity_size, ()),
-    "fourier": (_fourier_size, ("encoding.features",)),
-    "positional": (_positional_size, ("encoding.frequencies",)),
-    "grid": (_grid_size, ("encoding.log2_hashmap_size", "encoding.levels")),
-}
-
-
-def _measured_encoding_size(cfg: RunConfig, height: int, width: int) -> tuple[int, int, int, int, int]:
-    """An encoding's size counted on the meta device (no memory): outputs, parameters, buffers; a guess at the rest."""
-    import torch
-
-    from .encodings import ENCODINGS
-
-    with torch.device("meta"):
-        module = ENCODINGS[cfg.encoding.kind].build(cfg.encoding, cfg.model.input_range, height, width)
-    out = int(module.out_features)
-    params = sum(p.numel() for p in module.parameters())
-    buffers = sum(b.numel() for b in module.buffers())
-    return out, params, buffers, 4 * out, 4 * out
-
 
 # -- parts and the estimate ------------------------------------------------------------------
 
@@ -237,11 +179,9 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
     out = cfg.out_channels
 
     # -- the network's shape: encoding, then Linear (+ BatchNorm) per hidden width, then the output layer --
-    sizer, encoding_fields = ENCODING_SIZES.get(cfg.encoding.kind, (None, ()))
-    if sizer is not None:
-        enc_out, enc_params, enc_buffers, enc_floats, enc_macs = sizer(cfg.encoding, height, width)
-    else:
-        enc_out, enc_params, enc_buffers, enc_floats, enc_macs = _measured_encoding_size(cfg, height, width)
+    encoding = ENCODINGS[cfg.encoding.kind]  # each encoding sizes itself from its config (`encodings.Encoding.size`)
+    enc_out, enc_params, enc_buffers, enc_floats, enc_macs = encoding.size_of(cfg.encoding, model.input_range, height, width)
+    encoding_fields = encoding.size_fields
     widths = [enc_out, *model.hidden, out]
     layer_macs = [a * b for a, b in zip(widths, widths[1:])]
     mlp_params = sum(m + b for m, b in zip(layer_macs, widths[1:]))  # weights and biases
