@@ -1,0 +1,149 @@
+"""Shared pieces of the tests (not a test module): tiny configurations and a real Ray cluster on this machine.
+
+Test modules import them by name (`from helpers import tiny_config`); the fixtures built on
+them live in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+HOLD_HOOK = Path(__file__).with_name("sweep_hold")  # its sitecustomize.py holds a trial mid-run on request
+
+
+def ray_env(**extra: str) -> dict[str, str]:
+    """This process's environment for Ray commands and sweeps: no inherited RAY_ADDRESS, one thread, no token."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Token authentication is for real clusters; these clusters live and die inside one test session.
+    return {**env, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled", **extra}
+
+
+class Hold:
+    """Runs that wait in the middle, for as long as the test wants (tests/sweep_hold/sitecustomize.py does the waiting).
+
+        with Hold(tmp_path / "hold", at_step=200) as hold:
+            proc = subprocess.Popen([...], env=hold.env(ray_env()))   # or a Ray node started with hold.env(...)
+            folder, step = hold.held(proc)                         # a run is now waiting at `step`
+        # leaving the block lets any run still waiting go on
+    """
+
+    def __init__(self, folder: Path, at_step: int | None = None) -> None:
+        self.folder, self.at_step = Path(folder), at_step
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        """`env` for a process whose runs may hold (Ray's workers inherit it from their node or driver)."""
+        path = os.pathsep.join(filter(None, [str(HOLD_HOOK), env.get("PYTHONPATH")]))
+        return {**env, "PYTHONPATH": path, "OVERFIT_TEST_HOLD_DIR": str(self.folder)}
+
+    def __enter__(self) -> Hold:
+        for marker in self.folder.glob("held-*"):
+            marker.unlink()
+        (self.folder / "hold").write_text("" if self.at_step is None else str(self.at_step))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (self.folder / "hold").unlink(missing_ok=True)
+
+    def held(self, proc: subprocess.Popen, timeout: float = 180) -> tuple[Path, int]:
+        """Wait until a run holds; its run folder and step. Fails if `proc` ends first (its stderr in the message)."""
+        deadline = time.monotonic() + timeout
+        while not (markers := list(self.folder.glob("held-*[0-9]"))):
+            assert proc.poll() is None, f"the process ended before a run held: {proc.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "no run held within the time allowed"
+            time.sleep(0.1)
+        folder, step = markers[0].read_text().split()
+        return Path(folder), int(step)
+
+
+class RayCluster:
+    """A real two-node Ray cluster on this machine: a head and a worker node, one CPU each.
+
+    Each node is a `ray start --block` process; every process of a node (Ray's workers
+    included, whatever their process group) carries the node's tag in its environment, so a
+    node is stopped, or killed as a machine dies, by killing every process with its tag.
+    (`ray stop` is never used: it stops every Ray on the machine.) The worker node runs with
+    `Hold`'s hook: inside `holding()`, a trial on it holds after its first evaluation past
+    step 0 until the block ends.
+    """
+
+    def __init__(self, port: int, client_port: int) -> None:
+        self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
+        self.hold_dir = Path(self.temp) / "hold"
+        self.address = f"127.0.0.1:{port}"
+        self.client = f"ray://127.0.0.1:{client_port}"
+        self.head = self._start("head", ["--head", "--port", str(port), "--include-dashboard", "false",
+                                         "--ray-client-server-port", str(client_port), "--temp-dir", self.temp], ray_env())
+        self.worker: subprocess.Popen | None = None
+        try:
+            self.wait_for_nodes(1)
+            self.start_worker()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _tag(self, node: str) -> str:
+        return f"{self.temp}:{node}"
+
+    def _start(self, node: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen([RAY, "start", *args, "--num-cpus", "1", "--block"], env={**env, NODE_TAG: self._tag(node)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def start_worker(self) -> None:
+        self.worker = self._start("worker", ["--address", self.address], Hold(self.hold_dir).env(ray_env()))
+        self.wait_for_nodes(2)
+
+    def ensure_worker(self) -> None:
+        """Start a new worker node if a test killed the last one."""
+        if self.worker is None or self.worker.poll() is not None:
+            self.start_worker()
+
+    def kill_worker(self) -> None:
+        """SIGKILL every process of the worker node, as when its machine dies."""
+        _kill_tagged(self._tag("worker"))
+        self.worker.wait(timeout=60)
+
+    def holding(self) -> Hold:
+        """While open, a trial on the worker node holds after its first evaluation past step 0 (see `Hold`)."""
+        return Hold(self.hold_dir)
+
+    def alive_nodes(self) -> int:
+        status = subprocess.run([RAY, "status", "--address", self.address], env=ray_env(), capture_output=True, text=True)
+        active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status.stdout else ""
+        return active.count(" node_")
+
+    def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive_nodes() != count:
+            if time.monotonic() > deadline or self.head.poll() is not None:
+                raise RuntimeError(f"the Ray cluster did not reach {count} nodes")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for node, proc in (("worker", self.worker), ("head", self.head)):
+            _kill_tagged(self._tag(node))
+            if proc is not None:
+                proc.wait(timeout=60)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+NODE_TAG = "OVERFIT_TEST_RAY_NODE"  # in the environment of every process of a test's Ray node
+
+
+def _kill_tagged(tag: str) -> None:
+    """SIGKILL every process of this user whose environment has NODE_TAG=tag (Linux: read from /proc)."""
+    want = f"{NODE_TAG}={tag}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if want in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):  # gone already, or not ours to read
+            pass

@@ -1,0 +1,68 @@
+"""Test-only: holds a sweep trial in the middle of its run, so a test can kill its Ray node while it provably runs.
+
+A test starts a Ray node (tests/helpers.py `RayCluster`) or a sweep with Ray inside it with this
+folder on PYTHONPATH and OVERFIT_TEST_HOLD_DIR set; every Python process started from there
+(Ray's workers included) runs this file at start-up. Nothing happens until a run's `Recorder`
+meets an evaluation past step 0, at or past the step written in the file `hold` (if any), while
+that file exists: the evaluation is recorded (metrics, frame, checkpoint) as usual, then the
+run writes `held-<pid>` (its run folder and step) and waits until `hold` is removed.
+Elsewhere (no OVERFIT_TEST_HOLD_DIR) this file is inert.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import sys
+import time
+
+HOLD_DIR = os.environ.get("OVERFIT_TEST_HOLD_DIR")
+
+
+def _hold_after_recording(recorder_class: type) -> None:
+    record = recorder_class.__call__
+    hold = os.path.join(HOLD_DIR, "hold")
+
+    def held(self, event) -> None:
+        record(self, event)
+        if event.kind != "eval" or event.step == 0 or not os.path.exists(hold):
+            return
+        with open(hold) as f:
+            at = f.read().strip()
+        if at and event.step < int(at):
+            return
+        marker = os.path.join(HOLD_DIR, f"held-{os.getpid()}")
+        with open(marker + ".tmp", "w") as f:
+            f.write(f"{self.folder.path}\n{event.step}\n")
+        os.replace(marker + ".tmp", marker)  # whole or absent: the test reads it as soon as it appears
+        while os.path.exists(hold):
+            time.sleep(0.05)
+
+    recorder_class.__call__ = held
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patches overfit.recorder as it is imported (importing it here would load overfit into every Ray process)."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "overfit.recorder":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                break
+        else:
+            return None
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module) -> None:
+            exec_module(module)
+            _hold_after_recording(module.Recorder)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+if HOLD_DIR:
+    sys.meta_path.insert(0, _PatchOnImport())
