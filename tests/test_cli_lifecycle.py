@@ -6,7 +6,7 @@ import click
 import pytest
 import torch
 
-from overfit.cli.train import parse_seeds
+from overfit.cli.options import parse_seeds
 from overfit.runs import RunFolder
 from overfit.training import Trainer
 

@@ -93,7 +93,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert invoke("train", *common, "--name", "straight").exit_code == 0
 
     # Interrupt a second run at step 150, through the same callback the CLI's Ctrl-C uses.
-    from overfit.cli.train import build_config
+    from overfit.cli.options import build_config
     from overfit.session import Session
 
     cfg = build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24", "model.hidden": "32,32",
@@ -200,7 +200,7 @@ CPU_OOM = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't 
 
 def test_run_over_half_the_available_memory_is_refused_and_max_memory_raises_the_budget(tmp_path, monkeypatch):
     from overfit import budget, memory
-    from overfit.cli.train import build_config
+    from overfit.cli.options import build_config
 
     args = [*SMALL, "--hidden", "1024,1024", "--steps", "2", "--eval-every", "2", "--runs-dir", str(tmp_path), "-q"]
     needed = budget.estimate(build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24",
@@ -217,7 +217,7 @@ def test_run_over_half_the_available_memory_is_refused_and_max_memory_raises_the
 
 def test_runs_trained_together_must_fit_the_budget_together(tmp_path):
     from overfit import budget
-    from overfit.cli.train import build_config
+    from overfit.cli.options import build_config
 
     cfg = build_config(None, None, {"data.text": "HI", "data.width": "48", "data.height": "24", "model.hidden": "1024,1024",
                                     "optim.batch_size": "256", "schedule.eval_batch_size": "512"})
@@ -350,3 +350,22 @@ def test_a_diverging_siren_stops_with_the_divergence_message(tmp_path):
                                        "--runs-dir", str(tmp_path), "--name", "d", "-q"])
     one_line_error(result, "training diverged: loss is", "at step")
     assert result.exit_code == 1
+
+
+def test_train_and_sweep_take_the_config_options_from_one_module_and_neither_imports_the_other():
+    import ast
+    import inspect
+
+    from overfit.cli import options, sweep, train
+
+    names = {p.name for p in train.command.params} & {p.name for p in sweep.command.params}
+    assert {*options.OPTION_FIELDS, *options.PICTURE_OPTIONS, "seeds_text", "config_path"} <= names
+    for module, other in ((train, "train"), (sweep, "sweep")):
+        imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(module))) if isinstance(node, ast.ImportFrom)}
+        assert "options" in imported and not imported & {"train", "sweep"} - {other}, module.__name__
+    # The same words for the same mistakes, in both commands.
+    for command in ("train", "sweep"):
+        result = invoke(command, "--seeds", "3-1")
+        assert result.exit_code == 2 and "'3-1' is not a range of at most 1024 seeds" in result.output
+        result = invoke(command, "--modle.init", "torch")
+        assert result.exit_code != 0 and "modle" in result.output

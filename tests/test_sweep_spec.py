@@ -19,7 +19,7 @@ BASE = RunConfig().to_dict()
 
 
 def test_grid_random_and_seeds_expand_to_every_combination():
-    spec = build("x", BASE, grid={"model.activation": "relu,tanh,cos"}, random={"optim.lr": "log:1e-4:1e-1"}, samples=2, seeds=2)
+    spec = build("x", BASE, grid={"model.activation": "relu,tanh,cos"}, random={"optim.lr": "log:1e-4:1e-1"}, samples=2, seeds="0-1")
     trials = expand(spec, random.Random(1))
     assert spec.trial_count() == len(trials) == 3 * 2 * 2
     combos = {(t["model.activation"], t["seed"]) for t in trials}
@@ -29,15 +29,50 @@ def test_grid_random_and_seeds_expand_to_every_combination():
     assert spec.swept == ["model.activation", "optim.lr", "seed"]
 
 
-def test_seeds_start_at_the_base_seed_and_tpe_counts_samples():
-    spec = build("x", RunConfig(seed=5).to_dict(), seeds=3)
-    assert [p["seed"] for p in spec.grid_points()] == ["5", "6", "7"]
+def test_seeds_are_a_list_like_trains_and_tpe_counts_samples():
+    assert build("x", BASE, seeds="0-2,7").seeds == (0, 1, 2, 7) == build("x", BASE, seeds=[0, 1, 2, 7]).seeds
+    assert [p["seed"] for p in build("x", RunConfig(seed=5).to_dict(), seeds="3,9").grid_points()] == ["3", "9"]
+    alone = build("x", RunConfig(seed=5).to_dict())  # no seeds: the base config's seed alone, not swept
+    assert [p["seed"] for p in alone.grid_points()] == ["5"] and alone.swept == []
+    assert build("x", BASE, seeds="4").swept == [] and build("x", BASE, seeds="4").seed_values() == [4]
     assert build("x", BASE, grid={"model.activation": "relu,tanh"}, samples=7, search="tpe").trial_count() == 7
+
+
+def test_a_spec_file_from_before_with_a_count_of_seeds_reads_as_that_many_from_the_base_seed():
+    text = build("x", RunConfig(seed=5).to_dict()).to_json().replace('"seeds": []', '"seeds": 3')
+    assert '"seeds": 3' in text
+    assert SweepSpec.from_json(text).seed_values() == [5, 6, 7]
+    assert SweepSpec.from_json(text.replace('"seeds": 3', '"seeds": 1')).seeds == ()  # the base seed alone
+
+
+@pytest.mark.parametrize("seeds", [0, -2, "a", "3-1", "0-5000", [1, 1], [-1], [True], 1.5, "1.5"])
+def test_bad_seeds_are_refused_naming_seeds(seeds):
+    with pytest.raises(ConfigError) as info:
+        build("x", BASE, seeds=seeds)
+    assert info.value.field == "seeds"
+
+
+def test_the_sweep_command_takes_trains_seed_list(tmp_path, monkeypatch):
+    from overfit.cli import options
+
+    specs = []
+    monkeypatch.setattr("overfit.cli.sweep._run", lambda spec, sweep_dir, address, resume: specs.append(spec))
+    common = ["sweep", "--text", "HI", "--size", "32x16", "--sweeps-dir", str(tmp_path), "--name", "s", "--steps", "10"]
+    result = CliRunner().invoke(main, [*common, "--seeds", "0-2,7", "--grid", "model.activation=relu,tanh"])
+    assert result.exit_code == 0, result.output
+    assert specs[0].seed_values() == [0, 1, 2, 7] == options.parse_seeds("0-2,7") and specs[0].trial_count() == 8
+    assert specs[0].config.schedule.steps == 10 and specs[0].config.data.text == "HI"
+    result = CliRunner().invoke(main, [*common, "--seeds", "2"])  # one seed, seed 2 (not two seeds)
+    assert result.exit_code == 0 and specs[1].seed_values() == [2] and specs[1].config.schedule.steps == 10
+    for args, words in ((["--seeds", "x"], "--seeds"), (["--seed", "3", "--seeds", "0-1"], "either --seed or --seeds")):
+        result = CliRunner().invoke(main, [*common, *args])
+        assert result.exit_code == 2 and words in result.output
+    assert len(specs) == 2
 
 
 def test_the_spec_round_trips_through_json():
     spec = build("x", BASE, grid={"encoding.levels": [4, 8]}, random={"model.w0": "uniform:10:40", "model.activation": "choice:relu,cos"},
-                 seeds=2, metric="dense_loss", scheduler="asha")
+                 seeds="0-1", metric="dense_loss", scheduler="asha")
     again = SweepSpec.from_json(spec.to_json())
     assert again == spec and again.mode == "min" and spec.grid["encoding.levels"] == ("4", "8")
 

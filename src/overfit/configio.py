@@ -223,3 +223,24 @@ def replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
         raise ConfigError(f"is a section; set one of its fields, e.g. {full}.{dataclasses.fields(tp)[0].name}", field=full)
     parsed = parse_string(tp, value, full) if isinstance(value, str) and tp is not str else coerce(tp, value, full)
     return dataclasses.replace(obj, **{head: parsed})
+
+
+# Most seeds one range of a seed list may hold ("0-1023").
+MAX_SEED_RANGE = 1024
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from '0-7', '0,3,5', '2' or a mix ('0-3,8'): in order, without repeats; else a ConfigError for `seeds`.
+
+    The one seed-list syntax: `overfit train --seeds`, `overfit sweep --seeds` and a sweep spec's "seeds".
+    """
+    seeds: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        if not (low.isdigit() and (not dash or high.isdigit())):
+            raise ConfigError(f"expected seeds like 0-7 or 0,3,5, got {short_repr(text)}", field="seeds")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first or last - first >= MAX_SEED_RANGE:
+            raise ConfigError(f"{short_repr(part)} is not a range of at most {MAX_SEED_RANGE} seeds", field="seeds")
+        seeds += [s for s in range(first, last + 1) if s not in seeds]
+    return seeds

@@ -1,7 +1,7 @@
 """`overfit sweep`: a hyperparameter sweep on Ray Tune, one ordinary run folder per trial.
 
-The fixed values take `overfit train`'s options; the swept ones come from --grid,
---random, --seeds (or one --spec JSON). The spec is checked in full before Ray starts
+The fixed values take the same options as `overfit train` (`cli.options`); the swept
+ones come from --grid, --random, --seeds (or one --spec JSON). The spec is checked in full before Ray starts
 or any folder is made. The library is `overfit.sweep`; this module adds options and words.
 """
 
@@ -16,8 +16,7 @@ import click
 
 from ..errors import ConfigError
 from .errors import fail, reported
-from .target import target_options, target_overrides
-from .train import OPTION_FIELDS, build_config, command as train_command, parse_rest
+from .options import build_config, config_options, read_command_line
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
@@ -32,12 +31,11 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
 
 @click.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": False})
 @click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET] [--section.field VALUE]...")
-@target_options
+@config_options(seeds_help="Run every configuration with each of these seeds, e.g. 0-4 or 0,3,5 (default: --seed alone).")
 @click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,...", help="Sweep a config field over these values (every combination).")
 @click.option("--random", "randoms", multiple=True, metavar="KEY=DIST",
               help="Sample a field: uniform:a:b, log:a:b, int:a:b or choice:x,y (--samples draws).")
 @click.option("--samples", type=int, default=1, show_default=True, help="Random draws (each over the whole grid; TPE: trials in all).")
-@click.option("--seeds", "n_seeds", type=int, default=1, show_default=True, help="Seeds per configuration (--seed, --seed + 1, ...).")
 @click.option("--metric", default=None, help="Metric to rank, stop early and search on (default dense_acc, dense_psnr for gray/rgb).")
 @click.option("--scheduler", type=click.Choice(["none", "asha"]), default="none", show_default=True,
               help="asha: stop the worst trials early at each evaluation.")
@@ -48,12 +46,10 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a trial whose worker died (from its last checkpoint).")
 @click.option("--address", help="Join the Ray cluster at HOST:PORT or ray://HOST:PORT (default: Ray in this process).")
 @click.option("--spec", "spec_path", type=click.Path(), help="Run the sweep in this spec.json (another sweep's, or written by hand).")
-@click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset.")
 @click.option("--name", help="Sweep folder name (default: sweep-YYYYmmdd-HHMMSS).")
 @click.option("--sweeps-dir", type=click.Path(), default="sweeps", show_default=True, help="Where sweep folders go.")
 @click.option("--resume", "resume_path", type=click.Path(), help="Continue the stopped sweep in this folder; finished trials are kept.")
-def command(rest: tuple[str, ...], text: str | None, image: str | None, size: str | None, font_size: int | None,
-            max_pixels: int | None, grids: tuple[str, ...], randoms: tuple[str, ...], samples: int, n_seeds: int,
+def command(rest: tuple[str, ...], grids: tuple[str, ...], randoms: tuple[str, ...], samples: int,
             metric: str | None, scheduler: str, grace_period: int, search: str, max_concurrent: int | None,
             max_failures: int, address: str | None, spec_path: str | None, config_path: str | None, name: str | None,
             sweeps_dir: str, resume_path: str | None, **options: Any) -> None:
@@ -63,7 +59,7 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
     Examples:
       overfit sweep relu_1 --grid model.activation=relu,tanh,cos --grid model.input_range=none,1,3
       overfit sweep grid --image photo.jpg --mode gray --grid encoding.levels=4,8,16 \\
-          --random optim.lr=log:1e-4:1e-1 --samples 24 --seeds 2 --scheduler asha --name lr-levels
+          --random optim.lr=log:1e-4:1e-1 --samples 24 --seeds 0-1 --scheduler asha --name lr-levels
       overfit sweep --spec sweeps/lr-levels/spec.json --name again --address ray://head:10001
       overfit sweep --resume sweeps/lr-levels
     """
@@ -78,26 +74,22 @@ def command(rest: tuple[str, ...], text: str | None, image: str | None, size: st
             _run(spec, sweep_dir, address, resume=True)
             return
         if spec_path is not None:
-            if rest or grids or randoms:
-                raise click.UsageError("--spec holds the whole sweep; drop the PRESET, --grid and --random arguments")
+            if rest or grids or randoms or options.get("seeds_text") is not None:
+                raise click.UsageError("--spec holds the whole sweep; drop the PRESET, --grid, --random and --seeds arguments")
             spec = _read_spec(Path(spec_path))
             if name is not None:
                 spec = dataclasses.replace(spec, name=name)
         else:
-            presets, overrides = parse_rest(rest)
-            if len(presets) > 1:
+            line = read_command_line(rest, options)
+            if len(line.presets) > 1:
                 raise click.UsageError("give one PRESET; sweep the differences with --grid")
-            for key, value in options.items():
-                if value is not None:
-                    overrides[OPTION_FIELDS[key]] = str(value).lower() if isinstance(value, bool) else str(value)
-            overrides.update(target_overrides(text, image, size, font_size, max_pixels))
-            base = build_config(presets[0] if presets else None, config_path, overrides)
+            base = build_config(line.presets[0] if line.presets else None, config_path, line.overrides)
             if metric is None:
                 metric = "dense_acc" if base.data.mode == "binary" else "dense_psnr"
             import datetime
 
             spec = build(name or datetime.datetime.now().strftime("sweep-%Y%m%d-%H%M%S"), base.to_dict(),
-                         grid=_pairs(grids, "--grid"), random=_pairs(randoms, "--random"), samples=samples, seeds=n_seeds,
+                         grid=_pairs(grids, "--grid"), random=_pairs(randoms, "--random"), samples=samples, seeds=line.seeds or [],
                          metric=metric, scheduler=scheduler, search=search, max_concurrent=max_concurrent,
                          grace_period=grace_period, max_failures=max_failures)
         sweep_dir = Path(sweeps_dir).resolve() / spec.name
@@ -149,6 +141,3 @@ def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:
         click.echo(f"best {spec.metric} {best[0]['final_' + spec.metric]:.4g}: {best[0]['run_folder']}")
     click.echo(f"{sweep_dir / 'results.csv'}\n{page}")
 
-
-# The fixed values take `overfit train`'s own options (--steps, --lr, --mode, ...): the same click parameters.
-command.params.extend(p for p in train_command.params if p.name in OPTION_FIELDS)

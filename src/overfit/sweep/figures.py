@@ -62,7 +62,7 @@ def metric_vs_field(spec: SweepSpec, table: list[dict[str, Any]], field: str, pa
 def parallel_coordinates(spec: SweepSpec, ranked_rows: list[dict[str, Any]], path: Path) -> None:
     """One line per trial across the swept fields (each scaled to [0, 1]) and the metric, coloured by the metric."""
     key = "final_" + spec.metric
-    axes = [*spec.grid, *spec.random, *(["seed"] if spec.seeds > 1 else []), key]
+    axes = [*spec.grid, *spec.random, *(["seed"] if len(spec.seed_values()) > 1 else []), key]
     columns = []
     ticks: list[list[tuple[float, str]]] = []  # per axis: (height in [0, 1], the value written there)
     for name in axes:

@@ -2,7 +2,7 @@
 
     {"name": "lr-levels", "base": {...RunConfig JSON...},
      "grid": {"encoding.levels": ["4", "8", "16"]},
-     "random": {"optim.lr": "log:1e-4:1e-1"}, "samples": 24, "seeds": 2,
+     "random": {"optim.lr": "log:1e-4:1e-1"}, "samples": 24, "seeds": [0, 1],
      "metric": "dense_psnr", "scheduler": "asha", "search": "random", ...}
 
 The same JSON is written to `sweeps/<name>/spec.json` and read back by `--spec` and
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import RunConfig
+from ..configio import parse_seeds
 from ..errors import ConfigError
 
 DISTRIBUTIONS = ("uniform", "log", "int", "choice")
@@ -96,7 +97,8 @@ class SweepSpec:
     grid: dict[str, tuple[str, ...]] = field(default_factory=dict)
     random: dict[str, RandomDim] = field(default_factory=dict)
     samples: int = 1
-    seeds: int = 1
+    seeds: tuple[int, ...] = ()
+    """The seeds every configuration runs with (`--seeds 0-4`, `configio.parse_seeds`); () the base config's seed alone."""
     metric: str = "dense_acc"
     scheduler: str = "none"
     search: str = "random"
@@ -115,12 +117,12 @@ class SweepSpec:
 
     @property
     def swept(self) -> list[str]:
-        """The swept fields, in order (seed last when seeds > 1)."""
-        return [*self.grid, *self.random, *(["seed"] if self.seeds > 1 else [])]
+        """The swept fields, in order (seed last when there are several seeds)."""
+        return [*self.grid, *self.random, *(["seed"] if len(self.seed_values()) > 1 else [])]
 
     def seed_values(self) -> list[int]:
-        first = self.config.seed
-        return list(range(first, first + self.seeds))
+        """The seeds each configuration runs with: `seeds`, or the base config's seed alone."""
+        return list(self.seeds) or [self.config.seed]
 
     def grid_points(self) -> list[dict[str, str]]:
         """Every combination of grid values and seeds (each a dict of dotted overrides, strings)."""
@@ -166,14 +168,33 @@ def build(name: str, base: dict[str, Any], grid: dict[str, Any] | None = None, r
     dims = {key: text if isinstance(text, RandomDim) else RandomDim.parse(key, text) for key, text in (random or {}).items()}
     for key in set(grids) & set(dims):
         raise ConfigError("swept both by --grid and --random; choose one", field=key)
+    if "seeds" in options:
+        options["seeds"] = _seeds(options["seeds"], base)
     spec = SweepSpec(name=name, base=dict(base), grid=grids, random=dims, **options)
     check(spec)
     return spec
 
 
+def _seeds(value: Any, base: dict[str, Any]) -> tuple[int, ...]:
+    """A spec's seeds from a list of seeds, the command line's text ('0-4', '0,3,5': `configio.parse_seeds`), or a
+    count (how spec.json held them before: that many seeds from the base config's seed on; 1 is that seed alone)."""
+    if isinstance(value, str):
+        return tuple(parse_seeds(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError(f"must be a list of seeds such as [0, 1, 2], got {value!r}", field="seeds")
+        first = RunConfig.from_dict(base).seed
+        return tuple(range(first, first + value)) if value > 1 else ()
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        if len(set(value)) != len(value):
+            raise ConfigError(f"lists a seed twice: {list(value)}", field="seeds")
+        return tuple(value)
+    raise ConfigError(f"must be a list of seeds such as [0, 1, 2] (or '0-2'), got {value!r}", field="seeds")
+
+
 def check(spec: SweepSpec) -> None:
     """Refuse a spec that cannot run, naming the field: every config it can make is built and validated."""
-    for key, value, lowest in (("samples", spec.samples, 1), ("seeds", spec.seeds, 1), ("grace_period", spec.grace_period, 1),
+    for key, value, lowest in (("samples", spec.samples, 1), ("grace_period", spec.grace_period, 1),
                                ("max_failures", spec.max_failures, 0), ("max_concurrent", spec.max_concurrent or 1, 1)):
         if not isinstance(value, int) or value < lowest:
             raise ConfigError(f"must be an integer >= {lowest}, got {value!r}", field=key)
@@ -185,7 +206,7 @@ def check(spec: SweepSpec) -> None:
         raise ConfigError(f"not a usable folder name: {spec.name!r}", field="name")
     base = spec.config
     if "seed" in spec.grid or "seed" in spec.random:
-        if spec.seeds > 1:
+        if spec.seeds:
             raise ConfigError("swept and set by --seeds; choose one", field="seed")
     for key in [*spec.grid, *spec.random]:
         if key == "preset":
