@@ -52,16 +52,14 @@ def stand_ins() -> Iterator[list[RunConfig]]:
     """Training and the samples plot replaced by stand-ins that record what would have trained; the rest runs for real."""
     trained: list[RunConfig] = []
 
-    def run(session, quiet):  # cli.train.run: the loop of a single new or resumed run
-        trained.append(session.trainer.cfg)
-
-    def train_many_new(configs, *args, **kwargs):  # many runs at once: each config was built and validated
-        assert all(isinstance(cfg, RunConfig) for cfg in configs)
-        trained.extend(configs)
+    def train_and_report(sessions, quiet):  # cli.lifecycle: every new or resumed run, one or many, was built and validated
+        assert all(isinstance(s.trainer.cfg, RunConfig) for s in sessions)
+        trained.extend(s.trainer.cfg for s in sessions)
+        for session in sessions:
+            session.close()
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("overfit.cli.train.run", run)
-        mp.setattr("overfit.cli.many.train_many_new", train_many_new)
+        mp.setattr("overfit.cli.train.train_and_report", train_and_report)
         mp.setattr("overfit.plots.save_samples_plot", lambda *args, **kwargs: None)  # a second of matplotlib per run
         yield trained
 

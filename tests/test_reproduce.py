@@ -90,11 +90,12 @@ def test_a_run_stops_early_once_every_threshold_and_band_is_reached_and_says_so(
     status, session = rp.open_run(relu_1, target, tmp_path)
     assert rp.train_all([(relu_1, session)], target, lambda p, t: (lambda e: None))[relu_1.name] == "stopped"
     folder = RunFolder(tmp_path / relu_1.name)
-    record = json.loads((folder.path / rp.STOPPED).read_text())
+    record = json.loads((folder.path / "ending.json").read_text())
     history = folder.metrics()
-    assert record["step"] == history[-1]["step"] < 3000
+    assert record["how"] == "stopped" and record["step"] == history[-1]["step"] < 3000
     assert max(r["dense_acc"] for r in history) >= 0.99
     assert "learned all 8 spectral bands" in record["reason"]
+    assert folder.finished() and folder.finished(100_000)  # stopped on purpose: done whatever the budget
     # Stopped on purpose: reopening it trains nothing more.
     assert rp.open_run(relu_1, target, tmp_path) == ("stopped", None)
     from overfit.reproduce.plan import ending

@@ -11,6 +11,7 @@ import torch
 
 from overfit import runs
 from overfit.config import RunConfig
+from overfit.endings import Ending
 from overfit.errors import RunBusyError, RunExistsError, RunFolderError
 from overfit.images import read_png
 from overfit.runs import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RunFolder
@@ -316,9 +317,41 @@ def test_status_new_paused_done(folder):
     folder.append_metrics({"step": 20})
     assert folder.status() == "paused"
     folder.append_metrics({"step": 40})
-    assert folder.status() == "done"  # 40 of 40 steps
+    assert folder.status() == "paused" and not folder.finished()  # at its last step, but its end was never recorded
+    folder.write_ending(Ending("finished", 40, "trained all 40 steps"))
+    assert folder.status() == "done" and folder.finished() and folder.finished(40) and not folder.finished(60)
     folder.write_config(tiny_config(steps=60))
-    assert folder.status() == "paused"  # extended: more to train
+    assert folder.status() == "paused" and not folder.finished()  # extended: more to train
+
+
+def test_a_run_at_its_last_step_with_its_videos_finished_before_endings_were_recorded(folder):
+    folder.save_checkpoint(valid_state(40))
+    folder.append_metrics({"step": 40})
+    for name in ("final.png", "progress.mp4"):
+        (folder.path / name).write_bytes(b"x")
+    assert not folder.finished()  # the GIF is missing: stopped while writing the videos
+    (folder.path / "progress.gif").write_bytes(b"x")
+    assert folder.finished() and folder.ending() == Ending("finished", 40, "trained all 40 steps")
+
+
+@pytest.mark.parametrize("how, done", [("stopped", True), ("diverged", False), ("failed", False), ("interrupted", False)])
+def test_only_a_run_stopped_early_on_purpose_is_done_before_its_last_step(folder, how, done):
+    folder.save_checkpoint(valid_state(20))
+    folder.append_metrics({"step": 20})
+    folder.write_ending(Ending(how, 20, "why"))
+    assert folder.finished() is done and folder.finished(10_000) is done
+    assert folder.status() == ("done" if done else "failed" if how in ("diverged", "failed") else "paused")
+
+
+def test_older_run_folders_records_of_their_end_are_read(folder):
+    folder.append_metrics({"step": 20})
+    (folder.path / "diverged.json").write_text(json.dumps({"step": 20, "value": "nan"}))
+    assert folder.ending() == Ending("diverged", 20, "training diverged at step 20 (the loss became nan)")
+    folder.clear_ending()
+    (folder.path / "stopped.json").write_text(json.dumps({"step": 20, "reason": "reached 99%"}))
+    assert folder.ending() == Ending("stopped", 20, "reached 99%") and folder.finished()
+    folder.clear_ending()
+    assert folder.ending() is None and not (folder.path / "stopped.json").exists()
 
 
 def test_status_with_an_unreadable_config(folder):
@@ -353,16 +386,19 @@ def test_a_recorded_error_makes_a_run_failed_until_it_trains_past_it(tmp_path):
     folder.write_config(tiny_config(steps=1000))
     folder.append_metrics({"step": 100})
     assert folder.status() == "new" and folder.error() is None
-    folder.write_error("training diverged: loss is nan at step 150", 150)
-    assert json.loads((folder.path / "error.json").read_text()) == {"error": "training diverged: loss is nan at step 150", "step": 150}
+    folder.write_ending(Ending("diverged", 150, "training diverged: loss is nan at step 150"))
+    assert json.loads((folder.path / "ending.json").read_text()) == {"how": "diverged", "step": 150,
+                                                                     "reason": "training diverged: loss is nan at step 150"}
     assert folder.status() == "failed" and folder.error() == {"error": "training diverged: loss is nan at step 150", "step": 150}
-    folder.append_metrics({"step": 200})  # resumed from step 100 by `overfit train --resume`, and trained on
+    folder.append_metrics({"step": 200})  # resumed from step 100 by another version, and trained on
     assert folder.error() is None and folder.status() == "new"
-    folder.clear_error()
-    folder.clear_error()  # nothing left to clear: fine
-    assert not (folder.path / "error.json").exists()
-    (folder.path / "error.json").write_text("{not json")  # a damaged record is no error
-    assert folder.error() is None
+    folder.clear_ending()
+    folder.clear_ending()  # nothing left to clear: fine
+    assert not (folder.path / "ending.json").exists()
+    (folder.path / "ending.json").write_text("{not json")  # a damaged record is no error
+    assert folder.error() is None and folder.ending() is None
+    (folder.path / "ending.json").write_text(json.dumps({"how": "exploded", "step": 1, "reason": "?"}))  # nor an unknown one
+    assert folder.ending() is None
     folder.unlock()
 
 

@@ -1,4 +1,4 @@
-"""Tests of the lab's runs (`web.manager`, `web.labrun`, `web.turns`): ordinary run folders, created and resumed through Session."""
+"""Tests of the lab's runs (`web.manager`, `web.labrun`, `web.training`): ordinary run folders, created and resumed through Session."""
 
 from __future__ import annotations
 
@@ -25,14 +25,16 @@ def test_a_run_trains_to_the_end_learns_and_offers_its_files(lab, tmp_path):
     assert lab.post("/api/runs/first/start").json()["status"] == "running"
     done = wait_for(lab, "first", lambda d: d["status"] == "done")
     assert done["step"] == 300 and done["frames"] == [0, 100, 200, 300]
-    accuracy = [v for _, v in done["curves"]["metric"]]
-    assert [s for s, _ in done["curves"]["metric"]] == [0, 100, 200, 300]
+    accuracy = [v for _, v in done["curves"]["dense_acc"]]
+    assert [s for s, _ in done["curves"]["dense_acc"]] == [0, 100, 200, 300]
+    assert [s for s, _ in done["curves"]["dense_iou"]] == [0, 100, 200, 300]  # every metric the run records has a curve
     assert accuracy[-1] > accuracy[0] + 0.1, accuracy  # it learned
     assert done["curves"]["loss"][-1][1] < done["curves"]["loss"][0][1]
     assert done["metric"] == "dense_acc" and done["metric_value"] == pytest.approx(accuracy[-1])
     # No held-out pixels: no fit or test curve, no held-out headline.
     assert done["holdout"] == "none" and done["held_out"] is False
-    assert done["curves"]["fit"] == done["curves"]["test"] == [] and done["fit_value"] is None and done["test_value"] is None
+    assert "fit_acc" not in done["curves"] and "test_acc" not in done["curves"]
+    assert done["fit_value"] is None and done["test_value"] is None
     assert all(done["files"].values()), done["files"]
 
     config = lab.get("/api/runs/first/download/config")
@@ -55,7 +57,7 @@ def test_a_gray_run_is_summed_up_by_its_psnr_and_shown_as_it_is(lab):
     assert run["metric"] == "dense_psnr" and run["mode"] == "gray"
     lab.post("/api/runs/gray/step")
     done = wait_for(lab, "gray", lambda d: d["status"] == "paused")
-    assert [s for s, _ in done["curves"]["metric"]] == [0, 100] and done["metric_value"] > 0
+    assert [s for s, _ in done["curves"]["dense_psnr"]] == [0, 100] and done["metric_value"] > 0
     for url in ("/api/runs/gray/frames/100.png", "/api/runs/gray/target.png"):
         with Image.open(io.BytesIO(lab.get(url).content)) as img:
             assert img.size == (64, 32) and img.mode == "L"  # gray values, no colour map
@@ -84,10 +86,10 @@ def test_a_run_with_held_out_pixels_shows_its_fit_and_test_curves_and_held_out_h
     assert [(m["record"]["fit_acc"], m["record"]["test_acc"]) for m in evals] == [(r["fit_acc"], r["test_acc"]) for r in records]
 
     done = lab.get(f"/api/runs/{run_id}").json()  # a run not training is read from its folder
-    assert [s for s, _ in done["curves"]["metric"]] == [0, 100]
-    assert done["curves"]["fit"] == [[r["step"], r["fit_acc"]] for r in records]
-    assert done["curves"]["test"] == [[r["step"], r["test_acc"]] for r in records]
-    assert done["curve_strides"] == {"loss": 1, "metric": 1, "fit": 1, "test": 1}
+    assert [s for s, _ in done["curves"]["dense_acc"]] == [0, 100]
+    assert done["curves"]["fit_acc"] == [[r["step"], r["fit_acc"]] for r in records]
+    assert done["curves"]["test_acc"] == [[r["step"], r["test_acc"]] for r in records]
+    assert set(done["curve_strides"].values()) == {1} and set(done["curve_strides"]) == set(done["curves"])
     assert done["holdout"] == "checkerboard" and done["held_out"] is True
     assert (done["fit_value"], done["test_value"]) == (records[-1]["fit_acc"], records[-1]["test_acc"])
     assert done["metric_value"] == records[-1]["dense_acc"]
@@ -101,13 +103,13 @@ def test_evaluations_followed_live_add_fit_and_test_points_and_name_their_keys(l
     run_id = create(lab, tiny(), name="followed")["id"]
     run = lab.app.state.manager.get(run_id)
     sent = []
-    lab.app.state.hub.publish = lambda rid, message, latest_only=False: sent.append(message)
+    lab.app.state.mailboxes.publish = lambda rid, message, latest_only=False: sent.append(message)
     held = [{"step": 0, "dense_acc": 0.5, "fit_acc": 0.6, "test_acc": 0.4}, {"step": 100, "dense_acc": 0.7, "fit_acc": 0.8, "test_acc": 0.55}]
     for record in held + [{"step": 200, "dense_acc": 0.9}]:  # the last as a run without held-out pixels records it
         run.observe(Event("eval", record["step"], record, trainer=None))
     detail = run.detail()
-    assert detail["curves"]["metric"] == [(0, 0.5), (100, 0.7), (200, 0.9)]
-    assert detail["curves"]["fit"] == [(0, 0.6), (100, 0.8)] and detail["curves"]["test"] == [(0, 0.4), (100, 0.55)]
+    assert detail["curves"]["dense_acc"] == [(0, 0.5), (100, 0.7), (200, 0.9)]
+    assert detail["curves"]["fit_acc"] == [(0, 0.6), (100, 0.8)] and detail["curves"]["test_acc"] == [(0, 0.4), (100, 0.55)]
     assert detail["fit_value"] is None and detail["test_value"] is None  # the last record has none
     evals = [m for m in sent if m["type"] == "eval"]
     assert [(m["metric"], m.get("fit"), m.get("test")) for m in evals] == [
@@ -187,8 +189,8 @@ def test_a_reopened_lab_lists_the_runs_on_disk(make_lab, tmp_path):
     runs = again.get("/api/runs").json()["runs"]
     assert [(r["id"], r["status"], r["step"]) for r in runs] == [("kept", "paused", 100)]
     detail = again.get("/api/runs/kept").json()
-    assert detail["frames"] == [0, 100] and len(detail["curves"]["metric"]) == 2
-    assert detail["curve_strides"] == {"loss": 1, "metric": 1, "fit": 1, "test": 1}
+    assert detail["frames"] == [0, 100] and len(detail["curves"]["dense_acc"]) == 2
+    assert set(detail["curve_strides"].values()) == {1} and "fit_acc" not in detail["curves"]
 
 
 def test_the_run_list_rereads_a_folder_only_when_it_changed_and_still_sees_another_process(make_lab, tmp_path, monkeypatch):

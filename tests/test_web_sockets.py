@@ -38,10 +38,10 @@ def test_the_live_stream_sends_previews_curves_and_evaluations(lab):
 
 def test_previews_are_drawn_only_while_someone_watches(lab):
     run_id = create(lab, tiny(steps=300))["id"]
-    hub = lab.app.state.hub
+    mailboxes = lab.app.state.mailboxes
     sent = []
-    publish = hub.publish
-    hub.publish = lambda rid, message, latest_only=False: (sent.append(message["type"]), publish(rid, message, latest_only))
+    publish = mailboxes.publish
+    mailboxes.publish = lambda rid, message, latest_only=False: (sent.append(message["type"]), publish(rid, message, latest_only))
     lab.post(f"/api/runs/{run_id}/start")
     wait_for(lab, run_id, lambda d: d["status"] == "done")
     assert "preview" not in sent

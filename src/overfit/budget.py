@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
@@ -37,7 +38,7 @@ from .encodings import ENCODINGS
 from .errors import ConfigError, MemoryBudgetError
 from .modes import MODES
 
-__all__ = ["Estimate", "Part", "check", "check_together", "default_budget", "estimate", "format_bytes", "format_flops", "parse_size"]
+__all__ = ["Estimate", "Part", "Pool", "check", "check_together", "default_budget", "estimate", "format_bytes", "format_flops", "parse_size"]
 
 FLOAT = 4  # bytes of a float32
 # The default budget: this share of the memory available when a run starts.
@@ -52,9 +53,6 @@ CHECKPOINT_COPIES = 3
 # The plotted sample of one training batch (samples.png): float64 copies, colours and
 # matplotlib's own point arrays, per point.
 SAMPLE_PLOT_BYTES = 64
-# Pixel-value modes compute SSIM over the whole picture in float64: blurred moments and
-# their combinations, about this many (H, W, C) float64 arrays at once (metrics.ssim; measured).
-SSIM_ARRAYS = 20
 # final.png: matplotlib turns the target and the prediction into float64 RGBA copies and
 # resamples them; about this many bytes per pixel of the picture (measured: 160 gray, 210 rgb).
 FINAL_PLOT_BYTES = 200
@@ -69,10 +67,9 @@ FULL_FRAMES = 4
 GIF_FRAMES, GIF_SIDE = 100, 640
 # Held-out pixels (data.holdout): the training and test masks (a bool each per pixel); a random
 # fraction also keeps its training pixels' int64 indices, and draws them from an int64
-# permutation of every pixel; pixel-value modes score each split from float64 squared errors.
+# permutation of every pixel; what scoring each split takes is the mode's (modes.PixelMemory.held_out).
 HOLDOUT_MASK_BYTES = 2
 HOLDOUT_INDEX_BYTES = 8
-HOLDOUT_SCORE_BYTES = 16
 
 # -- parts and the estimate ------------------------------------------------------------------
 
@@ -224,19 +221,14 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
 
     # -- an evaluation: the batch, then every pixel in chunks into full-picture buffers --
     eval_batch = sched.eval_batch_size * (infer_floats + 2 + out) * FLOAT
-    if mode.shows_probability:
-        picture_buffers = pixels * (2 * FLOAT + 1)  # P(background) on the device, its host copy, the uint8 frame
-    else:
-        c = mode.out_channels
-        # prediction and its host copy, the squared error in float64, SSIM's float64 arrays
-        picture_buffers = pixels * c * (2 * FLOAT + 16 + SSIM_ARRAYS * 8)
+    picture_buffers = pixels * mode.memory.dense  # the mode's full-picture buffers (modes.PixelMemory)
     chunk = min(DENSE_CHUNK, pixels) * (infer_floats + 2 + out) * FLOAT
     dense = chunk + picture_buffers
     dense_fields, dense_advice = (picture_fields, picture_advice) if picture_buffers >= chunk else (("model.hidden",), "lower {fields}")
 
-    # -- the target: labels and gray levels (and colours) on the host, the mode's tensor on the device,
-    # and the decoded picture while it is converted --
-    target = pixels * (2 + (3 if mode.color else 0) + (1 if mode.shows_probability else 2 * FLOAT * mode.out_channels) + 4)
+    # -- the target: the mode's arrays on the host and its tensor on the device, and the decoded picture
+    # while it is converted --
+    target = pixels * (mode.memory.target + 4)
 
     # -- frames: a few full-size ones at once, the GIF preview held whole, and final.png --
     evaluations = sched.evaluation_count()
@@ -249,8 +241,7 @@ def estimate(cfg: RunConfig, target_shape: tuple[int, int] | None = None, traini
         holdout = pixels * HOLDOUT_MASK_BYTES
         if fraction is not None:
             holdout += pixels * HOLDOUT_INDEX_BYTES * (1 + (1 - fraction))  # the permutation, then the kept indices
-        if not mode.shows_probability:
-            holdout += pixels * HOLDOUT_SCORE_BYTES
+        holdout += pixels * mode.memory.held_out
 
     flops_step = 6.0 * batch * macs  # forward 2, backward 4 per multiply-add
     flops_eval = 2.0 * (pixels + sched.eval_batch_size) * macs
@@ -308,7 +299,52 @@ def check_together(configs: Sequence[RunConfig], budget: int | None = None,
     return _within(Estimate.together([estimate(c, s) for c, s in zip(configs, shapes)]), budget, True)
 
 
-def _within(est: Estimate, budget: int | None, training: bool) -> Estimate:
+class Pool:
+    """One memory budget for everything that trains at the same time in this process.
+
+    Every run that trains is checked against it together with the runs already holding
+    a share (`Estimate.together`): `overfit train` with several runs, a reproduction, the
+    lab's runs and a sweep trial all reserve here through `Session`, and a run's share is
+    released when its session closes. `limit`: bytes (the caller's `max_memory`), or None
+    for `default_budget()` as it is when the pool is made.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = default_budget() if limit is None else limit
+        self.source_field = None if limit is None else "max_memory"
+        self._held: dict[int, Estimate] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, cfg: RunConfig, target_shape: tuple[int, int] | None = None) -> tuple[Estimate, Callable[[], None]]:
+        """The run's estimate and a function that gives its share back; `MemoryBudgetError` when it does not fit beside the others."""
+        est = estimate(cfg, target_shape)
+        with self._lock:
+            _within(Estimate.together([*self._held.values(), est]), self.limit, True, self.source_field)
+            key = self._count = self._count + 1
+            self._held[key] = est
+        return est, lambda: self._release(key)
+
+    def check(self, configs: Sequence[RunConfig], target_shapes: Sequence[tuple[int, int] | None]) -> Estimate:
+        """Whether runs about to start would all fit beside the runs holding a share now (nothing is reserved)."""
+        with self._lock:
+            held = list(self._held.values())
+        return _within(Estimate.together([*held, *(estimate(c, s) for c, s in zip(configs, target_shapes))]), self.limit, True,
+                       self.source_field)
+
+    def _release(self, key: int) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    @property
+    def held(self) -> int:
+        """Bytes the runs training now hold, by their estimates."""
+        with self._lock:
+            return sum(e.total for e in self._held.values())
+
+
+def _within(est: Estimate, budget: int | None, training: bool, source_field: str | None = "max_memory") -> Estimate:
+    """`est` if it is within `budget` (None: `default_budget()`); the refusal names `source_field` for a budget given."""
     limit = default_budget() if budget is None else budget
     if est.total <= limit:
         return est
@@ -320,7 +356,7 @@ def _within(est: Estimate, budget: int | None, training: bool) -> Estimate:
         summary = f"run needs {est.summary()}"
     part = est.largest
     raise MemoryBudgetError(summary, part.what, part.fields, part.advice, est.total, limit, format_bytes(limit),
-                            source_field=None if budget is None else "max_memory", source=MEMORY_SHARE_WORDS)
+                            source_field=None if budget is None else source_field, source=MEMORY_SHARE_WORDS)
 
 
 def parse_size(text: str | int, field: str = "max_memory") -> int:

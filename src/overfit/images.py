@@ -1,13 +1,17 @@
 """Pixels: values in [0, 1] to 8-bit pictures and PNG bytes, one rounding for every output.
 
 Frames, renders, exports' previews and the lab's pictures all go through `to_uint8`,
-so the same prediction gives the same 8-bit picture wherever it is shown.
+so the same prediction gives the same 8-bit picture wherever it is shown. `StoredFrames`
+reads a run's frames back one PNG at a time.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -44,3 +48,49 @@ def read_png(path: str | os.PathLike, color: bool | None = None) -> np.ndarray:
         if color is None:
             color = img.mode == "RGB"
         return np.asarray(img.convert("RGB" if color else "L"))
+
+
+class StoredFrames(Sequence):
+    """Frames on disk (a run folder's) as a sequence of (step, picture), each PNG read when its item is accessed.
+
+    Nothing is kept: memory does not grow with the number or size of the frames, so the video
+    writers (video.py) can go through thousands of 4096 x 4096 frames one at a time. `steps`
+    lists the steps without reading a file; `pictures` is the same sequence without the steps.
+    A frame deleted after the sequence was made raises FileNotFoundError when accessed.
+    """
+
+    def __init__(self, files: list[tuple[int, Path]]) -> None:
+        self._files = files
+
+    @property
+    def steps(self) -> list[int]:
+        return [step for step, _ in self._files]
+
+    @property
+    def pictures(self) -> Sequence[Any]:
+        """uint8 pictures, (H, W) or (H, W, 3), read on access like the pairs."""
+        return _StoredPictures(self)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __getitem__(self, index):  # int -> (step, picture); slice -> StoredFrames
+        if isinstance(index, slice):
+            return StoredFrames(self._files[index])
+        step, path = self._files[index]
+        return step, read_png(path)
+
+
+class _StoredPictures(Sequence):
+    """`StoredFrames.pictures`: the pictures alone, read on access."""
+
+    def __init__(self, frames: StoredFrames) -> None:
+        self._frames = frames
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index):  # int -> picture; slice -> pictures of that slice
+        if isinstance(index, slice):
+            return _StoredPictures(self._frames[index])
+        return self._frames[index][1]

@@ -10,7 +10,7 @@
       checkpoint.pt    model, optimizer, random generators, step and config (tensors only)
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
-      error.json       why training stopped with an error, and at which step (until it trains again)
+      ending.json      how training last stopped: finished, stopped early, diverged, failed, interrupted (`endings`)
 
 Every file is written to a temporary name and renamed into place (`files`), so an
 interrupted or crashed run never leaves a half-written file, and an existing run
@@ -27,19 +27,19 @@ import json
 import os
 import re
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import endings
 from .config import RunConfig
+from .endings import ENDING, Ending
 from .errors import ConfigError, OverfitError, RunBusyError, RunExistsError, RunFolderError, first_line
 from .files import TMP_MARK, TMP_PREFIX, write_atomic
-from .images import read_png, save_png
+from .images import StoredFrames, read_png, save_png
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
 WEIGHTS = "weights"
-ERROR = "error.json"
 CHECKPOINT_FORMAT = "overfit-checkpoint-1"
 # What a checkpoint holds: enough to use the model, and the rest to resume training exactly.
 MODEL_KEYS = ("format", "config", "step", "model")
@@ -49,7 +49,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 # Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
-RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ERROR})
+RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ENDING})
 
 
 # Taking a folder's lock, or probing it, one thread at a time: the OS lock does not tell this process's threads
@@ -83,52 +83,6 @@ def auto_name(preset: str) -> str:
     """preset-YYYYmmdd-HHMMSS as a plain folder name: `preset` is free text ('../x', 'my run'), so it is made one."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", preset[:64]).lstrip("._-") or "run"
     return f"{safe}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-class StoredFrames(Sequence):
-    """A run's frames on disk as a sequence of (step, picture), each PNG read when its item is accessed.
-
-    Nothing is kept: memory does not grow with the number or size of the frames, so the video
-    writers (video.py) can go through thousands of 4096 x 4096 frames one at a time. `steps`
-    lists the steps without reading a file; `pictures` is the same sequence without the steps.
-    A frame deleted after the sequence was made raises FileNotFoundError when accessed.
-    """
-
-    def __init__(self, files: list[tuple[int, Path]]) -> None:
-        self._files = files
-
-    @property
-    def steps(self) -> list[int]:
-        return [step for step, _ in self._files]
-
-    @property
-    def pictures(self) -> Sequence[Any]:
-        """uint8 pictures, (H, W) or (H, W, 3), read on access like the pairs."""
-        return _StoredPictures(self)
-
-    def __len__(self) -> int:
-        return len(self._files)
-
-    def __getitem__(self, index):  # int -> (step, picture); slice -> StoredFrames
-        if isinstance(index, slice):
-            return StoredFrames(self._files[index])
-        step, path = self._files[index]
-        return step, read_png(path)
-
-
-class _StoredPictures(Sequence):
-    """`StoredFrames.pictures`: the pictures alone, read on access."""
-
-    def __init__(self, frames: StoredFrames) -> None:
-        self._frames = frames
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, index):  # int -> picture; slice -> pictures of that slice
-        if isinstance(index, slice):
-            return _StoredPictures(self._frames[index])
-        return self._frames[index][1]
 
 
 class RunFolder:
@@ -260,12 +214,13 @@ class RunFolder:
 
     def target(self) -> Any:
         """The picture exactly as it was fitted (a `targets.Target`), from the run's own copy."""
+        from .modes import get_mode
         from .targets import make_target
 
         data = self.config().data
         path = self.path / TARGET
         try:
-            picture = read_png(path, color=data.mode == "rgb")
+            picture = read_png(path, color=get_mode(data.mode).color)
         except (OSError, ValueError) as e:
             raise RunFolderError(f"cannot read the run's target picture {path}: {e}") from None
         return make_target(picture, data.image or f"text {data.text!r}", data.mode)
@@ -359,52 +314,74 @@ class RunFolder:
         """
         return StoredFrames([(step, self.frame_path(step)) for step in steps if self.frame_path(step).is_file()])
 
-    def error(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-        """Why training last stopped with an error, {"error": message, "step": step}, or None.
+    def ending(self, records: list[dict[str, Any]] | None = None) -> Ending | None:
+        """How training last stopped (`endings`), or None while it never has (or is training now).
 
-        None as well once the run has trained past that step (resumed by another process,
-        which does not know about the error): the record no longer describes the run.
+        A record older than the run's last evaluation no longer describes it (another
+        version of overfit trained it further without removing the record): None then.
+        A run with no record that reached its last step with its final picture and videos
+        written finished before the record was written (or before records existed).
         `records`: the run's `metrics()` where the caller has read them already.
         """
-        try:
-            record = json.loads((self.path / ERROR).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("error"), str) or not isinstance(record.get("step"), int):
-            return None
         records = self.metrics() if records is None else records
-        if records and records[-1].get("step", 0) > record["step"]:
-            return None
-        return {"error": record["error"], "step": record["step"]}
-
-    def status(self, records: list[dict[str, Any]] | None = None) -> str:
-        """'new' (nothing trained yet), 'paused' (a checkpoint to continue from), 'done' (all steps trained)
-        or 'failed' (training stopped with an error, `error()` says which, and has not continued since).
-        `records`: the run's `metrics()` where the caller has read them already."""
-        records = self.metrics() if records is None else records
-        if self.error(records) is not None:
-            return "failed"
-        step = records[-1].get("step", 0) if records else 0
+        last = records[-1].get("step", 0) if records else 0
+        ending = endings.read(self.path)
+        if ending is not None:
+            return ending if ending.step >= last else None
         try:
             steps = self.config().schedule.steps
         except RunFolderError:
-            steps = None
-        if steps is not None and step >= steps:
+            return None
+        if records and last >= steps and all((self.path / name).is_file() for name in (FINAL, MP4, GIF)):
+            return Ending("finished", last, f"trained all {steps:,} steps")
+        return None
+
+    def finished(self, steps: int | None = None, records: list[dict[str, Any]] | None = None) -> bool:
+        """Whether the run is done: it trained every one of `steps` (default: its config's) or stopped early on purpose.
+
+        The one answer to "is this run done?": a finished run is not trained again unless its
+        budget is raised; a diverged, failed or interrupted one resumes from its checkpoint.
+        """
+        ending = self.ending(records)
+        if ending is None:
+            return False
+        if steps is None:
+            try:
+                steps = self.config().schedule.steps
+            except RunFolderError:
+                return False
+        return ending.done(steps)
+
+    def error(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """Why training last stopped with a problem (diverged or failed), {"error": reason, "step": step}, or None."""
+        ending = self.ending(records)
+        return {"error": ending.reason, "step": ending.step} if ending is not None and ending.failed else None
+
+    def status(self, records: list[dict[str, Any]] | None = None) -> str:
+        """'new' (nothing trained yet), 'paused' (a checkpoint to continue from), 'done' (`finished`)
+        or 'failed' (diverged or stopped with an error, `error()` says why, and has not continued since).
+        `records`: the run's `metrics()` where the caller has read them already."""
+        records = self.metrics() if records is None else records
+        ending = self.ending(records)
+        if ending is not None and ending.failed:
+            return "failed"
+        if self.finished(records=records):
             return "done"
         return "paused" if self.has_checkpoint() else "new"
 
     # -- writing (the folder must be locked) ------------------------------------------------------
 
-    def write_error(self, message: str, step: int) -> None:
-        """Record why training stopped with an error at `step`, so the run shows it after a restart."""
-        write_atomic(self.path / ERROR, json.dumps({"error": message, "step": int(step)}) + "\n")
+    def write_ending(self, ending: Ending) -> None:
+        """Record how training stopped (`endings`), so the run says so after a restart, in every front end."""
+        write_atomic(self.path / ENDING, ending.to_json())
 
-    def clear_error(self) -> None:
-        """Forget the recorded error (the run trains again)."""
-        try:
-            (self.path / ERROR).unlink()
-        except FileNotFoundError:
-            pass
+    def clear_ending(self) -> None:
+        """Forget how training last stopped (it trains again), including the records older versions left."""
+        for name in (ENDING, *(legacy for legacy, _ in endings.LEGACY)):
+            try:
+                (self.path / name).unlink()
+            except FileNotFoundError:
+                pass
 
     def write_config(self, cfg: RunConfig) -> None:
         write_atomic(self.path / CONFIG, cfg.to_json())

@@ -1,31 +1,43 @@
-"""A run in progress: a trainer, its locked run folder and the recorder between them.
+"""A run in progress, and the one lifecycle every front end drives runs through.
 
-The one place that starts a new run and resumes one; the command line, `overfit
-reproduce` and the lab all go through it:
+    with Session.start(cfg, "runs") as session:         # or Session.resume("runs/relu_1-...")
+        train_sessions([session], [[progress_bar]])     # or session.run(...) for the lab's chunks
 
-    with Session.start(cfg, "runs") as session:        # or Session.resume("runs/relu_1-...")
-        session.run([progress_bar])
+`Session.start` makes a new run and `Session.resume` continues one; `start_sessions`
+starts several at once. `train_sessions` trains any set of sessions: one run, the runs
+of `overfit train --seeds`, a reproduction, a sweep trial. It puts each run's recorder
+first, trains runs of one shape stacked (`stacked.train_stacks`), turns a failed
+allocation into one `AllocationError`, lets Ctrl-C stop every run at a checkpoint, and
+records how each run ended in its folder (`endings`: finished, stopped early, diverged,
+failed, interrupted); `RunFolder.finished` reads that record back for everyone.
 
 Starting checks everything (config, picture, device, model) before a folder is made,
 so bad input never leaves an empty run behind; that includes the memory the run will
-take (`budget`): a run estimated over its budget (by default half the memory available)
-is refused before anything is allocated. An allocation that fails all the same is an
-`AllocationError`, and a new run that fails so before its first checkpoint leaves no
-folder. Resuming loads the checkpoint, drops what was recorded after it, and continues
-with exactly the weights, optimizer state and random streams of a run that never stopped.
+take: every session reserves its estimate in a `budget.Pool` (one per call by default,
+or the caller's, shared by everything that trains at the same time), and a run that
+does not fit beside the others is refused before anything is allocated. An allocation
+that fails all the same is an `AllocationError`, and a new run that fails so before its
+first checkpoint leaves no folder. Resuming loads the checkpoint, drops what was
+recorded after it, and continues with exactly the weights, optimizer state and random
+streams of a run that never stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from . import budget, configio, memory
+from . import budget, configio, diagnostics, memory
 from .config import RunConfig
+from .endings import Ending
 from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
-from .runs import FINAL, GIF, MP4, RunFolder
+from .runs import RunFolder
+from .stacked import train_stacks
 from .targets import load_target
 from .training import Callbacks, Trainer, TrainResult
 
@@ -36,12 +48,14 @@ RESUMABLE = ("schedule.steps", "device", "compile", "precision")
 class Session:
     """A `Trainer` writing into a locked `RunFolder` through a `Recorder`; close it (or use `with`) to let go of the folder."""
 
-    def __init__(self, trainer: Trainer, folder: RunFolder, new: bool = False) -> None:
+    def __init__(self, trainer: Trainer, folder: RunFolder, new: bool = False, release: Callable[[], None] | None = None) -> None:
         self.trainer = trainer
         self.folder = folder
         self.recorder = Recorder(folder)
         self.new = new
         """Whether this session made its folder (`start`): only then may a failure remove it."""
+        self._release = release  # gives the run's share of the memory budget back
+        self._stopped: Ending | None = None
 
     @property
     def path(self) -> Path:
@@ -49,38 +63,46 @@ class Session:
 
     @classmethod
     def start(cls, cfg: RunConfig, runs_dir: str | os.PathLike, name: str | None = None, target: Any = None,
-              max_memory: int | None = None) -> Session:
+              max_memory: int | None = None, pool: budget.Pool | None = None) -> Session:
         """A new run of `cfg` in a new folder under `runs_dir` (named `name`, or preset and time).
 
-        `max_memory`: the most bytes the run may take by `budget.estimate`; None is
-        `budget.default_budget()` (half the memory available now). A run over it is refused
-        with a `MemoryBudgetError` before anything is allocated: a text picture is not even
-        rendered (a picture file is read, within data.max_pixels, for its size).
+        Memory: the run reserves its estimate in `pool` (everything training at the same time
+        shares it), or in a pool of its own of `max_memory` bytes (None: half the memory
+        available now). A run that does not fit is refused with a `MemoryBudgetError` before
+        anything is allocated: a text picture is not even rendered (a picture file is read,
+        within data.max_pixels, for its size).
         """
         if target is None and cfg.data.image is not None:
             target = load_target(cfg.data)  # data.max_pixels is checked from the header, before decoding
         shape = (target.height, target.width) if target is not None else None
-        est = budget.check(cfg, max_memory, shape)
-        # Everything is checked before a folder exists.
-        with memory.raising_allocation_errors("starting the run", est.largest.fields):
-            trainer = Trainer(cfg.pinned(), target)
-        folder = RunFolder.create(runs_dir, name, cfg.preset)
+        est, release = (pool or budget.Pool(max_memory)).reserve(cfg, shape)
         try:
-            session = cls(trainer, folder, new=True)
+            # Everything is checked before a folder exists.
+            with memory.raising_allocation_errors("starting the run", est.largest.fields):
+                trainer = Trainer(cfg.pinned(), target, diagnostics.default_probes())
+            folder = RunFolder.create(runs_dir, name, cfg.preset)
+        except BaseException:
+            release()
+            raise
+        try:
+            session = cls(trainer, folder, new=True, release=release)
             with memory.raising_allocation_errors("starting the run", est.largest.fields):
                 session.recorder.start(trainer)
         except BaseException:
+            release()
             folder.unlock()
             _remove_new_folder(folder.path)
             raise
         return session
 
     @classmethod
-    def resume(cls, path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, max_memory: int | None = None) -> Session:
+    def resume(cls, path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, max_memory: int | None = None,
+               pool: budget.Pool | None = None) -> Session:
         """The run in folder `path`, at its checkpoint (or at step 0 if it has none yet).
 
-        `overrides` may change only the fields in RESUMABLE; a run already at its last
-        step needs a larger `schedule.steps`. `max_memory` as for `start`.
+        `overrides` may change only the fields in RESUMABLE; a finished run (`RunFolder.finished`)
+        needs a larger `schedule.steps`, and a run stopped early is not trained further.
+        `max_memory` and `pool` as for `start`.
         """
         overrides = dict(overrides or {})
         fixed = sorted(set(overrides) - set(RESUMABLE))
@@ -88,23 +110,25 @@ class Session:
             raise RunFolderError(f"a resumed run keeps its config; only {', '.join(RESUMABLE)} can change", field=fixed[0])
         folder = RunFolder.open(path)
         folder.lock()
+        release: Callable[[], None] | None = None
         try:
             # Pinned before the overrides: a raised step budget keeps the run's learning-rate schedule.
             cfg = folder.config().pinned().with_overrides(overrides)
+            ending = folder.ending()
+            if ending is not None and ending.done(cfg.schedule.steps):
+                if ending.how == "finished":
+                    why = f"is already at step {ending.step:,} of {cfg.schedule.steps:,}; raise schedule.steps to train further"
+                else:
+                    why = f"stopped early at step {ending.step:,} ({ending.reason}); start a new run to train further"
+                raise RunFolderError(f"run {folder.path} {why}", field="schedule.steps")
             state = folder.checkpoint() if folder.has_checkpoint() else None
-            # At its last step with final.png and the videos written, a run is complete; without them it was stopped
-            # while writing them, and resuming it writes them (its loop has no step left, so it goes straight to the end).
-            complete = all((folder.path / name).is_file() for name in (FINAL, MP4, GIF))
-            if state is not None and int(state["step"]) >= cfg.schedule.steps and complete:
-                raise RunFolderError(f"run {folder.path} is already at step {int(state['step']):,} of {cfg.schedule.steps:,}; "
-                                     "raise schedule.steps to train further", field="schedule.steps")
             if state is not None:
                 _check_unchanged(folder, state, cfg)
             target = folder.target()
-            est = budget.check(cfg, max_memory, (target.height, target.width))
+            est, release = (pool or budget.Pool(max_memory)).reserve(cfg, (target.height, target.width))
             with memory.raising_allocation_errors("resuming the run", est.largest.fields):
-                trainer = Trainer(cfg, target)
-            session = cls(trainer, folder)
+                trainer = Trainer(cfg, target, diagnostics.default_probes())
+            session = cls(trainer, folder, release=release)
             if state is None:  # created, but stopped before its first checkpoint: start it over
                 session.recorder.start(trainer)
                 folder.rewind(-1)
@@ -116,25 +140,64 @@ class Session:
                                          f"{first_line(e)}") from None
                 folder.write_config(cfg)
                 trainer.history = folder.rewind(trainer.step)
+            folder.clear_ending()  # it trains again: how it last stopped no longer describes it
         except BaseException:
+            if release is not None:
+                release()
             folder.unlock()
             raise
         return session
 
     def run(self, callbacks: Callbacks = None, until: int | None = None) -> TrainResult:
-        """Train on (to `until`, or the end), recording first, then calling `callbacks`.
+        """Train on (to `until`, or the end), recording first, then calling `callbacks`; the session stays open.
 
-        A failed allocation is an `AllocationError`; a run this session started that has no
-        checkpoint yet is then closed and its folder removed (`abandon`).
+        The lab's chunks of training: `train_sessions` for one session, without Ctrl-C handling.
+        A run that diverges raises `TrainingDiverged` (its ending recorded).
         """
-        extra = [] if callbacks is None else ([callbacks] if callable(callbacks) else list(callbacks))
-        try:
-            return self.trainer.run([self.recorder, *extra], until=until)
-        except Exception as e:
-            if not memory.is_allocation_failure(e):
-                raise
-            self.abandon()
-            raise memory.allocation_error(e, f"training (step {self.trainer.step:,})", _memory_fields(self.trainer)) from None
+        result = train_sessions([self], [callbacks], until, interruptible=False, close=False)[0]
+        if result.diverged is not None:
+            raise result.diverged
+        return result
+
+    def stop_early(self, reason: str) -> None:
+        """End the run on purpose after the current step (`overfit reproduce`'s early stop), recording why now.
+
+        The record is written before the stop is requested, so an interruption right there
+        still finds the run stopped on purpose.
+        """
+        self._stopped = Ending("stopped", self.trainer.step, reason)
+        self.folder.write_ending(self._stopped)
+        self.trainer.request_stop()
+
+    def pause(self) -> None:
+        """Save the trainer's state and record the run as interrupted there (the lab's pause between chunks)."""
+        self.recorder.checkpoint(self.trainer)
+        self.folder.write_ending(Ending("interrupted", self.trainer.step, "paused"))
+
+    def checkpoint(self) -> None:
+        """Save the trainer's state now."""
+        self.recorder.checkpoint(self.trainer)
+
+    def record_failure(self, error: BaseException | str) -> None:
+        """Record that training stopped with `error` at the current step (kept until the run trains again)."""
+        message = error if isinstance(error, str) else first_line(error)
+        self.folder.write_ending(Ending("failed", self.trainer.step, message))
+
+    def conclude(self, result: TrainResult, until: int | None = None) -> Ending | None:
+        """Record how the training behind `result` (trained to `until`) stopped; None for a chunk (the run goes on)."""
+        t = self.trainer
+        if result.diverged is not None:
+            ending: Ending | None = Ending("diverged", result.diverged.step, str(result.diverged))
+        elif not result.interrupted:
+            ending = Ending("finished", result.step, f"trained all {t.cfg.schedule.steps:,} steps")
+        elif self._stopped is not None:
+            return self._stopped  # written when the stop was asked for
+        elif until is not None and result.step >= until:
+            return None  # a chunk: the caller trains on with the next call
+        else:
+            ending = Ending("interrupted", result.step, "interrupted")
+        self.folder.write_ending(ending)
+        return ending
 
     def abandon(self) -> bool:
         """After a failure: close a run this session started and remove its folder, unless it holds a checkpoint.
@@ -146,11 +209,11 @@ class Session:
         self.discard()
         return True
 
-    def checkpoint(self) -> None:
-        """Save the trainer's state now (the lab's pause between chunks)."""
-        self.recorder.checkpoint(self.trainer)
-
     def close(self) -> None:
+        """Let go of the folder and of the run's share of the memory budget."""
+        if self._release is not None:
+            self._release()
+            self._release = None
         self.folder.unlock()
 
     def discard(self) -> None:
@@ -163,6 +226,91 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def start_sessions(configs: Sequence[RunConfig], runs_dir: str | os.PathLike, names: Sequence[str | None],
+                   max_memory: int | None = None, pool: budget.Pool | None = None) -> list[Session]:
+    """A new run folder for each config, all within one memory budget (they will train at the same time).
+
+    If any run cannot start (bad input, over the budget together), the ones already made
+    are removed and the error is raised: nothing is left behind. Each picture is loaded once.
+    """
+    pool = pool or budget.Pool(max_memory)
+    # Pictures first (a file is read, within data.max_pixels; text is not rendered yet), then the memory of all the
+    # runs together: a refusal names the whole batch before any folder is made.
+    targets = {cfg.data: load_target(cfg.data) for cfg in configs if cfg.data.image is not None}
+    pool.check(configs, [(targets[c.data].height, targets[c.data].width) if c.data in targets else None for c in configs])
+    sessions: list[Session] = []
+    try:
+        for cfg, name in zip(configs, names):
+            if cfg.data not in targets:
+                targets[cfg.data] = load_target(cfg.data)
+            sessions.append(Session.start(cfg, runs_dir, name, target=targets[cfg.data], pool=pool))
+    except BaseException:
+        for session in sessions:
+            session.discard()
+        raise
+    return sessions
+
+
+@contextlib.contextmanager
+def stopping_on_interrupt(trainers: Sequence[Trainer]) -> Iterator[None]:
+    """While inside, Ctrl-C asks every trainer to stop after its current step (each then saves a checkpoint).
+
+    Only the main thread receives signals; elsewhere (the lab's worker) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop_all(signum: int, frame: Any) -> None:
+        for trainer in trainers:
+            trainer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, stop_all)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_sessions(sessions: Sequence[Session], callbacks: Sequence[Callbacks] | None = None, until: int | None = None,
+                   interruptible: bool = True, close: bool = True) -> list[TrainResult]:
+    """Train every session (to `until`, or its end), runs of one shape stacked; results in the order given.
+
+    Each run's recorder comes first, then its `callbacks[k]`. Ctrl-C stops every run at a
+    checkpoint (`interruptible`). A run that diverges leaves the others training and has
+    `diverged` set in its result. How each run ended is recorded in its folder (`Session.conclude`).
+    A failed allocation abandons the new runs without a checkpoint (their folders are
+    removed), records the failure in the others and raises one `AllocationError`; any other
+    error is recorded in every run and raised. `close`: close the sessions at the end.
+    """
+    given = list(callbacks) if callbacks is not None else [None] * len(sessions)
+    watchers = [[s.recorder, *([] if cb is None else [cb] if callable(cb) else list(cb))] for s, cb in zip(sessions, given)]
+    trainers = [s.trainer for s in sessions]
+    try:
+        try:
+            with stopping_on_interrupt(trainers) if interruptible else contextlib.nullcontext():
+                results = train_stacks(trainers, watchers, until)
+        except Exception as e:
+            failure: BaseException = e
+            allocation = memory.is_allocation_failure(e)
+            if allocation:
+                step = min(t.step for t in trainers)
+                failure = memory.allocation_error(e, f"training (step {step:,})", _memory_fields(trainers))
+            for session in sessions:  # a new run without a checkpoint leaves no folder after a failed allocation
+                if not (allocation and session.abandon()):
+                    session.record_failure(failure)
+            if failure is e:
+                raise
+            raise failure from None
+        for session, result in zip(sessions, results):
+            session.conclude(result, until)
+    finally:
+        if close:
+            for session in sessions:
+                session.close()
+    return results
 
 
 def _check_unchanged(folder: RunFolder, state: dict[str, Any], cfg: RunConfig) -> None:
@@ -178,9 +326,10 @@ def _check_unchanged(folder: RunFolder, state: dict[str, Any], cfg: RunConfig) -
                                  f"{theirs!r} -> {ours!r}); a resumed run keeps its config", field=key)
 
 
-def _memory_fields(trainer: Trainer) -> tuple[str, ...]:
-    """The fields that drive a run's memory most, for an allocation that failed during training."""
-    return budget.estimate(trainer.cfg, (trainer.target.height, trainer.target.width)).largest.fields
+def _memory_fields(trainers: Sequence[Trainer]) -> tuple[str, ...]:
+    """The fields that drive the memory of runs training together most, for an allocation that failed during training."""
+    shapes = [(t.target.height, t.target.width) for t in trainers]
+    return budget.Estimate.together([budget.estimate(t.cfg, s) for t, s in zip(trainers, shapes)]).largest.fields
 
 
 def _remove_new_folder(path: Path) -> None:

@@ -1,13 +1,15 @@
-"""`overfit train` with several presets or --seeds: many runs at once, one run folder each.
+"""The command line's side of the run lifecycle: progress bars, one line per run, Ctrl-C's exit code.
 
-Every run starts through `session.Session` (so each folder is an ordinary run folder that
-`--resume`, `render` and `export` take), and runs of one shape train stacked
-(`stacked.train_stacks`). Nothing is created unless every config is valid.
+`overfit train` (one run, several presets, --seeds, or --resume) hands its sessions to
+`train_and_report`, which trains them through `session.train_sessions` (the one lifecycle:
+recorder first, stacks, memory, Ctrl-C, how each run ended) and presents the outcome:
+a summary line per run, an `Error:` line for a run that diverged or ran out of memory
+(naming the checkpoint that is kept), and for Ctrl-C the command that continues each run,
+with exit code 130.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from typing import Any, Sequence
@@ -19,7 +21,6 @@ from ..errors import AllocationError
 from ..runs import auto_name
 from .errors import fail, message
 from .progress import Progress
-from .target import load_target
 
 # Up to this many runs get a progress bar each; more share one.
 MAX_BARS = 12
@@ -30,7 +31,7 @@ def run_name(cfg: RunConfig, name: str | None) -> str:
     return f"{name}-{cfg.preset}-s{cfg.seed}" if name else auto_name(f"{cfg.preset}-s{cfg.seed}")
 
 
-class ManyProgress:
+class SharedProgress:
     """One bar for many runs: their steps added up, and the range of their headline metric."""
 
     def __init__(self, trainers: Sequence[Any], quiet: bool) -> None:
@@ -42,99 +43,66 @@ class ManyProgress:
                         desc=f"{len(trainers)} runs")
         self.mode = trainers[0].mode
 
-    def callback(self, trainer: Any) -> Any:
-        def on_event(event: Any) -> None:
-            if event.kind in ("log", "eval"):
-                self.bar.update(sum(t.step for t in self.trainers) - self.bar.n)
-                scores = [t.history[-1][self.mode.headline] for t in self.trainers if t.history]
-                if scores:
-                    low, high = min(scores), max(scores)
-                    self.bar.set_postfix_str(f"{self.mode.headline_label} {self.mode.format_headline(low)} .. "
-                                             f"{self.mode.format_headline(high)}", refresh=False)
-        return on_event
+    def __call__(self, event: Any) -> None:
+        if event.kind in ("log", "eval"):
+            self.bar.update(sum(t.step for t in self.trainers) - self.bar.n)
+            scores = [t.history[-1][self.mode.headline] for t in self.trainers if t.history]
+            if scores:
+                low, high = min(scores), max(scores)
+                self.bar.set_postfix_str(f"{self.mode.headline_label} {self.mode.format_headline(low)} .. "
+                                         f"{self.mode.format_headline(high)}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def train_many_new(configs: Sequence[RunConfig], runs_dir: str, name: str | None, quiet: bool,
-                   max_memory: int | None = None) -> None:
-    """Start a run folder for each config and train them all; one summary line per run.
+def train_and_report(sessions: Sequence[Any], quiet: bool) -> None:
+    """Train the sessions (one or many, new or resumed) to their end and report each; exits 1 or 130 where it must.
 
-    The runs train at the same time, so their memory estimates add up (`budget.check_together`)
-    against the budget: `max_memory` bytes, or half the available memory.
+    One run reports as `overfit train` always has ("PATH: ... after N steps (X s training, Y s in
+    all)"); several add a line with their total time.
     """
-    from ..budget import check_together
-    from ..memory import raising_allocation_errors
-    from ..session import Session
-    from ..stacked import train_stacks
-    from ..training import Trainer
-
-    # Bad input fails here, before any folder is made: pictures first (a file is read for
-    # its size; text is not rendered yet), then the memory of all the runs together.
-    targets: dict[Any, Any] = {}
-    for cfg in configs:
-        if cfg.data.image is not None and cfg.data not in targets:
-            targets[cfg.data] = load_target(cfg.data)
-    shapes = [(targets[c.data].height, targets[c.data].width) if c.data in targets else None for c in configs]
-    est = check_together(configs, max_memory, shapes)
-    with raising_allocation_errors("starting the runs", est.largest.fields):
-        for cfg in configs:
-            if cfg.data not in targets:
-                targets[cfg.data] = load_target(cfg.data)
-            Trainer(cfg, targets[cfg.data])  # checks the device, the model and everything else the config implies
-    sessions: list[Any] = []
-    try:
-        for cfg in configs:
-            # Each run on its own is within the budget when all of them together are.
-            sessions.append(Session.start(cfg, runs_dir, run_name(cfg, name), target=targets[cfg.data], max_memory=est.total))
-    except BaseException:
-        for session in sessions:
-            session.discard()
-        raise
+    from ..session import train_sessions
 
     trainers = [s.trainer for s in sessions]
+    one = len(sessions) == 1
     if len(sessions) <= MAX_BARS:
-        bars: list[Any] = [Progress(t, quiet, desc=s.path.name) for s, t in zip(sessions, trainers)]
-        callbacks = [[s.recorder, bar] for s, bar in zip(sessions, bars)]
+        bars: list[Any] = [Progress(t, quiet, desc=None if one else s.path.name) for s, t in zip(sessions, trainers)]
+        callbacks = [[bar] for bar in bars]
     else:
-        shared = ManyProgress(trainers, quiet)
-        bars = [shared]
-        callbacks = [[s.recorder, shared.callback(t)] for s, t in zip(sessions, trainers)]
-
-    def stop_all(signum: int, frame: Any) -> None:
-        for t in trainers:
-            t.request_stop()
-
-    previous = signal.signal(signal.SIGINT, stop_all)
+        shared = SharedProgress(trainers, quiet)
+        bars, callbacks = [shared], [[shared] for _ in sessions]
     started = time.perf_counter()
     try:
-        with raising_allocation_errors("training", est.largest.fields):
-            results = train_stacks(trainers, callbacks)
-    except AllocationError as e:
-        for session in sessions:  # the runs that have no checkpoint yet leave no folder
-            session.abandon()
-        kept = sorted(str(s.path) for s in sessions if s.path.is_dir())
-        raise fail(message(e) + (f"; the checkpoints are kept in {', '.join(kept)}" if kept else "")) from None
+        results = train_sessions(sessions, callbacks)
+    except AllocationError as e:  # the new runs without a checkpoint have been removed
+        kept = sorted(str(s.path) for s in sessions if s.folder.has_checkpoint())
+        raise fail(message(e) + (f"; the checkpoint{'s are' if len(kept) > 1 else ' is'} kept in {', '.join(kept)}"
+                                 if kept else "")) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
         for bar in bars:
             bar.close()
-        for session in sessions:
-            session.close()
 
     failed = interrupted = 0
     for session, result in zip(sessions, results):
+        t = session.trainer
         if result.diverged is not None:
             failed += 1
-            click.echo(f"Error: {session.path}: {message(result.diverged)}", err=True)
+            last = t.history[-1]["step"] if t.history else None
+            kept = (f"; the last good checkpoint (step {last:,}) is kept in {session.path}"
+                    if last is not None and session.folder.has_checkpoint() else "")
+            if one:
+                raise fail(message(result.diverged) + kept)
+            click.echo(f"Error: {session.path}: {message(result.diverged)}{kept}", err=True)
         elif result.interrupted:
             interrupted += 1
-            click.echo(f"{session.path}: interrupted at step {result.step:,}; continue with: overfit train --resume {session.path}",
-                       err=True)
+            click.echo(f"{session.path}: interrupted at step {result.step:,}, checkpoint saved; continue with: "
+                       f"overfit train --resume {session.path}", err=True)
         else:
-            click.echo(f"{session.path}: {session.trainer.mode.summary(result.history[-1])} after {result.step:,} steps")
-    click.echo(f"{len(sessions)} runs in {time.perf_counter() - started:.0f} s", err=True)
+            took = f" ({t.train_seconds:.1f} s training, {time.perf_counter() - started:.0f} s in all)" if one else ""
+            click.echo(f"{session.path}: {t.mode.summary(result.history[-1])} after {result.step:,} steps{took}")
+    if not one:
+        click.echo(f"{len(sessions)} runs in {time.perf_counter() - started:.0f} s", err=True)
     if failed:
         sys.exit(1)
     if interrupted:

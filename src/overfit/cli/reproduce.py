@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,8 @@ def command(steps: int | None, eval_every: int | None, seeds: int | None, text: 
         click.echo(f"Reproducing in {out_dir}: {len(rp.REPRODUCE_PRESETS)} presets x {seeds} seed(s), up to {steps:,} steps each "
                    "(a run that has reached every threshold and learned every band stops early)", err=True)
 
-        trainers: list[Any] = []
-
         def make_callback(planned: Any, trainer: Any) -> Any:
             progress = Progress(trainer, quiet, desc=planned.name)
-            trainers.append(trainer)
 
             def on_event(event: Any) -> None:
                 progress(event)
@@ -67,15 +63,8 @@ def command(steps: int | None, eval_every: int | None, seeds: int | None, text: 
                     progress.close()
             return on_event
 
-        def stop_all(signum: int, frame: Any) -> None:  # every run stops at a checkpoint; the same command continues
-            for trainer in trainers:
-                trainer.request_stop()
-
-        previous = signal.signal(signal.SIGINT, stop_all)
-        try:
-            results = rp.reproduce(out_dir, target, runs, meta, make_callback, lambda line: click.echo(line, err=True))
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        # Ctrl-C stops every run at a checkpoint (`session.train_sessions`); the same command continues.
+        results = rp.reproduce(out_dir, target, runs, meta, make_callback, lambda line: click.echo(line, err=True))
     if not results:
         click.echo("Interrupted; run the same command again to continue.", err=True)
         sys.exit(130)

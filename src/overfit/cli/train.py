@@ -8,19 +8,16 @@ are `cli.options`, shared with `overfit sweep`. Runs start and resume through
 
 from __future__ import annotations
 
-import signal
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..config import RunConfig
-from ..errors import AllocationError, RunFolderError, TrainingDiverged
-from .errors import fail, flag, message, reported, warnings_as_lines
+from ..errors import RunFolderError
+from .errors import fail, flag, reported, warnings_as_lines
+from .lifecycle import run_name, train_and_report
 from .options import build_config, config_options, dotted_help, parse_size, read_command_line
-from .progress import Progress
 
 # Most runs one command trains at once (each has its own run folder and progress bar).
 MAX_RUNS = 1024
@@ -79,23 +76,20 @@ def command(rest: tuple[str, ...], config_path: str | None, name: str | None, ru
                        for p in (presets or [None]) for s in (seeds or [None])]
             if len(configs) > MAX_RUNS:
                 raise click.UsageError(f"{len(configs)} runs at once is more than {MAX_RUNS}")
-            from .many import train_many_new
-
-            train_many_new(configs, runs_dir, name, quiet, max_memory)
+            _train_new(configs, [run_name(cfg, name) for cfg in configs], runs_dir, quiet, max_memory)
         else:
-            cfg = build_config(presets[0] if presets else None, config_path, overrides)
-            _train_new(cfg, runs_dir, name, quiet, max_memory)
+            _train_new([build_config(presets[0] if presets else None, config_path, overrides)], [name], runs_dir, quiet, max_memory)
 
 
-def _train_new(cfg: RunConfig, runs_dir: str, name: str | None, quiet: bool, max_memory: int | None = None) -> None:
-    from ..session import Session
+def _train_new(configs: list[RunConfig], names: list[str | None], runs_dir: str, quiet: bool, max_memory: int | None) -> None:
+    """Start a run folder per config (all checked together, nothing left behind if one cannot start) and train them."""
+    from ..session import start_sessions
 
-    # Bad input, and a run over its memory budget, fail here, before any folder is made;
+    # Bad input, and runs over their memory budget together, fail here, before any folder is kept;
     # the picture's warnings (nothing to learn) print as Warning: lines.
     with warnings_as_lines():
-        session = Session.start(cfg, runs_dir, name, max_memory=max_memory)
-    with session:
-        run(session, quiet)
+        sessions = start_sessions(configs, runs_dir, names, max_memory)
+    train_and_report(sessions, quiet)
 
 
 def _resume(path: str, overrides: dict[str, str], quiet: bool, max_memory: int | None = None) -> None:
@@ -109,36 +103,6 @@ def _resume(path: str, overrides: dict[str, str], quiet: bool, max_memory: int |
             raise fail(f"--resume keeps the run's config; {e.field} cannot change (only {can} can). "
                        f"Start a new run from it with: overfit train --config {Path(path) / 'config.json'} ...") from None
         raise
-    with session:
-        if not quiet:
-            click.echo(f"Resuming {session.path} at step {session.trainer.step:,} of {session.trainer.cfg.schedule.steps:,}", err=True)
-        run(session, quiet)
-
-
-def run(session: Any, quiet: bool) -> None:
-    """Train the session to its end with a progress bar; Ctrl-C stops at a checkpoint (exit 130)."""
-    trainer = session.trainer
-    progress = Progress(trainer, quiet)
-    # Ctrl-C asks the loop to stop after the current step; the checkpoint is saved there.
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
-    started = time.perf_counter()
-    try:
-        result = session.run([progress])
-    except TrainingDiverged as e:
-        progress.close()
-        last = trainer.history[-1]["step"] if trainer.history else None
-        kept = f"; the last good checkpoint (step {last:,}) is kept in {session.path}" if last is not None and session.folder.has_checkpoint() else ""
-        raise fail(message(e) + kept) from None
-    except AllocationError as e:  # a new run without a checkpoint has been removed (Session.run)
-        progress.close()
-        kept = f"; the checkpoint is kept in {session.path}" if session.folder.has_checkpoint() else ""
-        raise fail(message(e) + kept) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.close()
-
-    if result.interrupted:
-        click.echo(f"Interrupted at step {result.step:,}; checkpoint saved. Continue with: overfit train --resume {session.path}", err=True)
-        sys.exit(130)
-    click.echo(f"{session.path}: {trainer.mode.summary(result.history[-1])} after {result.step:,} steps "
-               f"({trainer.train_seconds:.1f} s training, {time.perf_counter() - started:.0f} s in all)")
+    if not quiet:
+        click.echo(f"Resuming {session.path} at step {session.trainer.step:,} of {session.trainer.cfg.schedule.steps:,}", err=True)
+    train_and_report([session], quiet)

@@ -46,7 +46,7 @@ __all__ = [
 
 
 def write_network_views(report_dir: Path, results: dict) -> None:
-    """net-<preset>-<step>.png: the network view of each preset's seed-0 run at its chosen steps (see reproduce.inside)."""
+    """net-<preset>-<step>.png: the network view of each preset's seed-0 run at its chosen steps (see reproduce.units)."""
     from ..errors import OverfitError
     from ..images import save_png
     from ..netview import network_view

@@ -28,13 +28,11 @@ from .plan import (
     DEFAULT_EVAL_LATE_FROM,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
-    DIVERGED,
     LOSSES,
     MODE,
     REPRODUCE_PRESETS,
     PlannedRun,
     default_out,
-    STOPPED,
     EarlyStop,
     make_meta,
     open_run,
@@ -43,7 +41,7 @@ from .plan import (
 )
 
 __all__ = ["DEFAULT_EVAL_EVERY", "DEFAULT_EVAL_EVERY_LATE", "DEFAULT_EVAL_LATE_FROM", "DEFAULT_SEEDS", "DEFAULT_STEPS",
-           "DIVERGED", "LOSSES", "MODE", "REPRODUCE_PRESETS", "STOPPED", "EarlyStop", "PlannedRun", "ReproduceError", "analyse",
+           "LOSSES", "MODE", "REPRODUCE_PRESETS", "EarlyStop", "PlannedRun", "ReproduceError", "analyse",
            "default_out", "machine_info", "make_meta", "open_run", "plan", "reproduce", "sibling_variants", "train_all"]
 
 
@@ -55,13 +53,16 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
     trainer)` gives each run's event callback; `announce` gets a line per run. Stops, without a
     report, if a run is interrupted (Ctrl-C); returns {} then.
     """
+    from ..budget import Pool
+
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     opened: list[tuple[PlannedRun, Any]] = []
     endings: dict[str, str] = {}
+    pool = Pool()  # the runs that train, train at the same time: one memory budget for all of them
     try:
         for planned in runs:
-            status, session = open_run(planned, target, runs_dir)
+            status, session = open_run(planned, target, runs_dir, pool)
             if session is None:
                 endings[planned.name] = status
             else:

@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..presets import PRESETS
 from ..runs import RunFolder
-from . import findings, inside
+from . import findings, units
 from .findings import Curve
 from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step, ending
 from ..spectrum import BandAnalyzer, first_below
@@ -79,7 +79,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
             first_by_run[planned.name] = first_below(steps, errors, findings.BAND_THRESHOLD)
         if planned.seed == 0:
             grid_frames[planned.preset] = frames
-            insides[planned.preset] = {**inside.summarise(history, folder.weight_steps(), curves[planned.preset][-1]),
+            insides[planned.preset] = {**units.summarise(history, folder.weight_steps(), curves[planned.preset][-1]),
                                        "run_dir": os.path.relpath(run_dir, out_dir)}
             spectrum[planned.preset] = {
                 "steps": steps,
@@ -106,7 +106,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
         })
 
     verdicts = findings.judge_all(curves, majority, first_by_run, meta["eval_every"])
-    sentences = inside.evidence(insides, meta, spectrum, findings.BAND_THRESHOLD)
+    sentences = units.evidence(insides, meta, spectrum, findings.BAND_THRESHOLD)
     results = {
         "meta": {**meta, "majority_rate": majority},
         "presets": presets,

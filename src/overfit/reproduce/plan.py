@@ -2,19 +2,19 @@
 
     <out>/runs/<preset>-s<seed>/   ordinary run folders (resume them, open them in the lab)
 
-A run already complete is reused and an interrupted one resumed, so running the same
-command again continues where it stopped. A run that diverges is recorded as such (a
-`diverged.json` beside its checkpoint) and judged as not converging; it does not stop
-the others. A run stops early (a `stopped.json` saying when and why) once nothing it could
-still show would change a verdict or a reported step count: every accuracy threshold
-of the report reached and every spectral band learned. Runs that have not converged
-train the whole budget.
+A run already done (`RunFolder.finished`) is reused and an interrupted one resumed, so
+running the same command again continues where it stopped. A run that diverges is
+recorded as such (its folder's ending, `endings`) and judged as not converging; it does
+not stop the others and is not trained again. A run stops early (`Session.stop_early`,
+its ending saying when and why) once nothing it could still show would change a verdict
+or a reported step count: every accuracy threshold of the report reached and every
+spectral band learned. Runs that have not converged train the whole budget. Every run
+that trains is opened in one memory budget (`budget.Pool`): they train at the same time.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -22,8 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import RunConfig
-from ..errors import ReproduceError, RunFolderError
-from ..files import write_atomic
+from ..errors import ReproduceError
 from ..modes import get_mode
 from ..presets import get_preset
 from ..runs import RunFolder
@@ -42,8 +41,6 @@ DEFAULT_SEEDS = 2
 DEFAULT_EVAL_EVERY = 500
 DEFAULT_EVAL_EVERY_LATE = 2_500
 DEFAULT_EVAL_LATE_FROM = 20_000
-DIVERGED = "diverged.json"
-STOPPED = "stopped.json"
 # The accuracies whose first step the report tabulates; a run stops early only once it has reached all of them.
 REPORTED_THRESHOLDS = (0.90, 0.95, 0.99)
 
@@ -95,33 +92,31 @@ def _same_run(saved: RunConfig, planned: RunConfig) -> bool:
     return strip(saved) == strip(planned.pinned())  # saved configs are pinned when their run starts
 
 
-def open_run(planned: PlannedRun, target: Any, runs_dir: Path) -> tuple[str, Any]:
-    """The run's state and, if it still trains, its `Session`: ('diverged' | 'stopped' | 'reused', None) or ('resumed' | 'started', session)."""
+def open_run(planned: PlannedRun, target: Any, runs_dir: Path, pool: Any = None) -> tuple[str, Any]:
+    """The run's state and, if it still trains, its `Session` (in the memory budget `pool`):
+    ('diverged' | 'stopped' | 'reused', None) or ('resumed' | 'started', session)."""
     from ..session import Session
 
     path = runs_dir / planned.name
     if path.exists():
-        if not _same_run(RunFolder.open(path).config(), planned.config):
+        folder = RunFolder.open(path)
+        if not _same_run(folder.config(), planned.config):
             raise ReproduceError(f"{path} holds a run with a different config; choose another output folder or remove it",
                                  field="out_dir")
-        if (path / DIVERGED).exists():
+        ending = folder.ending()
+        if ending is not None and ending.how == "diverged":  # judged as not converging; training it again changes nothing
             return "diverged", None
-        if (path / STOPPED).exists():
-            return "stopped", None
-        try:
-            return "resumed", Session.resume(path, {"schedule.steps": planned.config.schedule.steps})
-        except RunFolderError as e:
-            if e.field == "schedule.steps":  # already at its last step
-                return "reused", None
-            raise
-    return "started", Session.start(planned.config, runs_dir, planned.name, target=target)
+        if folder.finished(planned.config.schedule.steps):
+            return ("stopped" if ending is not None and ending.how == "stopped" else "reused"), None
+        return "resumed", Session.resume(path, {"schedule.steps": planned.config.schedule.steps}, pool=pool)
+    return "started", Session.start(planned.config, runs_dir, planned.name, target=target, pool=pool)
 
 
 class EarlyStop:
     """A run's callback that stops it once it has reached every reported accuracy and learned every spectral band.
 
-    Its record, `stopped.json`, is written before the stop is requested, so a reproduction
-    interrupted right there still knows the run ended on purpose.
+    Its ending is recorded before the stop is requested (`Session.stop_early`), so a
+    reproduction interrupted right there still knows the run ended on purpose.
     """
 
     def __init__(self, session: Any, target: Any, thresholds: tuple[float, ...]) -> None:
@@ -152,43 +147,32 @@ class EarlyStop:
         if event.step < steps and self.best >= max(self.thresholds) and self.learned.all():
             reason = (f"reached {max(self.thresholds):.0%} dense accuracy and learned all {self.analyzer.n_bands} spectral bands "
                       f"at step {event.step:,} of {steps:,}")
-            write_atomic(self.session.path / STOPPED, json.dumps({"step": event.step, "reason": reason}) + "\n")
-            event.trainer.request_stop()
+            self.session.stop_early(reason)
 
 
 def train_all(opened: list[tuple[PlannedRun, Any]], target: Any, make_callback: Callable[[PlannedRun, Any], Callable]) -> dict[str, str]:
-    """Train every open session, runs of one shape stacked; each run's ending by name ('done', 'stopped', 'diverged', 'interrupted')."""
-    from ..stacked import train_stacks
+    """Train every open session (`session.train_sessions`); each run's ending by name ('done', 'stopped', 'diverged', 'interrupted')."""
+    from ..session import train_sessions
 
     thresholds = tuple(sorted({*REPORTED_THRESHOLDS, converged_threshold(target.majority_rate)}))
     sessions = [session for _, session in opened]
-    callbacks = [[s.recorder, make_callback(p, s.trainer), EarlyStop(s, target, thresholds)] for p, s in opened]
+    callbacks = [[make_callback(p, s.trainer), EarlyStop(s, target, thresholds)] for p, s in opened]
+    train_sessions(sessions, callbacks)
+    names = {"finished": "done"}
     endings: dict[str, str] = {}
-    try:
-        results = train_stacks([s.trainer for s in sessions], callbacks)
-        for (planned, session), result in zip(opened, results):
-            if result.diverged is not None:
-                e = result.diverged
-                write_atomic(session.path / DIVERGED, json.dumps({"step": e.step, "value": repr(e.value)}) + "\n")
-                endings[planned.name] = "diverged"
-            elif (session.path / STOPPED).exists():
-                endings[planned.name] = "stopped"
-            else:
-                endings[planned.name] = "interrupted" if result.interrupted else "done"
-    finally:
-        for session in sessions:
-            session.close()
+    for planned, session in opened:
+        ending = session.folder.ending()
+        endings[planned.name] = names.get(ending.how, ending.how) if ending is not None else "interrupted"
     return endings
 
 
 def ending(run_dir: Path, steps: int, history: list[dict[str, Any]]) -> dict[str, Any]:
     """How and when a run ended, for the report: trained the budget, stopped early, diverged, or still unfinished."""
-    diverged = diverged_step(run_dir)
-    if diverged is not None:
-        return {"reason": "diverged", "step": diverged, "text": f"diverged at step {diverged:,} (the loss became NaN or infinite)"}
-    if (run_dir / STOPPED).exists():
-        record = json.loads((run_dir / STOPPED).read_text())
-        return {"reason": "stopped", "step": record["step"], "text": f"stopped early: {record['reason']}"}
+    end = RunFolder(run_dir).ending(history)
+    if end is not None and end.how == "diverged":
+        return {"reason": "diverged", "step": end.step, "text": f"diverged at step {end.step:,} (the loss became NaN or infinite)"}
+    if end is not None and end.how == "stopped":
+        return {"reason": "stopped", "step": end.step, "text": f"stopped early: {end.reason}"}
     last = history[-1]["step"] if history else 0
     if last >= steps:
         return {"reason": "budget", "step": last, "text": f"trained the whole budget of {steps:,} steps"}
@@ -197,5 +181,5 @@ def ending(run_dir: Path, steps: int, history: list[dict[str, Any]]) -> dict[str
 
 def diverged_step(run_dir: Path) -> int | None:
     """The step at which the run in `run_dir` diverged, or None if it did not."""
-    path = run_dir / DIVERGED
-    return json.loads(path.read_text())["step"] if path.exists() else None
+    end = RunFolder(run_dir).ending()
+    return end.step if end is not None and end.how == "diverged" else None

@@ -1,4 +1,4 @@
-"""Inside the six presets' networks: unit statistics over time, the steps to show the network at, and one sentence
+"""Unit statistics of the six presets' networks over time, the steps to show the network at, and one sentence
 of evidence per finding, written from the numbers (never for a particular outcome).
 
     inside = summarise(history, weight_steps, curve)     # per preset, seed 0

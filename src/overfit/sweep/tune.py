@@ -94,8 +94,9 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
     import torch
     from ray import tune
 
+    from ..budget import Pool, default_budget
     from ..config import RunConfig
-    from ..session import Session
+    from ..session import Session, train_sessions
 
     torch.set_num_threads(threads)  # cores per trial: no oversubscription
     trial_id = tune.get_context().get_trial_id()
@@ -118,8 +119,10 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
             (Path(d) / RUN_POINTER).write_text(str(path))
             tune.report({**metrics, **node}, checkpoint=Checkpoint.from_directory(d))
 
+    # The trials on a node train at the same time, each on its share of the cores: each gets that share of the memory too.
+    pool = Pool(int(default_budget() * min(1.0, threads / (os.cpu_count() or 1))))
     if (path / "config.json").is_file():  # a retry after its worker died: continue the run folder
-        session = _resume(path)
+        session = _resume(path, pool)
         node["resumed_at"] = session.trainer.step if session is not None else -1
         if session is None:  # finished before its worker died: report the last record once more
             from ..runs import RunFolder
@@ -132,23 +135,21 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
 
             shutil.rmtree(path, ignore_errors=True)
         cfg = RunConfig.from_json(base_json).with_overrides({k: str(v) for k, v in params.items()})
-        session = Session.start(cfg, runs_dir, path.name)
-    with session:
-        session.run([report])
+        session = Session.start(cfg, runs_dir, path.name, pool=pool)
+    train_sessions([session], [[report]], interruptible=False)
 
 
-def _resume(path: Path) -> Any:
-    """The run at `path` resumed, or None if it already reached its last step; waits for a dying worker's lock."""
+def _resume(path: Path, pool: Any) -> Any:
+    """The run at `path` resumed (in the memory budget `pool`), or None if it is done; waits for a dying worker's lock."""
     from ..runs import RunFolder
     from ..session import Session
 
-    folder = RunFolder(path)
-    if folder.has_checkpoint() and int(folder.checkpoint()["step"]) >= folder.config().schedule.steps:
+    if RunFolder(path).finished():
         return None
     deadline = time.monotonic() + 30
     while True:
         try:
-            return Session.resume(path)
+            return Session.resume(path, pool=pool)
         except RunBusyError:
             if time.monotonic() > deadline:
                 raise
@@ -292,14 +293,15 @@ def trial_records(grid: Any) -> list[dict[str, Any]]:
         trial_id = Path(result.path).name
         records.append({
             "trial_id": trial_id, "params": dict(result.config or {}), "last": metrics,
-            "error": _first_line(result.error) if result.error else None,
+            "error": _last_line(result.error) if result.error else None,
             "wall_s": metrics.get("time_total_s"),
             "run_folder": metrics.get("run_folder"), "node_ip": metrics.get("node_ip"), "node_id": metrics.get("node_id"),
         })
     return records
 
 
-def _first_line(e: BaseException) -> str:
+def _last_line(e: BaseException) -> str:
+    """The error's last non-empty line (at most 300 characters): a trial's error is a traceback, its message comes last."""
     text = str(e).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else type(e).__name__

@@ -3,7 +3,7 @@
 A small FastAPI app (`app.create_app`: routes; `guard`: Host, access-token and Origin checks;
 `sockets`: the live WebSocket; `meta`: what the page knows about the server) over
 a run manager (`manager`) that creates and resumes ordinary run folders through
-`Session` and trains them in chunks on one worker thread (`turns`, `worker`). Each
+`Session` and trains them in chunks on one worker thread (`training`, `worker`). Each
 run as the page sees it is a `labrun.LabRun`; its curves and live previews are
 `live`'s, its pictures `pictures`'. Progress streams to every browser tab that
 watches (up to `--max-viewers` per run; `stream`); pictures arrive as uploads

@@ -58,7 +58,7 @@ from .labrun import AT_THE_END, DOWNLOADS, LabRun
 from .manager import MAX_FOLDERS, RunManager
 from .meta import meta
 from .sockets import MAX_VIEWERS, live_route
-from .stream import Hub
+from .stream import Mailboxes
 from .uploads import MAX_LAB_PIXELS, MAX_UPLOAD_BYTES, UploadStore
 
 __all__ = ["create_app", "is_loopback"]
@@ -94,19 +94,19 @@ def create_app(
     runs_path = Path(runs_dir).resolve()
     if token is None and not is_loopback(host):
         token = new_token()
-    hub = Hub()
+    mailboxes = Mailboxes()
     uploads = UploadStore(runs_path, upload_max_bytes, max_pixels)
-    manager = RunManager(runs_path, hub, max_runs or os.cpu_count() or 1, uploads.id_of, max_folders)
+    manager = RunManager(runs_path, mailboxes, max_runs or os.cpu_count() or 1, uploads.id_of, max_folders)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub.attach(asyncio.get_running_loop())
+        mailboxes.attach(asyncio.get_running_loop())
         yield
         # Stopping the server pauses every run at a checkpoint, so each can be resumed.
         await run_in_threadpool(manager.shutdown)
 
     app = FastAPI(title="overfit lab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.manager, app.state.hub, app.state.uploads, app.state.token = manager, hub, uploads, token
+    app.state.manager, app.state.mailboxes, app.state.uploads, app.state.token = manager, mailboxes, uploads, token
     app.add_middleware(Guard, allowed_hosts=allowed_hosts(host, allow_hosts), token=token,
                        host_status=LOOPBACK_HOST_STATUS if is_loopback(host) else OPEN_HOST_STATUS)
 
@@ -114,7 +114,7 @@ def create_app(
     _page_routes(app, uploads, manager)
     _run_routes(app, manager, uploads)
     _picture_routes(app, uploads)
-    live_route(app, manager, hub, max_viewers)
+    live_route(app, manager, mailboxes, max_viewers)
     return app
 
 

@@ -29,13 +29,14 @@ RUN_REQUEST_KEYS = ("config", "upload", "name")
 TARGET_PREVIEW_SIDE = 1024
 
 
-# The lab's hard cap on what one run may take: the form is one click from a model that fills the machine, and
-# the lab shares it with the browser and the other runs. Below it, the usual budget (half the available memory).
+# The lab's hard cap on what its runs training at the same time may take together: the form is one click from a
+# model that fills the machine, and the lab shares it with the browser. Below it, the usual budget (half the
+# available memory when the lab starts).
 LAB_MAX_MEMORY = 4 * 10**9
 
 
 def lab_memory_budget() -> int:
-    """Bytes a lab run may take by `budget.estimate`: the smaller of LAB_MAX_MEMORY and the usual budget."""
+    """Bytes the lab's runs may take together by `budget.estimate`: the smaller of LAB_MAX_MEMORY and the usual budget."""
     from ..budget import default_budget
 
     return min(LAB_MAX_MEMORY, default_budget())

@@ -3,15 +3,15 @@
 A `LabRun` is an ordinary run folder under runs_dir. While it does not train here,
 its state comes from the folder (`RunFolder`: config, metrics, frames, checkpoint,
 lock), so runs made or continued by `overfit train` show as they are on disk. While
-it trains (`turns.Training`), the training thread folds each event into the same
-state and sends it to the page's live views (`stream.Hub`): loss points in ticks,
+it trains (`training.Training`), the training thread folds each event into the same
+state and sends it to the page's live views (`stream.Mailboxes`): loss points in ticks,
 evaluations, previews and status changes.
 
 `summary()` and `detail()` are what the page sees; they and `load()` are safe from
 any thread. Which metric sums a run up, and how the page writes it, is the mode's
 (`modes`): the lab asks, it never names a mode. A run with held-out pixels
 (`data.holdout`) also has that headline over its training pixels and over its held-out
-pixels at each evaluation: the "fit" and "test" curves beside "metric" (`live.CURVES`).
+pixels at each evaluation; the page gets a curve of every metric a run records (`live.curves_from`).
 
 Files go to the browser only through `open_file`, which follows no symbolic link
 (`open_plain_file`): a run folder copied from elsewhere may hold a `progress.gif` that
@@ -31,15 +31,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from ..config import RunConfig
 from ..errors import RunFolderError
 from ..modes import Mode, get_mode
-from ..runs import CHECKPOINT, CONFIG, ERROR, FINAL, FRAMES, GIF, METRICS, MP4, RunFolder
+from ..endings import ENDING
+from ..runs import CHECKPOINT, CONFIG, FINAL, FRAMES, GIF, METRICS, MP4, RunFolder
 from ..sampling import NO_HOLDOUT
 from ..training import Event
 from .errors import LabError
 from .live import LAYER_KEYS, TICK_SECONDS, Curve, Inside, Previews, curves_from, eval_values, finite, inside, inside_from, new_curves
-from .stream import Hub
+from .stream import Mailboxes
 
 if TYPE_CHECKING:
-    from .turns import Training
+    from .training import Training
 
 # What the browser may download, by a fixed name: (file in the run folder, media type, label on the page).
 DOWNLOADS: dict[str, tuple[str, str, str]] = {
@@ -133,12 +134,12 @@ def is_plain_file(path: Path) -> bool:
 class LabRun:
     """One run folder as the lab sees it: state for the page, from disk or from its training."""
 
-    def __init__(self, path: Path, cfg: RunConfig, hub: Hub, upload_id: Callable[[str | None], str | None]) -> None:
+    def __init__(self, path: Path, cfg: RunConfig, mailboxes: Mailboxes, upload_id: Callable[[str | None], str | None]) -> None:
         self.id = path.name
         self.path = path
         self.folder = RunFolder(path)
         self.cfg = cfg
-        self.hub = hub
+        self.mailboxes = mailboxes
         self._upload_id = upload_id
         self.status = "new"  # new | running | paused | done | failed | busy
         self.error: str | None = None
@@ -147,7 +148,7 @@ class LabRun:
         self.loss: float | None = None
         self.steps_per_s: float | None = None
         self.last_eval: dict[str, Any] | None = None
-        self.curves: dict[str, Curve] = new_curves()  # live.CURVES: loss, metric and, with held-out pixels, fit and test
+        self.curves: dict[str, Curve] = new_curves()  # "loss" and one curve per metric key the records hold (live.Curves)
         self.inside_curve = Inside()
         self.frame_steps: list[int] = []
         self.height, self.width = self.folder.target_size()
@@ -174,7 +175,7 @@ class LabRun:
     def _signature(self) -> tuple[tuple[int, int] | None, ...]:
         """What `load` reads, as (modification time, size) each: while it is unchanged, the folder says what it said."""
         out = []
-        for name in (CONFIG, METRICS, CHECKPOINT, ERROR, FRAMES):  # frames/ changes when a frame is added or removed
+        for name in (CONFIG, METRICS, CHECKPOINT, ENDING, FRAMES):  # frames/ changes when a frame is added or removed
             try:
                 st = (self.path / name).stat()
                 out.append((st.st_mtime_ns, st.st_size))
@@ -249,7 +250,7 @@ class LabRun:
                 "width": self.width,
                 "upload": upload,
                 "image_source": "upload" if upload else ("file" if self.cfg.data.image else None),
-                "viewers": self.hub.viewers(self.id),
+                "viewers": self.mailboxes.viewers(self.id),
                 "files": {name: is_plain_file(self.path / file) for name, (file, _, _) in DOWNLOADS.items()},
                 "config": config,
             }
@@ -282,9 +283,9 @@ class LabRun:
             raise LabError(404, f"run {self.id}: cannot read {name} ({e.strerror or type(e).__name__})") from None
 
     def publish_status(self) -> None:
-        self.hub.publish(self.id, {"type": "status", "run": self.summary()})
+        self.mailboxes.publish(self.id, {"type": "status", "run": self.summary()})
 
-    # -- while it trains: called by `turns.Training` on the training thread ---------------------
+    # -- while it trains: called by `training.Training` on the training thread ---------------------
 
     def started(self, training: Training, cfg: RunConfig, step: int, until: int | None) -> None:
         with self.lock:
@@ -317,8 +318,8 @@ class LabRun:
                 self._next_tick = now + TICK_SECONDS
                 with self.lock:
                     self._flush_points()
-                if self._previews.due(now) and self.hub.viewers(self.id):
-                    self.hub.publish(self.id, self._previews.draw(event.trainer), latest_only=True)
+                if self._previews.due(now) and self.mailboxes.viewers(self.id):
+                    self.mailboxes.publish(self.id, self._previews.draw(event.trainer), latest_only=True)
         elif event.kind == "eval":
             record = event.metrics
             mode = self.mode
@@ -335,11 +336,11 @@ class LabRun:
             keys = {"metric": mode.headline}
             if mode.test_headline in record:
                 keys.update(fit=mode.fit_headline, test=mode.test_headline)
-            self.hub.publish(self.id, {"type": "eval", "record": record, **keys,
+            self.mailboxes.publish(self.id, {"type": "eval", "record": record, **keys,
                                        "frame": event.step if event.prediction is not None else None})
 
     def _flush_points(self) -> None:
         """Send the loss points gathered since the last tick (caller holds the lock)."""
         points, self._pending_points = self._pending_points, []
-        self.hub.publish(self.id, {"type": "tick", "step": self.step, "loss": self.loss,
+        self.mailboxes.publish(self.id, {"type": "tick", "step": self.step, "loss": self.loss,
                                    "steps_per_s": self.steps_per_s, "points": points})

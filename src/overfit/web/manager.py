@@ -1,7 +1,7 @@
 """The lab's runs: every run folder in runs_dir, created and trained through `Session`, at most `max_runs` at once.
 
 A new run is made by `Session.start` exactly as `overfit train` makes one (config,
-target and samples written, nothing trained), and trained by `turns.Training`, which
+target and samples written, nothing trained), and trained by `training.Training`, which
 resumes it with `Session.resume` as `overfit train --resume` would. All of it that
 needs torch happens on the one `worker.Worker` thread. The web layer (`app`) only
 calls `RunManager` methods and reads `LabRun.summary()` / `detail()`; those are safe
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..budget import Pool
 from ..config import RunConfig
 from ..errors import OverfitError, RunFolderError
 from ..runs import CONFIG, NAME_PATTERN, TARGET, RunFolder
@@ -29,8 +30,8 @@ from ..session import Session
 from .errors import LabError, lab_error, runs_dir_names
 from .forms import lab_memory_budget
 from .labrun import LabRun
-from .stream import Hub
-from .turns import Training
+from .stream import Mailboxes
+from .training import Training
 from .worker import Worker
 
 MAX_ID_LENGTH = 200
@@ -49,10 +50,12 @@ def _mtime(path: Path) -> float:
 class RunManager:
     """All runs in runs_dir, at most `max_runs` of them training at once and `max_folders` run folders in all."""
 
-    def __init__(self, runs_dir: Path, hub: Hub, max_runs: int, upload_id: Callable[[str | None], str | None],
+    def __init__(self, runs_dir: Path, mailboxes: Mailboxes, max_runs: int, upload_id: Callable[[str | None], str | None],
                  max_folders: int = MAX_FOLDERS) -> None:
         self.runs_dir = runs_dir
-        self.hub = hub
+        self.mailboxes = mailboxes
+        # Every run training in the lab at once shares one memory budget (and a new run is checked beside them).
+        self.pool = Pool(lab_memory_budget())
         self.max_runs = max_runs
         self.max_folders = max_folders
         self._upload_id = upload_id
@@ -83,7 +86,7 @@ class RunManager:
                 cfg = RunFolder.open(path).config()
             except RunFolderError as e:
                 raise LabError(409, f"run {run_id} cannot be read: {lab_error(e, hide=runs_dir_names(self.runs_dir)).detail}") from None
-            fresh = LabRun(path, cfg, self.hub, self._upload_id)
+            fresh = LabRun(path, cfg, self.mailboxes, self._upload_id)
             with self._lock:
                 run = self._runs.setdefault(run_id, fresh)
         if not run.running:
@@ -131,7 +134,7 @@ class RunManager:
             with warnings.catch_warnings():
                 # A one-class picture trains fine (and instantly); the page shows its accuracy.
                 warnings.simplefilter("ignore")
-                session = Session.start(cfg, self.runs_dir, name, max_memory=lab_memory_budget())
+                session = Session.start(cfg, self.runs_dir, name, pool=self.pool)
         except OverfitError as e:
             raise lab_error(e, hide=runs_dir_names(self.runs_dir), upload=cfg.data.image) from None
         session.close()
@@ -157,7 +160,7 @@ class RunManager:
                     break
             other.wait()  # another request is starting this run; then it runs, and takes our `until`
         try:
-            self.worker.call(Training.begin, run, until, self.worker)  # slow (torch, the worker's queue): no lock held
+            self.worker.call(Training.begin, run, until, self.worker, self.pool)  # slow (torch, the worker's queue): no lock held
         finally:
             with self._lock:
                 del self._starting[run_id]

@@ -1,7 +1,7 @@
 """The live WebSocket of one run: a snapshot, then every tick, preview, evaluation and status change.
 
 The page sends nothing on it (control goes through the HTTP routes); the server
-forwards the run's mailbox (`stream.Hub`) as it fills, and a viewer that fell too
+forwards the run's mailbox (`stream.Mailboxes`) as it fills, and a viewer that fell too
 far behind gets a fresh snapshot instead of the messages it missed.
 
 A run has at most `max_viewers` live views at once: each costs the server a mailbox
@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 from .errors import LabError
 from .labrun import LabRun
 from .manager import RunManager
-from .stream import Hub, Mailbox, encode
+from .stream import Mailboxes, Mailbox, encode
 
 log = logging.getLogger("overfit.lab")
 # Close code for a run that does not exist (4000-4999 are the application's).
@@ -37,7 +37,7 @@ def too_many_viewers(limit: int) -> str:
     return f"{limit} viewers already watch this run, the lab's limit (--max-viewers); close a tab that shows it"[:123]
 
 
-def live_route(app: FastAPI, manager: RunManager, hub: Hub, max_viewers: int = MAX_VIEWERS) -> None:
+def live_route(app: FastAPI, manager: RunManager, mailboxes: Mailboxes, max_viewers: int = MAX_VIEWERS) -> None:
     """WS /api/runs/{id}/live."""
 
     @app.websocket("/api/runs/{run_id}/live")
@@ -48,8 +48,8 @@ def live_route(app: FastAPI, manager: RunManager, hub: Hub, max_viewers: int = M
             await ws.close(code=NO_SUCH_RUN)
             return
         await ws.accept()
-        hub.attach(asyncio.get_running_loop())
-        box = hub.subscribe(run_id, max_viewers)
+        mailboxes.attach(asyncio.get_running_loop())
+        box = mailboxes.subscribe(run_id, max_viewers)
         if box is None:
             await ws.close(code=TOO_MANY_VIEWERS, reason=too_many_viewers(max_viewers))
             return
@@ -58,7 +58,7 @@ def live_route(app: FastAPI, manager: RunManager, hub: Hub, max_viewers: int = M
         except (WebSocketDisconnect, RuntimeError):
             pass  # the tab went away mid-send
         finally:
-            hub.unsubscribe(box)
+            mailboxes.unsubscribe(box)
 
 
 async def _snapshot(ws: WebSocket, run: LabRun) -> None:

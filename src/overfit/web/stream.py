@@ -72,8 +72,8 @@ class Mailbox:
         return behind, out
 
 
-class Hub:
-    """Viewers per run, and `publish` callable from any thread."""
+class Mailboxes:
+    """The mailboxes of every run's viewers (one per open WebSocket), and `publish` to them from any thread."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None

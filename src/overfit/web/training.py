@@ -15,8 +15,11 @@ of a second, and a pause between chunks writes one (`Session.checkpoint`). A run
 chunk is a single step: nothing is known yet about how long a step of this model takes
 (a wide network, `compile`), and a pause must not wait for ten slow ones.
 
-A run that stops with an error records it in its folder (`RunFolder.write_error`), so the
-page shows why after a reload or a restart of the lab; starting it again clears it.
+How a run stopped (paused, diverged, failed) is recorded in its folder as every front end
+records it (`Session.pause`, `Session.record_failure`, `endings`), so the page shows why after
+a reload or a restart of the lab; starting it again clears it. Every run training in the lab
+holds its share of one memory budget (the manager's `budget.Pool`), so runs that train at
+the same time are checked together.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ import math
 import threading
 import time
 
+from ..budget import Pool
+from ..endings import Ending
 from ..errors import OverfitError, TrainingDiverged
 from ..session import Session
 from ..training import Event
 from .errors import LabError, lab_error, runs_dir_names
-from .forms import lab_memory_budget
 from .labrun import LabRun
 from .worker import Worker
 
@@ -59,19 +63,16 @@ class Training:
         self.stopped = threading.Event()
 
     @classmethod
-    def begin(cls, run: LabRun, until: int | None, worker: Worker) -> Training:
-        """Resume `run` from its folder and give it turns (on the worker thread; the manager checked the cap)."""
+    def begin(cls, run: LabRun, until: int | None, worker: Worker, pool: Pool) -> Training:
+        """Resume `run` from its folder (in the lab's memory budget `pool`) and give it turns on the worker thread
+        (the manager checked the cap on runs)."""
         if run.folder.status() == "done":
             raise LabError(409, f"run {run.id} is finished (step {run.step:,} of {run.cfg.schedule.steps:,}); start a new run, "
                                 f"or train it further from the command line: overfit train --resume {run.path.parent.name}/{run.id} --steps N")
         try:
-            session = Session.resume(run.path, max_memory=lab_memory_budget())
+            session = Session.resume(run.path, pool=pool)  # forgets how it last stopped: it trains again
         except OverfitError as e:
             raise lab_error(e, hide=runs_dir_names(run.path.parent)) from None
-        try:
-            session.folder.clear_error()  # it trains again: an earlier failure no longer describes it
-        except OSError:
-            log.exception("run %s: cannot remove its recorded error", run.id)
         training = cls(run, session, worker)
         trainer = session.trainer
         run.started(training, trainer.cfg, trainer.step, until)
@@ -108,24 +109,26 @@ class Training:
             if trainer.step >= steps:
                 return self._stop("done")
             return True
-        except TrainingDiverged as e:
+        except TrainingDiverged as e:  # its ending (diverged, at which step) is recorded by the session
             kept = "; the last checkpoint is kept" if self.run.folder.has_checkpoint() else ""
-            return self._stop("failed", f"{e}{kept}")
+            return self._stop("failed", f"{e}{kept}", recorded=True)
         except Exception as e:  # a bug, not the user's input: keep the traceback in the server log
             log.exception("run %s failed", self.run.id)
             return self._stop("failed", f"internal error: {type(e).__name__}: {e}")
 
-    def _stop(self, status: str, error: str | None = None) -> bool:
+    def _stop(self, status: str, error: str | None = None, recorded: bool = False) -> bool:
         """Leave the rotation: keep the checkpoint a paused run resumes from, let go of the folder."""
         step = self.session.trainer.step
         try:
-            if status == "paused" and step != self.saved_step:
-                self.session.checkpoint()
+            if status == "paused":
+                if step != self.saved_step:
+                    self.session.checkpoint()
+                self.session.folder.write_ending(Ending("interrupted", step, "paused in the lab"))
         except Exception as e:
             log.exception("run %s: saving the checkpoint failed", self.run.id)
             status, error = "failed", f"cannot save the checkpoint: {type(e).__name__}: {e}"
         finally:
-            if status == "failed":
+            if status == "failed" and not recorded:
                 self._record_error(error or "failed", step)
             self.session.close()
             self.run.stopped(status, error, step)
@@ -135,7 +138,7 @@ class Training:
     def _record_error(self, error: str, step: int) -> None:
         """Keep the reason in the run folder (still ours: the session holds its lock), for later page loads."""
         try:
-            self.session.folder.write_error(error, step)
+            self.session.folder.write_ending(Ending("failed", step, error))
         except Exception:
             log.exception("run %s: cannot record its error in the run folder", self.run.id)
 
