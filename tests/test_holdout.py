@@ -297,3 +297,17 @@ def test_stacked_runs_with_holdout_equal_separate_runs():
         assert torch.equal(a.split.test, b.split.test)
         for key in ("fit_acc", "test_acc", "test_loss"):
             assert b.history[-1][key] == pytest.approx(a.history[-1][key], abs=1e-3)
+
+
+@pytest.mark.parametrize("holdout, mode", [("checkerboard", "binary"), ("0.3", "gray"), ("0.3", "rgb"), ("none", "binary")])
+def test_a_runs_preview_batch_from_its_config_is_the_trainers(holdout, mode):
+    from overfit.loading import run_preview_batch
+
+    trainer = Trainer(_cfg(holdout, mode))
+    want_yx, want_values = trainer.preview_batch()
+    yx, values = run_preview_batch(trainer.cfg, trainer.target)  # what the lab's batch layer draws
+    assert yx.shape == (trainer.cfg.optim.batch_size, 2)
+    assert np.array_equal(yx, want_yx) and np.array_equal(values, want_values)
+    if trainer.split is not None:  # from the training pixels only
+        rows, cols = pixel_index(torch.from_numpy(yx), trainer.target.height)
+        assert bool(trainer.split.train[rows, cols].all())
