@@ -16,7 +16,7 @@ import click
 
 from ..errors import ConfigError
 from .errors import fail, reported
-from .options import build_config, config_options, read_command_line
+from .options import build_config, config_options, dotted_help, read_command_line
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
@@ -29,7 +29,7 @@ def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
     return out
 
 
-@click.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": False})
+@click.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": False}, epilog=dotted_help())
 @click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET] [--section.field VALUE]...")
 @config_options(seeds_help="Run every configuration with each of these seeds, e.g. 0-4 or 0,3,5 (default: --seed alone).")
 @click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,...", help="Sweep a config field over these values (every combination).")
