@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_export_families import FAMILIES, H, W, small_config
 
-from overfit import budget, memory
+from overfit import budget, memory, modes
 from overfit.budget import Estimate, check, check_together, estimate, format_bytes, parse_size
 from overfit.config import RunConfig
 from overfit.errors import ConfigError, MemoryBudgetError
@@ -58,7 +58,7 @@ def test_picture_size_drives_the_dense_evaluation_of_a_large_colour_picture():
     dense = est.part("dense evaluation")
     assert dense.fields == ("data.width", "data.height")
     # Prediction, squared error and SSIM's float64 arrays over 50 million pixels x 3 channels: gigabytes.
-    assert dense.bytes > 50_000_000 * 3 * 8 * budget.SSIM_ARRAYS
+    assert dense.bytes > 50_000_000 * 3 * 8 * modes.SSIM_ARRAYS
     picture = estimate(small_config({"data.image": "/pictures/cat.png"}), (1000, 2000))
     assert picture.part("target").fields == ("data.image",) and "use a smaller picture" in picture.part("target").advice
 
@@ -176,7 +176,7 @@ def test_held_out_pixels_are_counted_from_the_masks_and_the_random_splits_indice
         if sampler._pixels is not None:  # a random split's training indices
             kept += sampler._pixels.flat.nbytes
         part = estimate(cfg, (H, W)).part("held-out pixels")
-        assert kept <= part.bytes <= 4 * kept + H * W * budget.HOLDOUT_SCORE_BYTES
+        assert kept <= part.bytes <= 4 * kept + H * W * modes.MODES["rgb"].memory.held_out
         assert part.fields[-1] == "data.holdout"
 
 

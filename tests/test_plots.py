@@ -40,7 +40,7 @@ def test_save_samples_plot_writes_png(tmp_path):
     yx = np.stack([rng.uniform(0, 300, 1024), rng.uniform(0, 1000, 1024)], axis=1)
     labels = (yx[:, 0] > 150).astype(np.uint8)
     path = tmp_path / "samples.png"
-    plots.save_samples_plot(yx, labels, 300, 1000, path)
+    plots.save_samples_plot(yx, labels, 300, 1000, path, classes=("ink", "background"))
 
     with Image.open(path) as im:
         assert im.format == "PNG"
@@ -54,7 +54,7 @@ def test_save_samples_plot_writes_png(tmp_path):
     assert os.listdir(tmp_path) == ["samples.png"]
 
     with pytest.raises(ValueError):
-        plots.save_samples_plot(yx[:, :1], labels, 300, 1000, tmp_path / "bad.png")
+        plots.save_samples_plot(yx[:, :1], labels, 300, 1000, tmp_path / "bad.png", classes=("ink", "background"))
 
 
 # ----------------------------------------------------------------------------- save_final_plot

@@ -93,7 +93,7 @@ def test_render_image_modes():
     values = np.array([[0.2, 0.8]])
     assert render_image(values, "binary", "class").tolist() == [[0, 255]]
     assert render_image(values, "binary", "probability").tolist() == [[51, 204]]
-    with pytest.raises(RenderError, match="^mode: 'class' is for binary runs") as info:
+    with pytest.raises(RenderError, match="^mode: 'class' is for runs that fit classes") as info:
         render_image(values, "gray", "class")
     assert info.value.field == "mode"
     with pytest.raises(RenderError, match="^mode: unknown render mode 'sepia'"):

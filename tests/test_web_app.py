@@ -54,6 +54,11 @@ def test_meta_serves_the_mode_facts_and_defaults_the_page_would_otherwise_copy(l
     assert meta["modes"]["binary"]["colour_mapped"] and not meta["modes"]["gray"]["colour_mapped"]
     assert meta["modes"]["binary"]["format"] == {"scale": 100, "digits": 1, "unit": "%", "bounds": [0, 1]}
     assert meta["modes"]["rgb"]["format"] == {"scale": 1, "digits": 2, "unit": "dB", "bounds": None}
+    # Every metric a run can record, as the metric registry describes it: the page charts any of them.
+    from overfit import metricinfo
+
+    assert meta["metrics"] == metricinfo.served() and meta["metrics"]["test_psnr"]["label"] == "PSNR (the held-out pixels)"
+    assert meta["modes"]["gray"]["test_headline"] == "test_psnr"
     assert meta["defaults"] == RunConfig().to_dict() and meta["default_preset"] in meta["presets"]
     # Form sections in order, the target's among them; each field belongs to one.
     keys = [s["key"] for s in meta["sections"]]

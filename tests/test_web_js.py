@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from overfit import metricinfo
 from overfit.web import live
 
+# The metric registry as /api/meta serves it (web/meta.py), for the page's curves.
+METRICS = json.dumps(metricinfo.served())
 NODE = shutil.which("node")
 JS = Path(__file__).resolve().parents[1] / "src" / "overfit" / "web" / "static" / "js"
 
@@ -49,19 +52,23 @@ def test_the_page_thins_a_curve_exactly_as_the_server_does(monkeypatch):
 
 
 def test_points_already_in_a_snapshot_count_once():
-    page = run_js("""
-        const { applyMessage, createState } = await import(JS + "/state.js");
+    page = run_js(f"""
+        const {{ applyMessage, createState }} = await import(JS + "/state.js");
         const state = createState();
-        state.meta = { limits: { curve_points: 4000 } };
-        const run = { step: 30, curves: { loss: [[10, 1], [20, 0.5], [30, 0.4]], metric: [[0, 0.5]] },
-                      curve_strides: { loss: 1, metric: 1 }, frames: [0] };
-        applyMessage(state, "r", { type: "snapshot", run });
-        applyMessage(state, "r", { type: "tick", step: 40, loss: 0.3, steps_per_s: 1, points: [[30, 0.4], [40, 0.3]] });
-        applyMessage(state, "r", { type: "eval", metric: "dense_acc", record: { step: 100, dense_acc: 0.9 }, frame: 100 });
+        state.meta = {{ limits: {{ curve_points: 4000 }}, metrics: {METRICS} }};
+        const run = {{ step: 30, curves: {{ loss: [[10, 1], [20, 0.5], [30, 0.4]], dense_acc: [[0, 0.5]] }},
+                      curve_strides: {{ loss: 1, dense_acc: 1 }}, frames: [0] }};
+        applyMessage(state, "r", {{ type: "snapshot", run }});
+        applyMessage(state, "r", {{ type: "tick", step: 40, loss: 0.3, steps_per_s: 1, points: [[30, 0.4], [40, 0.3]] }});
+        const record = {{ step: 100, dense_acc: 0.9, dense_ssim: 0.5, train_seconds: 3, dense_new: 1 }};
+        applyMessage(state, "r", {{ type: "eval", metric: "dense_acc", record, frame: 100 }});
         const view = state.runs.r;
-        console.log(JSON.stringify({ loss: view.curves.loss.points, metric: view.curves.metric.points, frames: view.frames }));
+        console.log(JSON.stringify({{ loss: view.curves.loss.points, metric: view.curves.dense_acc.points, frames: view.frames,
+          curves: Object.keys(view.curves).sort() }}));
     """)
-    assert page == {"loss": [[10, 1], [20, 0.5], [30, 0.4], [40, 0.3]], "metric": [[0, 0.5], [100, 0.9]], "frames": [0, 100]}
+    assert page == {"loss": [[10, 1], [20, 0.5], [30, 0.4], [40, 0.3]], "metric": [[0, 0.5], [100, 0.9]], "frames": [0, 100],
+                    # every metric the record holds that the registry knows gets a curve; other keys none
+                    "curves": ["dense_acc", "dense_ssim", "inside", "loss"]}
 
 
 def test_the_picture_cache_drops_the_least_recently_used_and_closes_them():
@@ -95,8 +102,8 @@ def test_evaluations_add_to_the_inside_curve_as_the_server_keeps_it():
     page = run_js(f"""
         const {{ applyMessage, createState }} = await import(JS + "/state.js");
         const state = createState();
-        state.meta = {{ limits: {{ curve_points: 4000 }} }};
-        const run = {{ step: 0, curves: {{ loss: [], metric: [] }}, curve_strides: {{ loss: 1, metric: 1 }}, frames: [0],
+        state.meta = {{ limits: {{ curve_points: 4000 }}, metrics: {METRICS} }};
+        const run = {{ step: 0, curves: {{ loss: [], dense_acc: [] }}, curve_strides: {{ loss: 1, dense_acc: 1 }}, frames: [0],
                       inside: {{ points: [[0, {{ layers: {{}}, bands: [] }}]], stride: 1, keys: ["dead", "pre_std", "grad_norm", "update_ratio"] }} }};
         applyMessage(state, "r", {{ type: "snapshot", run }});
         const changed = applyMessage(state, "r", {{ type: "eval", metric: "dense_acc", record: {json.dumps(record).replace("NaN", "null")}, frame: 100 }});
@@ -115,9 +122,9 @@ def test_held_out_evaluations_go_to_fit_and_test_curves_thinned_as_the_server_th
     page = run_js(f"""
         const {{ applyMessage, createState, heldOut }} = await import(JS + "/state.js");
         const state = createState();
-        state.meta = {{ limits: {{ curve_points: 20 }} }};
-        // A snapshot without fit and test curves (a server that omits them): they start empty.
-        const run = {{ step: 0, held_out: true, curves: {{ loss: [], metric: [] }}, curve_strides: {{ loss: 1, metric: 1 }}, frames: [] }};
+        state.meta = {{ limits: {{ curve_points: 20 }}, metrics: {METRICS} }};
+        // A snapshot without fit and test curves yet: they start with the first evaluation that has them.
+        const run = {{ step: 0, held_out: true, curves: {{ loss: [], dense_acc: [] }}, curve_strides: {{ loss: 1, dense_acc: 1 }}, frames: [] }};
         applyMessage(state, "r", {{ type: "snapshot", run }});
         for (const record of {json.dumps(records)}) {{
           applyMessage(state, "r", {{ type: "eval", metric: "dense_acc", fit: "fit_acc", test: "test_acc", record, frame: null }});
@@ -125,20 +132,21 @@ def test_held_out_evaluations_go_to_fit_and_test_curves_thinned_as_the_server_th
         const view = state.runs.r;
         // A run without held-out pixels: its evaluations name no fit or test key and add no such point.
         applyMessage(state, "plain", {{ type: "snapshot", run: {{ step: 0, held_out: false, test_value: null, frames: [],
-          curves: {{ loss: [], metric: [], fit: [], test: [] }}, curve_strides: {{ loss: 1, metric: 1, fit: 1, test: 1 }} }} }});
+          curves: {{ loss: [], dense_acc: [] }}, curve_strides: {{ loss: 1, dense_acc: 1 }} }} }});
         applyMessage(state, "plain", {{ type: "eval", metric: "dense_acc", record: {{ step: 10, dense_acc: 0.5 }}, frame: 10 }});
         const plain = state.runs.plain;
         const curve = (c) => ({{ points: c.points, stride: c.stride }});
-        console.log(JSON.stringify({{ fit: curve(view.curves.fit), test: curve(view.curves.test), metric: curve(view.curves.metric),
+        console.log(JSON.stringify({{ fit_acc: curve(view.curves.fit_acc), test_acc: curve(view.curves.test_acc),
+          dense_acc: curve(view.curves.dense_acc),
           values: [view.summary.metric_value, view.summary.fit_value, view.summary.test_value], held: [heldOut(view), heldOut(plain)],
-          plain: [plain.curves.metric.points, plain.curves.fit.points, plain.curves.test.points, plain.summary.test_value] }}));
+          plain: [plain.curves.dense_acc.points, plain.curves.fit_acc ?? null, plain.curves.test_acc ?? null, plain.summary.test_value] }}));
     """)
-    for name in ("metric", "fit", "test"):
+    for name in ("dense_acc", "fit_acc", "test_acc"):
         assert page[name] == {"points": [list(p) for p in server[name].points], "stride": server[name].stride}, name
-    assert server["fit"].stride == 8 and len(server["fit"].points) <= 20
+    assert server["fit_acc"].stride == 8 and len(server["fit_acc"].points) <= 20
     assert page["values"] == [0.5, 1.0, 0.25]  # the last evaluation's, as the summary's metric_value, fit_value, test_value
     assert page["held"] == [True, False]
-    assert page["plain"] == [[[10, 0.5]], [], [], None]
+    assert page["plain"] == [[[10, 0.5]], None, None, None]  # no fit or test curve at all
 
 
 def test_held_out_pixels_are_part_of_the_target_its_link_and_every_runs_config():

@@ -4,6 +4,8 @@ Binary pictures: pixel accuracy, IoU of the ink class and loss. Gray and colour
 pictures: MSE (the loss), PSNR and SSIM of the prediction clamped to [0, 1], i.e.
 of the picture a viewer would see.
 
+What each key means, and how it is shown, is in the metric registry (`metricinfo`).
+
 Dense evaluation runs the model over every pixel centre in bounded chunks
 under `torch.inference_mode`, so memory stays flat however large the picture.
 Given a `sampling.Split` (held-out pixels), the same pass also reports the metrics
@@ -23,12 +25,12 @@ from torch import nn
 
 from .coords import pixel_grid
 from .losses import LossFn
+# Prefixes of the metrics on the training pixels and on the held-out pixels of a split (the metric
+# registry's scopes; not "train_": a record's `train_loss` is the mean loss of the training steps).
+from .metricinfo import FIT, TEST
 from .sampling import Split
 
 INK, BACKGROUND = 0, 1
-# Prefixes of the metrics on the training pixels and on the held-out pixels of a split.
-# (Not "train_": a record's `train_loss` is the mean loss of the training steps since the last evaluation.)
-FIT, TEST = "fit_", "test_"
 # Coordinates per forward pass in dense evaluation. Small enough that the activations
 # (4096 x 256 floats, 4 MB) stay in cache-friendly, reused allocations: 65536 was 2.4x slower.
 DENSE_CHUNK = 1 << 12

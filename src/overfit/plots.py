@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # Scatter colours of `save_samples_plot`: ink dark like the picture, background light but
-# still visible on the white axes.
+# still visible on the white axes; class i of a mode's `classes` takes CLASS_COLORS[i].
 INK_COLOR = "#1b1b1f"
 BACKGROUND_COLOR = "#8cbbe6"
+CLASS_COLORS = (INK_COLOR, BACKGROUND_COLOR, "#e15759", "#59a14f", "#f28e2b", "#b07aa1")
 
 
 def new_figure(width_in: float, height_in: float, dpi: float, **kwargs) -> Figure:
@@ -51,21 +52,23 @@ def save_samples_plot(
     height: int,
     width: int,
     path: str | os.PathLike,
+    classes: tuple[str, ...] = (),
 ) -> None:
-    """Scatter one training batch: points (x, y) = (yx[:, 1], yx[:, 0]) coloured by label.
+    """Scatter one training batch: points (x, y) = (yx[:, 1], yx[:, 0]) coloured by their target.
 
     `yx` (N, 2) is in pixel units with y measured upward from the bottom row, so it is plotted
     as-is on [0, width] x [0, height] with equal aspect and the picture appears upright.
-    `labels` (N,) are 0 (ink, dark) or 1 (background, light); for gray and rgb runs they are
-    the sampled pixel values (N, C) in [0, 1], and points take those colours. Written
-    atomically as PNG.
+    With `classes` (the mode's, e.g. ('ink', 'background')), `labels` (N,) are class indices,
+    drawn in CLASS_COLORS (ink dark, background light); without, they are the sampled values
+    (N,) or (N, C) in [0, 1], and points take those colours. Written atomically as PNG.
     """
     yx = np.asarray(yx, dtype=np.float64)
     labels = np.asarray(labels)
     colors = None
-    if labels.ndim == 2:  # pixel values (N, C)
-        colors = np.clip(np.repeat(labels, 3, axis=1) if labels.shape[1] == 1 else labels[:, :3], 0.0, 1.0)
-        labels = np.zeros(labels.shape[0])
+    if not classes:  # pixel values (N,) or (N, C)
+        values = labels.reshape(labels.shape[0], -1) if labels.ndim else labels.reshape(1, 1)
+        colors = np.clip(np.repeat(values, 3, axis=1) if values.shape[1] == 1 else values[:, :3], 0.0, 1.0)
+        labels = np.zeros(values.shape[0])
     labels = labels.reshape(-1)
     if yx.ndim != 2 or yx.shape[1] != 2 or yx.shape[0] != labels.shape[0]:
         raise ValueError(f"yx must be (N, 2) with N labels, got {yx.shape} and {labels.shape}")
@@ -83,9 +86,10 @@ def save_samples_plot(
     if colors is not None:
         ax.scatter(yx[:, 1], yx[:, 0], s=s, c=colors, marker="o", linewidths=0, label="pixel value", rasterized=True)
     else:
-        for value, name, color in ((1, "background (1)", BACKGROUND_COLOR), (0, "ink (0)", INK_COLOR)):
+        for value in reversed(range(len(classes))):  # drawn last, class 0 (ink) stays on top
             pts = yx[labels == value]
-            ax.scatter(pts[:, 1], pts[:, 0], s=s, c=color, marker="o", linewidths=0, label=name, rasterized=True)
+            ax.scatter(pts[:, 1], pts[:, 0], s=s, c=CLASS_COLORS[value % len(CLASS_COLORS)], marker="o", linewidths=0,
+                       label=f"{classes[value]} ({value})", rasterized=True)
 
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)

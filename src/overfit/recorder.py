@@ -46,7 +46,8 @@ class Recorder:
         folder.write_config(trainer.cfg)
         folder.write_picture(TARGET, target.image)
         yx, labels = trainer.preview_batch()
-        plots.save_samples_plot(yx, labels, target.height, target.width, folder.path / SAMPLES)
+        plots.save_samples_plot(yx, labels, target.height, target.width, folder.path / SAMPLES,
+                                classes=get_mode(trainer.cfg.data.mode).classes)
 
     def __call__(self, event: Any) -> None:
         if event.kind == "eval":

@@ -134,8 +134,8 @@ def check_render_mode(mode: str, render_mode: str) -> None:
     """Refuse a render mode that does not fit a run of data.mode `mode` (before any rendering); `field` "mode"."""
     if render_mode not in RENDER_MODES:
         raise RenderError(f"unknown render mode {render_mode!r}; choose from {', '.join(RENDER_MODES)}", field="mode")
-    if render_mode == "class" and mode != "binary":
-        raise RenderError(f"'class' is for binary runs; this run fits {mode} pixel values", field="mode")
+    if render_mode == "class" and not get_mode(mode).classes:
+        raise RenderError(f"'class' is for runs that fit classes, such as binary; this run fits {mode} pixel values", field="mode")
 
 
 def render_image(values: np.ndarray, mode: str, render_mode: str = "probability") -> np.ndarray:

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 import torch
 
-from .config import DataConfig
 from .coords import bilinear_at, label_at
 from .errors import ConfigError
 
@@ -58,7 +59,6 @@ def holdout_split(holdout: str, height: int, width: int, seed: int, device: torc
     in neither. A fraction f: round(f * H * W) pixels (at least one, and never all) drawn
     without replacement with numpy's generator seeded by `seed` test, all others train.
     """
-    fraction = DataConfig.holdout_fraction(holdout)
     if holdout == NO_HOLDOUT:
         return None
     if holdout == CHECKERBOARD:
@@ -70,7 +70,7 @@ def holdout_split(holdout: str, height: int, width: int, seed: int, device: torc
         train = even_r[:, None] & even_c[None, :]
         test = ~even_r[:, None] & ~even_c[None, :]
         return Split(CHECKERBOARD, train, test)
-    assert fraction is not None
+    fraction = _fraction(holdout)
     n = height * width
     if n < 2:
         raise ConfigError(f"a {width} x {height} picture has too few pixels to hold some out", field="data.holdout")
@@ -80,6 +80,17 @@ def holdout_split(holdout: str, height: int, width: int, seed: int, device: torc
     test[torch.from_numpy(chosen)] = True
     test = test.reshape(height, width).to(device)
     return Split("random", ~test, test)
+
+
+def _fraction(holdout: str) -> float:
+    """The share of pixels a random split holds out (the config has checked it; this module reads no config)."""
+    try:
+        fraction = float(holdout)
+    except ValueError:
+        fraction = math.nan
+    if not 0.0 < fraction < 1.0:  # nan fails too
+        raise ConfigError(f"must be 'none', 'checkerboard' or a fraction of pixels in (0, 1), got {holdout!r}", field="data.holdout")
+    return fraction
 
 
 class _TrainingPixels:

@@ -1,10 +1,11 @@
-"""The picture to fit: rendered text or a loaded image, binarized into ink and background.
+"""The picture to fit: rendered text or a loaded image, as a `Target`.
 
-Everything downstream sees a `Target`: an (H, W) array of class labels, row 0 the top
-row of the picture as displayed, with 0 = ink (black) and 1 = background (white).
-The threshold is the original experiment's: convert to 8-bit grayscale (ITU-R 601-2
-luma, what PIL's `convert("L")` computes) and call a pixel background when its value
-is above 128.
+Everything downstream sees a `Target`: the picture as its mode fits it (gray levels, or
+RGB for a colour mode), row 0 the top row as displayed. What a run learns from it is the
+mode's business (`modes.Mode.target_array`); the shared views are here: gray levels and
+the class labels of binary runs, 0 = ink (black) and 1 = background (white). The threshold
+is the original experiment's: convert to 8-bit grayscale (ITU-R 601-2 luma, what PIL's
+`convert("L")` computes) and call a pixel background when its value is above 128.
 
 Pictures come from untrusted paths, so every way a file can be wrong (missing, a
 directory, not an image, truncated, too small, too large) becomes a one-line
@@ -20,6 +21,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import matplotlib
 import numpy as np
@@ -27,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from .config import DEFAULT_HEIGHT, DEFAULT_MAX_PIXELS, DEFAULT_WIDTH, DataConfig
 from .errors import NothingToLearnWarning, TargetError
+from .modes import get_mode
 
 __all__ = ["NothingToLearnWarning", "Target", "TargetError", "load_target", "make_target", "render_text"]
 
@@ -273,44 +276,46 @@ def binarize(gray: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value; compare by identity
 class Target:
-    """A picture to fit. Row 0 is the top row as displayed; label 1 = background, 0 = ink."""
+    """A picture to fit, as its mode reads it. Row 0 is the top row as displayed.
 
-    labels: np.ndarray
-    """(H, W) uint8 class labels in {0, 1} (what binary runs learn)."""
-    gray: np.ndarray
-    """(H, W) uint8 grayscale the labels were thresholded from."""
+    What a run learns from it (labels, values, or anything a new mode derives) is the mode's
+    `target_array`; the views here are the ones every mode can share.
+    """
+
+    image: np.ndarray
+    """The picture as fitted, uint8: (H, W) gray levels, or (H, W, 3) RGB for a mode with colour pictures."""
     source: str
     """Short human description: 'text "OVERFIT"' or the image path."""
     mode: str = "binary"
-    """The config's data.mode: binary, gray or rgb."""
-    rgb: np.ndarray | None = None
-    """(H, W, 3) uint8 colour picture, for rgb mode."""
+    """The config's data.mode."""
 
-    @property
-    def image(self) -> np.ndarray:
-        """The picture as fitted, uint8: (H, W) for binary and gray, (H, W, 3) for rgb."""
-        if self.mode == "rgb":
-            assert self.rgb is not None
-            return self.rgb
-        return self.gray
+    @cached_property
+    def gray(self) -> np.ndarray:
+        """(H, W) uint8 gray levels (luma of a colour picture)."""
+        return to_luma(self.image) if self.image.ndim == 3 else self.image
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """(H, W) uint8 class labels thresholded from the gray levels: 1 = background, 0 = ink."""
+        return binarize(self.gray)
 
     @property
     def values(self) -> np.ndarray:
-        """What regression modes learn: (H, W, C) float32 in [0, 1], C = 1 (gray) or 3 (rgb)."""
+        """The picture's values: (H, W, C) float32 in [0, 1], C = 1 (gray) or 3 (colour)."""
         image = self.image
         return (image if image.ndim == 3 else image[:, :, None]).astype(np.float32) / 255.0
 
     @property
     def height(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.image.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.labels.shape[1])
+        return int(self.image.shape[1])
 
     @property
     def num_pixels(self) -> int:
-        return int(self.labels.size)
+        return self.height * self.width
 
     @property
     def background_fraction(self) -> float:
@@ -319,7 +324,7 @@ class Target:
 
     @property
     def majority_rate(self) -> float:
-        """Accuracy of always predicting the more common class: the floor a model must beat."""
+        """Accuracy of always predicting the more common class: the floor a binary model must beat."""
         bg = self.background_fraction
         return max(bg, 1.0 - bg)
 
@@ -327,21 +332,20 @@ class Target:
 def load_target(cfg: DataConfig) -> Target:
     """Build the target a config asks for: `cfg.image` if set, else the rendered `cfg.text`.
 
-    Warns with `NothingToLearnWarning` (and still returns) when every pixel has one class.
+    Warns with `NothingToLearnWarning` (and still returns) when the mode finds nothing to
+    learn in the picture (a binary picture of one class).
     """
-    color = cfg.mode == "rgb"
+    mode = get_mode(cfg.mode)
     if cfg.image is not None:
-        picture = load_image(cfg.image, cfg.max_pixels, color=color)
+        picture = load_image(cfg.image, cfg.max_pixels, color=mode.color)
         source = cfg.image
     else:
         picture = render_text(cfg.text, cfg.width, cfg.height, cfg.font_size)
-        if color:
-            picture = np.repeat(picture[:, :, None], 3, axis=2)
         source = 'text "' + cfg.text.replace("\n", "\\n") + '"'
     target = make_target(picture, source, cfg.mode)
-    if cfg.mode == "binary" and target.majority_rate == 1.0:
-        which = "background (white)" if target.background_fraction == 1.0 else "ink (black)"
-        warnings.warn(f"{source} is all {which}: nothing to learn", NothingToLearnWarning, stacklevel=2)
+    why = mode.nothing_to_learn(target)
+    if why is not None:
+        warnings.warn(f"{source} is all {why}: nothing to learn", NothingToLearnWarning, stacklevel=2)
     return target
 
 
@@ -351,11 +355,10 @@ def to_luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def make_target(picture: np.ndarray, source: str, mode: str = "binary") -> Target:
-    """A Target from a uint8 picture, (H, W) gray or (H, W, 3) RGB, for a data.mode."""
-    if picture.ndim == 3:
-        gray = to_luma(picture)
-        rgb = picture if mode == "rgb" else None
+    """A Target from a uint8 picture, (H, W) gray or (H, W, 3) RGB, with the channels `mode` fits."""
+    picture = np.asarray(picture)
+    if get_mode(mode).color:
+        image = picture if picture.ndim == 3 else np.repeat(picture[:, :, None], 3, axis=2)
     else:
-        gray = picture
-        rgb = np.repeat(picture[:, :, None], 3, axis=2) if mode == "rgb" else None
-    return Target(labels=binarize(gray), gray=gray, source=source, mode=mode, rgb=rgb)
+        image = to_luma(picture) if picture.ndim == 3 else picture
+    return Target(image=image, source=source, mode=mode)

@@ -85,7 +85,9 @@ def command(rest: tuple[str, ...], grids: tuple[str, ...], randoms: tuple[str, .
                 raise click.UsageError("give one PRESET; sweep the differences with --grid")
             base = build_config(line.presets[0] if line.presets else None, config_path, line.overrides)
             if metric is None:
-                metric = "dense_acc" if base.data.mode == "binary" else "dense_psnr"
+                from ..modes import get_mode
+
+                metric = get_mode(base.data.mode).headline
             import datetime
 
             spec = build(name or datetime.datetime.now().strftime("sweep-%Y%m%d-%H%M%S"), base.to_dict(),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from .. import metricinfo
+
 # One colour per preset, in preset order: matplotlib's qualitative tab10, the most legible
 # set of six distinct line colours on white.
 PRESET_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -88,6 +90,21 @@ def mean_spread(entry: dict | None, scale: float, digits: int, unit: str = "") -
     if not math.isnan(spread):
         text += f" ± {spread * scale:.{digits}f}"
     return text + unit
+
+
+# The final metrics the reproduction's tables show, as evaluation record keys; a table row holds each as
+# `final_<metric>` (reproduce/analysis.py), and the label, scale, digits and unit are the metric registry's.
+FINAL_METRICS = ("dense_acc", "dense_iou")
+
+
+def final_columns(row: dict) -> list[tuple[str, str]]:
+    """('final accuracy', '99.12 ± 0.05 %') per FINAL_METRICS: a mean over seeds gets one digit more than one value."""
+    out = []
+    for key in FINAL_METRICS:
+        m = metricinfo.info(key)
+        text = mean_spread(row.get("final_" + m.name), m.scale, m.digits + 1, f" {m.unit}" if m.unit else "")
+        out.append((f"final {m.label}", text))
+    return out
 
 
 def wall_time(entry: dict | None) -> str:

@@ -20,7 +20,7 @@ from .formatting import (
     format_steps,
     format_value,
     intro,
-    mean_spread,
+    final_columns,
     num,
     pct_label,
     preset_colors,
@@ -130,6 +130,8 @@ def _variants_html(findings: list[dict], variants: list[dict]) -> str:
 def _steps_table_html(table: list[dict], colors: dict[str, str]) -> str:
     keys = step_keys(table)
     sub = "".join(f'<th class="n">{_e(pct_label(k))}</th>' for k in keys)
+    finals = [name for name, _ in final_columns({})]
+    finals_head = "".join(f'<th class="n">{_e(name)}</th>' for name in finals)
     rows = []
     for row in table:
         name = row.get("preset", "")
@@ -140,15 +142,14 @@ def _steps_table_html(table: list[dict], colors: dict[str, str]) -> str:
         status = str(row.get("status", ""))
         rows.append(
             f"<tr><td>{_dot(colors.get(name, '#888'))}<strong>{_e(name)}</strong></td>{''.join(cells)}"
-            f'<td class="n">{_e(mean_spread(row.get("final_acc"), 100, 2, " %"))}</td>'
-            f'<td class="n">{_e(mean_spread(row.get("final_iou"), 1, 3))}</td>'
-            f'<td class="n">{_e(wall_time(row.get("wall_seconds")))}</td>'
+            + "".join(f'<td class="n">{_e(text)}</td>' for _, text in final_columns(row))
+            + f'<td class="n">{_e(wall_time(row.get("wall_seconds")))}</td>'
             f'<td class="{_status_class(status)}">{_e(status)}</td></tr>'
         )
     return (
         '<table id="steps-table"><thead>'
-        f'<tr class="super"><th></th><th class="span" colspan="{len(keys)}">steps to reach accuracy</th><th colspan="4"></th></tr>'
-        f'<tr><th>preset</th>{sub}<th class="n">final accuracy</th><th class="n">final IoU</th><th class="n">wall time</th><th>status</th></tr>'
+        f'<tr class="super"><th></th><th class="span" colspan="{len(keys)}">steps to reach accuracy</th><th colspan="{len(finals) + 2}"></th></tr>'
+        f'<tr><th>preset</th>{sub}{finals_head}<th class="n">wall time</th><th>status</th></tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
 

@@ -14,7 +14,7 @@ from .formatting import (
     format_steps,
     format_value,
     intro,
-    mean_spread,
+    final_columns,
     pct_label,
     run_facts,
     step_keys,
@@ -76,11 +76,12 @@ def markdown_page(results: dict) -> str:
         "",
     ]
     keys = step_keys(table)
-    out.append("| preset | " + " | ".join(f"steps to {pct_label(k)}" for k in keys) + " | final accuracy | final IoU | wall time | status |")
-    out.append("|---|" + "---:|" * (len(keys) + 3) + "---|")
+    finals = [name for name, _ in final_columns({})]
+    out.append("| preset | " + " | ".join([*(f"steps to {pct_label(k)}" for k in keys), *finals]) + " | wall time | status |")
+    out.append("|---|" + "---:|" * (len(keys) + len(finals) + 1) + "---|")
     for row in table:
         cells = [format_steps(row.get("steps_to", {}).get(k, {})) for k in keys]
-        cells += [mean_spread(row.get("final_acc"), 100, 2, " %"), mean_spread(row.get("final_iou"), 1, 3), wall_time(row.get("wall_seconds")), row.get("status", "")]
+        cells += [text for _, text in final_columns(row)] + [wall_time(row.get("wall_seconds")), row.get("status", "")]
         out.append(f"| {_md(row.get('preset', ''))} | " + " | ".join(_md(c) for c in cells) + " |")
     out += ["", "## How each run ended", ""]
     for name, p in presets.items():

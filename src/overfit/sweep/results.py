@@ -15,11 +15,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .. import metricinfo
 from .spec import THRESHOLDS, SweepSpec
 
 
 def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per trial: swept fields, seed, final and best metric, steps to thresholds (binary), stop reason, wall time, node, run folder."""
+    """One row per trial: swept fields, seed, final and best metric, steps to thresholds (a headline in [0, 1]: accuracy), stop reason, wall time, node, run folder."""
+    from ..modes import get_mode
     from ..runs import RunFolder
 
     steps = spec.config.schedule.steps
@@ -41,9 +43,11 @@ def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> lis
             if key != spec.metric and history and isinstance(history[-1].get(key), (int, float)):
                 row["final_" + key] = history[-1][key]
         row["steps"] = history[-1]["step"] if history else 0
-        if spec.config.data.mode == "binary":
+        # Steps to reach each threshold, for a headline that is a fraction (accuracy).
+        headline = get_mode(spec.config.data.mode).headline
+        if metricinfo.info(headline).bounds == (0.0, 1.0):
             for t in THRESHOLDS:
-                reached = [r["step"] for r in history if r.get("dense_acc", 0) >= t]
+                reached = [r["step"] for r in history if r.get(headline, 0) >= t]
                 row[f"steps_to_{t:g}"] = reached[0] if reached else ""
         row["stop"] = "error" if rec.get("error") else ("done" if row["steps"] >= _steps_of(folder, steps) else "asha-stopped")
         row["error"] = rec.get("error") or ""

@@ -21,6 +21,7 @@ import random as _random
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import metricinfo
 from ..config import RunConfig
 from ..configio import parse_seeds
 from ..errors import ConfigError
@@ -28,10 +29,6 @@ from ..errors import ConfigError
 DISTRIBUTIONS = ("uniform", "log", "int", "choice")
 SCHEDULERS = ("none", "asha")
 SEARCHES = ("random", "tpe")
-# Metrics that are better larger; every other metric (losses) is better smaller.
-MAXIMISED = ("acc", "iou", "psnr", "ssim")
-# Metrics over a run's training pixels and its held-out pixels (data.holdout), beside the dense ones.
-HELD_OUT_PREFIXES = ("fit_", "test_")
 # Dense accuracy thresholds whose first step results.csv records for binary runs.
 THRESHOLDS = (0.9, 0.95, 0.99)
 
@@ -112,8 +109,8 @@ class SweepSpec:
 
     @property
     def mode(self) -> str:
-        """'max' or 'min': the direction in which `metric` improves."""
-        return "max" if self.metric.endswith(MAXIMISED) else "min"
+        """'max' or 'min': the direction in which `metric` improves (the metric registry's)."""
+        return metricinfo.direction(self.metric)
 
     @property
     def swept(self) -> list[str]:
@@ -220,7 +217,7 @@ def check(spec: SweepSpec) -> None:
         raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation metric such as dense_acc, dense_loss or dense_psnr "
                           "(test_psnr, fit_psnr with data.holdout)", field="metric")
     # Held-out metrics exist only in runs that hold pixels out: every trial must (data.holdout may be swept).
-    if spec.metric.startswith(HELD_OUT_PREFIXES) and any(cfg.data.holdout == "none" for cfg in built):
+    if metricinfo.parse(spec.metric).scope in (metricinfo.FIT, metricinfo.TEST) and any(cfg.data.holdout == "none" for cfg in built):
         raise ConfigError(f"{spec.metric} is measured on held-out pixels, but some trials hold none out; "
                           "hold pixels out in the base config (data.holdout, --holdout: checkerboard or a fraction such as 0.25)", field="metric")
 
@@ -257,7 +254,9 @@ def _build(base: RunConfig, overrides: dict[str, str]) -> RunConfig:
 
 
 def _known_metric(name: str) -> bool:
-    return name.startswith(("dense_", "batch_", "train_", *HELD_OUT_PREFIXES)) and name.endswith(("acc", "iou", "psnr", "ssim", "loss", "pred_bg"))
+    """A key an evaluation record can hold (the registry's), not a table's `final_`/`best_` column."""
+    parts = metricinfo.parse(name)
+    return parts is not None and parts.outer == ""
 
 
 def _num(x: float) -> str:

@@ -14,6 +14,7 @@ import math
 import time
 from typing import Any
 
+from .. import metricinfo
 from ..modes import Mode, get_mode
 from . import pictures
 
@@ -84,29 +85,39 @@ class Inside(Curve):
         return value
 
 
-# The curves of a run, by the name the page knows them by: the training loss (from each log), and
-# from each evaluation the mode's headline over every pixel ("metric") and, in a run with held-out
-# pixels (`data.holdout`), over its training pixels ("fit") and its held-out pixels ("test").
-CURVES = ("loss", "metric", "fit", "test")
+# The curves of a run, by the name the page knows them by: the training loss ("loss", from each log),
+# and from each evaluation every metric the record holds, by its key (`dense_acc`, `fit_psnr`, ...:
+# whatever the metric registry knows), so the page can chart any of them.
+LOSS = "loss"
 
 
-def eval_values(record: dict[str, Any], mode: Mode) -> dict[str, Any]:
-    """An evaluation record's points for the "metric", "fit" and "test" curves (None where the record has no such key)."""
-    return {"metric": record.get(mode.headline), "fit": record.get(mode.fit_headline), "test": record.get(mode.test_headline)}
+class Curves(dict):
+    """A run's curves by name; a name seen for the first time starts an empty curve."""
+
+    def __missing__(self, name: str) -> Curve:
+        curve = self[name] = Curve()
+        return curve
 
 
-def new_curves() -> dict[str, Curve]:
-    """An empty curve for each of CURVES."""
-    return {name: Curve() for name in CURVES}
+def eval_values(record: dict[str, Any], mode: Mode | None = None) -> dict[str, Any]:
+    """An evaluation record's points, by key: every value of a metric the registry knows (`mode` is not needed)."""
+    return {key: value for key, value in record.items() if metricinfo.known(key) and finite(value)}
 
 
-def curves_from(records: list[dict[str, Any]], mode: Mode) -> dict[str, Curve]:
-    """The CURVES of a run's evaluation records; without held-out pixels "fit" and "test" stay empty."""
+def new_curves() -> Curves:
+    """No curves yet; "loss" is always there (empty until the first log)."""
+    curves = Curves()
+    curves[LOSS] = Curve()
+    return curves
+
+
+def curves_from(records: list[dict[str, Any]], mode: Mode | None = None) -> Curves:
+    """The curves of a run's evaluation records: "loss" and one per metric key the records hold."""
     curves = new_curves()
     for r in records:
         step = r.get("step", 0)
-        curves["loss"].add(step, r.get("train_loss"))
-        for name, value in eval_values(r, mode).items():
+        curves[LOSS].add(step, r.get("train_loss"))
+        for name, value in eval_values(r).items():
             curves[name].add(step, value)
     return curves
 

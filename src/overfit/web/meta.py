@@ -2,8 +2,9 @@
 
 Config fields (docs, types, defaults, choices, when each applies) come from `fields`,
 the default config and the presets from `config` and `presets`, and every fact that
-differs by mode (the headline metric, its label and how it is written, the
-picture's channels, whether it goes through the colour map) from the mode registry.
+differs by mode (the headline metric, the picture's channels, whether it goes through
+the colour map) from the mode registry, and every metric's label, unit, digits and range
+from the metric registry (`metricinfo`).
 The page builds its forms, captions, legend and charts from this alone.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .. import configio
+from .. import configio, metricinfo
 from ..config import RunConfig
 from ..fields import CHOICES, describe_fields
 from ..modes import MODES, Mode
@@ -32,9 +33,9 @@ OPEN_SECTIONS = ("model", "optim", "schedule")
 
 
 def headline_format(mode: Mode) -> dict[str, Any]:
-    """How the page writes `mode`'s headline, as `Mode.format_headline` does: value * scale to `digits` decimals, then the unit."""
-    bounds = list(mode.headline_bounds) if mode.headline_bounds is not None else None
-    return {"scale": mode.headline_scale, "digits": mode.headline_digits, "unit": mode.headline_unit, "bounds": bounds}
+    """How the page writes `mode`'s headline, as the metric registry does: value * scale to `digits` decimals, then the unit."""
+    m = metricinfo.info(mode.headline)
+    return {"scale": m.scale, "digits": m.digits, "unit": m.unit, "bounds": list(m.bounds) if m.bounds is not None else None}
 
 
 def mode_facts(mode: Mode) -> dict[str, Any]:
@@ -42,6 +43,8 @@ def mode_facts(mode: Mode) -> dict[str, Any]:
     return {
         "description": mode.description,
         "headline": mode.headline,
+        "fit_headline": mode.fit_headline,
+        "test_headline": mode.test_headline,
         "label": mode.headline_label,
         "format": headline_format(mode),
         "picture_channels": mode.picture_channels,
@@ -69,6 +72,8 @@ def meta(uploads: UploadStore, max_runs: int) -> dict[str, Any]:
         "sections": sections(),
         "defaults": RunConfig().to_dict(),
         "modes": {name: mode_facts(mode) for name, mode in MODES.items()},
+        # Every metric key a run can record, with its label and format: the page charts whichever a run has.
+        "metrics": metricinfo.served(),
         "presets": {name: {"description": p.description, "config": p.config.to_dict()} for name, p in PRESETS.items()},
         "default_preset": DEFAULT_PRESET,
         "colour_map": {"name": pictures.COLOUR_MAP, "stops": pictures.colour_stops(), "ends": list(pictures.COLOUR_ENDS)},

@@ -256,6 +256,7 @@ const actions = {
 
 const handlers = {
   selectSlot(i) { state.active = i; forms.renderSlots(state); loadNetwork(); },
+  chartMetric(key) { state.chartMetric = key; scheduleCharts(); },
   networkUnit(layer, unit) { loadUnit(layer, unit); },
   addSlot() { addSlot(state); renderAll(); },
   removeSlot(i) { removeSlot(state, i); if (state.fieldError?.slot === i) state.fieldError = null; renderAll(); },

@@ -28,6 +28,7 @@ export function createState() {
     // The network view of the selected run: open or not, the view shown, the unit clicked.
     network: { open: false, data: null, error: null, loading: false, unit: null },
     batch: { show: false, byRun: {} },  // the training-batch scatter over the predictions: run id -> {height, width, yx, labels}
+    chartMetric: null,                // the record key the metric chart shows (null: the mode's headline)
   };
 }
 
@@ -63,11 +64,38 @@ export function modeFacts(state, mode) {
   return state.meta.modes[mode] ?? state.meta.modes[state.meta.defaults.data.mode];
 }
 
-// A headline value as the server writes it (Mode.format_headline): value * scale, `digits` decimals, unit.
+// A headline value as the server writes it (metricinfo.Metric.format): value * scale, `digits` decimals, unit if any.
 export function formatHeadline(facts, value) {
   if (value === null || value === undefined) return "–";
   const f = facts.format;
-  return `${(value * f.scale).toFixed(f.digits)} ${f.unit}`;
+  const text = (value * f.scale).toFixed(f.digits);
+  return f.unit ? `${text} ${f.unit}` : text;
+}
+
+// -- metrics: every key a run can record, with its label and format, from the server's metric registry --------
+
+// The registry's entry for a record key (`dense_acc`, `test_psnr`), or null for a key it does not know.
+export function metricInfo(state, key) {
+  return state.meta.metrics[key] ?? null;
+}
+
+// The same metric over other pixels (metricinfo.scoped): scopedKey(state, "dense_acc", "test_") === "test_acc".
+export function scopedKey(state, key, scope) {
+  const info = metricInfo(state, key);
+  return info ? `${scope}${info.name}` : null;
+}
+
+// The metric keys the chart can show for these runs: those they record over every pixel, a batch or the
+// training steps, in the registry's order (a split's fit_ and test_ keys go with their dense key).
+export function chartableMetrics(state, runs) {
+  const recorded = new Set(runs.flatMap((run) => Object.keys(run?.curves ?? {}).filter((k) => run.curves[k].points.length)));
+  return Object.values(state.meta.metrics).filter((m) => !["fit_", "test_"].includes(m.scope) && recorded.has(m.key)).map((m) => m.key);
+}
+
+// The key the metric chart shows: the one chosen while some run records it, else the mode's headline.
+export function chartMetric(state, runs, facts) {
+  const choice = state.chartMetric;
+  return choice && chartableMetrics(state, runs).includes(choice) ? choice : facts.headline;
 }
 
 // -- config -------------------------------------------------------------------------------
@@ -275,13 +303,14 @@ export function openRun(state, index, summary) {
 // -- live runs ---------------------------------------------------------------------------------
 
 export function runView(state, id) {
-  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), metric: newCurve(), fit: newCurve(), test: newCurve(), inside: newCurve() },
+  return (state.runs[id] ??= { summary: null, curves: { loss: newCurve(), inside: newCurve() },
     layerKeys: LAYER_KEYS, frames: [], preview: null, scrub: null });
 }
 
-// The curves of a run's headline, by the server's names (web/live.py CURVES without "loss"): over every pixel ("metric"),
-// and in a run with held-out pixels over its training pixels ("fit") and its held-out pixels ("test").
-export const METRIC_CURVES = ["metric", "fit", "test"];
+// A run's curve of one record key (web/live.py: "loss", then one per metric key a record holds); empty until it has points.
+export function curveOf(run, key) {
+  return (run.curves[key] ??= newCurve());
+}
 
 // Whether a run holds pixels out of training (data.holdout), so that it has fit and test curves.
 export function heldOut(run) {
@@ -339,9 +368,10 @@ export function applyMessage(state, id, msg) {
       const r = msg.run;
       run.summary = r;
       // Points already in the snapshot may still be on their way in a tick: they count once.
-      // A run without held-out pixels may come without fit and test curves: they stay empty.
-      run.curves = { loss: newCurve(r.curves.loss, r.curve_strides.loss), inside: newCurve(r.inside?.points ?? [], r.inside?.stride ?? 1) };
-      for (const name of METRIC_CURVES) run.curves[name] = newCurve(r.curves[name] ?? [], r.curve_strides?.[name] ?? 1);
+      // "loss" and one curve per metric key the run's records hold (a run without held-out pixels has no fit_ or test_ ones).
+      run.curves = { inside: newCurve(r.inside?.points ?? [], r.inside?.stride ?? 1) };
+      for (const [name, points] of Object.entries(r.curves)) run.curves[name] = newCurve(points, r.curve_strides?.[name] ?? 1);
+      run.curves.loss ??= newCurve();
       run.layerKeys = r.inside?.keys ?? LAYER_KEYS;
       run.frames = r.frames;
       return { panel: true, charts: true };
@@ -361,13 +391,12 @@ export function applyMessage(state, id, msg) {
         run.summary.metric = msg.metric;
         run.summary.metric_value = msg.record[msg.metric];
       }
-      // msg.metric, msg.fit, msg.test: the record's keys of each curve (fit and test only with held-out pixels).
-      // Like the server's curves, a value that is not a finite number is no point (and is not counted for thinning).
-      for (const name of METRIC_CURVES) {
-        if (!msg[name]) continue;
-        const value = msg.record[msg[name]];
-        if (name !== "metric") run.summary[`${name}_value`] = value ?? null;
-        if (typeof value === "number" && Number.isFinite(value)) addPoints(run.curves[name], [[msg.record.step, value]], max);
+      // msg.fit, msg.test: the record's keys of the headline over a split's pixels (only with held-out pixels).
+      for (const name of ["fit", "test"]) if (msg[name]) run.summary[`${name}_value`] = msg.record[msg[name]] ?? null;
+      // Every metric the record holds goes to its curve, as on the server (web/live.py eval_values): a value
+      // that is not a finite number is no point (and is not counted for thinning).
+      for (const [key, value] of Object.entries(msg.record)) {
+        if (metricInfo(state, key) && typeof value === "number" && Number.isFinite(value)) addPoints(curveOf(run, key), [[msg.record.step, value]], max);
       }
       run.summary.step = msg.record.step;
       {
@@ -385,13 +414,14 @@ export function applyMessage(state, id, msg) {
 }
 
 // The step and headline value of frame number `index` (for the scrub label); `test`: the held-out pixels' (or null).
-export function frameInfo(run, index) {
+// `facts`: the run's mode (modeFacts), whose headline keys name the curves.
+export function frameInfo(run, index, facts) {
   const step = run.frames[index];
-  const at = (curve) => {
-    const point = (curve?.points ?? []).find((p) => p[0] === step);
+  const at = (key) => {
+    const point = (run.curves[key]?.points ?? []).find((p) => p[0] === step);
     return point ? point[1] : null;
   };
-  return { step, value: at(run.curves.metric), test: at(run.curves.test) };
+  return { step, value: at(facts.headline), test: at(facts.test_headline) };
 }
 
 export function isLive(run) {

@@ -6,7 +6,10 @@ import { drawChart, drawHeatmap, formatStep } from "./charts.js";
 import { urls } from "./api.js";
 import { $, el } from "./dom.js";
 import { ImageCache } from "./images.js";
-import { SLOT_COLOURS, SLOT_NAMES, builtin, formatHeadline, frameInfo, heldOut, isLive, modeFacts, slotConfig, targetData } from "./state.js";
+import {
+  SLOT_COLOURS, SLOT_NAMES, builtin, chartMetric, chartableMetrics, formatHeadline, frameInfo, heldOut, isLive, metricInfo, modeFacts,
+  scopedKey, slotConfig, targetData,
+} from "./state.js";
 
 // One run on the page: a colour per layer (Tableau-10 after the run colours); several runs: the run's colour, a dash per layer.
 const LAYER_COLOURS = ["#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#bab0ac"];
@@ -139,9 +142,9 @@ export class Views {
       p.scrubLabel.textContent = "no evaluations yet";
       return;
     }
-    const { step, value, test } = frameInfo(run, index);
-    const live = isLive(run) && run.summary?.status === "running";
     const facts = modeFacts(state, run.summary?.mode ?? state.target.mode);
+    const { step, value, test } = frameInfo(run, index, facts);
+    const live = isLive(run) && run.summary?.status === "running";
     const heldOutText = heldOut(run) && test !== null ? ` · held out ${formatHeadline(facts, test)}` : "";
     p.scrubLabel.textContent = `${live ? "live · " : ""}evaluation ${index + 1} of ${n} · step ${formatStep(step)} · ${formatHeadline(facts, value)}${heldOutText}`;
   }
@@ -275,24 +278,53 @@ export class Views {
       points: slot.runId && state.runs[slot.runId] ? state.runs[slot.runId].curves[curve].points : [],
     }));
     drawChart($("#chart-loss"), series("loss"), { log: true, minSpan: 0.3, format: (v) => (v >= 0.001 ? String(+v.toPrecision(2)) : v.toExponential(0)) });
-    // Every run on the page fits the one target, so one mode's headline: its label, unit and range.
+    // Every run on the page fits the one target, so one mode; the chart shows its headline, or any other
+    // metric the runs record (chosen in the caption), with the label, unit and range the registry serves.
     const facts = modeFacts(state, state.target.mode);
-    const f = facts.format;
-    // A run with held-out pixels shows its headline over its training pixels (solid) and over the held-out ones (dashed),
-    // in its colour, instead of over every pixel; a run without keeps its dense curve.
     const runs = state.slots.map((slot, i) => ({ i, run: slot.runId ? state.runs[slot.runId] : null }));
-    const metric = runs.flatMap(({ i, run }) => (heldOut(run)
-      ? [{ colour: SLOT_COLOURS[i], points: run.curves.fit.points }, { colour: SLOT_COLOURS[i], dash: TEST_DASH, points: run.curves.test.points }]
-      : [{ colour: SLOT_COLOURS[i], points: run ? run.curves.metric.points : [] }]));
+    const live = runs.map(({ run }) => run).filter(Boolean);
+    const key = chartMetric(state, live, facts);
+    const m = metricInfo(state, key);
+    this.renderMetricChoice(state, chartableMetrics(state, live), key);
+    // A run with held-out pixels shows the metric over its training pixels (solid) and over the held-out ones (dashed),
+    // in its colour, instead of over every pixel; a run without (or a metric without a split's keys) keeps the one curve.
+    const [fitKey, testKey] = [scopedKey(state, key, "fit_"), scopedKey(state, key, "test_")];
+    const split = (run) => m.scope === "dense_" && heldOut(run) && run.curves[fitKey]?.points.length;
+    const points = (run, k) => run?.curves[k]?.points ?? [];
+    const metric = runs.flatMap(({ i, run }) => (split(run)
+      ? [{ colour: SLOT_COLOURS[i], points: points(run, fitKey) }, { colour: SLOT_COLOURS[i], dash: TEST_DASH, points: points(run, testKey) }]
+      : [{ colour: SLOT_COLOURS[i], points: points(run, key) }]));
     const shown = runs.filter(({ run }) => run?.summary);
-    const holding = shown.filter(({ run }) => heldOut(run)).length;
-    $("#metric-caption").textContent = holding
-      ? `${facts.label} (${f.unit}) · solid: training pixels${holding < shown.length ? " (all pixels if none held out)" : ""}, dashed: held out`
-      : `dense ${facts.label} (${f.unit})`;
-    // The smallest span shown: a tenth of a bounded range (accuracy), else a few units (4 dB of PSNR).
-    const minSpan = f.bounds ? (f.bounds[1] - f.bounds[0]) / 10 : 4 / f.scale;
-    drawChart($("#chart-metric"), metric, { minSpan, clamp: f.bounds ?? undefined, format: (v) => String(+(v * f.scale).toFixed(f.digits)) });
+    const holding = shown.filter(({ run }) => split(run)).length;
+    const unit = m.unit ? ` (${m.unit})` : "";
+    $("#metric-caption-text").textContent = holding
+      ? `${m.label}${unit} · solid: training pixels${holding < shown.length ? " (all pixels if none held out)" : ""}, dashed: held out`
+      : `${m.scope === "dense_" ? "dense " : ""}${m.label}${unit}`;
+    // Losses on a log scale, as the training loss; else the smallest span shown: a tenth of a bounded range
+    // (accuracy), or a few units (4 dB of PSNR).
+    const log = m.direction === "min" && !m.bounds;
+    const minSpan = log ? 0.3 : m.bounds ? (m.bounds[1] - m.bounds[0]) / 10 : 4 / m.scale;
+    drawChart($("#chart-metric"), metric, { log, minSpan, clamp: m.bounds ?? undefined, format: (v) => String(+(v * m.scale).toFixed(m.digits)) });
     this.drawInside(state);
+  }
+
+  // The metric chart's caption: its text and a choice of every metric the runs record (the headline first shown).
+  renderMetricChoice(state, keys, key) {
+    const caption = $("#metric-caption");
+    let text = $("#metric-caption-text");
+    let select = $("#metric-choice");
+    if (!select) {
+      text = el("span", { id: "metric-caption-text" });
+      select = el("select", { id: "metric-choice", title: "the metric this chart shows", onchange: (e) => this.h.chartMetric(e.target.value) });
+      caption.replaceChildren(text, " ", select);
+    }
+    const options = keys.includes(key) ? keys : [key, ...keys];
+    if (select.dataset.keys !== options.join(",")) {
+      select.replaceChildren(...options.map((k) => el("option", { value: k, text: metricInfo(state, k)?.label ?? k })));
+      select.dataset.keys = options.join(",");
+    }
+    select.value = key;
+    select.hidden = options.length < 2;
   }
 
   // Per-layer diagnostics, one line per layer (one run: a colour per layer; several: the run's colour, a dash per layer),
