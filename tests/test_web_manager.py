@@ -428,3 +428,25 @@ def test_run_folders_are_capped_with_a_clear_message(make_lab, tmp_path):
     assert "2 run folders" in message and "--max-folders 2" in message and "remove" in message
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a", "b"]  # nothing half-made
     refusal(lab.post("/api/runs/a/reset"), 429)  # a reset makes a folder too
+
+
+def test_runs_training_in_the_lab_share_one_memory_budget(lab):
+    # Another run of the same size holds its share of a budget that fits one such run: starting this one is refused,
+    # naming the budget, and nothing trains; once the other lets go, it starts.
+    from overfit.budget import Estimate, Pool, estimate
+    from overfit.config import RunConfig
+
+    create(lab, name="late")
+    manager = lab.app.state.manager
+    folder = RunFolder(manager.runs_dir / "late")
+    cfg = RunConfig.from_json((folder.path / "config.json").read_text())
+    one = estimate(cfg, folder.target_size())
+    manager.pool = Pool((one.total + Estimate.together([one, one]).total) // 2)
+    _, release = manager.pool.reserve(cfg, folder.target_size())
+    message = refusal(lab.post("/api/runs/late/start"), 422)
+    assert "2 runs trained together need" in message and "budget" in message
+    assert lab.get("/api/runs/late").json()["status"] == "new" and not folder.locked
+    release()
+    assert lab.post("/api/runs/late/start").json()["status"] == "running"
+    assert wait_for(lab, "late", lambda d: d["status"] == "done")["step"] == 300
+    assert manager.pool.held == 0  # a run that stopped gave its share back
