@@ -1,9 +1,9 @@
 """What recording the inside of the network costs: relu_1's training step and evaluation with diagnostics on and off.
 
-"On" is overfit as it ships: every evaluation records the per-layer statistics
-(`diagnostics.layer_record`, from the evaluation batch's own forward pass) and the band
-errors (`Trainer.band_errors`), and the step before an evaluation copies the weights for the
-update ratio. "Off" replaces those three with no-ops in the same process. The variants are
+"On" is a run as `Session` trains it: the probes of `diagnostics.default_probes()` record the
+per-layer statistics at every evaluation (`LayerStatistics`, from the evaluation batch's own
+forward pass, with the weights copied at the step before for the update ratio) and the band
+errors (`spectrum.BandErrors`). "Off" is the same trainer with no probes. The variants are
 interleaved and repeated; medians and ranges are reported, with the ratio on / off.
 
     python -m bench.diagnostics [--rounds 7]      # JSON lines
@@ -20,22 +20,18 @@ from typing import Any, Callable
 
 from overfit import diagnostics
 from overfit.presets import get_preset
+from overfit.spectrum import BandErrors
 from overfit.training import Trainer
 
 
 @contextlib.contextmanager
 def diagnostics_off(trainer: Trainer) -> Any:
-    """The trainer with the layer statistics, band errors and weight copies switched off."""
-    saved = (diagnostics.capture, diagnostics.layer_record, diagnostics.snapshot, trainer.band_errors)
-    diagnostics.capture = lambda model: contextlib.nullcontext([])  # type: ignore[assignment]
-    diagnostics.layer_record = lambda *a, **k: []  # type: ignore[assignment]
-    diagnostics.snapshot = lambda model: []  # type: ignore[assignment]
-    trainer.band_errors = lambda prediction: []  # type: ignore[method-assign]
+    """The trainer with its probes (layer statistics, band errors, weight copies) taken away for the block."""
+    saved, trainer.probes = trainer.probes, []
     try:
         yield trainer
     finally:
-        diagnostics.capture, diagnostics.layer_record, diagnostics.snapshot, _ = saved
-        del trainer.band_errors
+        trainer.probes = saved
 
 
 def _seconds(fn: Callable[[], Any], repeat: int) -> float:
@@ -56,7 +52,7 @@ def main() -> None:
 
     # Evaluations every 50 steps inside the step blocks: the weight copy before each is part of "on".
     cfg = get_preset("relu_1").with_overrides({"schedule.steps": 10**6, "schedule.eval_every": 50})
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, probes=diagnostics.default_probes())
     trainer.evaluate()
     for _ in range(20):
         trainer.train_step()
@@ -82,11 +78,12 @@ def main() -> None:
 
     with diagnostics.capture(trainer.model) as seen:
         batch_plain()
+    bands = BandErrors()
     added: dict[str, list[float]] = {"capture": [], "layer_record": [], "band_errors": []}
     for _ in range(args.rounds):
         added["capture"].append(max(0.0, _seconds(batch_captured, 10) - _seconds(batch_plain, 10)))
         added["layer_record"].append(_seconds(lambda: diagnostics.layer_record(trainer.model, None, None, seen), 10))
-        added["band_errors"].append(_seconds(lambda: trainer.band_errors(prediction), 10))
+        added["band_errors"].append(_seconds(lambda: bands.after_dense(trainer, {}, prediction), 10))
     trainer.model.train()
     med = {k: statistics.median(v) for k, v in times.items()}
     extra = {k: statistics.median(v) for k, v in added.items()}

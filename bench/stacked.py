@@ -57,7 +57,7 @@ def run(rec: Any, device: torch.device, quick: bool = False) -> None:
         for k in ks:
             trainers = _trainers(str(device), k, precision)
             stack = StackedTrainer(trainers)
-            variants[("stacked", k, precision)] = (lambda s=stack, ts=trainers: s._step(ts), k)
+            variants[("stacked", k, precision)] = (lambda s=stack: s.step(), k)
             if k == 1 or k == max(ks):
                 separate = _trainers(str(device), k, precision)
                 variants[("separate", k, precision)] = (lambda ts=separate: [t.train_step() for t in ts], k)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from overfit import diagnostics
+from overfit.diagnostics import LayerStatistics, default_probes
 from overfit.config import RunConfig
 from overfit.models import model_for
 from overfit.runs import RunFolder
@@ -58,8 +59,8 @@ def test_tanh_units_pinned_at_either_end_on_every_sample_are_saturated():
 
 def test_raw_coordinates_kill_a_quarter_of_the_first_relu_layer_and_scaled_ones_none():
     # With (y, x) >= 0, a unit whose two weights are negative and bias is 0 is zero everywhere.
-    raw = Trainer(_cfg(**{"model.input_range": "none", "model.hidden": "64,64", "model.init": "original"}))
-    scaled = Trainer(_cfg(**{"model.input_range": "1", "model.hidden": "64,64", "model.init": "original"}))
+    raw = Trainer(_cfg(**{"model.input_range": "none", "model.hidden": "64,64", "model.init": "original"}), probes=default_probes())
+    scaled = Trainer(_cfg(**{"model.input_range": "1", "model.hidden": "64,64", "model.init": "original"}), probes=default_probes())
     w = diagnostics.linears(raw.model)[0].weight.detach()
     both_negative = float(((w[:, 0] < 0) & (w[:, 1] < 0)).float().mean())
     assert raw.evaluate()[0]["layers"][0]["dead"] == pytest.approx(both_negative, abs=1 / 64)
@@ -67,7 +68,7 @@ def test_raw_coordinates_kill_a_quarter_of_the_first_relu_layer_and_scaled_ones_
 
 
 def test_gradient_norms_are_those_of_the_last_step_computed_by_autograd():
-    trainer = Trainer(_cfg(**{"schedule.steps": "3", "schedule.eval_every": "3"}))
+    trainer = Trainer(_cfg(**{"schedule.steps": "3", "schedule.eval_every": "3"}), probes=[LayerStatistics()])
     trainer.train_step()
     trainer.train_step()
     # The third step by hand: the same batch stream, gradients from torch.autograd.grad.
@@ -86,7 +87,7 @@ def test_gradient_norms_are_those_of_the_last_step_computed_by_autograd():
 
 
 def test_the_first_evaluation_has_no_gradient_or_update_yet():
-    layers = Trainer(_cfg()).evaluate()[0]["layers"]
+    layers = Trainer(_cfg(), probes=default_probes()).evaluate()[0]["layers"]
     assert all(r["grad_norm"] is None and r["update_ratio"] is None and r["weight_norm"] > 0 for r in layers)
 
 
@@ -106,9 +107,26 @@ def test_live_band_errors_equal_those_computed_from_the_frames_on_disk(tmp_path)
 
 
 def test_gray_runs_record_bands_and_layers_too():
-    trainer = Trainer(_cfg(**{"data.mode": "gray", "model.activation": "sin"}))
+    trainer = Trainer(_cfg(**{"data.mode": "gray", "model.activation": "sin"}), probes=default_probes())
     record = trainer.evaluate()[0]
     assert len(record["bands"]) == 8 and all(r["dead"] is None and r["saturated"] is None for r in record["layers"][:2])
+
+
+def test_the_layer_statistics_come_from_the_evaluation_batch_itself_not_a_second_pass():
+    trainer = Trainer(_cfg(**{"schedule.steps": "2", "schedule.eval_every": "2"}), probes=[LayerStatistics()])
+    calls = []
+    handle = diagnostics.linears(trainer.model)[0].register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    record = trainer.evaluate()[0]
+    handle.remove()
+    # The model ran on the evaluation batch (128 points) and the dense grid (16 x 32), nothing else.
+    assert sorted(calls) == [128, 16 * 32] and "bands" not in record
+    assert record["layers"][0]["units"] == 4 and record["layers"][0]["grad_norm"] is None
+
+
+def test_default_probes_are_fresh_layer_statistics_then_band_errors():
+    assert [type(p).__name__ for p in default_probes()] == ["LayerStatistics", "BandErrors"]
+    first, second = default_probes(), default_probes()
+    assert all(a is not b for a, b in zip(first, second))  # fresh ones for each trainer: probes keep state
 
 
 def test_unit_maps_show_each_unit_over_the_picture_upright():

@@ -1,26 +1,36 @@
-"""Tests for overfit.stacked: K runs trained together equal K runs trained alone, and resume exactly."""
+"""Tests for overfit.stacked: K runs trained together equal K runs trained alone (any encoding, BatchNorm), and resume exactly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_config
 
 from overfit.config import RunConfig
 from overfit.devices import native_bf16
 from overfit.errors import ConfigError
 from overfit.session import Session
-from overfit.stacked import StackedTrainer, check_stackable, train_many
+from overfit.stacked import CPU_STACK, StackedTrainer, check_stackable, stack_groups, stack_key, train_configs, train_stacks
 from overfit.training import Trainer
 
-TINY = RunConfig().with_overrides({
-    "data.text": "AB", "data.width": 48, "data.height": 24, "model.hidden": "16,32,16",
-    "schedule.steps": 60, "schedule.eval_every": 30, "schedule.log_every": 10,
-    "optim.batch_size": 64, "schedule.eval_batch_size": 64,
-})
+TINY = tiny_config({"data.text": "AB", "data.width": 48, "data.height": 24, "model.hidden": "16,32,16",
+                    "schedule.steps": 60, "schedule.eval_every": 30})
 
 
 def _variants(**common: str) -> list[RunConfig]:
-    """Runs that differ in everything a stack allows: seed, lr and decay, init, input range, activation, w0, loss."""
+    """Runs of one kind that differ in everything a stack allows: seed, lr and decay, init, input range, Adam's constants."""
+    rows = [
+        {"seed": "0", "optim.lr": "1e-3"},
+        {"seed": "1", "optim.lr": "3e-4", "model.init": "torch"},
+        {"seed": "2", "optim.lr": "1e-3", "optim.lr_final": "1e-4"},
+        {"seed": "3", "optim.lr": "1e-3", "model.input_range": "3"},
+        {"seed": "5", "optim.lr": "1e-3", "model.input_range": "none", "optim.beta2": "0.99"},
+    ]
+    return [TINY.with_overrides({**row, **common}) for row in rows]
+
+
+def _kinds() -> list[RunConfig]:
+    """Runs of different kinds (activation, w0, loss): no two of the first five can share a stack."""
     rows = [
         {"seed": "0", "model.activation": "relu", "optim.lr": "1e-3"},
         {"seed": "1", "model.activation": "tanh", "optim.lr": "3e-4", "model.init": "torch"},
@@ -29,7 +39,7 @@ def _variants(**common: str) -> list[RunConfig]:
         {"seed": "4", "model.activation": "siren", "optim.lr": "1e-4", "model.w0": "20"},
         {"seed": "5", "model.activation": "relu", "optim.lr": "1e-3", "model.input_range": "none", "optim.beta2": "0.99"},
     ]
-    return [TINY.with_overrides({**row, **common}) for row in rows]
+    return [TINY.with_overrides(row) for row in rows]
 
 
 def _params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -44,10 +54,14 @@ def _assert_same_run(alone: Trainer, stacked: Trainer, atol: float) -> None:
         # scales up to full steps: such biases, and the running means that follow them, drift apart on
         # any change of summation order. Every other parameter must agree.
         before_bn = {f"mlp.{i - 1}.bias" for i, m in enumerate(alone.model.mlp) if isinstance(m, torch.nn.BatchNorm1d)}
+        # Through Adam that drift leaves the other parameters and the running variances about 1e-4 apart
+        # (relative) after 60 steps for relu runs at lr 1e-3, with this forward as with a hand-written one.
         params_a = {k: v for k, v in params_a.items() if k not in before_bn and not k.endswith("running_mean")}
-        atol = max(atol, 1e-4)
+        atol, rtol = max(atol, 1e-4), 1e-3
+    else:
+        rtol = 0.0
     for key, value in params_a.items():
-        torch.testing.assert_close(params_b[key], value, atol=atol, rtol=0, msg=key)
+        torch.testing.assert_close(params_b[key], value, atol=atol, rtol=rtol, msg=key)
     assert [r["step"] for r in stacked.history] == [r["step"] for r in alone.history]
     for a, b in zip(alone.history, stacked.history):
         tolerance = 1e-2 if alone.cfg.model.batchnorm else 1e-3  # evaluation uses the running means
@@ -55,26 +69,100 @@ def _assert_same_run(alone: Trainer, stacked: Trainer, atol: float) -> None:
         assert b["batch_loss"] == pytest.approx(a["batch_loss"], rel=10 * tolerance, abs=1e-6)
 
 
-@pytest.mark.parametrize("batchnorm", ["false", "true"])
-def test_stacked_runs_equal_separate_runs(batchnorm):
-    configs = _variants(**{"model.batchnorm": batchnorm})
-    if batchnorm == "true":  # sin(20 x) after BatchNorm amplifies rounding beyond any fixed tolerance
-        configs = [c for c in configs if c.model.activation != "siren"]
+def _train_alone_and_stacked(configs: list[RunConfig]) -> tuple[list[Trainer], list[Trainer]]:
     alone = [Trainer(cfg) for cfg in configs]
     for t in alone:
         t.run()
     together = [Trainer(cfg) for cfg in configs]
     results = StackedTrainer(together).run()
-    assert [r.config for r in results] == configs  # in the order given, though stacked by activation
+    assert [r.config for r in results] == configs and all(r.step == r.config.schedule.steps for r in results)
+    return alone, together
+
+
+@pytest.mark.parametrize("batchnorm", ["false", "true"])
+def test_stacked_runs_equal_separate_runs(batchnorm):
+    alone, together = _train_alone_and_stacked(_variants(**{"model.batchnorm": batchnorm}))
     for a, b in zip(alone, together):
         _assert_same_run(a, b, atol=1e-5)
 
 
-def test_train_many_returns_each_runs_history():
+@pytest.mark.parametrize("kind", [
+    {"model.activation": "tanh"},
+    {"model.activation": "cos", "model.input_range": "3"},
+    {"model.activation": "siren", "model.w0": "20", "optim.lr": "1e-4"},
+    {"loss": "double_softmax"},
+])
+def test_every_activation_and_loss_stacks(kind):
+    configs = [c.with_overrides(kind) for c in _variants()[:2]]
+    alone, together = _train_alone_and_stacked(configs)
+    for a, b in zip(alone, together):
+        _assert_same_run(a, b, atol=1e-5)
+
+
+# A grid with hashed levels: the finest levels of a 48 x 24 picture hold more than 2^8 vertices.
+GRID = {"encoding.kind": "grid", "encoding.levels": "4", "encoding.base_resolution": "4", "encoding.log2_hashmap_size": "8",
+        "optim.lr": "1e-2"}
+
+
+@pytest.mark.parametrize("encoding", [
+    {"encoding.kind": "fourier", "encoding.features": "16", "encoding.sigma": "3", "model.activation": "relu"},
+    {"encoding.kind": "positional", "encoding.frequencies": "4"},
+    GRID,
+    # BatchNorm right after the grid's small features (U(-1e-4, 1e-4) at first) turns rounding into full Adam steps
+    # sooner than after bare coordinates: 20 steps keep alone and stacked within the tolerances (weights about 1e-5).
+    {**GRID, "model.batchnorm": "true", "schedule.steps": "20", "schedule.eval_every": "10"},
+], ids=["fourier", "positional", "grid", "grid-batchnorm"])
+def test_stacks_of_encoded_runs_equal_separate_runs(encoding):
+    configs = [c.with_overrides(encoding) for c in _variants()[:2]]
+    alone, together = _train_alone_and_stacked(configs)
+    if encoding["encoding.kind"] == "grid":
+        grid = together[0].model.encoding
+        assert any(grid.is_hashed) and not all(grid.is_hashed)  # both kinds of level are exercised
+    if encoding["encoding.kind"] == "fourier":  # each run keeps its own random B, drawn from its own seed
+        assert not torch.equal(together[0].model.encoding.B, together[1].model.encoding.B)
+    for a, b in zip(alone, together):
+        _assert_same_run(a, b, atol=1e-5)
+        if not b.cfg.model.batchnorm:
+            assert b.history[-1]["dense_loss"] < b.history[0]["dense_loss"]  # they trained
+
+
+def test_batchnorm_running_statistics_are_each_models_own():
+    # One step: from the first update on, the biases before BatchNorm may move apart (Adam's first step is lr times
+    # the sign of their gradient, zero up to rounding), and the running means with them; the running variances do not.
+    configs = _variants(**{"model.batchnorm": "true", "schedule.steps": "1", "schedule.eval_every": "1"})[:3]
+    alone, together = _train_alone_and_stacked(configs)
+    for a, b in zip(alone, together):
+        norms = [(i, m) for i, m in enumerate(a.model.mlp) if isinstance(m, torch.nn.BatchNorm1d)]
+        assert len(norms) == 3
+        for i, norm in norms:
+            stacked = b.model.mlp[i]
+            assert int(stacked.num_batches_tracked) == int(norm.num_batches_tracked) == 1  # evaluations do not count
+            torch.testing.assert_close(stacked.running_mean, norm.running_mean, atol=1e-5, rtol=0)
+            torch.testing.assert_close(stacked.running_var, norm.running_var, atol=1e-5, rtol=0)
+    first, second = (next(m for m in t.model.mlp if isinstance(m, torch.nn.BatchNorm1d)) for t in together[:2])
+    assert not torch.allclose(first.running_var, second.running_var)  # each model its own, not shared
+
+
+def test_runs_of_every_kind_train_in_stacks_of_their_kind_in_the_order_given():
+    configs = _kinds()
+    alone = [Trainer(cfg) for cfg in configs]
+    for t in alone:
+        t.run()
+    assert stack_groups(configs) == [[0, 5], [1], [2], [3], [4]]
+    together = [Trainer(cfg) for cfg in configs]
+    results = train_stacks(together)
+    assert [r.config for r in results] == configs
+    for a, b, result in zip(alone, together, results):
+        assert result.model is b.model and result.step == 60 and not result.interrupted
+        _assert_same_run(a, b, atol=1e-5)
+
+
+def test_train_configs_returns_each_runs_history():
     configs = _variants()[:3]
-    results = train_many(configs)
+    results = train_configs(configs)
     assert [len(r.history) for r in results] == [3, 3, 3]  # steps 0, 30, 60
     assert all(r.step == 60 and not r.interrupted for r in results)
+    assert all("layers" not in r and "bands" not in r for result in results for r in result.history)  # no probes
 
 
 def test_each_run_gets_its_own_events_in_order():
@@ -104,7 +192,7 @@ def test_a_run_that_stops_leaves_the_stack_and_the_others_go_on():
     _assert_same_run(alone, trainers[1], atol=1e-5)
 
 
-def test_stacked_sessions_resume_exactly(tmp_path):
+def test_stacked_sessions_resume_exactly_and_record_the_probes(tmp_path):
     configs = [c.with_overrides({"preset": f"run{k}"}) for k, c in enumerate(_variants()[:3])]
     reference = [Trainer(c) for c in configs]
     StackedTrainer(reference).run()
@@ -119,34 +207,60 @@ def test_stacked_sessions_resume_exactly(tmp_path):
     for s, ref in zip(resumed, reference):
         s.close()
         assert s.folder.status() == "done"
-        assert [r["step"] for r in s.folder.metrics()] == [0, 30, 60]
+        records = s.folder.metrics()
+        assert [r["step"] for r in records] == [0, 30, 60]
         for key, value in _params(ref.model).items():
             assert torch.equal(_params(s.trainer.model)[key], value), key
+        # The session's probes ran in the stack too: gradient and update sizes of the step before each evaluation.
+        assert all(len(r["bands"]) == 8 and [layer["layer"] for layer in r["layers"]] == ["1", "2", "3", "output"] for r in records)
+        assert all(layer["grad_norm"] > 0 and layer["update_ratio"] > 0 for r in records[1:] for layer in r["layers"])
 
 
-@pytest.mark.parametrize("key, value, field", [
-    ("model.hidden", "16,16,16", "model.hidden"),
-    ("model.batchnorm", "true", "model.batchnorm"),
-    ("optim.batch_size", "32", "optim.batch_size"),
-    ("data.mode", "gray", "data.mode"),
+@pytest.mark.parametrize("key, value", [
+    ("model.hidden", "16,16,16"),
+    ("model.batchnorm", "true"),
+    ("optim.batch_size", "32"),
+    ("data.mode", "gray"),
+    ("model.activation", "tanh"),
+    ("loss", "double_softmax"),
+    ("encoding.kind", "fourier"),
 ])
-def test_runs_of_different_shapes_are_refused_naming_the_field(key, value, field):
+def test_runs_of_different_kinds_are_refused_naming_the_field(key, value):
     with pytest.raises(ConfigError) as info:
         check_stackable([TINY, TINY.with_overrides({key: value})])
-    assert info.value.field == field
+    assert info.value.field == key
 
 
-def test_encodings_other_than_none_are_refused():
-    cfg = TINY.with_overrides({"encoding.kind": "fourier"})
+def test_encoding_fields_and_w0_are_part_of_the_kind_where_they_are_read():
+    fourier = TINY.with_overrides({"encoding.kind": "fourier"})
     with pytest.raises(ConfigError) as info:
-        check_stackable([cfg, cfg])
-    assert info.value.field == "encoding.kind"
+        check_stackable([fourier, fourier.with_overrides({"encoding.sigma": "3"})])
+    assert info.value.field == "encoding.sigma"
+    grid = TINY.with_overrides(GRID)
+    with pytest.raises(ConfigError) as info:
+        check_stackable([grid, grid.with_overrides({"model.input_range": "2"})])  # the grid maps [-r, r] itself
+    assert info.value.field == "model.input_range"
+    siren = TINY.with_overrides({"model.activation": "siren"})
+    with pytest.raises(ConfigError) as info:
+        check_stackable([siren, siren.with_overrides({"model.w0": "20"})])
+    assert info.value.field == "model.w0"
+    check_stackable([TINY, TINY.with_overrides({"model.w0": "20", "model.input_range": "2"})])  # relu reads no w0
+    assert stack_key(TINY) == stack_key(TINY.with_overrides({"model.w0": "20", "seed": "3"}))
+
+
+def test_grids_of_different_picture_sizes_train_in_separate_stacks():
+    configs = [TINY.with_overrides({**GRID, "seed": str(s)}) for s in range(2)]
+    configs.append(configs[0].with_overrides({"data.width": "40", "seed": "2"}))
+    assert stack_groups(configs) == [[0, 1, 2]]  # the configs agree; the models' tensors do not
+    with pytest.raises(ConfigError, match="same shape"):
+        StackedTrainer([Trainer(c) for c in configs])
+    results = train_stacks([Trainer(c) for c in configs])
+    assert [r.step for r in results] == [60, 60, 60] and [r.config for r in results] == configs
 
 
 @pytest.mark.parametrize("mode", ["gray", "rgb"])
 def test_regression_modes_stack_too(mode):
     configs = [c.with_overrides({"data.mode": mode, "loss": "auto"}) for c in _variants()[:2]]
-    configs = [c for c in configs if c.loss_name == "mse"]
     alone = [Trainer(c) for c in configs]
     for t in alone:
         t.run()
@@ -167,11 +281,12 @@ def test_bf16_stack_stays_close_to_fp32_and_keeps_fp32_weights():
     for a, b in zip(fp32, bf16):
         assert all(p.dtype == torch.float32 for p in b.model.parameters())
         assert b.history[-1]["dense_acc"] == pytest.approx(a.history[-1]["dense_acc"], abs=0.1)
+    assert any(not torch.equal(_params(a.model)[k], v) for a, b in zip(fp32, bf16) for k, v in _params(b.model).items())
 
 
 def test_a_diverging_run_leaves_the_stack_and_the_others_finish():
     configs = _variants()[:3]
-    configs[1] = configs[1].with_overrides({"optim.lr": "1e38", "model.activation": "relu", "model.input_range": "none"})
+    configs[1] = configs[1].with_overrides({"optim.lr": "1e38", "model.input_range": "none"})
     results = StackedTrainer([Trainer(c) for c in configs]).run()
     assert results[1].diverged is not None and results[1].interrupted
     assert results[1].diverged.step <= 60
@@ -179,9 +294,8 @@ def test_a_diverging_run_leaves_the_stack_and_the_others_finish():
     assert results[0].diverged is None and not results[0].interrupted
 
 
-def test_on_a_cpu_stacks_hold_one_activation_and_at_most_four_runs():
+def test_on_a_cpu_stacks_hold_one_kind_and_at_most_four_runs():
     from overfit.presets import get_preset
-    from overfit.stacked import CPU_STACK, stack_groups
 
     relu = [get_preset("relu_1").with_overrides({"seed": s}) for s in range(6)]
     tanh = [get_preset("tanh_1").with_overrides({"seed": s}) for s in range(2)]
@@ -190,4 +304,4 @@ def test_on_a_cpu_stacks_hold_one_activation_and_at_most_four_runs():
     assert CPU_STACK == 4
     assert stack_groups(configs) == [[0, 3, 4, 5], [6, 7], [1, 8], [2]]
     on_gpu = [c.with_overrides({"device": "cuda"}) for c in configs]
-    assert stack_groups(on_gpu) == [[0, 1, 3, 4, 5, 6, 7, 8], [2]]  # validation does not need the device to exist
+    assert stack_groups(on_gpu) == [[0, 3, 4, 5, 6, 7], [1, 8], [2]]  # validation does not need the device to exist

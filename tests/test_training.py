@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -12,7 +13,7 @@ import torch
 from overfit import RunConfig, Trainer, TrainingDiverged, train
 from overfit.config import DataConfig, ModelConfig, OptimConfig, ScheduleConfig
 from overfit.targets import load_target
-from overfit.training import DeviceError, derived_seeds, resolve_device
+from overfit.training import DeviceError, Probe, derived_seeds, mean_loss, resolve_device
 
 
 def tiny(steps: int = 300, eval_every: int = 100, **model) -> RunConfig:
@@ -344,3 +345,65 @@ def test_chunk_result_is_interrupted_and_interrupt_event_follows_a_stop():
     events.clear()
     trainer.run(events.append)  # the stop request was served; this run goes to the end
     assert (events[-1].kind, events[-1].step) == ("end", 100)
+
+
+class StepProbe(Probe):
+    """A probe that records when each hook runs and adds two keys of its own."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def before_update(self, trainer: Trainer) -> None:
+        self.calls.append(("before_update", trainer.step))
+
+    @contextlib.contextmanager
+    def around_batch(self, trainer: Trainer, yx: torch.Tensor):
+        self.calls.append(("around_batch", trainer.step))
+        self.batch = yx.shape
+        yield
+        self.calls.append(("after_batch", trainer.step))
+
+    def after_dense(self, trainer: Trainer, record: dict, prediction: np.ndarray) -> None:
+        self.calls.append(("after_dense", trainer.step))
+        record["pred_mean"] = float(prediction.mean())
+        record["batch_points"] = self.batch[0]
+
+
+def test_a_probes_keys_land_in_every_evaluation_record_and_its_hooks_run_around_evaluations():
+    probe = StepProbe()
+    events = []
+    result = train(tiny(steps=50, eval_every=20), on_event=events.append, probes=[probe])
+    assert [r["step"] for r in result.history] == [0, 20, 40, 50]
+    assert all(r["batch_points"] == 512 and 0 <= r["pred_mean"] <= 1 for r in result.history)
+    evals = [e for e in events if e.kind == "eval"]
+    assert [e.metrics["pred_mean"] for e in evals] == pytest.approx([float(e.prediction.mean()) for e in evals])
+    # before_update at the step before each evaluation (the update it reports on), then the evaluation's hooks in order.
+    expected = [("around_batch", 0), ("after_batch", 0), ("after_dense", 0)]
+    for step in (20, 40, 50):
+        expected += [("before_update", step - 1), ("around_batch", step), ("after_batch", step), ("after_dense", step)]
+    assert probe.calls == expected
+
+
+def test_a_trainer_without_probes_records_the_metrics_only():
+    bare = train(tiny(steps=20, eval_every=10))
+    assert all("layers" not in r and "bands" not in r for r in bare.history)
+    probed = train(tiny(steps=20, eval_every=10), probes=[StepProbe()])
+    # Probes only add keys: the metrics and the weights are the same with or without them.
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("train_seconds", "pred_mean", "batch_points")} for r in h]  # noqa: E731
+    assert strip(probed.history) == strip(bare.history)
+    for (k, a), b in zip(weights(bare.model).items(), weights(probed.model).values()):
+        assert torch.equal(a, b), k
+
+
+def test_the_loop_uses_the_trainers_public_surface():
+    trainer = Trainer(tiny(steps=30, eval_every=10))
+    trainer.request_stop()
+    assert trainer.stop_requested
+    result = trainer.run()
+    assert result.step == 0 and not trainer.stop_requested  # served: stopped before the first step, then cleared
+    record, prediction = trainer.evaluate_and_record(0.5)
+    assert record["train_loss"] == 0.5 and trainer.history[-1] is record and prediction.shape == (24, 48)
+    assert mean_loss([torch.tensor(1.0), torch.tensor(3.0)], 10) == 2.0
+    with pytest.raises(TrainingDiverged) as info:
+        mean_loss([torch.tensor(1.0), torch.tensor(float("inf"))], 10)
+    assert info.value.step == 12

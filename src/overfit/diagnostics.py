@@ -13,6 +13,9 @@ output layer too, reports its weight norm, the gradient norm of the last step (w
 left in `.grad` after the optimizer's step) and the last step's update relative to the
 weights, ||W - W_before|| / ||W_before||, from `snapshot` taken just before that step.
 Norms are Frobenius norms of the weight matrices (biases left out).
+
+`LayerStatistics` is the probe (`overfit.probes`) that records these at every evaluation,
+as "layers"; `default_probes()` is what every run recorded in a run folder measures.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from torch import nn
 
 from .activations import ACTIVATIONS
 from .coords import region_grid
+from .probes import Probe
+from .spectrum import BandErrors
 
 
 def hidden_layers(model: nn.Module) -> list[tuple[nn.Linear, nn.BatchNorm1d | None, Any]]:
@@ -140,6 +145,37 @@ def layer_record(model: nn.Module, yx: torch.Tensor | None = None, before: list[
         record["update_ratio"] = (_number(float((weight - before[k]).norm()) / max(float(before[k].norm()), 1e-30))
                                   if before is not None else None)
     return records
+
+
+class LayerStatistics(Probe):
+    """Probe: record["layers"] = `layer_record` of the evaluation batch's own forward pass (no second pass),
+    with the update ratio of the step that led to the evaluation (weights copied just before it)."""
+
+    def __init__(self) -> None:
+        self._before: tuple[int, list[torch.Tensor]] | None = None  # (the evaluation's step, the weights before its update)
+        self._yx: torch.Tensor | None = None
+        self._seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def before_update(self, trainer: Any) -> None:
+        self._before = (trainer.step + 1, snapshot(trainer.model))
+
+    @contextmanager
+    def around_batch(self, trainer: Any, yx: torch.Tensor) -> Iterator[None]:
+        self._yx = yx
+        with capture(trainer.model) as seen:
+            self._seen = seen  # filled when the block ends
+            yield
+
+    def after_dense(self, trainer: Any, record: dict[str, Any], prediction: Any) -> None:
+        before = self._before[1] if self._before is not None and self._before[0] == trainer.step else None
+        record["layers"] = layer_record(trainer.model, self._yx, before, self._seen)
+        self._yx, self._seen = None, []
+
+
+def default_probes() -> list[Probe]:
+    """What every run recorded in a run folder measures at each evaluation, fresh for one trainer:
+    "layers" (`LayerStatistics`) and "bands" (`spectrum.BandErrors`), in that order."""
+    return [LayerStatistics(), BandErrors()]
 
 
 def low_res_size(height: int, width: int, long_side: int) -> tuple[int, int]:

@@ -10,13 +10,19 @@ frequency; a band's relative error is
 
 0 means the band is reproduced exactly, 1 means it is missing altogether. The mean
 (the DC term) is left out: it says how much ink there is, not at what scale.
+
+`BandErrors` is the probe (`overfit.probes`) that records these at every evaluation, as "bands".
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from .images import to_uint8
+from .probes import Probe
 
 N_BANDS = 8
 
@@ -96,6 +102,20 @@ class BandAnalyzer:
         num = self._per_band(diff)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.target_energy > 1e-9 * max(self.target_energy.max(), 1e-300), num / self.target_energy, np.nan)
+
+
+class BandErrors(Probe):
+    """Probe: record["bands"] = each band's relative error of the dense prediction (None where the target has no
+    energy), as the frame on disk shows it (rounded to 8 bits), so live values equal those a report reads back."""
+
+    def __init__(self) -> None:
+        self._analyzer: BandAnalyzer | None = None  # built at the first evaluation, from the run's target
+
+    def after_dense(self, trainer: Any, record: dict[str, Any], prediction: np.ndarray) -> None:
+        if self._analyzer is None:
+            self._analyzer = BandAnalyzer(trainer.mode.target_picture(trainer.target).astype(np.float64))
+        shown = to_uint8(prediction).astype(np.float32) / 255.0  # the frame written to the run folder
+        record["bands"] = [float(e) if math.isfinite(e) else None for e in self._analyzer.errors(shown)]
 
 
 def band_errors(prediction: np.ndarray, target: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:

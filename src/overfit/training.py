@@ -4,35 +4,37 @@
 (model, optimizer, the random generators, the step); `train` is the one-call
 API. Everything that watches a run (progress bar, the run folder's recorder, the
 lab's live view) is a callback that receives `Event`s, and `run` takes a list of
-them: the loop itself knows nothing about files. What differs between binary,
-gray and colour pictures (targets, sampler, metrics) comes from `modes`.
+them: the loop itself knows nothing about files. What an evaluation measures beyond
+the metrics (layer statistics, band errors, ...) is a list of probes handed to the
+trainer (`overfit.probes`). What differs between binary, gray and colour pictures
+(targets, sampler, metrics) comes from `modes`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import diagnostics
 from .config import RunConfig
 from .devices import native_bf16, resolve_device
 from .errors import DeviceError, TrainingDiverged
 from .losses import LOSSES
 from .models import model_for
-from .images import to_uint8
 from .modes import get_mode
+from .probes import Probe
 from .sampling import holdout_split, preview_batch
-from .spectrum import BandAnalyzer
 from .targets import Target, load_target, make_target
 
-__all__ = ["Callback", "DeviceError", "Event", "RunLoop", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds", "resolve_device", "train"]
+__all__ = ["Callback", "DeviceError", "Event", "Probe", "RunLoop", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds",
+           "mean_loss", "resolve_device", "train"]
 
 
 @dataclass
@@ -99,10 +101,17 @@ def derived_seeds(seed: int) -> dict[str, int]:
 
 
 class Trainer:
-    """A run in memory: model, optimizer, generators and step counter."""
+    """A run in memory: model, optimizer, generators and step counter.
 
-    def __init__(self, cfg: RunConfig, target: Target | None = None) -> None:
+    `probes`: what each evaluation measures beyond the metrics (`overfit.probes`), each adding
+    its keys to the evaluation record. None by default: a bare trainer records the metrics
+    only. `Session` (every run with a folder) passes `diagnostics.default_probes()`, which
+    record "layers" and "bands".
+    """
+
+    def __init__(self, cfg: RunConfig, target: Target | None = None, probes: Sequence[Probe] = ()) -> None:
         self.cfg = cfg
+        self.probes = list(probes)
         target = target if target is not None else load_target(cfg.data)
         if target.mode != cfg.data.mode:
             target = make_target(target.image, target.source, cfg.data.mode)
@@ -144,10 +153,8 @@ class Trainer:
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
-        self._stop = False
-        # The Linear weights before the step that leads to the next evaluation: (that evaluation's step, weights).
-        self._before: tuple[int, list[torch.Tensor]] | None = None
-        self._bands: BandAnalyzer | None = None
+        self.stop_requested = False
+        """Set by `request_stop`; the loop stops after the current step and clears it."""
 
     # -- checkpoints -----------------------------------------------------------
 
@@ -174,7 +181,7 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Ask the loop to stop after the current step (safe from a signal handler)."""
-        self._stop = True
+        self.stop_requested = True
 
     # -- the step --------------------------------------------------------------
 
@@ -220,7 +227,7 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------
 
     def evaluate(self) -> tuple[dict[str, Any], np.ndarray]:
-        """Metrics on a fresh random batch and on every pixel, in eval mode; and the dense prediction.
+        """Metrics on a fresh random batch and on every pixel, in eval mode, and what the probes add; and the dense prediction.
 
         With held-out pixels (`data.holdout`) the batch comes from the training pixels and the
         dense pass also scores the training pixels (`fit_*`) and the held-out ones (`test_*`).
@@ -228,23 +235,30 @@ class Trainer:
         self.model.eval()
         yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.eval_gen)
         record: dict[str, Any] = {"step": self.step}
-        with diagnostics.capture(self.model) as seen:  # the layer statistics of the same forward pass
+        with contextlib.ExitStack() as around:  # probes watch the batch's forward pass (no second pass for them)
+            for probe in self.probes:
+                around.enter_context(probe.around_batch(self, yx))
             record.update(self.mode.batch_metrics(self.model, yx, labels, self.loss_fn))
         dense, prob = self.mode.dense_metrics(self.model, self.target_tensor, self.loss_fn, self.split)
         record.update(dense)
         record["train_seconds"] = round(self.train_seconds, 3)
-        before = self._before[1] if self._before is not None and self._before[0] == self.step else None
-        record["layers"] = diagnostics.layer_record(self.model, yx, before, seen)
-        record["bands"] = self.band_errors(prob)
+        for probe in self.probes:
+            probe.after_dense(self, record, prob)
         self.model.train()
         return record, prob
 
-    def band_errors(self, prediction: np.ndarray) -> list[float | None]:
-        """Relative error per spatial-frequency band (`overfit.spectrum`) of a dense prediction, as the frame on disk shows it."""
-        if self._bands is None:
-            self._bands = BandAnalyzer(self.mode.target_picture(self.target).astype(np.float64))
-        shown = to_uint8(prediction).astype(np.float32) / 255.0  # the frame written to the run folder, which reports read
-        return [float(e) if math.isfinite(e) else None for e in self._bands.errors(shown)]
+    def evaluate_and_record(self, train_loss: float | None = None) -> tuple[dict[str, Any], np.ndarray]:
+        """`evaluate`, with the training loss of the last log window added, appended to the history.
+
+        TrainingDiverged when the dense loss is not finite (nothing is appended then).
+        """
+        record, prob = self.evaluate()
+        if not math.isfinite(record["dense_loss"]):
+            raise TrainingDiverged(self.step, record["dense_loss"])
+        if train_loss is not None:
+            record["train_loss"] = train_loss
+        self.history.append(record)
+        return record, prob
 
     def preview_batch(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One training-sized batch from its own stream (for pictures; never used for training): coordinates and labels or values."""
@@ -264,8 +278,9 @@ class Trainer:
 
     def apply_step(self) -> None:
         """The second half of a step, once the gradients are in: the optimizer's update."""
-        if self.cfg.schedule.evaluates_at(self.step + 1):  # that evaluation reports this update's size
-            self._before = (self.step + 1, diagnostics.snapshot(self.model))
+        if self.probes and self.cfg.schedule.evaluates_at(self.step + 1):  # that evaluation may report on this update
+            for probe in self.probes:
+                probe.before_update(self)
         self.optimizer.step()
         self.step += 1
 
@@ -293,25 +308,17 @@ class Trainer:
             loop.record(self.train_step())
         return loop.finish()
 
-    def _check_losses(self, pending: list[torch.Tensor], first_step: int) -> float:
-        """Mean of the pending losses; TrainingDiverged naming the first non-finite step."""
-        if not pending:
-            return math.nan
-        losses = torch.stack(pending).double().cpu()
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):
-            i = int((~finite).nonzero()[0, 0])
-            raise TrainingDiverged(first_step + i + 1, float(losses[i]))
-        return float(losses.mean())
 
-    def _evaluate_and_emit(self, emit: Callback, train_loss: float | None) -> None:
-        record, prob = self.evaluate()
-        if not math.isfinite(record["dense_loss"]):
-            raise TrainingDiverged(self.step, record["dense_loss"])
-        if train_loss is not None:
-            record["train_loss"] = train_loss
-        self.history.append(record)
-        emit(Event("eval", self.step, record, self, prob))
+def mean_loss(pending: Sequence[torch.Tensor], first_step: int) -> float:
+    """Mean of the losses of the steps after `first_step` (NaN for none); TrainingDiverged naming the first non-finite step."""
+    if not pending:
+        return math.nan
+    losses = torch.stack(list(pending)).double().cpu()  # the one wait for the device in a log window
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0, 0])
+        raise TrainingDiverged(first_step + i + 1, float(losses[i]))
+    return float(losses.mean())
 
 
 class RunLoop:
@@ -319,7 +326,8 @@ class RunLoop:
 
     `begin()` evaluates the untrained network (a fresh run's first frame); `record(loss)`
     follows each step; `finish()` emits the closing event. `StackedTrainer` drives one
-    of these per run while it does the steps of all of them at once.
+    of these per run while it does the steps of all of them at once. It uses only the
+    trainer's public surface: `step`, `history`, `stop_requested`, `evaluate_and_record`.
     """
 
     def __init__(self, trainer: Trainer, emit: Callback, until: int | None) -> None:
@@ -332,44 +340,58 @@ class RunLoop:
 
     @property
     def active(self) -> bool:
-        return self.trainer.step < self.last and not self.trainer._stop
+        return self.trainer.step < self.last and not self.trainer.stop_requested
 
     def begin(self) -> None:
         t = self.trainer
         t.model.train()
-        if t.step == 0 and not t.history:
-            t._evaluate_and_emit(self.emit, None)
+        if t.step == 0 and not t.history:  # a fresh run's first frame: the untrained network
+            self._evaluate(None)
         self.window_start, self.window_time = t.step, time.perf_counter()
 
     def record(self, loss: torch.Tensor) -> None:
-        """After each step: read the losses back only every log_every steps (and before evaluating)."""
+        """After each step: log every log_every steps, evaluate when the schedule says so."""
         t, sched = self.trainer, self.trainer.cfg.schedule
+        # -- losses stay on the device: reading one back waits for the step, so only a log or an evaluation does --
         self.pending.append(loss)
         evaluating = sched.evaluates_at(t.step)
-        if t.step % sched.log_every == 0 or evaluating or t._stop or t.step == self.last:
-            mean_loss = t._check_losses(self.pending, t.step - len(self.pending))
-            self.pending.clear()
-            now = time.perf_counter()
-            t.train_seconds += now - self.window_time
-            rate = (t.step - self.window_start) / max(now - self.window_time, 1e-9)
-            self.emit(Event("log", t.step, {"step": t.step, "loss": mean_loss, "steps_per_s": rate}, t))
-            if evaluating:
-                t._evaluate_and_emit(self.emit, mean_loss)
-            self.window_start, self.window_time = t.step, time.perf_counter()
+        if not (t.step % sched.log_every == 0 or evaluating or t.stop_requested or t.step == self.last):
+            return
+
+        # -- log: the window's mean loss (a non-finite one ends the run here) and its speed --
+        train_loss = mean_loss(self.pending, t.step - len(self.pending))
+        self.pending.clear()
+        now = time.perf_counter()
+        t.train_seconds += now - self.window_time
+        rate = (t.step - self.window_start) / max(now - self.window_time, 1e-9)
+        self.emit(Event("log", t.step, {"step": t.step, "loss": train_loss, "steps_per_s": rate}, t))
+
+        # -- evaluate: metrics and probes, into the history, then to the callbacks --
+        if evaluating:
+            self._evaluate(train_loss)
+
+        # -- the next window starts now, so evaluating and the callbacks' work count as neither training time nor speed --
+        self.window_start, self.window_time = t.step, time.perf_counter()
+
+    def _evaluate(self, train_loss: float | None) -> None:
+        record, prediction = self.trainer.evaluate_and_record(train_loss)
+        self.emit(Event("eval", self.trainer.step, record, self.trainer, prediction))
 
     def finish(self) -> TrainResult:
         t = self.trainer
         interrupted = t.step < t.cfg.schedule.steps
-        kind = "end" if not interrupted else ("interrupt" if t._stop else "chunk")
-        t._stop = False  # the request is served; a later `run` continues
+        kind = "end" if not interrupted else ("interrupt" if t.stop_requested else "chunk")
+        t.stop_requested = False  # the request is served; a later `run` continues
         self.emit(Event(kind, t.step, t.history[-1] if t.history else {}, t))
         return TrainResult(t.cfg, t.target, t.model, t.history, t.step, interrupted)
 
 
-def train(cfg: RunConfig, on_event: Callbacks = None, target: Target | None = None) -> TrainResult:
+def train(cfg: RunConfig, on_event: Callbacks = None, target: Target | None = None, probes: Sequence[Probe] = ()) -> TrainResult:
     """Train a fresh model for `cfg` (no files written) and return the result.
 
     `on_event` (a callback or a list of them) receives every `Event`; call
-    `event.trainer.request_stop()` from one to stop early.
+    `event.trainer.request_stop()` from one to stop early. `probes`: what each evaluation
+    measures beyond the metrics, as for `Trainer` (none by default; pass
+    `overfit.diagnostics.default_probes()` for the "layers" and "bands" a run folder records).
     """
-    return Trainer(cfg, target).run(on_event)
+    return Trainer(cfg, target, probes).run(on_event)
