@@ -105,6 +105,12 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page, tmp_path):
 
     # Learning shows on the page: accuracy up, prediction redrawn.
     page.wait_for_function(f"Number(document.querySelector('.panel .stat-metric').dataset.value) > {first} + 0.1", timeout=60_000)
+    # The metric chart draws any metric the run records, labelled by the metric registry: choose the ink IoU.
+    options = page.eval_on_selector_all("#metric-choice option", "els => els.map(e => e.value)")
+    assert options[0] == "dense_acc" and {"dense_iou", "dense_loss", "batch_acc", "train_loss"} <= set(options)
+    page.select_option("#metric-choice", "dense_iou")
+    page.wait_for_function("document.querySelector('#metric-caption-text').textContent === 'dense ink IoU'")
+
     page.wait_for_function(f"({SIGNATURE})() !== window.firstPicture")
     page.wait_for_function("document.querySelector('.panel .scrub').max >= 2")
 

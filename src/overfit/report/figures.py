@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import metricinfo
 from ..files import write_atomic
 from ..plots import new_figure
 from .formatting import num, preset_colors
@@ -108,7 +109,7 @@ def curves_figure(results: dict, key: str, stem: Path) -> None:
     meta = results["meta"]
     presets = results["presets"]
     colors = preset_colors(list(presets))
-    is_loss = key == "dense_loss"
+    is_loss = metricinfo.direction(key) == "min"  # the metric registry's: a loss (log scale) rather than a score
     fig = _new_figure(10.0, 4.8)
     ax = fig.add_subplot()
     _style_axes(ax)

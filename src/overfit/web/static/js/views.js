@@ -289,7 +289,7 @@ export class Views {
     // A run with held-out pixels shows the metric over its training pixels (solid) and over the held-out ones (dashed),
     // in its colour, instead of over every pixel; a run without (or a metric without a split's keys) keeps the one curve.
     const [fitKey, testKey] = [scopedKey(state, key, "fit_"), scopedKey(state, key, "test_")];
-    const split = (run) => m.scope === "dense_" && heldOut(run) && run.curves[fitKey]?.points.length;
+    const split = (run) => m.scope === "dense_" && heldOut(run);
     const points = (run, k) => run?.curves[k]?.points ?? [];
     const metric = runs.flatMap(({ i, run }) => (split(run)
       ? [{ colour: SLOT_COLOURS[i], points: points(run, fitKey) }, { colour: SLOT_COLOURS[i], dash: TEST_DASH, points: points(run, testKey) }]
