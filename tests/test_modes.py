@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from overfit import metrics
+from overfit import metrics, modes
 from overfit.losses import LOSSES
 from overfit.modes import MODES, Classification, Regression, get_mode
 from overfit.sampling import Sampler, ValueSampler
@@ -219,3 +219,25 @@ def test_regression_metrics_dispatch_to_the_regression_functions(name, channels)
     assert dense == ref_dense and np.array_equal(shown, ref_shown)
     assert set(dense) == {"dense_loss", "dense_psnr", "dense_ssim"}
     assert shown.shape == ((3, 4) if channels == 1 else (3, 4, 3))
+
+
+# -- what each mode owns beyond the tensors -------------------------------------------------
+
+
+def test_only_binary_finds_nothing_to_learn_in_a_picture_of_one_class():
+    white, black = np.full((3, 4), 255, np.uint8), np.zeros((3, 4), np.uint8)
+    assert MODES["binary"].nothing_to_learn(make_target(white, "w", "binary")) == "background (white)"
+    assert MODES["binary"].nothing_to_learn(make_target(black, "b", "binary")) == "ink (black)"
+    assert MODES["binary"].nothing_to_learn(make_target(GRAY, "g", "binary")) is None
+    for name in ("gray", "rgb"):  # a flat picture is still a picture of values to fit
+        assert MODES[name].nothing_to_learn(make_target(white, "w", name)) is None
+
+
+def test_classes_and_memory_per_pixel_are_the_modes():
+    assert MODES["binary"].classes == ("ink", "background") and MODES["gray"].classes == MODES["rgb"].classes == ()
+    binary, gray, rgb = (MODES[n].memory for n in ("binary", "gray", "rgb"))
+    # binary: gray levels + labels on the host, uint8 labels on the device; P(background) twice in float32 + a uint8 frame
+    assert (binary.target, binary.dense, binary.held_out) == (3, 9, 0)
+    # gray / rgb: float32 values on the host and the device; SSIM's float64 arrays dominate a dense evaluation
+    assert (gray.target, rgb.target) == (2 + 8, 2 + 3 + 24)
+    assert rgb.dense == 3 * gray.dense == 3 * (8 + 16 + modes.SSIM_ARRAYS * 8) and gray.held_out == 16

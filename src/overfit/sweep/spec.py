@@ -214,7 +214,8 @@ def check(spec: SweepSpec) -> None:
     built = [_build(base, {**point, **first_random}) for point in points]
     built += [_build(base, {**points[0], **first_random, key: value}) for key, dim in spec.random.items() for value in dim.ends()]
     if not _known_metric(spec.metric):
-        raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation metric such as dense_acc, dense_loss or dense_psnr "
+        raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation record's key: one of {', '.join(metricinfo.SCOPES)} "
+                          f"then one of {', '.join(metricinfo.METRICS)}, such as dense_acc or dense_psnr "
                           "(test_psnr, fit_psnr with data.holdout)", field="metric")
     # Held-out metrics exist only in runs that hold pixels out: every trial must (data.holdout may be swept).
     if metricinfo.parse(spec.metric).scope in (metricinfo.FIT, metricinfo.TEST) and any(cfg.data.holdout == "none" for cfg in built):
