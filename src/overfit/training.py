@@ -104,9 +104,9 @@ class Trainer:
     """A run in memory: model, optimizer, generators and step counter.
 
     `probes`: what each evaluation measures beyond the metrics (`overfit.probes`), each adding
-    its keys to the evaluation record. None by default: a bare trainer records the metrics
-    only. `Session` (every run with a folder) passes `diagnostics.default_probes()`, which
-    record "layers" and "bands".
+    its keys to the evaluation record; fresh ones per trainer. There are none by default: a
+    bare trainer records the metrics only. `Session` (every run with a folder, so the CLI,
+    the lab, sweeps and reproduce) passes `diagnostics.default_probes()`: "layers", "bands".
     """
 
     def __init__(self, cfg: RunConfig, target: Target | None = None, probes: Sequence[Probe] = ()) -> None:
