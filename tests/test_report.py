@@ -283,12 +283,12 @@ def test_grid_video_reads_stored_frames_lazily_and_thins(tmp_path, monkeypatch):
     # when a drawn grid frame shows it, and the MP4 keeps at most GRID_MAX_FRAMES frames.
     import weakref
 
-    from overfit import runs
+    from overfit import images, runs
     from overfit.report import gridvideo
 
     results, frames, target = fake_results()  # 9 evaluation steps
     reads, alive, peak = [0], [0], [0]
-    real_read = runs.read_png
+    real_read = images.read_png
 
     def counted_read(path, *args, **kwargs):
         picture = real_read(path, *args, **kwargs)
@@ -298,7 +298,7 @@ def test_grid_video_reads_stored_frames_lazily_and_thins(tmp_path, monkeypatch):
         weakref.finalize(picture, lambda: alive.__setitem__(0, alive[0] - 1))
         return picture
 
-    monkeypatch.setattr(runs, "read_png", counted_read)
+    monkeypatch.setattr(images, "read_png", counted_read)  # what a run folder's StoredFrames reads each frame with
     stored, folders = {}, []
     for name, pairs in frames.items():
         folder = runs.RunFolder.create(tmp_path / "runs", name, name)

@@ -4,28 +4,22 @@ The lab server runs in a background thread on a free port with a temporary runs
 folder; the browser picks a preset and a tiny text target, presses Start, waits for
 the accuracy on the page to rise and the prediction canvas to change, scrubs back
 to the first evaluation and saves a screenshot (lab.png in the test's temporary folder).
-`.ci/run` installs Debian's chromium; without /usr/bin/chromium the test is skipped.
+The browser is the session's one Chromium (`chromium` in tests/conftest.py), each test in a
+fresh context; `.ci/run` installs Debian's chromium, and without /usr/bin/chromium the tests
+are skipped.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)")
 
 
 @pytest.fixture
@@ -48,16 +42,14 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def page():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless=new", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield page
-        browser.close()
-        assert not errors, errors
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})  # its own storage: nothing left from another test
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert not errors, errors
 
 
 # A coarse fingerprint of the prediction canvas's pixels (evaluated in the page).
@@ -105,12 +97,6 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page, tmp_path):
 
     # Learning shows on the page: accuracy up, prediction redrawn.
     page.wait_for_function(f"Number(document.querySelector('.panel .stat-metric').dataset.value) > {first} + 0.1", timeout=60_000)
-    # The metric chart draws any metric the run records, labelled by the metric registry: choose the ink IoU.
-    options = page.eval_on_selector_all("#metric-choice option", "els => els.map(e => e.value)")
-    assert options[0] == "dense_acc" and {"dense_iou", "dense_loss", "batch_acc", "train_loss"} <= set(options)
-    page.select_option("#metric-choice", "dense_iou")
-    page.wait_for_function("document.querySelector('#metric-caption-text').textContent === 'dense ink IoU'")
-
     page.wait_for_function(f"({SIGNATURE})() !== window.firstPicture")
     page.wait_for_function("document.querySelector('.panel .scrub').max >= 2")
 
@@ -118,6 +104,12 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page, tmp_path):
     page.locator(".panel .scrub").fill("0")
     page.wait_for_function("document.querySelector('.panel .pred-caption').textContent.endsWith('step 0')")
     assert "evaluation 1 of" in page.inner_text(".panel .scrub-label")
+
+    # The metric chart draws any metric the run records, labelled by the metric registry: choose the ink IoU.
+    options = page.eval_on_selector_all("#metric-choice option", "els => els.map(e => e.value)")
+    assert options[0] == "dense_acc" and {"dense_iou", "dense_loss", "batch_acc", "train_loss"} <= set(options)
+    page.select_option("#metric-choice", "dense_iou")
+    page.wait_for_function("document.querySelector('#metric-caption-text').textContent === 'dense ink IoU'")
 
     page.locator(".panel .scrub").fill(page.get_attribute(".panel .scrub", "max"))  # back to the newest
     page.click("#btn-pause")
@@ -171,7 +163,8 @@ def test_a_failed_run_shows_why_in_the_list_after_a_reload(server, page, tmp_pat
         .then((r) => r.status)""")
     assert created == 201
     reason = "training diverged: loss is nan at step 0"
-    (tmp_path / "runs" / "broken" / "error.json").write_text(json.dumps({"error": reason, "step": 0}))  # as a failed run leaves it
+    ending = {"how": "diverged", "step": 0, "reason": reason}  # as a run that diverged leaves it
+    (tmp_path / "runs" / "broken" / "ending.json").write_text(json.dumps(ending))
     page.reload()
     page.wait_for_selector("body.ready")
     page.wait_for_selector("#existing .run-error")
