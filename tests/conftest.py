@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Ray cluster and one headless Chromium per test session, started on first use.
+"""Shared fixtures, each made once per test session on first use: a trained run folder, a two-node Ray cluster, a headless Chromium.
 
 Tiny configurations and the other plain helpers are in tests/helpers.py.
 """
@@ -11,15 +11,41 @@ from pathlib import Path
 import pytest
 
 from helpers import RayCluster
+from test_export_families import small_config
+
+from overfit.recorder import Recorder
+from overfit.runs import RunFolder
+from overfit.targets import load_target
+from overfit.training import Trainer
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu"]
+# WebGL in software (SwiftShader) for the exported viewer; the lab's page draws on 2D canvases and needs no more.
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A real run folder shared by the export, loading, inference and WebGL tests: relu_1 on a tiny 'OV'
+    (tests/test_export_families.py), trained for 200 steps the way `overfit train` does. Tests read it; the one thing
+    written into it, the WebGL test's export/model.html, is read by no other test."""
+    cfg = small_config({"optim.lr": "3e-3", "optim.batch_size": "256", "schedule.steps": "200", "schedule.eval_every": "100",
+                        "schedule.eval_batch_size": "256"})
+    trainer = Trainer(cfg, load_target(cfg.data))
+    folder = RunFolder.create(tmp_path_factory.mktemp("runs"), "ov", cfg.preset)
+    recorder = Recorder(folder)
+    try:
+        recorder.start(trainer)
+        trainer.run([lambda event: recorder(event) if event.kind != "end" else None])  # no videos: not what is tested
+    finally:
+        folder.unlock()
+    assert trainer.history[-1]["dense_acc"] > 0.8  # a picture worth comparing
+    return folder.path
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +66,9 @@ def cluster(ray_cluster):
 
 @pytest.fixture(scope="session")
 def chromium():
-    """One headless Chromium for the session (Playwright); tests open their own pages in it."""
+    """One headless Chromium for the session (Playwright); each test opens its own pages (or context) in it."""
     if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (.ci/run and `make test` install it)")
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

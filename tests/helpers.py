@@ -1,4 +1,4 @@
-"""Shared pieces of the tests (not a test module): tiny configurations and a real Ray cluster on this machine.
+"""Shared pieces of the tests (not a test module): tiny configurations, runs held mid-way, a real Ray cluster.
 
 Test modules import them by name (`from helpers import tiny_config`); the fixtures built on
 them live in tests/conftest.py.
@@ -14,6 +14,33 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Mapping
+
+from overfit.config import RunConfig
+
+# The tiny run most tests train: a 32 x 16 "A", one layer of 8 units, 40 steps, evaluations at steps 0, 20 and 40.
+TINY: dict[str, Any] = {
+    "data.text": "A", "data.width": 32, "data.height": 16, "model.hidden": "8",
+    "schedule.steps": 40, "schedule.eval_every": 20, "schedule.log_every": 10,
+    "optim.batch_size": 64, "schedule.eval_batch_size": 64,
+}
+# A tiny run that learns something in a few hundred steps (48 x 24 "HI", 32-32 units): for tests that assert learning.
+LEARNS: dict[str, Any] = {
+    "data.text": "HI", "data.width": 48, "data.height": 24, "model.hidden": "32,32", "optim.lr": 3e-3,
+    "optim.batch_size": 256, "schedule.steps": 300, "schedule.eval_every": 100, "schedule.eval_batch_size": 512,
+    "schedule.log_every": 50,
+}
+
+
+def tiny_config(overrides: Mapping[str, Any] | None = None, /, base: Mapping[str, Any] = TINY, **more: Any) -> RunConfig:
+    """`base` (TINY unless told) with dotted overrides: `tiny_config({"model.hidden": "16"}, **{"schedule.steps": 4})`."""
+    return RunConfig().with_overrides({**base, **(overrides or {}), **more})
+
+
+def tiny_args(overrides: Mapping[str, Any] | None = None, /, base: Mapping[str, Any] = TINY, **more: Any) -> list[str]:
+    """The same run as command-line options (`--data.text A --data.width 32 ...`) for `overfit train` and `overfit sweep`."""
+    return [part for key, value in {**base, **(overrides or {}), **more}.items() for part in (f"--{key}", str(value))]
+
 
 RAY = str(Path(sys.executable).with_name("ray"))
 HOLD_HOOK = Path(__file__).with_name("sweep_hold")  # its sitecustomize.py holds a trial mid-run on request

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_export_families import FAMILIES, H, W, family, random_coords, reference, save_run_folder, small_config, trained_run  # noqa: F401
+from test_export_families import FAMILIES, H, W, family, random_coords, reference, save_run_folder, small_config  # noqa: F401
 
 from overfit import export as ex
 from overfit.cli import main

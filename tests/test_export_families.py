@@ -1,8 +1,8 @@
 """The models that the export, loading, inference and WebGL tests share, and checks that they are worth testing.
 
-`family(name)` is one small model per family the formats must cover; `trained_run` a
-real run folder; `save_run_folder` writes a model into a run folder as training leaves
-one. The other test files import these by name.
+`family(name)` is one small model per family the formats must cover; `save_run_folder`
+writes a model into a run folder as training leaves one. The other test files import these
+by name; `trained_run`, a real run folder trained once per session, is in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 
 from overfit.config import RunConfig
 from overfit.loading import LoadedRun
 from overfit.models import model_for
 from overfit.modes import get_mode
-from overfit.recorder import Recorder
 from overfit.runs import TARGET, RunFolder
-from overfit.targets import load_target
-from overfit.training import Trainer
 
 H, W = 32, 64
 
@@ -39,7 +37,8 @@ FAMILIES = {
 
 
 def small_config(overrides: dict[str, str]) -> RunConfig:
-    return RunConfig().with_overrides({"data.text": "OV", "data.width": str(W), "data.height": str(H), **overrides})
+    """The default run on a 64 x 32 "OV", with dotted `overrides`."""
+    return tiny_config({"data.text": "OV", "data.width": W, "data.height": H, **overrides}, base={})
 
 
 @functools.cache
@@ -85,23 +84,6 @@ def save_run_folder(path: Path, loaded: LoadedRun) -> Path:
                             "optimizer": torch.optim.Adam(loaded.model.parameters()).state_dict(),
                             "train_gen": generator, "eval_gen": generator})
     return path
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A real run folder: relu_1 on a tiny 'OV', trained for 200 steps the way `overfit train` does."""
-    cfg = small_config({"optim.lr": "3e-3", "optim.batch_size": "256", "schedule.steps": "200", "schedule.eval_every": "100",
-                        "schedule.eval_batch_size": "256"})
-    trainer = Trainer(cfg, load_target(cfg.data))
-    folder = RunFolder.create(tmp_path_factory.mktemp("runs"), "ov", cfg.preset)
-    recorder = Recorder(folder)
-    try:
-        recorder.start(trainer)
-        trainer.run([lambda event: recorder(event) if event.kind != "end" else None])  # no videos: not what is tested
-    finally:
-        folder.unlock()
-    assert trainer.history[-1]["dense_acc"] > 0.8  # a picture worth comparing
-    return folder.path
 
 
 # -- the families themselves ----------------------------------------------------------------------

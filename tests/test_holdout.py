@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
+from helpers import tiny_config
 
 import overfit.metrics
 from overfit.cli import main
@@ -232,9 +233,7 @@ def test_without_holdout_records_hold_no_split_keys():
 # -- the trainer, the modes and the command line -------------------------------------------------
 
 def _cfg(holdout: str, mode: str = "binary") -> RunConfig:
-    return RunConfig().with_overrides({"data.text": "A", "data.width": "32", "data.height": "16", "data.mode": mode,
-                                       "data.holdout": holdout, "model.hidden": "16", "optim.batch_size": "64",
-                                       "schedule.steps": "4", "schedule.eval_every": "2", "schedule.eval_batch_size": "64"})
+    return tiny_config({"data.mode": mode, "data.holdout": holdout, "model.hidden": "16", "schedule.steps": 4, "schedule.eval_every": 2})
 
 
 def test_a_run_without_holdout_trains_on_the_batches_it_always_drew():

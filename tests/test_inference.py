@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_export_families import H, W, family, random_coords, trained_run  # noqa: F401
+from test_export_families import H, W, family, random_coords
 
 from overfit import inference as inf
 from overfit.cli import main

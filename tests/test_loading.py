@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_export_families import FAMILIES, H, W, family, random_coords, reference, save_run_folder, trained_run  # noqa: F401
+from test_export_families import FAMILIES, H, W, family, random_coords, reference, save_run_folder  # noqa: F401
 
 from overfit.errors import ExportError, RunFolderError
 from overfit.export import export_safetensors

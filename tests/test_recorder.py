@@ -8,6 +8,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 from PIL import Image
 
 from overfit.config import RunConfig
@@ -16,17 +17,6 @@ from overfit.recorder import Recorder
 from overfit.runs import RunFolder
 from overfit.training import Event, Trainer
 from overfit.video import held_frames
-
-OVERRIDES = {
-    "data.text": "A", "data.width": 32, "data.height": 16, "model.hidden": "8",
-    "schedule.steps": 40, "schedule.eval_every": 20, "schedule.log_every": 10,
-    "optim.batch_size": 64, "schedule.eval_batch_size": 64,
-}
-
-
-def tiny(**more) -> RunConfig:
-    return RunConfig().with_overrides({**OVERRIDES, **more})
-
 
 @pytest.fixture
 def folder(tmp_path):
@@ -49,7 +39,7 @@ def names(folder: RunFolder) -> list[str]:
 
 
 def test_start_writes_config_target_and_samples(folder):
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny_config())
     Recorder(folder).start(trainer)
     assert names(folder) == ["config.json", "samples.png", "target.png"]
     assert RunConfig.from_json((folder.path / "config.json").read_text()) == trainer.cfg
@@ -59,7 +49,7 @@ def test_start_writes_config_target_and_samples(folder):
 
 
 def test_events_write_what_they_should(folder):
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny_config())
     recorder = Recorder(folder)
     record = {"step": 0, "dense_acc": 0.5}
     prediction = np.linspace(0, 1, 16 * 32, dtype=np.float32).reshape(16, 32)
@@ -88,7 +78,7 @@ def test_events_write_what_they_should(folder):
 
 
 def test_a_run_records_metrics_frames_checkpoint_and_final_media(folder):
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny_config())
     recorder = Recorder(folder)
     recorder.start(trainer)
     result = trainer.run([recorder])
@@ -114,7 +104,7 @@ def test_a_run_records_metrics_frames_checkpoint_and_final_media(folder):
 
 def test_the_last_frame_is_the_final_prediction(folder, no_media):
     seen = []
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny_config())
     trainer.run([Recorder(folder), lambda e: seen.append(e.prediction) if e.kind == "eval" else None])
     assert np.array_equal(read_png(folder.frame_path(40)), to_uint8(seen[-1]))
 
@@ -128,7 +118,7 @@ def test_an_rgb_run_records_colour_frames(folder, monkeypatch):
         meanwhile()
 
     monkeypatch.setattr(video, "write_progress", progress)
-    trainer = Trainer(tiny(**{"data.mode": "rgb", "schedule.steps": 20}))
+    trainer = Trainer(tiny_config(**{"data.mode": "rgb", "schedule.steps": 20}))
     recorder = Recorder(folder)
     recorder.start(trainer)
     trainer.run([recorder])
@@ -144,7 +134,7 @@ def test_an_rgb_run_records_colour_frames(folder, monkeypatch):
 
 
 def test_finish_without_frames_writes_nothing(folder):
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny_config())
     Recorder(folder)(Event("end", 40, {}, trainer))
     assert names(folder) == []
 
@@ -180,7 +170,7 @@ def test_finish_memory_does_not_grow_with_the_number_of_frames(tmp_path, monkeyp
 
     monkeypatch.setattr(plots, "save_final_plot", lambda *args, **kwargs: None)
     monkeypatch.setattr(video, "GIF_MAX_FRAMES", 5, raising=False)
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny_config())
     _finish_peak(tmp_path, "warm", 2, trainer)  # first use: imports, fonts
     few = _finish_peak(tmp_path, "few", 10, trainer)
     many = _finish_peak(tmp_path, "many", 100, trainer)
@@ -190,7 +180,7 @@ def test_finish_memory_does_not_grow_with_the_number_of_frames(tmp_path, monkeyp
 def test_weights_are_kept_at_an_even_spread_of_evaluations_and_the_last(monkeypatch):
     from overfit import recorder as recorder_module
 
-    trainer = Trainer(tiny().with_overrides({"schedule.steps": "100", "schedule.eval_every": "10"}))  # 11 evaluations
+    trainer = Trainer(tiny_config().with_overrides({"schedule.steps": "100", "schedule.eval_every": "10"}))  # 11 evaluations
     monkeypatch.setattr(recorder_module, "WEIGHT_SNAPSHOTS", 4)
     kept = [i * 10 for i in range(11) if recorder_module.keeps_weights(trainer, i, i * 10)]
     assert kept == [0, 30, 60, 90, 100]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import helpers
 from overfit import runs
 from overfit.config import RunConfig
 from overfit.endings import Ending
@@ -18,8 +19,8 @@ from overfit.runs import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RunFolder
 
 
 def tiny_config(steps: int = 40) -> RunConfig:
-    return RunConfig().with_overrides({"data.text": "A", "data.width": 8, "data.height": 6, "model.hidden": "4",
-                                       "schedule.steps": steps, "schedule.eval_every": 20})
+    """The shared tiny run on an even smaller picture: these tests write folders, they do not train."""
+    return helpers.tiny_config({"data.width": 8, "data.height": 6, "model.hidden": "4", "schedule.steps": steps})
 
 
 def valid_state(step: int = 20) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pathlib
@@ -9,6 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 
 from overfit import plots, video
 from overfit.config import RunConfig
@@ -19,15 +21,7 @@ from overfit.runs import RunFolder
 from overfit.session import RESUMABLE, Session
 from overfit.training import Trainer
 
-OVERRIDES = {
-    "data.text": "A", "data.width": 32, "data.height": 16, "model.hidden": "8",
-    "schedule.steps": 40, "schedule.eval_every": 20, "schedule.log_every": 10,
-    "optim.batch_size": 64, "schedule.eval_batch_size": 64, "optim.lr": 1e-2,
-}
-
-
-def tiny(**more) -> RunConfig:
-    return RunConfig().with_overrides({**OVERRIDES, **more})
+tiny = functools.partial(tiny_config, {"optim.lr": 1e-2})  # the shared tiny run, learning faster
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_export_families import FAMILIES, H, W, family, small_config, trained_run  # noqa: F401
+from test_export_families import FAMILIES, H, W, family, small_config  # noqa: F401
 
 from overfit.activations import ACTIVATIONS
 from overfit.cli import main
@@ -20,8 +20,6 @@ from overfit.loading import LoadedRun, load_run_model
 from overfit.models import model_for
 from overfit.render import Region, predict
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
 
 
 # -- the shader and the page ---------------------------------------------------------------------
@@ -96,16 +94,10 @@ def test_packer_lays_pieces_on_texel_boundaries_and_floats_read_back_exactly():
 
 # -- the viewer in a browser -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed: the HTML viewer cannot be checked in a browser here")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+@pytest.fixture
+def browser(chromium):
+    """The session's Chromium (tests/conftest.py), with WebGL in software."""
+    return chromium
 
 
 def open_viewer(browser, html_path: Path, width: int, height: int):
