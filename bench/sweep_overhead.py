@@ -51,7 +51,7 @@ def _flags(overrides: dict[str, str]) -> list[str]:
 
 def sweep(preset: str, overrides: dict[str, str], trials: int, cwd: Path, name: str) -> tuple[float, list[float]]:
     """Wall seconds of the whole command, and each trial's own seconds (Ray's time_total_s)."""
-    wall = _cli(["sweep", preset, "--seeds", str(trials), "--name", name, *_flags(overrides)], cwd)
+    wall = _cli(["sweep", preset, "--seeds", f"0-{trials - 1}", "--name", name, *_flags(overrides)], cwd)
     with open(cwd / "sweeps" / name / "results.csv") as f:
         trial_s = [float(row["wall_s"]) for row in csv.DictReader(f)]
     return wall, trial_s

@@ -16,7 +16,7 @@ def load_checkpoint(run) -> dict:
     return RunFolder(run).checkpoint()
 
 
-TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "1", "--no-compile"]
+TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "0", "--no-compile"]
 
 
 def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
@@ -51,7 +51,7 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
 
 
 def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
-    runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24}, steps=200, eval_every=100, seeds=1)
+    runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24}, steps=200, eval_every=100, seeds=[0])
     target = load_target(runs[0].config.data)
 
     def stop_early(trainer):
@@ -72,7 +72,7 @@ def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
     assert load_checkpoint(tmp_path / runs[1].name)["step"] in (100, 200)
     assert train(runs[1], lambda trainer: (lambda event: None)) in ("reused", "stopped")
 
-    other = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e-3}, 200, 100, 1)[1]
+    other = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e-3}, 200, 100, [0])[1]
     try:
         train(other, lambda trainer: (lambda event: None))
     except rp.ReproduceError as e:
@@ -84,7 +84,7 @@ def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
 def test_a_run_stops_early_once_every_threshold_and_band_is_reached_and_says_so(tmp_path):
     # An easy picture (a few wide bars) and a quick recipe: relu_1 learns it all long before 3,000 steps.
     overrides = {"data.text": "I", "data.width": 32, "data.height": 16, "optim.lr": 3e-3}
-    runs = rp.plan(overrides, steps=3000, eval_every=100, seeds=1)
+    runs = rp.plan(overrides, steps=3000, eval_every=100, seeds=[0])
     relu_1 = next(p for p in runs if p.preset == "relu_1")
     target = load_target(relu_1.config.data)
     status, session = rp.open_run(relu_1, target, tmp_path)
@@ -104,7 +104,7 @@ def test_a_run_stops_early_once_every_threshold_and_band_is_reached_and_says_so(
 
 
 def test_evaluations_are_dense_early_and_sparse_late():
-    runs = rp.plan({}, steps=100_000, eval_every=500, seeds=1)
+    runs = rp.plan({}, steps=100_000, eval_every=500, seeds=[0])
     steps = runs[0].config.schedule.evaluation_steps()
     assert steps[:3] == [0, 500, 1000] and 20_000 in steps and 20_500 not in steps
     assert steps[-3:] == [95_000, 97_500, 100_000] and len(steps) == 73
@@ -113,11 +113,22 @@ def test_evaluations_are_dense_early_and_sparse_late():
 def test_diverging_presets_are_reported_not_fatal(tmp_path):
     # A huge learning rate on raw coordinates makes runs diverge.
     runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e30, "model.input_range": None},
-                   steps=50, eval_every=10, seeds=1)
+                   steps=50, eval_every=10, seeds=[0])
     target = load_target(runs[0].config.data)
-    meta = rp.make_meta(target, steps=50, eval_every=10, seeds=1, loss="cross_entropy", init="original", command="test")
+    meta = rp.make_meta(target, steps=50, eval_every=10, seeds=[0], loss="cross_entropy", init="original", command="test")
     results = rp.reproduce(tmp_path / "div", target, runs, meta,
                            lambda planned, trainer: (lambda event: None), lambda line: None)
     statuses = {row["preset"]: row["status"] for row in results["table"]}
     assert any("diverged" in s for s in statuses.values()), statuses
     assert len(results["findings"]) == 6
+
+
+def test_reproduce_takes_train_s_seed_lists_and_refuses_a_bad_one(tmp_path):
+    from click.testing import CliRunner
+
+    from overfit.cli import main
+
+    result = CliRunner().invoke(main, ["reproduce", "--seeds", "3-1", "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "Error: --seeds" in result.output and "3-1" in result.output, result.output
+    assert not (tmp_path / "r").exists()
+    assert [p.seed for p in rp.plan({}, steps=10, eval_every=10, seeds=[4, 7])] == [4] * 6 + [7] * 6

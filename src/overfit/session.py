@@ -6,7 +6,7 @@
 `Session.start` makes a new run and `Session.resume` continues one; `start_sessions`
 starts several at once. `train_sessions` trains any set of sessions: one run, the runs
 of `overfit train --seeds`, a reproduction, a sweep trial. It puts each run's recorder
-first, trains runs of one shape stacked (`stacked.train_stacks`), turns a failed
+first, trains runs of one kind stacked (`stacked.train_stacks`), turns a failed
 allocation into one `AllocationError`, lets Ctrl-C stop every run at a checkpoint, and
 records how each run ended in its folder (`endings`: finished, stopped early, diverged,
 failed, interrupted); `RunFolder.finished` reads that record back for everyone.
@@ -276,7 +276,7 @@ def stopping_on_interrupt(trainers: Sequence[Trainer]) -> Iterator[None]:
 
 def train_sessions(sessions: Sequence[Session], callbacks: Sequence[Callbacks] | None = None, until: int | None = None,
                    interruptible: bool = True, close: bool = True) -> list[TrainResult]:
-    """Train every session (to `until`, or its end), runs of one shape stacked; results in the order given.
+    """Train every session (to `until`, or its end), runs of one kind stacked; results in the order given.
 
     Each run's recorder comes first, then its `callbacks[k]`. Ctrl-C stops every run at a
     checkpoint (`interruptible`). A run that diverges leaves the others training and has

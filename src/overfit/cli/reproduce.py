@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from ..configio import parse_seeds
+from ..errors import ConfigError
 from ..fields import CHOICES
-from ..reproduce import DEFAULT_EVAL_EVERY, DEFAULT_EVAL_EVERY_LATE, DEFAULT_EVAL_LATE_FROM, DEFAULT_SEEDS, DEFAULT_STEPS, LOSSES
+from ..reproduce import DEFAULT_EVAL_EVERY, DEFAULT_EVAL_EVERY_LATE, DEFAULT_EVAL_LATE_FROM, DEFAULT_SEEDS, DEFAULT_STEPS, LOSSES, MAX_SEEDS
 from .errors import reported
 from .progress import Progress
 from .target import load_target, target_options, target_overrides
@@ -18,7 +20,8 @@ from .target import load_target, target_options, target_overrides
 @click.command("reproduce")
 @click.option("--steps", type=click.IntRange(1), default=None, help=f"Most steps per run (default {DEFAULT_STEPS:,}, the original's); converged runs stop earlier.")
 @click.option("--eval-every", type=click.IntRange(1), default=None, help=f"Evaluate every N steps up to step {DEFAULT_EVAL_LATE_FROM:,}, then every {DEFAULT_EVAL_EVERY_LATE:,} (default {DEFAULT_EVAL_EVERY}).")
-@click.option("--seeds", type=click.IntRange(1, 100), default=None, help=f"Seeds per preset, for mean and spread (default {DEFAULT_SEEDS}).")
+@click.option("--seeds", "seeds_text", metavar="SEEDS", default=None,
+              help=f"Seeds of every preset, for mean and spread, as train's --seeds: 0-7 or 0,3,5 (default {DEFAULT_SEEDS}).")
 @target_options
 @click.option("--loss", type=click.Choice(LOSSES), default="cross_entropy", show_default=True,
               help="double_softmax re-judges the findings with the original code's loss.")
@@ -29,7 +32,7 @@ from .target import load_target, target_options, target_overrides
               help="torch.compile each run's step (falls back to eager where it cannot).")
 @click.option("--out", type=click.Path(), help="Output folder (default reports/reproduce[-variant]).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def command(steps: int | None, eval_every: int | None, seeds: int | None, text: str | None, image: str | None,
+def command(steps: int | None, eval_every: int | None, seeds_text: str | None, text: str | None, image: str | None,
             size: str | None, font_size: int | None, max_pixels: int | None, loss: str, init: str, device: str,
             compile_: bool, out: str | None, quiet: bool) -> None:
     """Run the six presets and judge the original experiment's findings.
@@ -43,15 +46,17 @@ def command(steps: int | None, eval_every: int | None, seeds: int | None, text: 
 
     steps = steps or DEFAULT_STEPS
     eval_every = eval_every or min(DEFAULT_EVAL_EVERY, steps)
-    seeds = seeds or DEFAULT_SEEDS
     out_dir = Path(out) if out else rp.default_out(loss, init)
     overrides = {**target_overrides(text, image, size, font_size, max_pixels), "loss": loss, "model.init": init, "device": device,
                  "compile": compile_}
     with reported():
+        seeds = parse_seeds(seeds_text or DEFAULT_SEEDS)
+        if len(seeds) > MAX_SEEDS:
+            raise ConfigError(f"{len(seeds)} seeds is more than the {MAX_SEEDS} a reproduction trains", field="seeds")
         runs = rp.plan(overrides, steps, eval_every, seeds)
         target = load_target(runs[0].config.data)
         meta = rp.make_meta(target, steps, eval_every, seeds, loss, init, "overfit reproduce " + " ".join(sys.argv[2:]))
-        click.echo(f"Reproducing in {out_dir}: {len(rp.REPRODUCE_PRESETS)} presets x {seeds} seed(s), up to {steps:,} steps each "
+        click.echo(f"Reproducing in {out_dir}: {len(rp.REPRODUCE_PRESETS)} presets x {len(seeds)} seed(s), up to {steps:,} steps each "
                    "(a run that has reached every threshold and learned every band stops early)", err=True)
 
         def make_callback(planned: Any, trainer: Any) -> Any:

@@ -29,7 +29,7 @@ MAX_RUNS = 1024
     epilog=dotted_help(),
 )
 @click.argument("rest", nargs=-1, type=click.UNPROCESSED, metavar="[PRESET]... [--section.field VALUE]...")
-@config_options(seeds_help="Train one run per seed, e.g. 0-7 or 0,3,5; runs of one shape train stacked, as one.")
+@config_options(seeds_help="Train one run per seed, e.g. 0-7 or 0,3,5; runs of one kind train stacked, as one.")
 @click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
 @click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps, --device and --compile may change).")
@@ -41,7 +41,7 @@ def command(rest: tuple[str, ...], config_path: str | None, name: str | None, ru
     """Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image.
 
     Several presets, --seeds, or both train many runs at once, one run folder each;
-    runs of one shape are stacked and stepped together (see `overfit.stacked`).
+    runs of one kind are stacked and stepped together (see `overfit.stacked`).
 
     A run whose estimated memory (weights, Adam, activations, evaluation, picture,
     frames) is over half the available memory is refused before it starts; --max-memory

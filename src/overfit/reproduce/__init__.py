@@ -28,6 +28,7 @@ from .plan import (
     DEFAULT_EVAL_LATE_FROM,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
+    MAX_SEEDS,
     LOSSES,
     MODE,
     REPRODUCE_PRESETS,
@@ -49,7 +50,7 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
               make_callback: Callable[[PlannedRun, Any], Callable], announce: Callable[[str], None]) -> dict[str, Any]:
     """Run (or resume) every planned run, then analyse and write the report; returns results.json's content.
 
-    Every run still to train trains at once, runs of one shape stacked. `make_callback(planned,
+    Every run still to train trains at once, runs of one kind stacked. `make_callback(planned,
     trainer)` gives each run's event callback; `announce` gets a line per run. Stops, without a
     report, if a run is interrupted (Ctrl-C); returns {} then.
     """

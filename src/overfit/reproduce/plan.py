@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -35,7 +35,8 @@ MODE = "binary"
 LOSSES = get_mode(MODE).losses
 # The original's budget: every claim is judged at the length it was made for.
 DEFAULT_STEPS = 100_000
-DEFAULT_SEEDS = 2
+DEFAULT_SEEDS = "0-1"  # `--seeds` as `overfit train` takes it (configio.parse_seeds)
+MAX_SEEDS = 100
 # Evaluations: every 500 steps up to step 20,000, where curves and spectral bands change
 # fast, then every 2,500 (73 evaluations for 100,000 steps instead of 201).
 DEFAULT_EVAL_EVERY = 500
@@ -62,13 +63,13 @@ def default_out(loss: str, init: str) -> Path:
     return Path("reports") / f"reproduce{suffix}"
 
 
-def plan(overrides: dict[str, Any], steps: int, eval_every: int, seeds: int,
+def plan(overrides: dict[str, Any], steps: int, eval_every: int, seeds: Sequence[int],
          eval_every_late: int | None = DEFAULT_EVAL_EVERY_LATE, eval_late_from: int = DEFAULT_EVAL_LATE_FROM) -> list[PlannedRun]:
     """Every (preset, seed) run with its config; `overrides` are dotted config keys for all runs."""
     runs = []
     late = {"schedule.eval_every_late": eval_every_late, "schedule.eval_late_from": eval_late_from} \
         if eval_every_late is not None and eval_late_from < steps else {}
-    for seed in range(seeds):
+    for seed in seeds:
         for preset in REPRODUCE_PRESETS:
             cfg = get_preset(preset).with_overrides(
                 {**overrides, "data.mode": MODE, "seed": seed, "schedule.steps": steps, "schedule.eval_every": eval_every, **late})
@@ -77,10 +78,10 @@ def plan(overrides: dict[str, Any], steps: int, eval_every: int, seeds: int,
     return runs
 
 
-def make_meta(target: Any, steps: int, eval_every: int, seeds: int, loss: str, init: str, command: str) -> dict[str, Any]:
+def make_meta(target: Any, steps: int, eval_every: int, seeds: Sequence[int], loss: str, init: str, command: str) -> dict[str, Any]:
     """The report's header facts known before any run starts."""
     return {"title": "OVERFIT reproduction", "target": target.source, "height": target.height, "width": target.width,
-            "steps": steps, "eval_every": eval_every, "seeds": list(range(seeds)), "loss": loss, "init": init,
+            "steps": steps, "eval_every": eval_every, "seeds": list(seeds), "loss": loss, "init": init,
             "started": _dt.datetime.now().isoformat(timespec="seconds"), "command": command}
 
 
