@@ -11,12 +11,6 @@ from pathlib import Path
 import pytest
 
 from helpers import RayCluster
-from test_export_families import small_config
-
-from overfit.recorder import Recorder
-from overfit.runs import RunFolder
-from overfit.targets import load_target
-from overfit.training import Trainer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # WebGL in software (SwiftShader) for the exported viewer; the lab's page draws on 2D canvases and needs no more.
@@ -34,6 +28,13 @@ def trained_run(tmp_path_factory) -> Path:
     """A real run folder shared by the export, loading, inference and WebGL tests: relu_1 on a tiny 'OV'
     (tests/test_export_families.py), trained for 200 steps the way `overfit train` does. Tests read it; the one thing
     written into it, the WebGL test's export/model.html, is read by no other test."""
+    from test_export_families import small_config  # here, not at the top: a session that never asks pays no torch import
+
+    from overfit.recorder import Recorder
+    from overfit.runs import RunFolder
+    from overfit.targets import load_target
+    from overfit.training import Trainer
+
     cfg = small_config({"optim.lr": "3e-3", "optim.batch_size": "256", "schedule.steps": "200", "schedule.eval_every": "100",
                         "schedule.eval_batch_size": "256"})
     trainer = Trainer(cfg, load_target(cfg.data))

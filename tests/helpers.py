@@ -62,7 +62,9 @@ class Hold:
         # leaving the block lets any run still waiting go on
     """
 
-    def __init__(self, folder: Path, at_step: int | None = None) -> None:
+    def __init__(self, folder: Path, at_step: int | str | None = None) -> None:
+        """Runs hold after their first evaluation past step 0 and at or past `at_step`; with `at_step` "end", at the
+        end of their run instead, before it is recorded (no final pictures or videos yet)."""
         self.folder, self.at_step = Path(folder), at_step
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -84,7 +86,9 @@ class Hold:
         """Wait until a run holds; its run folder and step. Fails if `proc` ends first (its stderr in the message)."""
         deadline = time.monotonic() + timeout
         while not (markers := list(self.folder.glob("held-*[0-9]"))):
-            assert proc.poll() is None, f"the process ended before a run held: {proc.stderr.read()[-3000:]}"
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"the process ended before a run held: {(err or out or '')[-3000:]}")
             assert time.monotonic() < deadline, "no run held within the time allowed"
             time.sleep(0.1)
         folder, step = markers[0].read_text().split()

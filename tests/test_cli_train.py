@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import LEARNS, tiny_args
 from PIL import Image
 
 from overfit.cli import main
 from overfit.runs import CHECKPOINT, RunFolder
 
-SMALL = ["--text", "HI", "--size", "48x24", "--hidden", "32,32", "--lr", "3e-3", "--batch-size", "256",
-         "--schedule.eval_batch_size", "512", "--schedule.log_every", "50"]
+SMALL = tiny_args(base=LEARNS)  # tests set --steps and --eval-every, which win over the dotted options
 
 
 def read_metrics(run) -> list[dict]:

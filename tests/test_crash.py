@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import Hold
 from PIL import Image
 
 from overfit.files import TMP_MARK
@@ -36,8 +37,8 @@ SEED = 20261201
 TIMEOUT = 120
 
 
-def overfit(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def overfit(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**(os.environ if env is None else env), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "overfit.cli", "train", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -127,16 +128,15 @@ def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_sto
     assert RunFolder(run).frame_steps() == list(range(0, STEPS + 1, 5))
 
 
-def test_a_run_killed_while_writing_its_videos_can_be_finished(tmp_path):
+def test_a_run_killed_after_its_last_checkpoint_before_its_videos_can_be_finished(tmp_path):
+    # The run holds at its end, before drawing final.png and the videos (tests/sweep_hold): the kill lands there
+    # however fast this machine draws them.
     run = tmp_path / "late"
-    proc = overfit(*RUN, "--steps", "20", "--runs-dir", str(tmp_path), "--name", "late")
-    deadline = time.monotonic() + TIMEOUT
-    while checkpoint_step(run) < 20:  # the last checkpoint is written: the process is drawing final.png and the videos
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=TIMEOUT)
-    if (run / MP4).exists():
-        pytest.skip("the run wrote its videos before the kill landed")
+    with Hold(tmp_path / "hold", at_step="end") as hold:
+        proc = overfit(*RUN, "--steps", "20", "--runs-dir", str(tmp_path), "--name", "late", env=hold.env(os.environ))
+        assert hold.held(proc, timeout=TIMEOUT) == (run, 20)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=TIMEOUT)
+    assert checkpoint_step(run) == 20 and not (run / MP4).exists() and not (run / FINAL).exists()
     finish(overfit("--resume", str(run), "-q"))
     assert_whole(run, finished=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 
 from overfit import diagnostics
 from overfit.diagnostics import LayerStatistics, default_probes
@@ -16,12 +17,9 @@ from overfit.session import Session
 from overfit.spectrum import BandAnalyzer
 from overfit.training import Trainer
 
-SMALL = {"data.text": "HI", "data.width": "32", "data.height": "16", "model.hidden": "4,3", "optim.batch_size": "64",
-         "schedule.eval_batch_size": "128", "schedule.log_every": "1"}
-
-
 def _cfg(**overrides: str) -> RunConfig:
-    return RunConfig().with_overrides({**SMALL, **overrides})
+    """The shared tiny run on "HI", with a 4-3 network and a log record at every step."""
+    return tiny_config({"data.text": "HI", "model.hidden": "4,3", "schedule.eval_batch_size": 128, "schedule.log_every": 1}, **overrides)
 
 
 def _set_first_layer(model: torch.nn.Module, weight: list[list[float]], bias: list[float]) -> None:

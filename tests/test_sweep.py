@@ -20,12 +20,11 @@ import pytest
 
 pytest.importorskip("ray.tune")
 
-from helpers import Hold, ray_env  # noqa: E402
+from helpers import Hold, ray_env, tiny_args  # noqa: E402
 from overfit.config import RunConfig  # noqa: E402
 from overfit.runs import RunFolder  # noqa: E402
 
-SMALL = ["--text", "HI", "--size", "32x16", "--hidden", "8", "--batch-size", "64", "--schedule.eval_batch_size", "64"]
-TINY = [*SMALL, "--eval-every", "20"]
+HI = {"data.text": "HI"}  # the shared tiny run (tests/helpers.py) on a picture with more to learn than one letter
 
 
 def sweep(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -46,14 +45,14 @@ def final_metric(run_folder: str, metric: str = "dense_acc") -> float:
 def test_a_local_sweep_stops_the_worse_trial_with_asha_and_its_results_agree_with_the_run_folders(tmp_path):
     # One Ray in this sweep's own process. One trial at a time, the good learning rate first: the bad one meets a
     # rung the good one already set, and ASHA stops it.
-    done = sweep(tmp_path, *TINY, "--steps", "200", "--grid", "optim.lr=1e-2,1e-6", "--scheduler", "asha",
+    done = sweep(tmp_path, *tiny_args({**HI, "schedule.steps": 100}), "--grid", "optim.lr=1e-2,1e-6", "--scheduler", "asha",
                  "--grace-period", "1", "--max-concurrent", "1", "--name", "grid")
     assert done.returncode == 0, done.stderr[-3000:]
     sweep_dir = tmp_path / "sweeps" / "grid"
     rows = {r["optim.lr"]: r for r in read_rows(sweep_dir)}
     assert sorted(rows) == ["1e-2", "1e-6"]
-    assert rows["1e-2"]["stop"] == "done" and rows["1e-2"]["steps"] == "200"
-    assert rows["1e-6"]["stop"] == "asha-stopped" and int(rows["1e-6"]["steps"]) < 200
+    assert rows["1e-2"]["stop"] == "done" and rows["1e-2"]["steps"] == "100"
+    assert rows["1e-6"]["stop"] == "asha-stopped" and int(rows["1e-6"]["steps"]) < 100
     assert "stopped early" in done.stdout
     for lr, row in rows.items():
         assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
@@ -71,7 +70,7 @@ def test_a_local_sweep_stops_the_worse_trial_with_asha_and_its_results_agree_wit
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     # One trial at a time, the short one first. The long one holds at step 200 (tests/sweep_hold): Ctrl-C arrives while
     # the short one has finished and the long one is provably in the middle of its run; then --resume.
-    args = [*SMALL, "--eval-every", "100", "--grid", "schedule.steps=100,300", "--max-concurrent", "1", "--name", "resume"]
+    args = [*tiny_args({**HI, "schedule.eval_every": 100}), "--grid", "schedule.steps=100,300", "--max-concurrent", "1", "--name", "resume"]
     with Hold(tmp_path / "hold", at_step=200) as hold:
         proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=hold.env(ray_env()),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -98,7 +97,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
 def test_an_unreachable_address_is_one_error_line_without_waiting_for_ray(tmp_path):
     # Refused by the quick check that something answers at the address, made before Ray is started or joined, not
     # after Ray's own attempts to join (which go on for minutes): the error is that check's.
-    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu", "--address", "127.0.0.1:1")
+    done = sweep(tmp_path, *tiny_args(), "--grid", "model.activation=relu", "--address", "127.0.0.1:1")
     assert done.returncode == 1
     assert done.stderr.startswith("Error: --address: no Ray cluster answers at 127.0.0.1:1") and done.stderr.count("\n") == 1
     assert not (tmp_path / "sweeps").exists()
@@ -108,7 +107,7 @@ def test_an_unreachable_address_is_one_error_line_without_waiting_for_ray(tmp_pa
 def test_a_tpe_sweep_through_ray_client_runs_trials_on_both_nodes_of_a_cluster(tmp_path, cluster):
     # ray://: the Ray Client address (the worker-death test below joins with the plain HOST:PORT). Optuna's TPE chooses
     # each trial; its draws must stay inside the random range.
-    done = sweep(tmp_path, *TINY, "--steps", "40", "--grid", "model.activation=relu,tanh", "--random", "optim.lr=log:1e-4:1e-1",
+    done = sweep(tmp_path, *tiny_args(HI), "--grid", "model.activation=relu,tanh", "--random", "optim.lr=log:1e-4:1e-1",
                  "--search", "tpe", "--samples", "4", "--address", cluster.client, "--name", "two")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "two")
@@ -125,7 +124,7 @@ def test_a_tpe_sweep_through_ray_client_runs_trials_on_both_nodes_of_a_cluster(t
 def test_a_sweep_survives_its_worker_node_dying(tmp_path, cluster):
     # One trial per node. The worker node's trial holds after its first evaluation past step 0 (tests/sweep_hold): the
     # node is killed while that trial is provably in the middle of its run, however fast this machine trains.
-    args = [*SMALL, "--steps", "200", "--eval-every", "50", "--grid", "model.activation=relu,tanh", "--address", cluster.address,
+    args = [*tiny_args({**HI, "schedule.steps": 200, "schedule.eval_every": 50}), "--grid", "model.activation=relu,tanh", "--address", cluster.address,
             "--name", "kill", "--max-failures", "3"]
     with cluster.holding() as hold:
         proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=ray_env(),

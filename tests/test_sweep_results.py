@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from helpers import tiny_args
 
 from overfit.cli import main
 from overfit.config import RunConfig
 from overfit.sweep import results
 from overfit.sweep.spec import build
 
-SMALL = ["--text", "HI", "--size", "32x16", "--hidden", "16", "--batch-size", "128", "--schedule.eval_batch_size", "256",
-         "--steps", "20", "--eval-every", "10", "--schedule.log_every", "10", "--seed", "3"]
+SMALL = tiny_args({"data.text": "HI", "model.hidden": "16", "optim.batch_size": 128, "schedule.eval_batch_size": 256,
+                   "schedule.steps": 20, "schedule.eval_every": 10, "seed": 3})
 
 
 def test_rows_and_report_put_the_held_out_headline_beside_the_metric(tmp_path):

@@ -9,21 +9,18 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import LEARNS, tiny_config
 
 from overfit import RunConfig, Trainer, TrainingDiverged, train
-from overfit.config import DataConfig, ModelConfig, OptimConfig, ScheduleConfig
+from overfit.config import OptimConfig
 from overfit.targets import load_target
 from overfit.training import DeviceError, Probe, derived_seeds, mean_loss, resolve_device
 
 
 def tiny(steps: int = 300, eval_every: int = 100, **model) -> RunConfig:
-    """A small text target and a small net: trains in well under a second."""
-    return RunConfig(
-        data=DataConfig(text="HI", width=48, height=24),
-        model=ModelConfig(hidden=(32, 32), **model),
-        optim=OptimConfig(lr=3e-3, batch_size=256),
-        schedule=ScheduleConfig(steps=steps, eval_every=eval_every, eval_batch_size=512, log_every=50),
-    )
+    """The shared run that learns (tests/helpers.py LEARNS): a small text target and a small net, trains in about a second."""
+    return tiny_config({"schedule.steps": steps, "schedule.eval_every": eval_every, **{f"model.{k}": v for k, v in model.items()}},
+                       base=LEARNS)
 
 
 def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -32,7 +32,7 @@ def server(tmp_path):
     srv = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "runs", max_runs=2), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a guard against a hang: the loop ends as soon as the server is up
     while not srv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the lab server did not start"
         time.sleep(0.05)

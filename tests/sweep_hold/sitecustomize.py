@@ -2,11 +2,13 @@
 
 A test starts a Ray node (tests/helpers.py `RayCluster`) or a sweep with Ray inside it with this
 folder on PYTHONPATH and OVERFIT_TEST_HOLD_DIR set; every Python process started from there
-(Ray's workers included) runs this file at start-up. Nothing happens until a run's `Recorder`
-meets an evaluation past step 0, at or past the step written in the file `hold` (if any), while
-that file exists: the evaluation is recorded (metrics, frame, checkpoint) as usual, then the
-run writes `held-<pid>` (its run folder and step) and waits until `hold` is removed.
-Elsewhere (no OVERFIT_TEST_HOLD_DIR) this file is inert.
+(Ray's workers included) runs this file at start-up. Nothing happens until, while the file
+`hold` exists in that folder, a run's `Recorder` meets
+- an evaluation past step 0, at or past the step written in `hold` (if any): the evaluation
+  is recorded (metrics, frame, checkpoint) as usual, then the run holds; or, if `hold` says
+  `end`, the end of the run: it holds before recording it (no final pictures, no videos yet).
+Holding, the run writes `held-<pid>` (its run folder and step) and waits until `hold` is
+removed. Elsewhere (no OVERFIT_TEST_HOLD_DIR) this file is inert.
 """
 
 from __future__ import annotations
@@ -19,18 +21,28 @@ import time
 HOLD_DIR = os.environ.get("OVERFIT_TEST_HOLD_DIR")
 
 
-def _hold_after_recording(recorder_class: type) -> None:
+def _hold_in_recorder(recorder_class: type) -> None:
     record = recorder_class.__call__
     hold = os.path.join(HOLD_DIR, "hold")
 
+    def wanted(event) -> bool:
+        try:
+            with open(hold) as f:
+                at = f.read().strip()
+        except FileNotFoundError:
+            return False
+        if at == "end":
+            return event.kind == "end"
+        return event.kind == "eval" and event.step > 0 and event.step >= int(at or 0)
+
     def held(self, event) -> None:
+        if event.kind == "end" and wanted(event):
+            wait(self, event)
         record(self, event)
-        if event.kind != "eval" or event.step == 0 or not os.path.exists(hold):
-            return
-        with open(hold) as f:
-            at = f.read().strip()
-        if at and event.step < int(at):
-            return
+        if event.kind == "eval" and wanted(event):
+            wait(self, event)
+
+    def wait(self, event) -> None:
         marker = os.path.join(HOLD_DIR, f"held-{os.getpid()}")
         with open(marker + ".tmp", "w") as f:
             f.write(f"{self.folder.path}\n{event.step}\n")
@@ -58,7 +70,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
         def exec_and_patch(module) -> None:
             exec_module(module)
-            _hold_after_recording(module.Recorder)
+            _hold_in_recorder(module.Recorder)
 
         spec.loader.exec_module = exec_and_patch
         return spec
