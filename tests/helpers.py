@@ -43,7 +43,7 @@ def tiny_args(overrides: Mapping[str, Any] | None = None, /, base: Mapping[str, 
 
 
 RAY = str(Path(sys.executable).with_name("ray"))
-HOLD_HOOK = Path(__file__).with_name("sweep_hold")  # its sitecustomize.py holds a trial mid-run on request
+HOLD_HOOK = Path(__file__).with_name("run_hold")  # its sitecustomize.py holds a run mid-way on request (`Hold`)
 
 
 def ray_env(**extra: str) -> dict[str, str]:
@@ -54,7 +54,7 @@ def ray_env(**extra: str) -> dict[str, str]:
 
 
 class Hold:
-    """Runs that wait in the middle, for as long as the test wants (tests/sweep_hold/sitecustomize.py does the waiting).
+    """Runs that wait in the middle, for as long as the test wants (tests/run_hold/sitecustomize.py does the waiting).
 
         with Hold(tmp_path / "hold", at_step=200) as hold:
             proc = subprocess.Popen([...], env=hold.env(ray_env()))   # or a Ray node started with hold.env(...)

@@ -129,7 +129,7 @@ def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_sto
 
 
 def test_a_run_killed_after_its_last_checkpoint_before_its_videos_can_be_finished(tmp_path):
-    # The run holds at its end, before drawing final.png and the videos (tests/sweep_hold): the kill lands there
+    # The run holds at its end, before drawing final.png and the videos (tests/run_hold): the kill lands there
     # however fast this machine draws them.
     run = tmp_path / "late"
     with Hold(tmp_path / "hold", at_step="end") as hold:

@@ -68,7 +68,7 @@ def test_a_local_sweep_stops_the_worse_trial_with_asha_and_its_results_agree_wit
 
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
-    # One trial at a time, the short one first. The long one holds at step 200 (tests/sweep_hold): Ctrl-C arrives while
+    # One trial at a time, the short one first. The long one holds at step 200 (tests/run_hold): Ctrl-C arrives while
     # the short one has finished and the long one is provably in the middle of its run; then --resume.
     args = [*tiny_args({**HI, "schedule.eval_every": 100}), "--grid", "schedule.steps=100,300", "--max-concurrent", "1", "--name", "resume"]
     with Hold(tmp_path / "hold", at_step=200) as hold:
@@ -122,7 +122,7 @@ def test_a_tpe_sweep_through_ray_client_runs_trials_on_both_nodes_of_a_cluster(t
 
 @pytest.mark.slow
 def test_a_sweep_survives_its_worker_node_dying(tmp_path, cluster):
-    # One trial per node. The worker node's trial holds after its first evaluation past step 0 (tests/sweep_hold): the
+    # One trial per node. The worker node's trial holds after its first evaluation past step 0 (tests/run_hold): the
     # node is killed while that trial is provably in the middle of its run, however fast this machine trains.
     args = [*tiny_args({**HI, "schedule.steps": 200, "schedule.eval_every": 50}), "--grid", "model.activation=relu,tanh", "--address", cluster.address,
             "--name", "kill", "--max-failures", "3"]

@@ -1,7 +1,8 @@
-"""Test-only: holds a sweep trial in the middle of its run, so a test can kill its Ray node while it provably runs.
+"""Test-only: holds a run in the middle (a sweep trial, an `overfit train`), so a test can kill or interrupt it there.
 
-A test starts a Ray node (tests/helpers.py `RayCluster`) or a sweep with Ray inside it with this
-folder on PYTHONPATH and OVERFIT_TEST_HOLD_DIR set; every Python process started from there
+A test starts a process (`overfit train`, a sweep with Ray inside it, a Ray node: tests/helpers.py
+`Hold`, `RayCluster`) with this folder on PYTHONPATH and OVERFIT_TEST_HOLD_DIR set; every Python
+process started from there
 (Ray's workers included) runs this file at start-up. Nothing happens until, while the file
 `hold` exists in that folder, a run's `Recorder` meets
 - an evaluation past step 0, at or past the step written in `hold` (if any): the evaluation
