@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RayCluster
+from helpers import NETWORK, RayCluster, tiny_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 # WebGL in software (SwiftShader) for the exported viewer; the lab's page draws on 2D canvases and needs no more.
@@ -47,6 +47,18 @@ def trained_run(tmp_path_factory) -> Path:
         folder.unlock()
     assert trainer.history[-1]["dense_acc"] > 0.8  # a picture worth comparing
     return folder.path
+
+
+@pytest.fixture(scope="session")
+def network_run(tmp_path_factory) -> Path:
+    """A trained run folder, runs/net, of `helpers.NETWORK` (layers of 16 and 8 relu units, weights at steps 0, 10,
+    20), read by the network-view tests of the package and of the lab."""
+    from overfit.session import Session
+
+    runs = tmp_path_factory.mktemp("runs")
+    with Session.start(tiny_config(base=NETWORK), runs, "net") as session:
+        session.run()
+    return runs / "net"
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,13 @@ LEARNS: dict[str, Any] = {
     "schedule.log_every": 50,
 }
 
+# A run whose network view has something to show: raw coordinates into layers of 16 and 8 relu units, weights at
+# steps 0, 10 and 20 (the `network_run` fixture in tests/conftest.py trains it once per session).
+NETWORK: dict[str, Any] = {
+    "data.text": "HI", "data.width": "32", "data.height": "16", "model.hidden": "16,8", "model.input_range": "none",
+    "optim.batch_size": "64", "schedule.eval_batch_size": "128", "schedule.steps": "20", "schedule.eval_every": "10",
+}
+
 
 def tiny_config(overrides: Mapping[str, Any] | None = None, /, base: Mapping[str, Any] = TINY, **more: Any) -> RunConfig:
     """`base` (TINY unless told) with dotted overrides: `tiny_config({"model.hidden": "16"}, **{"schedule.steps": 4})`."""

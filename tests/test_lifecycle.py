@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 
 import pytest
 import torch
+from helpers import tiny_config
 
 from overfit import budget
-from overfit.config import RunConfig
 from overfit.errors import MemoryBudgetError, RunFolderError
 from overfit.runs import RunFolder
 from overfit.session import Session, start_sessions, train_sessions
 
-OVERRIDES = {
-    "data.text": "A", "data.width": 32, "data.height": 16, "model.hidden": "8",
-    "schedule.steps": 40, "schedule.eval_every": 20, "schedule.log_every": 10,
-    "optim.batch_size": 64, "schedule.eval_batch_size": 64, "optim.lr": 1e-2,
-}
-
-
-def tiny(**more) -> RunConfig:
-    return RunConfig().with_overrides({**OVERRIDES, **more})
+tiny = functools.partial(tiny_config, {"optim.lr": 1e-2})  # the shared tiny run, learning faster
 
 
 @pytest.fixture(autouse=True)

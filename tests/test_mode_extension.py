@@ -8,9 +8,10 @@ import pathlib
 
 import numpy as np
 import pytest
+from helpers import LEARNS, tiny_config
 
 from overfit import budget, modes
-from overfit.config import DataConfig, ModelConfig, OptimConfig, RunConfig, ScheduleConfig
+from overfit.config import RunConfig
 from overfit.modes import MODES, PixelMemory, Regression
 from overfit.targets import make_target
 from overfit.training import train
@@ -30,9 +31,9 @@ DARKNESS = Darkness("darkness", "how dark each pixel is", out_channels=1, pictur
 
 
 def tiny(mode: str, steps: int = 600) -> RunConfig:
-    return RunConfig(data=DataConfig(text="HI", width=48, height=24, mode=mode), model=ModelConfig(hidden=(32, 32)),
-                     optim=OptimConfig(lr=3e-3, batch_size=256),
-                     schedule=ScheduleConfig(steps=steps, eval_every=steps // 2, eval_batch_size=512, log_every=100))
+    """The shared run that learns (tests/helpers.py LEARNS) in `mode`."""
+    return tiny_config({"data.mode": mode, "schedule.steps": steps, "schedule.eval_every": steps // 2, "schedule.log_every": 100},
+                       base=LEARNS)
 
 
 def test_a_mode_registered_in_the_registry_alone_trains_end_to_end(monkeypatch):

@@ -9,23 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from overfit.cli import main
-from overfit.config import RunConfig
 from overfit.errors import RunFolderError
 from overfit.images import read_png
 from overfit.netview import DEAD, describe, nearest_step, network_view
 from overfit.runs import RunFolder
-from overfit.session import Session
-
-RAW = {"data.text": "HI", "data.width": "32", "data.height": "16", "model.hidden": "16,8", "model.input_range": "none",
-       "optim.batch_size": "64", "schedule.eval_batch_size": "128", "schedule.steps": "20", "schedule.eval_every": "10"}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    with Session.start(RunConfig().with_overrides(RAW), runs, "raw") as session:
-        session.run()
-    return runs / "raw"
+@pytest.fixture
+def run(network_run):
+    return network_run  # tests/conftest.py: layers of 16 and 8 relu units, weights at steps 0, 10 and 20
 
 
 def test_weights_are_stored_at_each_evaluation_and_the_view_uses_the_last_at_or_before_a_step(run):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from helpers import NETWORK
 from web_client import BASE, TINY
 
 from overfit.config import RunConfig
@@ -17,17 +18,13 @@ from overfit.session import Session
 from overfit.web import create_app
 from overfit.web.network import quantize
 
-RAW = {"data.text": "HI", "data.width": "32", "data.height": "16", "model.hidden": "16,8", "model.input_range": "none",
-       "optim.batch_size": "64", "schedule.eval_batch_size": "128", "schedule.steps": "20", "schedule.eval_every": "10"}
+RAW = NETWORK
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture
+def runs(network_run):
     """A runs folder with one trained run ("net": layers of 16 and 8 relu units, weights at steps 0, 10, 20)."""
-    runs = tmp_path_factory.mktemp("runs")
-    with Session.start(RunConfig().with_overrides(RAW), runs, "net") as session:
-        session.run()
-    return runs
+    return network_run.parent
 
 
 @pytest.fixture
