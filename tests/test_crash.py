@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import Hold
+from helpers import Hold, tiny_args
 from PIL import Image
 
 from overfit.files import TMP_MARK
@@ -29,8 +29,9 @@ from overfit.runs import CHECKPOINT, CONFIG, FINAL, GIF, METRICS, MP4, RunFolder
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
 
 STEPS = 150
-RUN = ["--text", "A", "--size", "32x16", "--hidden", "8,8", "--lr", "3e-3", "--batch-size", "64", "--steps", str(STEPS),
-       "--eval-every", "5", "--schedule.eval_batch_size", "64", "--schedule.log_every", "5", "-q"]
+# The shared tiny run (tests/helpers.py) with two layers and an evaluation, so a checkpoint, every 5 steps.
+RUN = [*tiny_args({"model.hidden": "8,8", "optim.lr": 3e-3, "schedule.steps": STEPS, "schedule.eval_every": 5,
+                   "schedule.log_every": 5}), "-q"]
 # Measured per run, so they differ between two runs of one config.
 TIMINGS = ("train_seconds",)
 SEED = 20261201

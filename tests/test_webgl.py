@@ -137,12 +137,12 @@ def test_html_viewer_shows_the_trained_run_like_pytorch(browser, trained_run, tm
     # Zoom with the wheel over the canvas's centre, then drag: the view follows and says where it is.
     page.mouse.move(W, H)
     page.mouse.wheel(0, -400)
-    page.wait_for_function("() => overfit.zoom() > 1.5", timeout=5000)
+    page.wait_for_function("() => overfit.zoom() > 1.5", timeout=30_000)
     before = page.evaluate("overfit.view.cx")
     page.mouse.down()
     page.mouse.move(W - 40, H, steps=4)
     page.mouse.up()
-    page.wait_for_function(f"() => overfit.view.cx > {before}", timeout=5000)
+    page.wait_for_function(f"() => overfit.view.cx > {before}", timeout=30_000)
     assert page.inner_text("#coords").startswith("y ") and "zoom" in page.inner_text("#zoom")
     page.close()
 
