@@ -40,7 +40,8 @@ NETWORK: dict[str, Any] = {
 
 
 def tiny_config(overrides: Mapping[str, Any] | None = None, /, base: Mapping[str, Any] = TINY, **more: Any) -> RunConfig:
-    """`base` (TINY unless told) with dotted overrides: `tiny_config({"model.hidden": "16"}, **{"schedule.steps": 4})`."""
+    """`base` (TINY unless told) with dotted overrides, given as a dict, keywords or both:
+    `tiny_config({"model.hidden": "16", "schedule.steps": 4})`, `tiny_config(base=LEARNS)`."""
     return RunConfig().with_overrides({**base, **(overrides or {}), **more})
 
 
@@ -177,11 +178,18 @@ NODE_TAG = "OVERFIT_TEST_RAY_NODE"  # in the environment of every process of a t
 
 
 def _kill_tagged(tag: str) -> None:
-    """SIGKILL every process of this user whose environment has NODE_TAG=tag (Linux: read from /proc)."""
+    """SIGKILL every process of this user whose environment has NODE_TAG=tag (Linux: read from /proc), again until none
+    is left (one may have started a process while the others were being killed)."""
     want = f"{NODE_TAG}={tag}".encode()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if want in environ.read_bytes().split(b"\0"):
-                os.kill(int(environ.parent.name), signal.SIGKILL)
-        except (OSError, ValueError):  # gone already, or not ours to read
-            pass
+    for _ in range(100):  # a process being killed may still be listed for a moment: bounded, not a spin forever
+        killed = False
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if want in environ.read_bytes().split(b"\0"):
+                    os.kill(int(environ.parent.name), signal.SIGKILL)
+                    killed = True
+            except (OSError, ValueError):  # gone already, or not ours to read
+                pass
+        if not killed:
+            return
+        time.sleep(0.05)
