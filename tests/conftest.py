@@ -5,22 +5,14 @@ Tiny configurations and the other plain helpers are in tests/helpers.py.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from helpers import NETWORK, RayCluster, tiny_config
+from helpers import CHROMIUM, NETWORK, RayCluster, free_port, tiny_config
 
-CHROMIUM = Path("/usr/bin/chromium")
 # WebGL in software (SwiftShader) for the exported viewer; the lab's page draws on 2D canvases and needs no more.
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--use-gl=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

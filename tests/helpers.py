@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,8 +51,16 @@ def tiny_args(overrides: Mapping[str, Any] | None = None, /, base: Mapping[str, 
     return [part for key, value in {**base, **(overrides or {}), **more}.items() for part in (f"--{key}", str(value))]
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, for the browser tests (tests/conftest.py `chromium`)
 RAY = str(Path(sys.executable).with_name("ray"))
 HOLD_HOOK = Path(__file__).with_name("run_hold")  # its sitecustomize.py holds a run mid-way on request (`Hold`)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 just now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def ray_env(**extra: str) -> dict[str, str]:
