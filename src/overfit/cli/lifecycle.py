@@ -18,7 +18,6 @@ import click
 
 from ..config import RunConfig
 from ..errors import AllocationError
-from ..runs import auto_name
 from .errors import fail, message
 from .progress import Progress
 
@@ -28,6 +27,8 @@ MAX_BARS = 12
 
 def run_name(cfg: RunConfig, name: str | None) -> str:
     """`NAME-preset-sSEED`, or `preset-sSEED-YYYYmmdd-HHMMSS` without --name."""
+    from ..runs import auto_name  # here, not at the top: `overfit train --help` imports this module and no numpy
+
     return f"{name}-{cfg.preset}-s{cfg.seed}" if name else auto_name(f"{cfg.preset}-s{cfg.seed}")
 
 
