@@ -169,10 +169,9 @@ class Session:
         self.folder.write_ending(self._stopped)
         self.trainer.request_stop()
 
-    def pause(self) -> None:
-        """Save the trainer's state and record the run as interrupted there (the lab's pause between chunks)."""
-        self.recorder.checkpoint(self.trainer)
-        self.folder.write_ending(Ending("interrupted", self.trainer.step, "paused"))
+    def record_interrupt(self, reason: str = "interrupted") -> None:
+        """Record that training stopped at the current step, at a checkpoint it resumes from (the lab's pause)."""
+        self.folder.write_ending(Ending("interrupted", self.trainer.step, reason))
 
     def checkpoint(self) -> None:
         """Save the trainer's state now."""
@@ -195,7 +194,8 @@ class Session:
         elif until is not None and result.step >= until:
             return None  # a chunk: the caller trains on with the next call
         else:
-            ending = Ending("interrupted", result.step, "interrupted")
+            self.record_interrupt()
+            return self.folder.ending()
         self.folder.write_ending(ending)
         return ending
 

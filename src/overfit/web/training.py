@@ -16,7 +16,7 @@ chunk is a single step: nothing is known yet about how long a step of this model
 (a wide network, `compile`), and a pause must not wait for ten slow ones.
 
 How a run stopped (paused, diverged, failed) is recorded in its folder as every front end
-records it (`Session.pause`, `Session.record_failure`, `endings`), so the page shows why after
+records it (`Session.record_interrupt`, `Session.record_failure`, `endings`), so the page shows why after
 a reload or a restart of the lab; starting it again clears it. Every run training in the lab
 holds its share of one memory budget (the manager's `budget.Pool`), so runs that train at
 the same time are checked together.
@@ -30,7 +30,6 @@ import threading
 import time
 
 from ..budget import Pool
-from ..endings import Ending
 from ..errors import OverfitError, TrainingDiverged
 from ..session import Session
 from ..training import Event
@@ -123,22 +122,22 @@ class Training:
             if status == "paused":
                 if step != self.saved_step:
                     self.session.checkpoint()
-                self.session.folder.write_ending(Ending("interrupted", step, "paused in the lab"))
+                self.session.record_interrupt("paused in the lab")
         except Exception as e:
             log.exception("run %s: saving the checkpoint failed", self.run.id)
             status, error = "failed", f"cannot save the checkpoint: {type(e).__name__}: {e}"
         finally:
             if status == "failed" and not recorded:
-                self._record_error(error or "failed", step)
+                self._record_error(error or "failed")
             self.session.close()
             self.run.stopped(status, error, step)
             self.stopped.set()
         return False
 
-    def _record_error(self, error: str, step: int) -> None:
+    def _record_error(self, error: str) -> None:
         """Keep the reason in the run folder (still ours: the session holds its lock), for later page loads."""
         try:
-            self.session.folder.write_ending(Ending("failed", step, error))
+            self.session.record_failure(error)
         except Exception:
             log.exception("run %s: cannot record its error in the run folder", self.run.id)
 
