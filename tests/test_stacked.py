@@ -58,6 +58,11 @@ def _assert_same_run(alone: Trainer, stacked: Trainer, atol: float) -> None:
         # (relative) after 60 steps for relu runs at lr 1e-3, with this forward as with a hand-written one.
         params_a = {k: v for k, v in params_a.items() if k not in before_bn and not k.endswith("running_mean")}
         atol, rtol = max(atol, 1e-4), 1e-3
+    elif alone.cfg.encoding.kind == "grid":
+        # A hash table's rarely touched entries get gradients near zero, which Adam also scales up to full steps:
+        # the stack's one Adam update and torch's fused kernel round differently, and after 60 steps at lr 1e-2 the
+        # weights agree to about 1e-4 (6e-5 at most, measured), the MLP runs' to 1e-5.
+        atol, rtol = max(atol, 1e-4), 1e-3
     else:
         rtol = 0.0
     for key, value in params_a.items():

@@ -1,15 +1,14 @@
-"""Many runs of one kind trained as one: K models, one vmapped forward and backward pass per step.
+"""Many runs of one kind trained as one: K models, one vmapped forward and backward pass and one Adam update per step.
 
 Each run keeps its own `Trainer`: its model, optimizer, random streams, probes, history
 and events. So each one samples its own batches, records into its own run folder, and
-checkpoints and resumes exactly as if it had trained alone; only the arithmetic is
-shared. This is PyTorch's model-ensembling recipe: at every step the K models'
-parameters and buffers are stacked along a leading dimension (`torch.stack` is
-differentiable, so gradients land in each model's own parameters) and one model's own
-`forward` runs over them with `torch.func.functional_call` under `torch.vmap`. There is
-no second copy of the forward pass: any encoding, BatchNorm, any activation works.
-BatchNorm's running statistics are updated in the stacked buffers and copied back, so
-each model's are those it would have had alone.
+checkpoints and resumes exactly as if it had trained alone. While runs train as one,
+their parameters, buffers and Adam state live stacked along a leading dimension of K,
+and each model's own tensors are views of its slice: one model's own `forward` runs over
+the stack with `torch.func.functional_call` under `torch.vmap` (PyTorch's
+model-ensembling recipe; no second copy of the forward pass: any encoding, BatchNorm,
+any activation), and one Adam update, with each run's learning rate, betas and eps,
+serves them all. BatchNorm updates its running statistics in place, in each model's slice.
 
 What may differ between the runs of one stack: seed, learning rate and its decay, Adam's
 constants, init, input range (except for an encoding that reads it), the picture (of
@@ -106,7 +105,17 @@ def _tensor_shapes(model: torch.nn.Module) -> tuple[Any, ...]:
 
 
 class StackedTrainer:
-    """K `Trainer`s of one kind (`check_stackable`), stepped together. `run` trains them all; each emits its own events."""
+    """K `Trainer`s of one kind (`check_stackable`), stepped together. `run` trains them all; each emits its own events.
+
+    While a set of runs trains as one (`_bind`), their parameters, buffers and Adam state live
+    stacked in (K, ...) tensors, and each model's own parameters and buffers are views of its
+    slice: evaluations, probes and checkpoints see the run as it is, and no step copies the
+    weights into a stack or the gradients out of it. One Adam update (`_adam`) serves the
+    whole stack, with each run's learning rate (and its decay), betas and eps as (K,) tensors;
+    the arithmetic is torch's Adam's. When runs leave the stack (stopped, diverged), the rest
+    is stacked again; at the end every model gets its own tensors back and every run's
+    optimizer holds its state, so it resumes alone or in any other stack.
+    """
 
     def __init__(self, trainers: Sequence[Trainer]) -> None:
         check_stackable([t.cfg for t in trainers])
@@ -122,47 +131,117 @@ class StackedTrainer:
         base = trainers[0].model
         self.param_names = [name for name, _ in base.named_parameters()]
         self.buffer_names = [name for name, _ in base.named_buffers()]
-        # Each model's tensors by stacked position, listed once (resuming copies into these same tensors).
-        self.params = [list(t.model.parameters()) for t in self.trainers]
-        self.buffers = [list(t.model.buffers()) for t in self.trainers]
-        # The buffers a training forward pass changes in place (BatchNorm's running statistics), copied back each step.
-        norms = {name for name, m in base.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
-        self.updated = [i for i, name in enumerate(self.buffer_names) if name.rpartition(".")[0] in norms]
+        self.bound: list[int] = []  # the stacked positions whose tensors live in the stack now
+
+    # -- the stack's tensors ------------------------------------------------------------
+
+    def _bind(self, positions: Sequence[int]) -> None:
+        """Stack the parameters, buffers and Adam state of the runs at `positions`; their models' tensors become views."""
+        self._unbind()
+        trainers = [self.trainers[pos] for pos in positions]
+        params = [[dict(t.model.named_parameters())[name] for t in trainers] for name in self.param_names]
+        buffers = [[dict(t.model.named_buffers())[name] for t in trainers] for name in self.buffer_names]
+        with torch.no_grad():
+            self.leaves = [torch.stack([p.detach() for p in ps]).requires_grad_() for ps in params]
+            self.buffers = [torch.stack(list(bs)) for bs in buffers]
+            for stacked, members in [*zip(self.leaves, params), *zip(self.buffers, buffers)]:
+                for k, tensor in enumerate(members):
+                    tensor.data = stacked.detach()[k]  # the model's own tensor is now its slice of the stack
+            states = [[t.optimizer.state.get(p, {}) for t, p in zip(trainers, ps)] for ps in params]
+            self.exp_avg = [torch.stack([st.get("exp_avg", torch.zeros_like(p)) for st, p in zip(sts, ps)])
+                            for sts, ps in zip(states, params)]
+            self.exp_avg_sq = [torch.stack([st.get("exp_avg_sq", torch.zeros_like(p)) for st, p in zip(sts, ps)])
+                               for sts, ps in zip(states, params)]
+        first = states[0] if states else [{} for _ in trainers]
+        self.count = torch.tensor([float(st.get("step", 0.0)) for st in first], dtype=torch.float64, device=self.device)
+        optim = [t.cfg.optim for t in trainers]
+        as_tensor = lambda values: torch.tensor(values, dtype=torch.float64, device=self.device)  # noqa: E731
+        self.beta1, self.beta2 = as_tensor([o.beta1 for o in optim]), as_tensor([o.beta2 for o in optim])
+        self.eps = as_tensor([o.eps for o in optim])
+        self.scheduled = any(o.lr_final is not None for o in optim)
+        self.lr = as_tensor([o.lr for o in optim])
+        self.bound = list(positions)
+        self.params = params
+
+    def _unbind(self) -> None:
+        """Every bound run's state back in its own model and optimizer (own tensors, not views); the stack let go."""
+        if not self.bound:
+            return
+        self.write_back(self.bound)
+        with torch.no_grad():
+            for members in [*self.params, *([dict(self.trainers[pos].model.named_buffers())[name] for pos in self.bound]
+                                            for name in self.buffer_names)]:
+                for tensor in members:
+                    tensor.data = tensor.data.clone()
+        self.bound = []
+        self.leaves = self.buffers = self.exp_avg = self.exp_avg_sq = self.params = []
+
+    def write_back(self, positions: Sequence[int]) -> None:
+        """The Adam state of the bound runs at `positions` into their own optimizers (what their checkpoints save)."""
+        for pos in positions:
+            k = self.bound.index(pos)
+            optimizer = self.trainers[pos].optimizer
+            for i, ps in enumerate(self.params):
+                optimizer.state[ps[k]] = {
+                    "step": torch.tensor(float(self.count[k]), dtype=torch.float32, device=self.device),
+                    "exp_avg": self.exp_avg[i][k].clone(), "exp_avg_sq": self.exp_avg_sq[i][k].clone()}
 
     # -- the stacked step ------------------------------------------------------------
 
-    def _forward_backward(self, active: Sequence[int], yx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-model losses (K,) of one batch each, their gradients accumulated into each model's parameters.
+    def _forward_backward(self, yx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-model losses (K,) of one batch each, their gradients in the stacked leaves.
 
-        active: stacked positions of the K models; yx: (K, B, 2) pixel coordinates; y: (K, B) labels or (K, B, C) values.
+        yx: (K, B, 2) pixel coordinates; y: (K, B) labels or (K, B, C) values.
         """
-        params = [torch.stack(ts) for ts in zip(*(self.params[pos] for pos in active))]  # each (K, ...)
-        buffers = [torch.stack(ts) for ts in zip(*(self.buffers[pos] for pos in active))]
-        base = self.trainers[active[0]].model  # its forward and its train/eval mode; the tensors are the stack's
+        base = self.trainers[self.bound[0]].model  # its forward and its train/eval mode; the tensors are the stack's
 
         def forward(p: list[torch.Tensor], b: list[torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
             return functional_call(base, (dict(zip(self.param_names, p)), dict(zip(self.buffer_names, b))), (coords,))
 
+        for leaf in self.leaves:
+            leaf.grad = None
         with (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()):
-            out = torch.vmap(forward)(params, buffers, yx)  # (K, B, out)
+            # BatchNorm updates its running statistics in place, in the stacked buffers (each model's slice).
+            out = torch.vmap(forward)(self.leaves, self.buffers, yx)  # (K, B, out)
         losses = torch.vmap(self.loss_fn)(out.float(), y)  # the loss in float32, as a run alone computes it
         losses.sum().backward()
-        if self.updated and base.training:
-            with torch.no_grad():
-                for k, pos in enumerate(active):
-                    for i in self.updated:
-                        self.buffers[pos][i].copy_(buffers[i][k])
         return losses.detach()
+
+    @torch.no_grad()
+    def _adam(self) -> None:
+        """One Adam step of every bound run (torch's Adam: no weight decay, no amsgrad), each with its own constants."""
+        if self.scheduled:  # the rate depends on each run's step alone, so resuming is exact
+            self.lr = torch.tensor([self.trainers[pos].cfg.optim.lr_at(self.trainers[pos].step, self.trainers[pos].cfg.schedule.steps)
+                                    for pos in self.bound], dtype=torch.float64, device=self.device)
+        self.count += 1
+        step_size = (self.lr / (1 - self.beta1 ** self.count)).float()
+        bias2_sqrt = (1 - self.beta2 ** self.count).sqrt().float()
+        beta1, beta2, eps = self.beta1.float(), self.beta2.float(), self.eps.float()
+        for leaf, m, v in zip(self.leaves, self.exp_avg, self.exp_avg_sq):
+            shape = (-1,) + (1,) * (leaf.dim() - 1)
+            g = leaf.grad
+            m.lerp_(g, (1 - beta1).view(shape))
+            v.mul_(beta2.view(shape)).addcmul_(g, g * (1 - beta2).view(shape))
+            denom = (v.sqrt() / bias2_sqrt.view(shape)).add_(eps.view(shape))
+            leaf.sub_(step_size.view(shape) * m / denom)
 
     def step(self, active: Sequence[int] | None = None) -> torch.Tensor:
         """One training step of the runs at stacked positions `active` (all by default); their losses (K,) on the device."""
         positions = list(range(len(self.trainers))) if active is None else list(active)
-        batches = [self.trainers[pos].prepare_step() for pos in positions]
-        yx = torch.stack([b[0] for b in batches])
-        y = torch.stack([b[1] for b in batches])
-        losses = self._forward_backward(positions, yx, y)
-        for pos in positions:
-            self.trainers[pos].apply_step()
+        if positions != self.bound:
+            self._bind(positions)
+        trainers = [self.trainers[pos] for pos in positions]
+        batches = [t.prepare_step() for t in trainers]
+        losses = self._forward_backward(torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]))
+        for k, t in enumerate(trainers):
+            if t.probes and t.cfg.schedule.evaluates_at(t.step + 1):  # that evaluation may report on this update
+                for leaf, members in zip(self.leaves, self.params):
+                    members[k].grad = leaf.grad[k]  # the run's own gradients, as a probe of a run alone reads them
+                for probe in t.probes:
+                    probe.before_update(t)
+        self._adam()
+        for t in trainers:
+            t.step += 1
         return losses
 
     # -- the loop --------------------------------------------------------------------
@@ -191,11 +270,16 @@ class StackedTrainer:
             guarded(pos, loop.begin)
         # -- one stacked step of every run still going, then each run's own bookkeeping --
         active = [pos for pos, loop in enumerate(loops) if pos not in diverged and loop.active]
-        while active:
-            losses = self.step(active)
-            for k, pos in enumerate(active):
-                guarded(pos, lambda loop=loops[pos], loss=losses[k]: loop.record(loss))
-            active = [pos for pos in active if pos not in diverged and loops[pos].active]
+        try:
+            while active:
+                losses = self.step(active)
+                # A run about to evaluate or stop writes its checkpoint: its optimizer gets its Adam state first.
+                self.write_back([pos for pos in active if loops[pos].evaluates_next()])
+                for k, pos in enumerate(active):
+                    guarded(pos, lambda loop=loops[pos], loss=losses[k]: loop.record(loss))
+                active = [pos for pos in active if pos not in diverged and loops[pos].active]
+        finally:
+            self._unbind()
         # -- each run's closing event, or its divergence --
         return [loop.finish() if pos not in diverged else TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, diverged[pos])
                 for pos, (t, loop) in enumerate(zip(self.trainers, loops))]

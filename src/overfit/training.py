@@ -165,7 +165,8 @@ class Trainer:
             "config": self.cfg.to_json(),
             "step": self.step,
             "train_seconds": self.train_seconds,
-            "model": self.model.state_dict(),
+            # A run trained in a stack holds views of the stack's tensors: each saved as its own slice.
+            "model": {k: v.clone() if v.untyped_storage().nbytes() > v.nbytes else v for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "train_gen": self.train_gen.get_state(),
             "eval_gen": self.eval_gen.get_state(),
@@ -341,6 +342,10 @@ class RunLoop:
     @property
     def active(self) -> bool:
         return self.trainer.step < self.last and not self.trainer.stop_requested
+
+    def evaluates_next(self) -> bool:
+        """Whether the next `record` evaluates (and so a recorder writes the run's checkpoint)."""
+        return self.trainer.cfg.schedule.evaluates_at(self.trainer.step)
 
     def begin(self) -> None:
         t = self.trainer
