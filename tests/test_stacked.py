@@ -310,3 +310,26 @@ def test_on_a_cpu_stacks_hold_one_kind_and_at_most_four_runs():
     assert stack_groups(configs) == [[0, 3, 4, 5], [6, 7], [1, 8], [2]]
     on_gpu = [c.with_overrides({"device": "cuda"}) for c in configs]
     assert stack_groups(on_gpu) == [[0, 3, 4, 5, 6, 7], [1, 8], [2]]  # validation does not need the device to exist
+
+
+def test_a_run_checkpointed_in_a_stack_resumes_alone_and_saves_only_its_own_slice():
+    configs = _variants()[:3]
+    stacked = [Trainer(c) for c in configs]
+    states = {}
+
+    def keep(event):  # the checkpoint a recorder would write at the step-30 evaluation, while the run is in the stack
+        if event.kind == "eval" and event.step == 30:
+            states[event.trainer.cfg.seed] = event.trainer.state_dict()
+
+    StackedTrainer(stacked).run([keep, keep, keep])
+    state = states[configs[1].seed]
+    for tensor in state["model"].values():  # its own tensors, not views of the stack's (K times the bytes)
+        assert tensor.untyped_storage().nbytes() == tensor.nbytes
+    assert state["optimizer"]["state"][0]["step"] == 30  # Adam's state, from the stack's
+    alone = Trainer(configs[1])
+    alone.load_state_dict(state)
+    alone.history = [r for r in stacked[1].history if r["step"] <= 30]  # as a resumed session reads them back
+    alone.run()
+    _assert_same_run(alone, stacked[1], atol=1e-5)
+    for t in stacked:  # after the stack, every model owns its tensors again
+        assert all(p.untyped_storage().nbytes() == p.nbytes for p in t.model.parameters())
