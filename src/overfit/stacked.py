@@ -72,12 +72,11 @@ def stack_key(cfg: RunConfig) -> tuple[Any, ...]:
     return tuple((key, _value(cfg, key)) for key in _stack_fields(cfg))
 
 
-# On a CPU, a stack pays off only while it is small: a batched matmul runs no faster than separate ones there, so
-# stacking saves only per-step Python work, and K models' activations side by side soon leave the cache. Measured
-# (with the earlier hand-written stacked forward) on a 2-core AVX2 CPU, ms per model-step of the reproduction's 10
-# same-shape runs: 6.7 one after another, 8.4 as one mixed stack, 6.0 in stacks of at most 4 of one activation.
-# On a GPU, one stack of everything of one kind is what fills the device.
-CPU_STACK = 4
+# On a CPU, a stack pays off only while it is small: K models' activations side by side soon leave the cache. Median
+# ms per relu_1 model-step (bench/RESULTS.md, stacks of one kind): on a 2-core AVX2 CPU 4.94 at K = 4, 4.45 at K = 8,
+# 4.60 at K = 16; on a 2-core AVX-512 CPU 2.67, 2.47 and 2.87 (fp32), 2.19, 1.85 and 1.97 (bf16). Eight is the best
+# of both. On a GPU, one stack of everything of one kind is what fills the device.
+CPU_STACK = 8
 
 
 def _on_cpu(cfg: RunConfig) -> bool:
