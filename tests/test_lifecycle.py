@@ -142,3 +142,17 @@ def test_a_batch_that_does_not_fit_together_is_refused_whole_before_any_folder(t
     with pytest.raises(MemoryBudgetError, match="4 runs trained together need"):
         start_sessions([tiny(seed=s) for s in range(4)], tmp_path, [f"s{s}" for s in range(4)], max_memory=(three + four) // 2)
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_resuming_reserves_memory_before_reading_the_checkpoint_or_the_picture(tmp_path, monkeypatch):
+    (session,) = start_sessions([tiny(**{"schedule.steps": 20})], tmp_path, ["r"])
+    train_sessions([session], until=20)
+    config = json.loads((session.path / "config.json").read_text())
+    config["model"]["hidden"] = [65536, 65536]  # an edited config.json: 17 GB of weights and Adam state
+    (session.path / "config.json").write_text(json.dumps(config))
+    read = []
+    monkeypatch.setattr(RunFolder, "checkpoint", lambda self, *a, **k: read.append("checkpoint"))
+    monkeypatch.setattr(RunFolder, "target", lambda self: read.append("target"))
+    with pytest.raises(MemoryBudgetError, match="model.hidden"):
+        Session.resume(session.path, {"schedule.steps": 40}, max_memory=10**9)
+    assert read == [] and not RunFolder(session.path).locked

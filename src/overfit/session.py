@@ -121,11 +121,12 @@ class Session:
                 else:
                     why = f"stopped early at step {ending.step:,} ({ending.reason}); start a new run to train further"
                 raise RunFolderError(f"run {folder.path} {why}", field="schedule.steps")
+            # The memory is reserved from the picture's header, before the checkpoint or the picture is read.
+            est, release = (pool or budget.Pool(max_memory)).reserve(cfg, folder.target_size())
             state = folder.checkpoint() if folder.has_checkpoint() else None
             if state is not None:
                 _check_unchanged(folder, state, cfg)
             target = folder.target()
-            est, release = (pool or budget.Pool(max_memory)).reserve(cfg, (target.height, target.width))
             with memory.raising_allocation_errors("resuming the run", est.largest.fields):
                 trainer = Trainer(cfg, target, diagnostics.default_probes())
             session = cls(trainer, folder, release=release)
