@@ -333,3 +333,18 @@ def test_a_run_checkpointed_in_a_stack_resumes_alone_and_saves_only_its_own_slic
     _assert_same_run(alone, stacked[1], atol=1e-5)
     for t in stacked:  # after the stack, every model owns its tensors again
         assert all(p.untyped_storage().nbytes() == p.nbytes for p in t.model.parameters())
+
+
+def test_grids_whose_tables_agree_but_whose_pictures_differ_never_share_a_stack():
+    # Two hashed levels of 2^8 entries whatever the picture: equal tensors, but each level's resolution follows the
+    # picture's size, and one stacked forward would use the first run's resolutions for both.
+    grid = {**GRID, "encoding.levels": "2", "encoding.base_resolution": "32"}
+    configs = [TINY.with_overrides({**grid, "seed": "0"}), TINY.with_overrides({**grid, "seed": "1", "data.width": "40"})]
+    trainers = [Trainer(c) for c in configs]
+    assert [p.shape for p in trainers[0].model.parameters()] == [p.shape for p in trainers[1].model.parameters()]
+    with pytest.raises(ConfigError, match="pictures of the same size"):
+        StackedTrainer(trainers)
+    train_stacks(trainers)
+    alone = Trainer(configs[1])
+    alone.run()
+    _assert_same_run(alone, trainers[1], atol=1e-6)  # trained alone, as it must be: the same arithmetic

@@ -296,7 +296,7 @@ def check_together(configs: Sequence[RunConfig], budget: int | None = None,
                    target_shapes: Sequence[tuple[int, int] | None] | None = None) -> Estimate:
     """`check` for runs trained at the same time in one process (`Estimate.together`)."""
     shapes = list(target_shapes) if target_shapes is not None else [None] * len(configs)
-    return _within(Estimate.together([estimate(c, s) for c, s in zip(configs, shapes)]), budget, True)
+    return Pool(budget).check(configs, shapes)
 
 
 class Pool:
@@ -309,9 +309,10 @@ class Pool:
     for `default_budget()` as it is when the pool is made.
     """
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, source_field: str | None = "max_memory") -> None:
         self.limit = default_budget() if limit is None else limit
-        self.source_field = None if limit is None else "max_memory"
+        self.source_field = None if limit is None else source_field
+        """The parameter a refusal names as the budget's source (None: the default budget, half the available memory)."""
         self._held: dict[int, Estimate] = {}
         self._count = 0
         self._lock = threading.Lock()

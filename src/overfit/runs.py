@@ -326,8 +326,8 @@ class RunFolder:
         records = self.metrics() if records is None else records
         last = records[-1].get("step", 0) if records else 0
         ending = endings.read(self.path)
-        if ending is not None:
-            return ending if ending.step >= last else None
+        if ending is not None and ending.step >= last:
+            return ending
         try:
             steps = self.config().schedule.steps
         except RunFolderError:
@@ -342,7 +342,9 @@ class RunFolder:
         The one answer to "is this run done?": a finished run is not trained again unless its
         budget is raised; a diverged, failed or interrupted one resumes from its checkpoint.
         """
-        ending = self.ending(records)
+        return self._done(self.ending(records), steps)
+
+    def _done(self, ending: Ending | None, steps: int | None) -> bool:
         if ending is None:
             return False
         if steps is None:
@@ -365,7 +367,7 @@ class RunFolder:
         ending = self.ending(records)
         if ending is not None and ending.failed:
             return "failed"
-        if self.finished(records=records):
+        if self._done(ending, None):
             return "done"
         return "paused" if self.has_checkpoint() else "new"
 

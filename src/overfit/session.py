@@ -170,9 +170,11 @@ class Session:
         self.folder.write_ending(self._stopped)
         self.trainer.request_stop()
 
-    def record_interrupt(self, reason: str = "interrupted") -> None:
+    def record_interrupt(self, reason: str = "interrupted") -> Ending:
         """Record that training stopped at the current step, at a checkpoint it resumes from (the lab's pause)."""
-        self.folder.write_ending(Ending("interrupted", self.trainer.step, reason))
+        ending = Ending("interrupted", self.trainer.step, reason)
+        self.folder.write_ending(ending)
+        return ending
 
     def checkpoint(self) -> None:
         """Save the trainer's state now."""
@@ -195,8 +197,7 @@ class Session:
         elif until is not None and result.step >= until:
             return None  # a chunk: the caller trains on with the next call
         else:
-            self.record_interrupt()
-            return self.folder.ending()
+            return self.record_interrupt()
         self.folder.write_ending(ending)
         return ending
 
@@ -239,7 +240,10 @@ def start_sessions(configs: Sequence[RunConfig], runs_dir: str | os.PathLike, na
     pool = pool or budget.Pool(max_memory)
     # Pictures first (a file is read, within data.max_pixels; text is not rendered yet), then the memory of all the
     # runs together: a refusal names the whole batch before any folder is made.
-    targets = {cfg.data: load_target(cfg.data) for cfg in configs if cfg.data.image is not None}
+    targets: dict[Any, Any] = {}
+    for cfg in configs:
+        if cfg.data.image is not None and cfg.data not in targets:
+            targets[cfg.data] = load_target(cfg.data)
     pool.check(configs, [(targets[c.data].height, targets[c.data].width) if c.data in targets else None for c in configs])
     sessions: list[Session] = []
     try:
@@ -289,24 +293,30 @@ def train_sessions(sessions: Sequence[Session], callbacks: Sequence[Callbacks] |
     given = list(callbacks) if callbacks is not None else [None] * len(sessions)
     watchers = [[s.recorder, *([] if cb is None else [cb] if callable(cb) else list(cb))] for s, cb in zip(sessions, given)]
     trainers = [s.trainer for s in sessions]
+    concluded: set[int] = set()
+
+    def conclude(index: int, result: TrainResult) -> None:  # as soon as the run's stack is done
+        sessions[index].conclude(result, until)
+        concluded.add(index)
+
     try:
         try:
             with stopping_on_interrupt(trainers) if interruptible else contextlib.nullcontext():
-                results = train_stacks(trainers, watchers, until)
+                results = train_stacks(trainers, watchers, until, on_result=conclude)
         except Exception as e:
             failure: BaseException = e
             allocation = memory.is_allocation_failure(e)
             if allocation:
                 step = min(t.step for t in trainers)
                 failure = memory.allocation_error(e, f"training (step {step:,})", _memory_fields(trainers))
-            for session in sessions:  # a new run without a checkpoint leaves no folder after a failed allocation
+            # The runs of stacks already done keep their endings; of the others, a new run without a checkpoint
+            # leaves no folder after a failed allocation, and the rest record the failure.
+            for session in (s for i, s in enumerate(sessions) if i not in concluded):
                 if not (allocation and session.abandon()):
                     session.record_failure(failure)
             if failure is e:
                 raise
             raise failure from None
-        for session, result in zip(sessions, results):
-            session.conclude(result, until)
     finally:
         if close:
             for session in sessions:

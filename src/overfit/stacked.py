@@ -21,6 +21,7 @@ the encoding with all its fields). `stack_groups` sorts any set of runs into sta
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable, Sequence
 
 import torch
@@ -98,9 +99,15 @@ def stack_groups(configs: Sequence[RunConfig]) -> list[list[int]]:
     return out
 
 
-def _tensor_shapes(model: torch.nn.Module) -> tuple[Any, ...]:
-    """Names, shapes and dtypes of a model's parameters and buffers: what stacking them needs equal."""
-    return tuple((name, tuple(t.shape), t.dtype) for name, t in [*model.named_parameters(), *model.named_buffers()])
+def _tensor_shapes(trainer: Trainer) -> tuple[Any, ...]:
+    """Names, shapes and dtypes of a run's parameters and buffers, and its picture's size: what stacking needs equal.
+
+    The picture's size, because an encoding may hold constants that follow it beyond its tensors' shapes (a hash
+    grid's level resolutions), and one forward pass serves the whole stack.
+    """
+    model = trainer.model
+    tensors = tuple((name, tuple(t.shape), t.dtype) for name, t in [*model.named_parameters(), *model.named_buffers()])
+    return (*tensors, (trainer.target.height, trainer.target.width))
 
 
 class StackedTrainer:
@@ -118,10 +125,10 @@ class StackedTrainer:
 
     def __init__(self, trainers: Sequence[Trainer]) -> None:
         check_stackable([t.cfg for t in trainers])
-        shapes = _tensor_shapes(trainers[0].model)
+        shapes = _tensor_shapes(trainers[0])
         for t in trainers[1:]:
-            if _tensor_shapes(t.model) != shapes:  # e.g. a grid encoding's levels follow the picture's size
-                raise ConfigError("runs trained as one stack must have models of the same shape "
+            if _tensor_shapes(t) != shapes:  # e.g. a grid encoding's levels follow the picture's size
+                raise ConfigError("runs trained as one stack must have models of the same shape and pictures of the same size "
                                   "(a grid encoding's levels follow the picture's size); train them in separate stacks")
         self.trainers = list(trainers)
         self.precision = trainers[0].cfg.precision
@@ -140,27 +147,32 @@ class StackedTrainer:
         trainers = [self.trainers[pos] for pos in positions]
         params = [[dict(t.model.named_parameters())[name] for t in trainers] for name in self.param_names]
         buffers = [[dict(t.model.named_buffers())[name] for t in trainers] for name in self.buffer_names]
+        # -- every stacked tensor made first, so a failure (out of memory) leaves the models as they were --
         with torch.no_grad():
-            self.leaves = [torch.stack([p.detach() for p in ps]).requires_grad_() for ps in params]
-            self.buffers = [torch.stack(list(bs)) for bs in buffers]
-            for stacked, members in [*zip(self.leaves, params), *zip(self.buffers, buffers)]:
-                for k, tensor in enumerate(members):
-                    tensor.data = stacked.detach()[k]  # the model's own tensor is now its slice of the stack
             states = [[t.optimizer.state.get(p, {}) for t, p in zip(trainers, ps)] for ps in params]
-            self.exp_avg = [torch.stack([st.get("exp_avg", torch.zeros_like(p)) for st, p in zip(sts, ps)])
-                            for sts, ps in zip(states, params)]
-            self.exp_avg_sq = [torch.stack([st.get("exp_avg_sq", torch.zeros_like(p)) for st, p in zip(sts, ps)])
-                               for sts, ps in zip(states, params)]
+            exp_avg = [torch.stack([st.get("exp_avg", torch.zeros_like(p)) for st, p in zip(sts, ps)]) for sts, ps in zip(states, params)]
+            exp_avg_sq = [torch.stack([st.get("exp_avg_sq", torch.zeros_like(p)) for st, p in zip(sts, ps)])
+                          for sts, ps in zip(states, params)]
+            leaves = [torch.stack([p.detach() for p in ps]).requires_grad_() for ps in params]
+            stacked_buffers = [torch.stack(list(bs)) for bs in buffers]
         first = states[0] if states else [{} for _ in trainers]
         self.count = torch.tensor([float(st.get("step", 0.0)) for st in first], dtype=torch.float64, device=self.device)
+        # -- each run's Adam constants, and its rate's decay (`OptimConfig.lr_at`) computed on the device --
         optim = [t.cfg.optim for t in trainers]
         as_tensor = lambda values: torch.tensor(values, dtype=torch.float64, device=self.device)  # noqa: E731
         self.beta1, self.beta2 = as_tensor([o.beta1 for o in optim]), as_tensor([o.beta2 for o in optim])
-        self.eps = as_tensor([o.eps for o in optim])
-        self.scheduled = any(o.lr_final is not None for o in optim)
+        self.one_minus = ((1 - self.beta1).float(), (1 - self.beta2).float())
+        self.beta2_f, self.eps_f = self.beta2.float(), as_tensor([o.eps for o in optim]).float()
         self.lr = as_tensor([o.lr for o in optim])
-        self.bound = list(positions)
-        self.params = params
+        self.scheduled = any(o.lr_final is not None for o in optim)
+        self.log_decay = as_tensor([math.log(o.lr_final / o.lr) if o.lr_final is not None else 0.0 for o in optim])
+        self.horizon = as_tensor([float(o.lr_decay_steps or t.cfg.schedule.steps) for o, t in zip(optim, trainers)])
+        # -- then the models' own tensors become views of their slices --
+        self.bound, self.params = list(positions), params
+        self.leaves, self.buffers, self.exp_avg, self.exp_avg_sq = leaves, stacked_buffers, exp_avg, exp_avg_sq
+        for stacked, members in [*zip(leaves, params), *zip(stacked_buffers, buffers)]:
+            for k, tensor in enumerate(members):
+                tensor.data = stacked.detach()[k]
 
     def _unbind(self) -> None:
         """Every bound run's state back in its own model and optimizer (own tensors, not views); the stack let go."""
@@ -172,6 +184,7 @@ class StackedTrainer:
                                             for name in self.buffer_names)]:
                 for tensor in members:
                     tensor.data = tensor.data.clone()
+                    tensor.grad = None  # a probe's view of the stack's gradients
         self.bound = []
         self.leaves = self.buffers = self.exp_avg = self.exp_avg_sq = self.params = []
 
@@ -209,20 +222,21 @@ class StackedTrainer:
     @torch.no_grad()
     def _adam(self) -> None:
         """One Adam step of every bound run (torch's Adam: no weight decay, no amsgrad), each with its own constants."""
-        if self.scheduled:  # the rate depends on each run's step alone, so resuming is exact
-            self.lr = torch.tensor([self.trainers[pos].cfg.optim.lr_at(self.trainers[pos].step, self.trainers[pos].cfg.schedule.steps)
-                                    for pos in self.bound], dtype=torch.float64, device=self.device)
+        lr = self.lr
+        if self.scheduled:  # `OptimConfig.lr_at` at each run's step (the count before this update), on the device
+            t = torch.where(self.horizon <= 1, 1.0, torch.minimum(self.count, self.horizon - 1) / (self.horizon - 1).clamp(min=1))
+            lr = self.lr * torch.exp(self.log_decay * t)
         self.count += 1
-        step_size = (self.lr / (1 - self.beta1 ** self.count)).float()
+        step_size = (lr / (1 - self.beta1 ** self.count)).float()
         bias2_sqrt = (1 - self.beta2 ** self.count).sqrt().float()
-        beta1, beta2, eps = self.beta1.float(), self.beta2.float(), self.eps.float()
+        (one_minus_beta1, one_minus_beta2), beta2, eps = self.one_minus, self.beta2_f, self.eps_f
         for leaf, m, v in zip(self.leaves, self.exp_avg, self.exp_avg_sq):
             shape = (-1,) + (1,) * (leaf.dim() - 1)
             g = leaf.grad
-            m.lerp_(g, (1 - beta1).view(shape))
-            v.mul_(beta2.view(shape)).addcmul_(g, g * (1 - beta2).view(shape))
-            denom = (v.sqrt() / bias2_sqrt.view(shape)).add_(eps.view(shape))
-            leaf.sub_(step_size.view(shape) * m / denom)
+            m.lerp_(g, one_minus_beta1.view(shape))
+            v.mul_(beta2.view(shape)).addcmul_(g, g * one_minus_beta2.view(shape))
+            denom = v.sqrt().div_(bias2_sqrt.view(shape)).add_(eps.view(shape))
+            leaf.sub_(m.div(denom).mul_(step_size.view(shape)))
 
     def step(self, active: Sequence[int] | None = None) -> torch.Tensor:
         """One training step of the runs at stacked positions `active` (all by default); their losses (K,) on the device."""
@@ -230,7 +244,7 @@ class StackedTrainer:
         if positions != self.bound:
             self._bind(positions)
         trainers = [self.trainers[pos] for pos in positions]
-        batches = [t.prepare_step() for t in trainers]
+        batches = [t.next_batch() for t in trainers]
         losses = self._forward_backward(torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]))
         for k, t in enumerate(trainers):
             if t.probes and t.cfg.schedule.evaluates_at(t.step + 1):  # that evaluation may report on this update
@@ -285,11 +299,12 @@ class StackedTrainer:
 
 
 def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | None = None,
-                 until: int | None = None) -> list[TrainResult]:
+                 until: int | None = None, on_result: Callable[[int, TrainResult], None] | None = None) -> list[TrainResult]:
     """Train every trainer, those of one kind stacked together (`stack_groups`); results in the order given.
 
-    A stack trains to the end (or `until`) before the next starts. A run whose loss diverges
-    has `diverged` set in its result; the others go on.
+    A stack trains to the end (or `until`) before the next starts; `on_result(index, result)`
+    hears of each run as soon as its stack is done. A run whose loss diverges has `diverged`
+    set in its result; the others go on.
     """
     given = list(callbacks) if callbacks is not None else [None] * len(trainers)
     results: list[TrainResult | None] = [None] * len(trainers)
@@ -297,19 +312,21 @@ def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | N
     for group in stack_groups([t.cfg for t in trainers]):  # then by the models' tensors (a grid follows the picture's size)
         by_shape: dict[Any, list[int]] = {}
         for i in group:
-            by_shape.setdefault(_tensor_shapes(trainers[i].model), []).append(i)
+            by_shape.setdefault(_tensor_shapes(trainers[i]), []).append(i)
         groups += by_shape.values()
     for group in groups:
         if len(group) == 1:  # alone, the plain step is quicker than a stack of one (and may be compiled)
             t = trainers[group[0]]
             try:
-                results[group[0]] = t.run(given[group[0]], until)
+                out = [t.run(given[group[0]], until)]
             except TrainingDiverged as e:
-                results[group[0]] = TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, e)
-            continue
-        out = StackedTrainer([trainers[i] for i in group]).run([given[i] for i in group], until)
+                out = [TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, e)]
+        else:
+            out = StackedTrainer([trainers[i] for i in group]).run([given[i] for i in group], until)
         for i, result in zip(group, out):
             results[i] = result
+            if on_result is not None:
+                on_result(i, result)
     return results  # type: ignore[return-value]
 
 

@@ -267,13 +267,17 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------
 
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's training batch from the run's own stream: coordinates and labels or values."""
+        return self.sampler.sample(self.cfg.optim.batch_size, self.train_gen)
+
     def prepare_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first half of a step: this step's learning rate, a fresh batch, cleared gradients."""
         optim = self.cfg.optim
         if optim.lr_final is not None:  # the rate depends on the step alone, so resuming is exact
             for group in self.optimizer.param_groups:
                 group["lr"] = optim.lr_at(self.step, self.cfg.schedule.steps)
-        batch = self.sampler.sample(optim.batch_size, self.train_gen)
+        batch = self.next_batch()
         self.optimizer.zero_grad(set_to_none=True)
         return batch
 

@@ -120,7 +120,7 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
             tune.report({**metrics, **node}, checkpoint=Checkpoint.from_directory(d))
 
     # The trials on a node train at the same time, each on its share of the cores: each gets that share of the memory too.
-    pool = Pool(int(default_budget() * min(1.0, threads / (os.cpu_count() or 1))))
+    pool = Pool(int(default_budget() * min(1.0, threads / (os.cpu_count() or 1))), source_field=None)
     if (path / "config.json").is_file():  # a retry after its worker died: continue the run folder
         session = _resume(path, pool)
         node["resumed_at"] = session.trainer.step if session is not None else -1
@@ -136,7 +136,9 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
             shutil.rmtree(path, ignore_errors=True)
         cfg = RunConfig.from_json(base_json).with_overrides({k: str(v) for k, v in params.items()})
         session = Session.start(cfg, runs_dir, path.name, pool=pool)
-    train_sessions([session], [[report]], interruptible=False)
+    result = train_sessions([session], [[report]], interruptible=False)[0]
+    if result.diverged is not None:  # the trial fails with the reason (its ending is recorded in its folder)
+        raise result.diverged
 
 
 def _resume(path: Path, pool: Any) -> Any:

@@ -72,10 +72,14 @@ class Training:
             session = Session.resume(run.path, pool=pool)  # forgets how it last stopped: it trains again
         except OverfitError as e:
             raise lab_error(e, hide=runs_dir_names(run.path.parent)) from None
-        training = cls(run, session, worker)
-        trainer = session.trainer
-        run.started(training, trainer.cfg, trainer.step, until)
-        worker.add(training)
+        try:
+            training = cls(run, session, worker)
+            trainer = session.trainer
+            run.started(training, trainer.cfg, trainer.step, until)
+            worker.add(training)
+        except BaseException:
+            session.close()  # its lock and its share of the lab's memory
+            raise
         return training
 
     def request_pause(self) -> None:
@@ -100,6 +104,11 @@ class Training:
         steps = trainer.cfg.schedule.steps
         try:
             goal = self._goal()
+            if trainer.step >= steps and not self.session.folder.finished():
+                # Resumed at its last step without its final picture and videos (stopped while writing them):
+                # a run with no step left goes straight to its end, which writes them and records it finished.
+                self.session.run([self._on_event])
+                return self._stop("done")
             if self.pause.is_set() or trainer.step >= goal:
                 return self._stop("done" if trainer.step >= steps else "paused")
             start, started = trainer.step, time.perf_counter()
@@ -111,6 +120,8 @@ class Training:
         except TrainingDiverged as e:  # its ending (diverged, at which step) is recorded by the session
             kept = "; the last checkpoint is kept" if self.run.folder.has_checkpoint() else ""
             return self._stop("failed", f"{e}{kept}", recorded=True)
+        except OverfitError as e:  # e.g. out of memory: a one-line reason, already recorded by the session
+            return self._stop("failed", str(e), recorded=True)
         except Exception as e:  # a bug, not the user's input: keep the traceback in the server log
             log.exception("run %s failed", self.run.id)
             return self._stop("failed", f"internal error: {type(e).__name__}: {e}")
