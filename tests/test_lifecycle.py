@@ -156,3 +156,35 @@ def test_resuming_reserves_memory_before_reading_the_checkpoint_or_the_picture(t
     with pytest.raises(MemoryBudgetError, match="model.hidden"):
         Session.resume(session.path, {"schedule.steps": 40}, max_memory=10**9)
     assert read == [] and not RunFolder(session.path).locked
+
+
+def test_a_failure_in_a_later_stack_leaves_the_endings_of_runs_already_done(tmp_path):
+    # relu and tanh runs train in two stacks, relu's first; the tanh run's callback breaks at step 20.
+    sessions = start_sessions([tiny(seed=0), tiny(seed=1, **{"model.activation": "tanh"})], tmp_path, ["relu", "tanh"])
+
+    def broken(event):
+        if event.kind == "eval" and event.step == 20:
+            raise RuntimeError("broken callback")
+
+    with pytest.raises(RuntimeError, match="broken callback"):
+        train_sessions(sessions, [None, [broken]])
+    assert ending(sessions[0]) == {"how": "finished", "step": 40, "reason": "trained all 40 steps"}
+    assert ending(sessions[1])["how"] == "failed" and RunFolder(sessions[0].path).finished()
+
+
+def test_runs_of_one_picture_load_it_once(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from overfit import session as session_module
+
+    picture = np.full((16, 32), 255, np.uint8)
+    picture[4:12, 8:24] = 0
+    Image.fromarray(picture).save(tmp_path / "p.png")
+    loads = []
+    real = session_module.load_target
+    monkeypatch.setattr(session_module, "load_target", lambda data: loads.append(data) or real(data))
+    configs = [tiny(seed=s, **{"data.image": str(tmp_path / "p.png")}) for s in range(3)]
+    for s in start_sessions(configs, tmp_path / "runs", ["a", "b", "c"]):
+        s.discard()
+    assert len(loads) == 1

@@ -450,3 +450,17 @@ def test_runs_training_in_the_lab_share_one_memory_budget(lab):
     assert lab.post("/api/runs/late/start").json()["status"] == "running"
     assert wait_for(lab, "late", lambda d: d["status"] == "done")["step"] == 300
     assert manager.pool.held == 0  # a run that stopped gave its share back
+
+
+def test_a_run_stopped_while_writing_its_videos_gets_them_when_started_again(lab, tmp_path):
+    create(lab, name="cut")
+    lab.post("/api/runs/cut/start")
+    wait_for(lab, "cut", lambda d: d["status"] == "done")
+    folder = tmp_path / "runs" / "cut"
+    for name in ("final.png", "progress.mp4", "progress.gif", "ending.json"):  # as a kill while writing them leaves it
+        (folder / name).unlink()
+    assert lab.get("/api/runs/cut").json()["status"] == "paused"
+    lab.post("/api/runs/cut/start")
+    done = wait_for(lab, "cut", lambda d: d["status"] == "done")
+    assert done["step"] == 300 and all(done["files"].values()), done["files"]
+    assert json.loads((folder / "ending.json").read_text())["how"] == "finished"
