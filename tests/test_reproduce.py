@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from click.testing import CliRunner
 
 from overfit import reproduce as rp
@@ -38,6 +40,11 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
         assert load_checkpoint(run)["step"] == 200
         assert (run / "progress.mp4").is_file()
         assert results["presets"][preset]["runs"][0]["history"][-1]["step"] == 200
+    # The wall time of the invocation that trained, beside the arithmetic limit of what it trained at this machine's peak.
+    meta = results["meta"]
+    assert meta["model_steps"] == 6 * 200 and meta["evaluations"] == 6 * 3 and meta["peak_gflops"] > 0
+    assert 0 < meta["arithmetic_seconds"] < meta["wall_seconds"] == pytest.approx(json.loads((out / "wall.json").read_text())["seconds"], abs=0.1)
+    assert "x the arithmetic limit" in (report / "report.md").read_text() and "arithmetic limit" in html
     # Every verdict is printed.
     for f in results["findings"]:
         assert f"{f['verdict']:<12} {f['id']}." in result.output
@@ -48,6 +55,7 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
     assert again.exit_code == 0, again.output
     assert again.output.count(": reused") == 6
     assert before == {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("checkpoint.pt")}
+    assert json.loads((out / "report" / "results.json").read_text())["meta"]["wall_seconds"] == meta["wall_seconds"]  # nothing trained
 
 
 def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):

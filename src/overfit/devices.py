@@ -31,3 +31,27 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return False
+
+
+def matmul_peak(device: torch.device | str = "cpu", n: int = 2048, repeats: int = 3) -> float:
+    """This device's fp32 matmul rate now, in FLOP/s: the best of `repeats` n x n x n products after one warm-up.
+
+    A large square product is the best case of the BLAS torch uses, so it is the ceiling a
+    training step can approach: what `overfit reproduce` divides its arithmetic by.
+    """
+    import time
+
+    device = torch.device(device)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:  # the first is the warm-up
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best

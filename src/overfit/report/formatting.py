@@ -164,10 +164,19 @@ def run_facts(meta: dict) -> dict[str, Any]:
     return {
         "command": meta.get("command", ""),
         "started": str(meta.get("started", "")).replace("T", " "),
-        "wall time": format_seconds(num(meta.get("wall_seconds"))),
+        "wall time": format_seconds(num(meta.get("wall_seconds"))) + times_limit(meta),
+        "arithmetic limit": (f"{format_seconds(num(meta['arithmetic_seconds']))}: {meta.get('model_steps', 0):,} model-steps and "
+                             f"{meta.get('evaluations', 0):,} dense evaluations at {meta.get('peak_gflops')} GFLOP/s, "
+                             "this machine's fp32 matmul peak" if meta.get("arithmetic_seconds") else "not measured"),
         "init": meta.get("init", ""),
         "loss": meta.get("loss", ""),
     }
+
+
+def times_limit(meta: dict) -> str:
+    """' (3.1x the arithmetic limit)' where both are known, else ''."""
+    wall, limit = num(meta.get("wall_seconds")), num(meta.get("arithmetic_seconds"))
+    return f" ({wall / limit:.1f}x the arithmetic limit)" if limit and limit > 0 and wall == wall else ""
 
 
 def _count(n: int) -> str:

@@ -26,6 +26,7 @@ from .formatting import (
     preset_colors,
     run_facts,
     step_keys,
+    times_limit,
     variant_verdict,
     wall_time,
 )
@@ -206,7 +207,7 @@ def html_page(results: dict) -> str:
         f"{meta.get('steps', 0):,} steps",
         f"seeds {', '.join(str(s) for s in meta.get('seeds', []))}",
         str(meta.get("started", "")).replace("T", " ")[:16],
-        f"took {format_seconds(num(meta.get('wall_seconds')))}",
+        f"took {format_seconds(num(meta.get('wall_seconds')))}{times_limit(meta)}",
     ]
     tally = "".join(f"{_badge(v)}<span style='margin:0 10px 0 4px'>× {n}</span>" for v, n in _tally(findings).items())
     preset_list = "".join(

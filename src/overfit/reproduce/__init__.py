@@ -43,7 +43,7 @@ from .plan import (
 
 __all__ = ["DEFAULT_EVAL_EVERY", "DEFAULT_EVAL_EVERY_LATE", "DEFAULT_EVAL_LATE_FROM", "DEFAULT_SEEDS", "DEFAULT_STEPS",
            "LOSSES", "MODE", "REPRODUCE_PRESETS", "EarlyStop", "PlannedRun", "ReproduceError", "analyse",
-           "default_out", "machine_info", "make_meta", "open_run", "plan", "reproduce", "sibling_variants", "train_all"]
+           "default_out", "arithmetic_limit", "machine_info", "make_meta", "open_run", "plan", "reproduce", "sibling_variants", "train_all"]
 
 
 def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str, Any],
@@ -56,6 +56,7 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
     """
     from ..budget import Pool
 
+    began = time.perf_counter()
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     opened: list[tuple[PlannedRun, Any]] = []
@@ -81,14 +82,14 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
         acc = f"dense accuracy {history[-1]['dense_acc']:.3f} at step {history[-1]['step']:,}" if history else "no evaluation"
         announce(f"[{i}/{len(runs)}] {planned.name}: {endings[planned.name]}, {acc}")
     announce(f"{time.perf_counter() - t0:.0f} s of training")
+    # The wall time of every invocation that trained (the runs of a stack train at once: their own
+    # training times would count a stacked step once per run), kept beside the runs.
+    wall = _add_wall_time(out_dir, time.perf_counter() - began if opened else 0.0)
     if "interrupted" in endings.values():
         return {}
 
-    # Training time of every run, whichever invocation trained it, plus the analysis below.
-    started = time.perf_counter()
-    trained = sum((RunFolder(runs_dir / p.name).metrics() or [{"train_seconds": 0}])[-1]["train_seconds"] for p in runs)
-    meta = {**meta, **machine_info(), "finished": _dt.datetime.now().isoformat(timespec="seconds"),
-            "wall_seconds": round(trained + time.perf_counter() - started, 1)}
+    meta = {**meta, **machine_info(), **arithmetic_limit(runs, runs_dir, target, runs[0].config.device),
+            "finished": _dt.datetime.now().isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)}
     from ..report import write_report
 
     results, frames = analyse(out_dir, runs, target, meta)
@@ -98,3 +99,41 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
     write_atomic(report_dir / "results.json", json.dumps(results, indent=1) + "\n")
     write_report(report_dir, results, frames, target.gray)
     return results
+
+
+WALL = "wall.json"
+
+
+def _add_wall_time(out_dir: Path, seconds: float) -> float:
+    """Add `seconds` to the reproduction's wall time kept in OUT/wall.json; the total."""
+    path = out_dir / WALL
+    try:
+        total = float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        total = 0.0
+    total += seconds
+    if seconds:
+        write_atomic(path, json.dumps({"seconds": round(total, 3)}) + "\n")
+    return total
+
+
+def arithmetic_limit(runs: list[PlannedRun], runs_dir: Path, target: Any, device: str) -> dict[str, Any]:
+    """What the reproduction's arithmetic would take at this machine's fp32 matmul peak, measured now.
+
+    The model-steps every run trained and its dense evaluations, in FLOPs as `budget.estimate`
+    counts them, divided by `devices.matmul_peak`: the time no implementation can beat here.
+    """
+    from ..budget import estimate
+    from ..devices import matmul_peak
+
+    steps = evaluations = 0
+    flops = 0.0
+    for planned in runs:
+        history = RunFolder(runs_dir / planned.name).metrics()
+        est = estimate(planned.config, (target.height, target.width))
+        trained = history[-1]["step"] if history else 0
+        steps, evaluations = steps + trained, evaluations + len(history)
+        flops += trained * est.flops_per_step + len(history) * est.flops_per_evaluation
+    peak = matmul_peak(device)
+    return {"model_steps": steps, "evaluations": evaluations, "peak_gflops": round(peak / 1e9, 1),
+            "arithmetic_seconds": round(flops / peak, 2)}
