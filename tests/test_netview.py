@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from overfit.cli import main
 from overfit.errors import RunFolderError
 from overfit.images import read_png
-from overfit.netview import DEAD, describe, nearest_step, network_view
+from overfit.loading import nearest_step
+from overfit.netview import DEAD, describe, network_view
 from overfit.runs import RunFolder
 
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from .activations import ACTIVATIONS
 from .fonts import font
-from .loading import load_run_model, nearest_step  # noqa: F401  (nearest_step: the step a view shows)
+from .loading import load_run_model
 from .runs import RunFolder
 
 TILES_PER_ROW = 16

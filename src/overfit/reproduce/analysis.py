@@ -20,7 +20,7 @@ from ..presets import PRESETS
 from ..runs import RunFolder
 from . import findings, units
 from .findings import Curve
-from .plan import REPRODUCE_PRESETS, PlannedRun, diverged_step, ending
+from .plan import REPRODUCE_PRESETS, PlannedRun, ending
 from ..spectrum import BandAnalyzer, first_below
 
 
@@ -58,10 +58,10 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
         run_dir = out_dir / "runs" / planned.name
         folder = RunFolder(run_dir)
         history = folder.metrics()
-        diverged = diverged_step(run_dir)
+        end = ending(run_dir, planned.config.schedule.steps, history)
+        diverged = end["step"] if end["reason"] == "diverged" else None
         entry = presets.setdefault(planned.preset, {"description": PRESETS[planned.preset].description,
                                                     "config": replace(planned.config, seed=0).to_dict(), "runs": []})
-        end = ending(run_dir, planned.config.schedule.steps, history)
         entry["runs"].append({
             "seed": planned.seed, "run_dir": os.path.relpath(run_dir, out_dir), "history": history,
             "status": "diverged" if diverged is not None else "done", "diverged_step": diverged,
@@ -96,7 +96,6 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
             reached = [findings.steps_to(c, t) for c in cs]
             got = [r for r in reached if r is not None]
             steps_to[f"{t:g}"] = {**_stat(got), "reached": len(got), "of": n}
-        n_div = sum(c.diverged_step is not None for c in cs)
         table.append({
             "preset": preset, "steps_to": steps_to,
             "final_acc": _stat([c.acc[-1] for c in cs]),

@@ -178,9 +178,3 @@ def ending(run_dir: Path, steps: int, history: list[dict[str, Any]]) -> dict[str
     if last >= steps:
         return {"reason": "budget", "step": last, "text": f"trained the whole budget of {steps:,} steps"}
     return {"reason": "unfinished", "step": last, "text": f"unfinished at step {last:,} of {steps:,}"}
-
-
-def diverged_step(run_dir: Path) -> int | None:
-    """The step at which the run in `run_dir` diverged, or None if it did not."""
-    end = RunFolder(run_dir).ending()
-    return end.step if end is not None and end.how == "diverged" else None

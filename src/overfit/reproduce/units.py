@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..netview import nearest_step
+from ..loading import nearest_step
 from .findings import Curve, steps_to
 
 VIEW_THRESHOLD = 0.90  # the middle network view: the step this accuracy is first reached (else the middle evaluation)
