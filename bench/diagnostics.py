@@ -21,6 +21,7 @@ from typing import Any, Callable
 from overfit import diagnostics
 from overfit.presets import get_preset
 from overfit.spectrum import BandErrors
+from overfit.stacked import StackedTrainer
 from overfit.training import Trainer
 
 
@@ -53,15 +54,16 @@ def main() -> None:
     # Evaluations every 50 steps inside the step blocks: the weight copy before each is part of "on".
     cfg = get_preset("relu_1").with_overrides({"schedule.steps": 10**6, "schedule.eval_every": 50})
     trainer = Trainer(cfg, probes=diagnostics.default_probes())
+    engine = StackedTrainer([trainer])  # the training engine, a run alone being a stack of one
     trainer.evaluate()
     for _ in range(20):
-        trainer.train_step()
+        engine.step()
     times: dict[str, list[float]] = {"step_on": [], "step_off": [], "eval_on": [], "eval_off": []}
     for _ in range(args.rounds):
-        times["step_on"].append(_seconds(trainer.train_step, args.steps))
+        times["step_on"].append(_seconds(engine.step, args.steps))
         times["eval_on"].append(_seconds(trainer.evaluate, 3))
         with diagnostics_off(trainer):
-            times["step_off"].append(_seconds(trainer.train_step, args.steps))
+            times["step_off"].append(_seconds(engine.step, args.steps))
             times["eval_off"].append(_seconds(trainer.evaluate, 3))
     # The evaluation's own time swings between levels on a shared machine (a dense pass of 0.45 or 0.95 s here),
     # which an on / off ratio of whole evaluations inherits; the added work itself is timed directly too.

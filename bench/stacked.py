@@ -59,8 +59,8 @@ def run(rec: Any, device: torch.device, quick: bool = False) -> None:
             stack = StackedTrainer(trainers)
             variants[("stacked", k, precision)] = (lambda s=stack: s.step(), k)
             if k == 1 or k == max(ks):
-                separate = _trainers(str(device), k, precision)
-                variants[("separate", k, precision)] = (lambda ts=separate: [t.train_step() for t in ts], k)
+                separate = [StackedTrainer([t]) for t in _trainers(str(device), k, precision)]  # stacks of one
+                variants[("separate", k, precision)] = (lambda ss=separate: [s.step() for s in ss], k)
     for step, _ in variants.values():  # warm-up: allocator, kernels, the first Adam step
         _block(step, 3, device)
     seconds: dict[tuple[str, int, str], list[float]] = {key: [] for key in variants}

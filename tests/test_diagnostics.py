@@ -15,6 +15,7 @@ from overfit.models import model_for
 from overfit.runs import RunFolder
 from overfit.session import Session
 from overfit.spectrum import BandAnalyzer
+from overfit.stacked import StackedTrainer
 from overfit.training import Trainer
 
 def _cfg(**overrides: str) -> RunConfig:
@@ -67,8 +68,9 @@ def test_raw_coordinates_kill_a_quarter_of_the_first_relu_layer_and_scaled_ones_
 
 def test_gradient_norms_are_those_of_the_last_step_computed_by_autograd():
     trainer = Trainer(_cfg(**{"schedule.steps": "3", "schedule.eval_every": "3"}), probes=[LayerStatistics()])
-    trainer.train_step()
-    trainer.train_step()
+    engine = StackedTrainer([trainer])  # the training engine; a run alone is a stack of one
+    engine.step()
+    engine.step()
     # The third step by hand: the same batch stream, gradients from torch.autograd.grad.
     state = trainer.train_gen.get_state()
     yx, labels = trainer.sampler.sample(trainer.cfg.optim.batch_size, trainer.train_gen)
@@ -76,7 +78,7 @@ def test_gradient_norms_are_those_of_the_last_step_computed_by_autograd():
     weights = [m.weight for m in diagnostics.linears(trainer.model)]
     expected = [float(g.norm()) for g in torch.autograd.grad(trainer.loss_fn(trainer.model(yx), labels), weights)]
     before = [w.detach().clone() for w in weights]
-    trainer.train_step()
+    engine.step()
     layers = trainer.evaluate()[0]["layers"]
     assert [r["grad_norm"] for r in layers] == pytest.approx(expected, rel=1e-5)
     ratios = [float((w.detach() - b).norm() / b.norm()) for w, b in zip(weights, before)]

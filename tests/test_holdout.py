@@ -242,7 +242,7 @@ def test_a_run_without_holdout_trains_on_the_batches_it_always_drew():
     reference = Sampler(trainer.target_tensor)
     gen = torch.Generator().manual_seed(trainer.seeds["train"])
     for _ in range(3):
-        yx, y = trainer.prepare_step()
+        yx, y = trainer.next_batch()
         want_yx, want_y = reference.sample(64, gen)
         assert torch.equal(yx, want_yx) and torch.equal(y, want_y)
     record, _ = trainer.evaluate()
@@ -253,7 +253,7 @@ def test_a_run_without_holdout_trains_on_the_batches_it_always_drew():
 def test_a_run_with_holdout_trains_on_training_pixels_and_reports_both_splits(mode):
     trainer = Trainer(_cfg("checkerboard", mode))
     for _ in range(5):
-        yx, _ = trainer.prepare_step()
+        yx, _ = trainer.next_batch()
         if mode == "binary":
             rows, cols = pixel_index(yx, trainer.target.height)
             assert bool(trainer.split.train[rows, cols].all())

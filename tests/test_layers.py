@@ -19,7 +19,7 @@ ROOT = Path(overfit.__file__).parent
 # Lowest first; a folder (encodings, export, report, reproduce, sweep, cli, web) counts as one module.
 LAYERS = {
     "foundations": "errors files images fonts glsl memory endings metricinfo captions video plots",
-    "kernels": "coords losses sampling metrics spectrum probes",
+    "kernels": "coords losses sampling metrics spectrum probes stackops",
     "description": "activations encodings modes config configio fields presets",
     "numerics": "devices targets models budget diagnostics",
     "training": "training stacked",

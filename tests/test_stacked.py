@@ -1,4 +1,6 @@
-"""Tests for overfit.stacked: K runs trained together equal K runs trained alone (any encoding, BatchNorm), and resume exactly."""
+"""Tests for overfit.stacked, the one training engine: K runs trained together, and a run alone (a stack of one), equal
+an independent plain PyTorch loop (the model's own forward, torch's Adam) for any encoding, BatchNorm, activation and
+loss; and runs resume exactly."""
 
 from __future__ import annotations
 
@@ -74,14 +76,36 @@ def _assert_same_run(alone: Trainer, stacked: Trainer, atol: float) -> None:
         assert b["batch_loss"] == pytest.approx(a["batch_loss"], rel=10 * tolerance, abs=1e-6)
 
 
+def reference_run(cfg: RunConfig) -> Trainer:
+    """`cfg` trained by a plain PyTorch loop: the model's own forward, the loss, torch's Adam; the run's own batches and evaluations."""
+    t = Trainer(cfg)
+    optim = cfg.optim
+    adam = torch.optim.Adam(t.model.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, foreach=False)
+    t.model.train()
+    t.evaluate_and_record()
+    while t.step < cfg.schedule.steps:
+        for group in adam.param_groups:
+            group["lr"] = optim.lr_at(t.step, cfg.schedule.steps)
+        yx, y = t.next_batch()
+        adam.zero_grad()
+        t.loss_fn(t.model(yx), y).backward()
+        adam.step()
+        t.step += 1
+        if cfg.schedule.evaluates_at(t.step):
+            t.evaluate_and_record()
+    return t
+
+
 def _train_alone_and_stacked(configs: list[RunConfig]) -> tuple[list[Trainer], list[Trainer]]:
-    alone = [Trainer(cfg) for cfg in configs]
-    for t in alone:
-        t.run()
+    """Each config by the reference loop, and all of them as one stack; a run alone (a stack of one) is checked too."""
+    reference = [reference_run(cfg) for cfg in configs]
+    alone = Trainer(configs[0])
+    alone.run()
+    _assert_same_run(reference[0], alone, atol=1e-5)
     together = [Trainer(cfg) for cfg in configs]
     results = StackedTrainer(together).run()
     assert [r.config for r in results] == configs and all(r.step == r.config.schedule.steps for r in results)
-    return alone, together
+    return reference, together
 
 
 @pytest.mark.parametrize("batchnorm", ["false", "true"])
@@ -278,7 +302,8 @@ def test_regression_modes_stack_too(mode):
 
 @pytest.mark.skipif(not native_bf16(torch.device("cpu")), reason="this CPU has no native bf16")
 def test_bf16_stack_stays_close_to_fp32_and_keeps_fp32_weights():
-    configs = _variants()[:2]
+    # One layer (64 -> 64) has every side at least 64 wide: only its products run in bf16.
+    configs = [c.with_overrides({"model.hidden": "8,64,64,8"}) for c in _variants()[:2]]
     fp32 = [Trainer(c) for c in configs]
     StackedTrainer(fp32).run()
     bf16 = [Trainer(c.with_overrides({"precision": "bf16"})) for c in configs]
@@ -287,6 +312,18 @@ def test_bf16_stack_stays_close_to_fp32_and_keeps_fp32_weights():
         assert all(p.dtype == torch.float32 for p in b.model.parameters())
         assert b.history[-1]["dense_acc"] == pytest.approx(a.history[-1]["dense_acc"], abs=0.1)
     assert any(not torch.equal(_params(a.model)[k], v) for a, b in zip(fp32, bf16) for k, v in _params(b.model).items())
+
+
+@pytest.mark.skipif(not native_bf16(torch.device("cpu")), reason="this CPU has no native bf16")
+def test_bf16_leaves_layers_narrower_than_64_in_fp32():
+    configs = _variants()[:2]  # hidden 16, 32, 16: no layer is 64 wide on every side
+    fp32 = [Trainer(c) for c in configs]
+    StackedTrainer(fp32).run()
+    bf16 = [Trainer(c.with_overrides({"precision": "bf16"})) for c in configs]
+    StackedTrainer(bf16).run()
+    for a, b in zip(fp32, bf16):
+        for key, value in _params(a.model).items():
+            assert torch.equal(_params(b.model)[key], value), key
 
 
 def test_a_diverging_run_leaves_the_stack_and_the_others_finish():

@@ -332,19 +332,19 @@ def test_many_requests_waiting_for_the_worker_leave_threads_to_serve_reads(lab, 
 
 
 def test_a_runs_first_chunk_is_one_step_so_a_slow_model_pauses_within_a_step(lab, monkeypatch):
-    from overfit.training import Trainer
+    from overfit.stacked import StackedTrainer
 
     run_id = create(lab, tiny(steps=100_000))["id"]
     entered, release = threading.Event(), threading.Event()
-    real_step = Trainer.train_step
+    real_step = StackedTrainer.step
 
-    def slow_step(self):
-        if self.step == 0:  # the first step of a model that takes long to step
+    def slow_step(self, active=None):
+        if self.trainers[0].step == 0:  # the first step of a model that takes long to step
             entered.set()
             assert release.wait(60)
-        return real_step(self)
+        return real_step(self, active)
 
-    monkeypatch.setattr(Trainer, "train_step", slow_step)
+    monkeypatch.setattr(StackedTrainer, "step", slow_step)
     lab.post(f"/api/runs/{run_id}/start")
     try:
         assert entered.wait(60)

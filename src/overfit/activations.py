@@ -53,6 +53,24 @@ def _leaky_relu(x: Tensor, w0: float) -> Tensor:
     return F.leaky_relu(x, LEAKY_SLOPE)
 
 
+def _relu_grad(g: Tensor, y: Tensor) -> Tensor:
+    import torch
+
+    return torch.ops.aten.threshold_backward(g, y, 0)  # one pass: g where y > 0, else 0
+
+
+def _leaky_relu_(x: Tensor) -> Tensor:
+    import torch.nn.functional as F
+
+    return F.leaky_relu_(x, LEAKY_SLOPE)
+
+
+def _leaky_relu_grad(g: Tensor, y: Tensor) -> Tensor:
+    import torch
+
+    return torch.ops.aten.leaky_relu_backward(g, y, LEAKY_SLOPE, True)  # y has the sign of x
+
+
 LEAKY_SLOPE = 0.01  # PyTorch's default negative slope
 
 
@@ -67,6 +85,10 @@ class Activation:
     dead(a) / saturated(a): where an output `a` is flat (no gradient passes back), for
     the network view's dead units (ReLU at exactly 0) and saturated units (tanh or
     sigmoid within 1 % of an end); None where the activation has no such state.
+    inplace(x) and grad_from_output(g, y), where the activation has them: `fn` applied in
+    place, and its input's gradient from the output's gradient g and the output y. Training
+    then fuses the activation into the Linear layer before it (`stackops.linear`: no second
+    tensor, one pass back); without them it is differentiated through `fn`, only slower.
     """
 
     fn: Callable[[Tensor, float], Tensor]
@@ -76,13 +98,16 @@ class Activation:
     fields: tuple[str, ...] = ()
     dead: Callable[[Tensor], Tensor] | None = None
     saturated: Callable[[Tensor], Tensor] | None = None
+    inplace: Callable[[Tensor], Tensor] | None = None
+    grad_from_output: Callable[[Tensor, Tensor], Tensor] | None = None
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(lambda x, w0: x.relu(), lambda s, w0: f"max({s}, 0.0)", "max(0, x)", dead=lambda a: a == 0),
+    "relu": Activation(lambda x, w0: x.relu(), lambda s, w0: f"max({s}, 0.0)", "max(0, x)", dead=lambda a: a == 0,
+                       inplace=lambda x: x.relu_(), grad_from_output=_relu_grad),
     # tanh(10) is 1 in fp32; larger inputs overflow some GPUs' exp.
     "tanh": Activation(lambda x, w0: x.tanh(), lambda s, w0: f"tanh(clamp({s}, -10.0, 10.0))", "tanh(x)",
-                       saturated=lambda a: a.abs() > 0.99),
+                       saturated=lambda a: a.abs() > 0.99, inplace=lambda x: x.tanh_(), grad_from_output=lambda g, y: g * (1 - y * y)),
     "cos": Activation(lambda x, w0: x.cos(), lambda s, w0: f"cos(wrap({s}))", "cos(x)"),
     "sin": Activation(lambda x, w0: x.sin(), lambda s, w0: f"sin(wrap({s}))", "sin(x), plain"),
     # SIREN sec. 3.2: w0 = 30.
@@ -93,7 +118,8 @@ ACTIVATIONS: dict[str, Activation] = {
                         "exp(-(a x)^2) with a = model.w0", fields=("model.w0",)),
     "gelu": Activation(_gelu, lambda s, w0: f"gelu({s})", "GELU"),
     "sigmoid": Activation(lambda x, w0: x.sigmoid(), lambda s, w0: f"1.0 / (1.0 + exp(-{s}))", "1 / (1 + exp(-x))",
-                          saturated=lambda a: (a < 0.01) | (a > 0.99)),
+                          saturated=lambda a: (a < 0.01) | (a > 0.99), inplace=lambda x: x.sigmoid_(),
+                          grad_from_output=lambda g, y: g * y * (1 - y)),
     "leaky_relu": Activation(_leaky_relu, lambda s, w0: f"mix({glsl_float(LEAKY_SLOPE)} * {s}, {s}, step(0.0, {s}))",
-                             "max(0.01 x, x)"),
+                             "max(0.01 x, x)", inplace=_leaky_relu_, grad_from_output=_leaky_relu_grad),
 }

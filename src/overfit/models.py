@@ -14,10 +14,15 @@ import math
 import torch
 from torch import nn
 
+from . import stackops
 from .activations import ACTIVATIONS
 from .config import EncodingConfig, ModelConfig, RunConfig
 from .coords import input_affine
 from .encodings import ENCODINGS
+
+# bf16 runs only the products of Linear layers whose inputs and outputs are all at least this wide: the 2 -> 64 and
+# 64 -> 2 layers are under 1 % of the arithmetic, and their rounding is what moves the picture's edges.
+BF16_MIN_WIDTH = 64
 
 
 class InputScaling(nn.Module):
@@ -80,6 +85,41 @@ class CoordinateMLP(nn.Module):
 
     def forward(self, yx: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.encoding(self.scaling(yx)))
+
+    def forward_stacked(self, tensors: dict[str, torch.Tensor], yx: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """The forward pass of K models of this one's shape in training mode, layer by layer (`stackops`).
+
+        tensors: every parameter and buffer by its name here, stacked (K, ...); yx: (K, B, 2)
+        coordinates -> (K, B, out). Equal to each model's own `forward` (in training mode) on its
+        slice, to float tolerance; BatchNorm's running statistics are updated in their slices.
+        bf16: the products of Linear layers whose sides are all at least `BF16_MIN_WIDTH` run in
+        bfloat16 (the narrow first and last layers stay float32).
+        """
+        def own(prefix: str) -> dict[str, torch.Tensor]:
+            return {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+
+        h = torch.addcmul(tensors["scaling.offset"].unsqueeze(1), yx, tensors["scaling.scale"].unsqueeze(1))
+        h = stackops.per_model(self.encoding, own("encoding."), h)
+        layers = list(self.mlp.named_children())
+        i = 0
+        while i < len(layers):
+            name, layer = layers[i]
+            if isinstance(layer, nn.Linear):
+                fused = None  # the activation right after it, done in place in the same call where it has an in-place form
+                after = layers[i + 1][1] if i + 1 < len(layers) else None
+                if isinstance(after, ActivationLayer) and ACTIVATIONS[after.name].inplace is not None:
+                    fused, i = ACTIVATIONS[after.name], i + 1
+                wide = min(layer.in_features, layer.out_features) >= BF16_MIN_WIDTH
+                compute = torch.bfloat16 if bf16 and wide else torch.float32
+                h = stackops.linear(h, tensors[f"mlp.{name}.weight"], tensors[f"mlp.{name}.bias"], fused, compute)
+            elif isinstance(layer, nn.BatchNorm1d):
+                h = stackops.batchnorm(h, layer, own(f"mlp.{name}."))
+            elif isinstance(layer, ActivationLayer):
+                h = layer(h)
+            else:
+                h = stackops.per_model(layer, own(f"mlp.{name}."), h)
+            i += 1
+        return h.float()
 
 
 def original_init_(model: nn.Module, weights: bool = True) -> None:

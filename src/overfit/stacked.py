@@ -20,12 +20,12 @@ the encoding with all its fields). `stack_groups` sorts any set of runs into sta
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
-from torch.func import functional_call
 
 from .activations import ACTIVATIONS
 from .config import RunConfig
@@ -36,7 +36,7 @@ from .losses import LOSSES
 from .training import Callbacks, Trainer, TrainingDiverged, TrainResult
 
 # Config fields that set the stacked tensors' shapes, or that one batched step needs shared.
-SHAPE_FIELDS = ("model.hidden", "model.batchnorm", "data.mode", "optim.batch_size", "device", "precision")
+SHAPE_FIELDS = ("model.hidden", "model.batchnorm", "data.mode", "optim.batch_size", "device", "precision", "compile")
 # Config fields that are Python constants of the forward pass and the loss, which one vmapped call shares.
 FORWARD_FIELDS = ("model.activation", "model.w0", "loss", "encoding.kind")
 
@@ -78,6 +78,8 @@ def stack_key(cfg: RunConfig) -> tuple[Any, ...]:
 # 4.60 at K = 16; on a 2-core AVX-512 CPU 2.67, 2.47 and 2.87 (fp32), 2.19, 1.85 and 1.97 (bf16). Eight is the best
 # of both. On a GPU, one stack of everything of one kind is what fills the device.
 CPU_STACK = 8
+# ... and its step goes through the models a few at a time (`StackedTrainer._forward_backward`).
+CPU_CHUNK = 4
 
 
 def _on_cpu(cfg: RunConfig) -> bool:
@@ -138,6 +140,8 @@ class StackedTrainer:
         self.param_names = [name for name, _ in base.named_parameters()]
         self.buffer_names = [name for name, _ in base.named_buffers()]
         self.bound: list[int] = []  # the stacked positions whose tensors live in the stack now
+        self.chunk = CPU_CHUNK if self.device.type == "cpu" else len(self.trainers)
+        self._chunk_step: Callable[..., torch.Tensor] = self._compiled_chunk_step if trainers[0].cfg.compile else _chunk_step
 
     # -- the stack's tensors ------------------------------------------------------------
 
@@ -165,6 +169,7 @@ class StackedTrainer:
         self.beta2_f, self.eps_f = self.beta2.float(), as_tensor([o.eps for o in optim]).float()
         self.lr = as_tensor([o.lr for o in optim])
         self.scheduled = any(o.lr_final is not None for o in optim)
+        self.last_lr: torch.Tensor | None = None
         self.log_decay = as_tensor([math.log(o.lr_final / o.lr) if o.lr_final is not None else 0.0 for o in optim])
         self.horizon = as_tensor([float(o.lr_decay_steps or t.cfg.schedule.steps) for o, t in zip(optim, trainers)])
         # -- then the models' own tensors become views of their slices --
@@ -193,6 +198,9 @@ class StackedTrainer:
         for pos in positions:
             k = self.bound.index(pos)
             optimizer = self.trainers[pos].optimizer
+            if self.scheduled and self.last_lr is not None:  # the rate of its last update, as torch's Adam would hold it
+                for group in optimizer.param_groups:
+                    group["lr"] = float(self.last_lr[k])
             for i, ps in enumerate(self.params):
                 optimizer.state[ps[k]] = {
                     "step": torch.tensor(float(self.count[k]), dtype=torch.float32, device=self.device),
@@ -203,21 +211,32 @@ class StackedTrainer:
     def _forward_backward(self, yx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-model losses (K,) of one batch each, their gradients in the stacked leaves.
 
-        yx: (K, B, 2) pixel coordinates; y: (K, B) labels or (K, B, C) values.
+        yx: (K, B, 2) pixel coordinates; y: (K, B) labels or (K, B, C) values. The stack goes
+        through in chunks of at most `chunk` models (on a CPU, a few models' activations stay
+        in the cache where all K would not), each chunk's gradients added into the leaves.
         """
-        base = self.trainers[self.bound[0]].model  # its forward and its train/eval mode; the tensors are the stack's
-
-        def forward(p: list[torch.Tensor], b: list[torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
-            return functional_call(base, (dict(zip(self.param_names, p)), dict(zip(self.buffer_names, b))), (coords,))
-
+        base = self.trainers[self.bound[0]].model  # its structure; the tensors are the stack's
         for leaf in self.leaves:
             leaf.grad = None
-        with (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()):
-            # BatchNorm updates its running statistics in place, in the stacked buffers (each model's slice).
-            out = torch.vmap(forward)(self.leaves, self.buffers, yx)  # (K, B, out)
-        losses = torch.vmap(self.loss_fn)(out.float(), y)  # the loss in float32, as a run alone computes it
-        losses.sum().backward()
-        return losses.detach()
+        tensors = {**dict(zip(self.param_names, self.leaves)), **dict(zip(self.buffer_names, self.buffers))}
+        k = len(self.bound)
+        losses = []
+        for start in range(0, k, self.chunk):
+            part = slice(start, min(start + self.chunk, k))
+            chunk = tensors if part == slice(0, k) else {name: t[part] for name, t in tensors.items()}
+            losses.append(self._chunk_step(base, chunk, yx[part], y[part], self.loss_fn, self.precision == "bf16"))
+        return losses[0] if len(losses) == 1 else torch.cat(losses)
+
+    def _compiled_chunk_step(self, *args: Any) -> torch.Tensor:
+        """`_chunk_step` through torch.compile (one graph per shape, cached on disk); eager from then on if compiling fails."""
+        try:
+            return _compiled_chunk_step()(*args)
+        except Exception as e:  # no C++ compiler, an unsupported backend, ...
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); training eagerly")
+            for leaf in self.leaves:
+                leaf.grad = None
+            self._chunk_step = _chunk_step
+            return _chunk_step(*args)
 
     @torch.no_grad()
     def _adam(self) -> None:
@@ -226,6 +245,7 @@ class StackedTrainer:
         if self.scheduled:  # `OptimConfig.lr_at` at each run's step (the count before this update), on the device
             t = torch.where(self.horizon <= 1, 1.0, torch.minimum(self.count, self.horizon - 1) / (self.horizon - 1).clamp(min=1))
             lr = self.lr * torch.exp(self.log_decay * t)
+        self.last_lr = lr
         self.count += 1
         step_size = (lr / (1 - self.beta1 ** self.count)).float()
         bias2_sqrt = (1 - self.beta2 ** self.count).sqrt().float()
@@ -298,6 +318,24 @@ class StackedTrainer:
                 for pos, (t, loop) in enumerate(zip(self.trainers, loops))]
 
 
+def _chunk_step(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: torch.Tensor, y: torch.Tensor,
+                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool) -> torch.Tensor:
+    """Forward, per-model losses and backward of models of `model`'s shape over their stacked `tensors`: the losses (k,).
+
+    BatchNorm updates its running statistics in place, in the stacked buffers (each model's slice).
+    """
+    out = model.forward_stacked(tensors, yx, bf16=bf16)  # (k, B, out), float32
+    losses = torch.vmap(loss_fn)(out, y)  # each run's own loss, as it computes it alone
+    losses.sum().backward()
+    return losses.detach()
+
+
+@functools.cache
+def _compiled_chunk_step() -> Callable[..., torch.Tensor]:
+    """`_chunk_step` through torch.compile: one function for every stack, so a model's shape compiles once per process."""
+    return torch.compile(_chunk_step, dynamic=False)
+
+
 def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | None = None,
                  until: int | None = None, on_result: Callable[[int, TrainResult], None] | None = None) -> list[TrainResult]:
     """Train every trainer, those of one kind stacked together (`stack_groups`); results in the order given.
@@ -315,14 +353,7 @@ def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | N
             by_shape.setdefault(_tensor_shapes(trainers[i]), []).append(i)
         groups += by_shape.values()
     for group in groups:
-        if len(group) == 1:  # alone, the plain step is quicker than a stack of one (and may be compiled)
-            t = trainers[group[0]]
-            try:
-                out = [t.run(given[group[0]], until)]
-            except TrainingDiverged as e:
-                out = [TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, e)]
-        else:
-            out = StackedTrainer([trainers[i] for i in group]).run([given[i] for i in group], until)
+        out = StackedTrainer([trainers[i] for i in group]).run([given[i] for i in group], until)
         for i, result in zip(group, out):
             results[i] = result
             if on_result is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence, Union
 
@@ -146,10 +145,6 @@ class Trainer:
         self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
         self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
 
-        self._forward_backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._eager_forward_backward
-        if cfg.compile:
-            self._forward_backward = self._compiled_forward_backward()
-
         self.step = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -183,47 +178,6 @@ class Trainer:
     def request_stop(self) -> None:
         """Ask the loop to stop after the current step (safe from a signal handler)."""
         self.stop_requested = True
-
-    # -- the step --------------------------------------------------------------
-
-    def _eager_forward_backward(self, yx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Loss of one batch, with its gradients accumulated into the parameters.
-
-        With precision bf16 the matmuls run in bfloat16 (autocast); weights, gradients,
-        optimizer state and the loss stay float32.
-        """
-        if self.cfg.precision == "bf16":
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                out = self.model(yx)
-            loss = self.loss_fn(out.float(), labels)
-        else:
-            loss = self.loss_fn(self.model(yx), labels)
-        loss.backward()
-        return loss.detach()
-
-    def _compiled_forward_backward(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The same function through torch.compile, falling back to eager if compiling fails.
-
-        Compiling fuses the activation and its gradient with the surrounding
-        elementwise work; the first call pays for the compile (cached on disk for
-        later runs of the same architecture).
-        """
-        compiled = torch.compile(self._eager_forward_backward, dynamic=False)
-        state = {"fn": compiled}
-
-        def first_call(yx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            try:
-                loss = compiled(yx, labels)
-            except Exception as e:  # no C++ compiler, unsupported backend, ...
-                warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); training eagerly")
-                self.optimizer.zero_grad(set_to_none=True)
-                state["fn"] = self._eager_forward_backward
-                return self._eager_forward_backward(yx, labels)
-            state["fn"] = compiled
-            return loss
-
-        state["fn"] = first_call
-        return lambda yx, labels: state["fn"](yx, labels)
 
     # -- evaluation ------------------------------------------------------------
 
@@ -271,31 +225,6 @@ class Trainer:
         """This step's training batch from the run's own stream: coordinates and labels or values."""
         return self.sampler.sample(self.cfg.optim.batch_size, self.train_gen)
 
-    def prepare_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first half of a step: this step's learning rate, a fresh batch, cleared gradients."""
-        optim = self.cfg.optim
-        if optim.lr_final is not None:  # the rate depends on the step alone, so resuming is exact
-            for group in self.optimizer.param_groups:
-                group["lr"] = optim.lr_at(self.step, self.cfg.schedule.steps)
-        batch = self.next_batch()
-        self.optimizer.zero_grad(set_to_none=True)
-        return batch
-
-    def apply_step(self) -> None:
-        """The second half of a step, once the gradients are in: the optimizer's update."""
-        if self.probes and self.cfg.schedule.evaluates_at(self.step + 1):  # that evaluation may report on this update
-            for probe in self.probes:
-                probe.before_update(self)
-        self.optimizer.step()
-        self.step += 1
-
-    def train_step(self) -> torch.Tensor:
-        """One optimisation step; the loss stays on the device (nothing here waits for it)."""
-        yx, labels = self.prepare_step()
-        loss = self._forward_backward(yx, labels)
-        self.apply_step()
-        return loss
-
     def loop(self, on_event: Callbacks = None, until: int | None = None) -> RunLoop:
         """The bookkeeping of one `run` (events, losses, evaluations), for a caller that does the steps itself."""
         return RunLoop(self, _callbacks(on_event), until)
@@ -307,11 +236,12 @@ class Trainer:
         ends with a "chunk" event, a stop request with an "interrupt" event; calling
         `run` again continues exactly where it stopped.
         """
-        loop = self.loop(on_event, until)
-        loop.begin()
-        while loop.active:
-            loop.record(self.train_step())
-        return loop.finish()
+        from .stacked import StackedTrainer  # the one engine: a run alone is a stack of one
+
+        result = StackedTrainer([self]).run([on_event], until)[0]
+        if result.diverged is not None:
+            raise result.diverged
+        return result
 
 
 def mean_loss(pending: Sequence[torch.Tensor], first_step: int) -> float:
