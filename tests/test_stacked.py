@@ -12,8 +12,8 @@ from overfit.config import RunConfig
 from overfit.devices import native_bf16
 from overfit.errors import ConfigError
 from overfit.session import Session
-from overfit.stacked import CPU_STACK, StackedTrainer, check_stackable, stack_groups, stack_key, train_configs, train_stacks
-from overfit.training import Trainer
+from overfit.stacked import CPU_STACK, StackedTrainer, check_stackable, stack_groups, stack_key, train_stacks
+from overfit.training import Trainer, train_configs
 
 TINY = tiny_config({"data.text": "AB", "data.width": 48, "data.height": 24, "model.hidden": "16,32,16",
                     "schedule.steps": 60, "schedule.eval_every": 30})

@@ -1,19 +1,22 @@
-"""Many runs of one kind trained as one: K models, one vmapped forward and backward pass and one Adam update per step.
+"""The one training engine: K >= 1 runs of one kind trained as one, one forward and backward pass and one Adam update per step.
 
-Each run keeps its own `Trainer`: its model, optimizer, random streams, probes, history
-and events. So each one samples its own batches, records into its own run folder, and
-checkpoints and resumes exactly as if it had trained alone. While runs train as one,
-their parameters, buffers and Adam state live stacked along a leading dimension of K,
-and each model's own tensors are views of its slice: one model's own `forward` runs over
-the stack with `torch.func.functional_call` under `torch.vmap` (PyTorch's
-model-ensembling recipe; no second copy of the forward pass: any encoding, BatchNorm,
-any activation), and one Adam update, with each run's learning rate, betas and eps,
-serves them all. BatchNorm updates its running statistics in place, in each model's slice.
+Every run trains here; a run alone is a stack of one (`Trainer.run`). Each run keeps its own
+`Trainer`: its model, optimizer, random streams, probes, history and events. So each one
+samples its own batches, records into its own run folder, and checkpoints and resumes
+exactly as if it had trained alone. While runs train, their parameters, buffers and Adam
+state live stacked along a leading dimension of K, and each model's own tensors are views
+of its slice. The step is `CoordinateMLP.forward_stacked` over the stacked tensors (one
+`baddbmm` per Linear layer for all K models, the activation fused where it can be, BatchNorm
+through torch's kernel, encodings under `torch.vmap`: `stackops`), the K losses, one
+backward pass, and one Adam update with each run's learning rate (and its decay), betas and
+eps as (K,) tensors. On a CPU the K models go through in chunks of `CPU_CHUNK` (their
+activations then stay in the cache); with `compile`, each chunk's step is one torch.compile
+graph.
 
 What may differ between the runs of one stack: seed, learning rate and its decay, Adam's
 constants, init, input range (except for an encoding that reads it), the picture (of
 one size where the encoding's shape follows it). What must agree: the tensors' shapes
-(hidden widths, BatchNorm, mode, batch size) and device and precision (SHAPE_FIELDS),
+(hidden widths, BatchNorm, mode, batch size), device, precision and compile (SHAPE_FIELDS),
 and the constants of the forward pass (activation, w0 where it reads it, loss, and
 the encoding with all its fields). `stack_groups` sorts any set of runs into stacks.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -33,7 +36,10 @@ from .configio import get_path
 from .encodings import ENCODINGS
 from .errors import ConfigError
 from .losses import LOSSES
-from .training import Callbacks, Trainer, TrainingDiverged, TrainResult
+
+if TYPE_CHECKING:  # training imports this module (a run alone trains as a stack of one)
+    from .training import Callbacks, Trainer, TrainResult
+from .errors import TrainingDiverged
 
 # Config fields that set the stacked tensors' shapes, or that one batched step needs shared.
 SHAPE_FIELDS = ("model.hidden", "model.batchnorm", "data.mode", "optim.batch_size", "device", "precision", "compile")
@@ -314,8 +320,7 @@ class StackedTrainer:
         finally:
             self._unbind()
         # -- each run's closing event, or its divergence --
-        return [loop.finish() if pos not in diverged else TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, diverged[pos])
-                for pos, (t, loop) in enumerate(zip(self.trainers, loops))]
+        return [loop.finish() if pos not in diverged else loop.diverged(diverged[pos]) for pos, loop in enumerate(loops)]
 
 
 def _chunk_step(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: torch.Tensor, y: torch.Tensor,
@@ -359,11 +364,3 @@ def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | N
             if on_result is not None:
                 on_result(i, result)
     return results  # type: ignore[return-value]
-
-
-def train_configs(configs: Sequence[RunConfig], callbacks: Sequence[Callbacks] | None = None, target: Any = None) -> list[TrainResult]:
-    """Train a fresh run for each config (no files written, no probes), stacked where they can be; results in the order given.
-
-    A run whose loss diverges in a stack has `diverged` set in its result; the others go on.
-    """
-    return train_stacks([Trainer(cfg, target) for cfg in configs], callbacks)

@@ -30,10 +30,11 @@ from .models import model_for
 from .modes import get_mode
 from .probes import Probe
 from .sampling import holdout_split, preview_batch
+from .stacked import StackedTrainer, train_stacks
 from .targets import Target, load_target, make_target
 
 __all__ = ["Callback", "DeviceError", "Event", "Probe", "RunLoop", "TrainResult", "Trainer", "TrainingDiverged", "derived_seeds",
-           "mean_loss", "resolve_device", "train"]
+           "mean_loss", "resolve_device", "train", "train_configs"]
 
 
 @dataclass
@@ -236,8 +237,6 @@ class Trainer:
         ends with a "chunk" event, a stop request with an "interrupt" event; calling
         `run` again continues exactly where it stopped.
         """
-        from .stacked import StackedTrainer  # the one engine: a run alone is a stack of one
-
         result = StackedTrainer([self]).run([on_event], until)[0]
         if result.diverged is not None:
             raise result.diverged
@@ -316,6 +315,11 @@ class RunLoop:
         record, prediction = self.trainer.evaluate_and_record(train_loss)
         self.emit(Event("eval", self.trainer.step, record, self.trainer, prediction))
 
+    def diverged(self, error: TrainingDiverged) -> TrainResult:
+        """The result of a run whose loss diverged (its events end at its last good evaluation)."""
+        t = self.trainer
+        return TrainResult(t.cfg, t.target, t.model, t.history, t.step, True, error)
+
     def finish(self) -> TrainResult:
         t = self.trainer
         interrupted = t.step < t.cfg.schedule.steps
@@ -334,3 +338,11 @@ def train(cfg: RunConfig, on_event: Callbacks = None, target: Target | None = No
     `overfit.diagnostics.default_probes()` for the "layers" and "bands" a run folder records).
     """
     return Trainer(cfg, target, probes).run(on_event)
+
+
+def train_configs(configs: Sequence[RunConfig], callbacks: Sequence[Callbacks] | None = None, target: Target | None = None) -> list[TrainResult]:
+    """Train a fresh run for each config (no files written, no probes), stacked where they can be; results in the order given.
+
+    A run whose loss diverges in a stack has `diverged` set in its result; the others go on.
+    """
+    return train_stacks([Trainer(cfg, target) for cfg in configs], callbacks)
