@@ -107,3 +107,21 @@ def test_double_softmax_gradients_are_weaker_for_confident_logits(label):
         # Confidently wrong: cross-entropy pushes with ~1 per logit, double softmax with ~p0 p1 ~ 3e-4.
         assert ce > 1.0
         assert ds < 1e-3 * ce
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "double_softmax", "mse"])
+def test_leading_dimensions_are_batches_of_their_own(name):
+    # A stack's K runs in one call: each slice's loss is the loss of that slice alone, as torch computes it.
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(3, 50, 2 if name != "mse" else 3, generator=gen)
+    if name == "mse":
+        y = torch.rand(3, 50, 3, generator=gen)
+        reference = [torch.nn.functional.mse_loss(out[k], y[k]) for k in range(3)]
+    else:
+        y = torch.randint(0, 2, (3, 50), generator=gen)
+        logits = out.softmax(-1) if name == "double_softmax" else out
+        reference = [torch.nn.functional.cross_entropy(logits[k], y[k]) for k in range(3)]
+    losses = LOSSES[name](out, y)
+    assert losses.shape == (3,)
+    torch.testing.assert_close(losses, torch.stack(reference), rtol=1e-6, atol=0)
+    torch.testing.assert_close(LOSSES[name](out[1], y[1]), reference[1], rtol=1e-6, atol=0)  # no leading dimension: a scalar

@@ -24,6 +24,7 @@ the encoding with all its fields). `stack_groups` sorts any set of runs into sta
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -36,6 +37,10 @@ from .configio import get_path
 from .encodings import ENCODINGS
 from .errors import ConfigError
 from .losses import LOSSES
+
+# A stack's parameters are columns of one (K, P) tensor, so their strides are not those of a dense tensor of their
+# shape; torch warns once that accumulating their gradients in place "may impair performance" (the step measured no slower).
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 if TYPE_CHECKING:  # training imports this module (a run alone trains as a stack of one)
     from .training import Callbacks, Trainer, TrainResult
@@ -85,7 +90,7 @@ def stack_key(cfg: RunConfig) -> tuple[Any, ...]:
 # of both. On a GPU, one stack of everything of one kind is what fills the device.
 CPU_STACK = 8
 # ... and its step goes through the models a few at a time (`StackedTrainer._forward_backward`).
-CPU_CHUNK = 4
+CPU_CHUNK = 8
 
 
 def _on_cpu(cfg: RunConfig) -> bool:
@@ -152,18 +157,37 @@ class StackedTrainer:
     # -- the stack's tensors ------------------------------------------------------------
 
     def _bind(self, positions: Sequence[int]) -> None:
-        """Stack the parameters, buffers and Adam state of the runs at `positions`; their models' tensors become views."""
+        """Stack the parameters, buffers and Adam state of the runs at `positions`; their models' tensors become views.
+
+        The K runs' parameters live in one (K, P) tensor (P: a model's parameter count), and so
+        do their gradients and Adam's two moments: each parameter of the stack (`leaves`) is a
+        view of its columns, its gradient accumulates in place into the gradient tensor, and
+        one Adam update of a few passes over (K, P) serves every parameter of every run.
+        """
         self._unbind()
         trainers = [self.trainers[pos] for pos in positions]
         params = [[dict(t.model.named_parameters())[name] for t in trainers] for name in self.param_names]
         buffers = [[dict(t.model.named_buffers())[name] for t in trainers] for name in self.buffer_names]
+        k = len(trainers)
+        sizes = [ps[0].numel() for ps in params]
+        columns = [slice(start, start + n) for start, n in zip([0, *itertools.accumulate(sizes)], sizes)]
+        width = sum(sizes)
+
+        def flat(values: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+            """(K, P) of values(i, k): parameter i of the k-th run, each in its columns."""
+            out = torch.zeros(k, width, device=self.device)
+            for i, cols in enumerate(columns):
+                out[:, cols] = torch.stack([values(i, j).reshape(-1) for j in range(k)])
+            return out
+
         # -- every stacked tensor made first, so a failure (out of memory) leaves the models as they were --
         with torch.no_grad():
             states = [[t.optimizer.state.get(p, {}) for t, p in zip(trainers, ps)] for ps in params]
-            exp_avg = [torch.stack([st.get("exp_avg", torch.zeros_like(p)) for st, p in zip(sts, ps)]) for sts, ps in zip(states, params)]
-            exp_avg_sq = [torch.stack([st.get("exp_avg_sq", torch.zeros_like(p)) for st, p in zip(sts, ps)])
-                          for sts, ps in zip(states, params)]
-            leaves = [torch.stack([p.detach() for p in ps]).requires_grad_() for ps in params]
+            zero = torch.zeros((), device=self.device)
+            weights = flat(lambda i, j: params[i][j].detach())
+            exp_avg = flat(lambda i, j: states[i][j].get("exp_avg", zero.expand(params[i][j].shape)))
+            exp_avg_sq = flat(lambda i, j: states[i][j].get("exp_avg_sq", zero.expand(params[i][j].shape)))
+            grads = torch.zeros(k, width, device=self.device)
             stacked_buffers = [torch.stack(list(bs)) for bs in buffers]
         first = states[0] if states else [{} for _ in trainers]
         self.count = torch.tensor([float(st.get("step", 0.0)) for st in first], dtype=torch.float64, device=self.device)
@@ -171,19 +195,26 @@ class StackedTrainer:
         optim = [t.cfg.optim for t in trainers]
         as_tensor = lambda values: torch.tensor(values, dtype=torch.float64, device=self.device)  # noqa: E731
         self.beta1, self.beta2 = as_tensor([o.beta1 for o in optim]), as_tensor([o.beta2 for o in optim])
-        self.one_minus = ((1 - self.beta1).float(), (1 - self.beta2).float())
-        self.beta2_f, self.eps_f = self.beta2.float(), as_tensor([o.eps for o in optim]).float()
+        column = lambda x: x.float().unsqueeze(1)  # noqa: E731  (K,) -> (K, 1), against (K, P)
+        self.one_minus = (column(1 - self.beta1), column(1 - self.beta2))
+        self.beta2_f, self.eps_f = column(self.beta2), column(as_tensor([o.eps for o in optim]))
         self.lr = as_tensor([o.lr for o in optim])
         self.scheduled = any(o.lr_final is not None for o in optim)
         self.last_lr: torch.Tensor | None = None
         self.log_decay = as_tensor([math.log(o.lr_final / o.lr) if o.lr_final is not None else 0.0 for o in optim])
         self.horizon = as_tensor([float(o.lr_decay_steps or t.cfg.schedule.steps) for o, t in zip(optim, trainers)])
         # -- then the models' own tensors become views of their slices --
-        self.bound, self.params = list(positions), params
-        self.leaves, self.buffers, self.exp_avg, self.exp_avg_sq = leaves, stacked_buffers, exp_avg, exp_avg_sq
-        for stacked, members in [*zip(leaves, params), *zip(stacked_buffers, buffers)]:
-            for k, tensor in enumerate(members):
-                tensor.data = stacked.detach()[k]
+        self.bound, self.params, self.columns = list(positions), params, columns
+        self.weights, self.grads, self.exp_avg, self.exp_avg_sq = weights, grads, exp_avg, exp_avg_sq
+        self.leaves = []
+        for cols, ps in zip(columns, params):
+            leaf = weights[:, cols].view(k, *ps[0].shape).requires_grad_()
+            leaf.grad = grads[:, cols].view(k, *ps[0].shape)  # backward adds into it, in place
+            self.leaves.append(leaf)
+        self.buffers = stacked_buffers
+        for stacked, members in [*zip(self.leaves, params), *zip(stacked_buffers, buffers)]:
+            for j, tensor in enumerate(members):
+                tensor.data = stacked.detach()[j]
 
     def _unbind(self) -> None:
         """Every bound run's state back in its own model and optimizer (own tensors, not views); the stack let go."""
@@ -197,7 +228,7 @@ class StackedTrainer:
                     tensor.data = tensor.data.clone()
                     tensor.grad = None  # a probe's view of the stack's gradients
         self.bound = []
-        self.leaves = self.buffers = self.exp_avg = self.exp_avg_sq = self.params = []
+        self.leaves = self.buffers = self.params = self.columns = []
 
     def write_back(self, positions: Sequence[int]) -> None:
         """The Adam state of the bound runs at `positions` into their own optimizers (what their checkpoints save)."""
@@ -207,10 +238,11 @@ class StackedTrainer:
             if self.scheduled and self.last_lr is not None:  # the rate of its last update, as torch's Adam would hold it
                 for group in optimizer.param_groups:
                     group["lr"] = float(self.last_lr[k])
-            for i, ps in enumerate(self.params):
+            for cols, ps in zip(self.columns, self.params):
                 optimizer.state[ps[k]] = {
                     "step": torch.tensor(float(self.count[k]), dtype=torch.float32, device=self.device),
-                    "exp_avg": self.exp_avg[i][k].clone(), "exp_avg_sq": self.exp_avg_sq[i][k].clone()}
+                    "exp_avg": self.exp_avg[k, cols].view(ps[k].shape).clone(),
+                    "exp_avg_sq": self.exp_avg_sq[k, cols].view(ps[k].shape).clone()}
 
     # -- the stacked step ------------------------------------------------------------
 
@@ -222,8 +254,7 @@ class StackedTrainer:
         in the cache where all K would not), each chunk's gradients added into the leaves.
         """
         base = self.trainers[self.bound[0]].model  # its structure; the tensors are the stack's
-        for leaf in self.leaves:
-            leaf.grad = None
+        self.grads.zero_()
         tensors = {**dict(zip(self.param_names, self.leaves)), **dict(zip(self.buffer_names, self.buffers))}
         k = len(self.bound)
         losses = []
@@ -239,8 +270,7 @@ class StackedTrainer:
             return _compiled_chunk_step()(*args)
         except Exception as e:  # no C++ compiler, an unsupported backend, ...
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); training eagerly")
-            for leaf in self.leaves:
-                leaf.grad = None
+            self.grads.zero_()
             self._chunk_step = _chunk_step
             return _chunk_step(*args)
 
@@ -256,13 +286,11 @@ class StackedTrainer:
         step_size = (lr / (1 - self.beta1 ** self.count)).float()
         bias2_sqrt = (1 - self.beta2 ** self.count).sqrt().float()
         (one_minus_beta1, one_minus_beta2), beta2, eps = self.one_minus, self.beta2_f, self.eps_f
-        for leaf, m, v in zip(self.leaves, self.exp_avg, self.exp_avg_sq):
-            shape = (-1,) + (1,) * (leaf.dim() - 1)
-            g = leaf.grad
-            m.lerp_(g, one_minus_beta1.view(shape))
-            v.mul_(beta2.view(shape)).addcmul_(g, g * one_minus_beta2.view(shape))
-            denom = v.sqrt().div_(bias2_sqrt.view(shape)).add_(eps.view(shape))
-            leaf.sub_(m.div(denom).mul_(step_size.view(shape)))
+        g, m, v = self.grads, self.exp_avg, self.exp_avg_sq
+        m.lerp_(g, one_minus_beta1)
+        v.mul_(beta2).addcmul_(g, g * one_minus_beta2)
+        denom = v.sqrt().div_(bias2_sqrt.unsqueeze(1)).add_(eps)
+        self.weights.sub_(m.div(denom).mul_(step_size.unsqueeze(1)))
 
     def step(self, active: Sequence[int] | None = None) -> torch.Tensor:
         """One training step of the runs at stacked positions `active` (all by default); their losses (K,) on the device."""
@@ -330,7 +358,7 @@ def _chunk_step(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: to
     BatchNorm updates its running statistics in place, in the stacked buffers (each model's slice).
     """
     out = model.forward_stacked(tensors, yx, bf16=bf16)  # (k, B, out), float32
-    losses = torch.vmap(loss_fn)(out, y)  # each run's own loss, as it computes it alone
+    losses = loss_fn(out, y)  # (k,): each run's own loss (the registry's losses take leading batch dimensions)
     losses.sum().backward()
     return losses.detach()
 
