@@ -19,7 +19,7 @@ from overfit.config import RunConfig
 from overfit.loading import LoadedRun
 from overfit.models import model_for
 from overfit.modes import get_mode
-from overfit.runs import TARGET, RunFolder
+from overfit.runs import CHECKPOINT_FORMAT, TARGET, RunFolder
 
 H, W = 32, 64
 
@@ -78,11 +78,9 @@ def save_run_folder(path: Path, loaded: LoadedRun) -> Path:
     folder = RunFolder(path)
     folder.write_config(loaded.config)
     folder.write_picture(TARGET, np.full((loaded.height, loaded.width), 255, np.uint8))
-    generator = torch.Generator().get_state()
-    folder.save_checkpoint({"format": "overfit-checkpoint-1", "config": loaded.config.to_json(), "step": loaded.step,
+    folder.save_checkpoint({"format": CHECKPOINT_FORMAT, "config": loaded.config.to_json(), "step": loaded.step,
                             "train_seconds": 0.0, "model": loaded.model.state_dict(),
-                            "optimizer": torch.optim.Adam(loaded.model.parameters()).state_dict(),
-                            "train_gen": generator, "eval_gen": generator})
+                            "optimizer": torch.optim.Adam(loaded.model.parameters()).state_dict()})
     return path
 
 

@@ -22,7 +22,7 @@ from overfit.losses import cross_entropy
 from overfit.metrics import dense_metrics, dense_regression_metrics, psnr
 from overfit.modes import MODES
 from overfit.runs import RunFolder
-from overfit.sampling import Sampler, ValueSampler, holdout_split
+from overfit.sampling import Sampler, ValueSampler, counter_bits, holdout_split, stream_keys, unit
 from overfit.training import Trainer, derived_seeds
 
 H, W = 9, 12  # odd height and even width: both parities of the lattice's edges
@@ -108,7 +108,7 @@ def _values(channels: int = 1, seed: int = 0) -> torch.Tensor:
 def test_binary_samples_lie_in_training_pixels_only(holdout):
     split = holdout_split(holdout, H, W, seed=1)
     labels = _labels()
-    yx, y = Sampler(labels, split).sample(20_000, torch.Generator().manual_seed(2))
+    yx, y = Sampler(labels, split).sample(20_000, 2, 0)
     rows, cols = pixel_index(yx, H)  # the nearest pixel: what the sample teaches
     assert bool(split.train[rows, cols].all())
     assert not bool(split.test[rows, cols].any())
@@ -127,7 +127,7 @@ def test_gray_checkerboard_values_come_from_the_even_lattice_only():
     values = _values(2)
     poisoned = values.clone()
     poisoned[~split.train] = float("nan")  # any weight on another pixel, even zero, would give nan
-    yx, v = ValueSampler(poisoned, split).sample(20_000, torch.Generator().manual_seed(3))
+    yx, v = ValueSampler(poisoned, split).sample(20_000, 3, 0)
     assert bool(torch.isfinite(v).all())
     # The lattice's own bilinear interpolation, computed naively: lattice point (i, j) is pixel (2 i, 2 j).
     lattice = values[::2, ::2].numpy()
@@ -148,25 +148,23 @@ def test_gray_random_fraction_draws_training_pixel_centres_exactly():
     values = _values(3)
     poisoned = values.clone()
     poisoned[split.test] = float("nan")
-    yx, v = ValueSampler(poisoned, split).sample(20_000, torch.Generator().manual_seed(4))
+    yx, v = ValueSampler(poisoned, split).sample(20_000, 4, 0)
     assert torch.equal(yx, yx.round())
     rows, cols = pixel_index(yx, H)
     assert bool(split.train[rows, cols].all())
     assert torch.equal(v, values[rows, cols])
 
 
-def test_without_holdout_the_samplers_draw_the_same_batches_as_before():
-    # The samplers before held-out pixels existed: uniform over [0, H - 1] x [0, W - 1],
-    # the nearest pixel's label, or the bilinear value.
+def test_without_holdout_the_samplers_draw_uniform_coordinates_and_their_targets():
+    # Uniform over [0, H - 1] x [0, W - 1] from the step's bits, the nearest pixel's label, or the bilinear value.
     extent = torch.tensor([H - 1, W - 1], dtype=torch.float32)
     labels, values = _labels(), _values(3)
-    gen, ref = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
-    for _ in range(3):
-        yx, y = Sampler(labels).sample(100, gen)
-        want = torch.rand(100, 2, generator=ref) * extent
+    keys = stream_keys([9])
+    for step in range(3):
+        want = unit(counter_bits(keys, torch.tensor([step]), 100, 2)[0]) * extent
+        yx, y = Sampler(labels).sample(100, 9, step)
         assert torch.equal(yx, want) and torch.equal(y, label_at(labels, want).long())
-        yx, v = ValueSampler(values, None).sample(100, gen)
-        want = torch.rand(100, 2, generator=ref) * extent
+        yx, v = ValueSampler(values, None).sample(100, 9, step)
         assert torch.equal(yx, want) and torch.equal(v, bilinear_at(values, want))
 
 
@@ -240,10 +238,10 @@ def test_a_run_without_holdout_trains_on_the_batches_it_always_drew():
     trainer = Trainer(_cfg("none"))
     assert trainer.split is None
     reference = Sampler(trainer.target_tensor)
-    gen = torch.Generator().manual_seed(trainer.seeds["train"])
-    for _ in range(3):
+    for step in range(3):
+        trainer.step = step
         yx, y = trainer.next_batch()
-        want_yx, want_y = reference.sample(64, gen)
+        want_yx, want_y = reference.sample(64, trainer.seeds["train"], step)
         assert torch.equal(yx, want_yx) and torch.equal(y, want_y)
     record, _ = trainer.evaluate()
     assert not any(k.startswith(("fit_", "test_")) for k in record)

@@ -115,7 +115,7 @@ def test_binary_target_tensor_sampler_and_picture():
     assert t.tolist() == (GRAY > 128).astype(int).tolist()
     sampler = mode.sampler(t)
     assert isinstance(sampler, Sampler)
-    yx, labels = sampler.sample(50, torch.Generator().manual_seed(0))
+    yx, labels = sampler.sample(50, 0, 0)
     assert yx.shape == (50, 2) and yx.dtype == torch.float32
     assert labels.shape == (50,) and labels.dtype == torch.int64
     assert set(labels.tolist()) <= {0, 1}
@@ -135,7 +135,7 @@ def test_gray_target_tensor_sampler_and_picture():
     assert torch.equal(t[:, :, 0], torch.from_numpy(GRAY.astype(np.float32) / 255.0))
     sampler = mode.sampler(t)
     assert isinstance(sampler, ValueSampler)
-    yx, values = sampler.sample(40, torch.Generator().manual_seed(1))
+    yx, values = sampler.sample(40, 1, 0)
     assert yx.shape == (40, 2) and values.shape == (40, 1) and values.dtype == torch.float32
     assert float(values.min()) >= 0.0 and float(values.max()) <= 1.0
     picture = mode.target_picture(target)
@@ -150,7 +150,7 @@ def test_rgb_target_tensor_sampler_and_picture():
     t = mode.target_tensor(target, "cpu")
     assert t.shape == (3, 4, 3) and t.dtype == torch.float32
     assert torch.equal(t, torch.from_numpy(rgb.astype(np.float32) / 255.0))
-    yx, values = mode.sampler(t).sample(30, torch.Generator().manual_seed(2))
+    yx, values = mode.sampler(t).sample(30, 2, 0)
     assert yx.shape == (30, 2) and values.shape == (30, 3)
     # Each sample is the picture bilinearly interpolated at its coordinate (y up): a hand-written reference.
     pic = rgb.astype(np.float64) / 255.0
@@ -166,8 +166,8 @@ def test_rgb_target_tensor_sampler_and_picture():
 
 def test_samplers_are_reproducible_from_the_generator():
     t = MODES["binary"].target_tensor(make_target(GRAY, "tiny"), "cpu")
-    a = MODES["binary"].sampler(t).sample(20, torch.Generator().manual_seed(5))
-    b = MODES["binary"].sampler(t).sample(20, torch.Generator().manual_seed(5))
+    a = MODES["binary"].sampler(t).sample(20, 5, 0)
+    b = MODES["binary"].sampler(t).sample(20, 5, 0)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
@@ -183,7 +183,7 @@ def test_binary_metrics_dispatch_to_the_classification_functions():
     mode = MODES["binary"]
     t = mode.target_tensor(make_target(GRAY, "tiny"), "cpu")
     model = _linear(2)
-    yx, labels = mode.sampler(t).sample(64, torch.Generator().manual_seed(3))
+    yx, labels = mode.sampler(t).sample(64, 3, 0)
     loss = LOSSES["cross_entropy"]
     got = mode.batch_metrics(model, yx, labels, loss)
     assert got == metrics.batch_metrics(model, yx, labels, loss)
@@ -210,7 +210,7 @@ def test_regression_metrics_dispatch_to_the_regression_functions(name, channels)
     picture = GRAY if channels == 1 else np.stack([GRAY, 255 - GRAY, GRAY // 2], axis=2)
     t = mode.target_tensor(make_target(picture, "tiny", name), "cpu")
     model = _linear(channels, seed=4)
-    yx, values = mode.sampler(t).sample(64, torch.Generator().manual_seed(3))
+    yx, values = mode.sampler(t).sample(64, 3, 0)
     got = mode.batch_metrics(model, yx, values, LOSSES["mse"])
     assert got == metrics.regression_batch_metrics(model, yx, values)
     assert set(got) == {"batch_loss", "batch_psnr"}

@@ -258,8 +258,6 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, straig
     for index in sa:
         for name in ("step", "exp_avg", "exp_avg_sq"):
             assert torch.equal(sa[index][name], sb[index][name]), (index, name)
-    assert torch.equal(second.trainer.eval_gen.get_state(), straight.trainer.eval_gen.get_state())
-    assert torch.equal(second.trainer.train_gen.get_state(), straight.trainer.train_gen.get_state())
     assert without_time(folder.metrics()) == without_time(RunFolder.open(straight.path).metrics())
     for step in (0, 20, 40):
         assert np.array_equal(read_png(folder.frame_path(step)), read_png(RunFolder.open(straight.path).frame_path(step)))

@@ -172,9 +172,8 @@ def test_trainer_matches_a_straightforward_reference_loop():
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps,
                            foreach=False)
     sampler = Sampler(torch.from_numpy(result.target.labels.astype(np.int64)))
-    gen = torch.Generator().manual_seed(seeds["train"])
-    for _ in range(cfg.schedule.steps):
-        yx, labels = sampler.sample(cfg.optim.batch_size, gen)
+    for step in range(cfg.schedule.steps):
+        yx, labels = sampler.sample(cfg.optim.batch_size, seeds["train"], step)  # each step's batch: (seed, step) alone
         loss = LOSSES[cfg.loss_name](model(yx), labels)
         opt.zero_grad()
         loss.backward()

@@ -40,10 +40,13 @@ from .images import StoredFrames, read_png, save_png
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
 WEIGHTS = "weights"
-CHECKPOINT_FORMAT = "overfit-checkpoint-1"
+CHECKPOINT_FORMAT = "overfit-checkpoint-2"
+# Checkpoints of older versions: their models load (render, export, inspect), but their runs drew batches from a
+# generator's state, and this version draws them by (seed, step): they cannot continue exactly, so they do not resume.
+OLDER_CHECKPOINT_FORMATS = ("overfit-checkpoint-1",)
 # What a checkpoint holds: enough to use the model, and the rest to resume training exactly.
 MODEL_KEYS = ("format", "config", "step", "model")
-CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer", "train_gen", "eval_gen")
+CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer")
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -253,8 +256,11 @@ class RunFolder:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises many types for a corrupt file
             raise RunFolderError(f"checkpoint {path} cannot be read: {first_line(e)}") from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, *OLDER_CHECKPOINT_FORMATS):
             raise RunFolderError(f"checkpoint {path} is not an overfit checkpoint")
+        if resume and state["format"] != CHECKPOINT_FORMAT:
+            raise RunFolderError(f"run {self.path} was trained by an older overfit that drew its batches another way, so it cannot "
+                                 "continue exactly; render, export and inspect still read it: train it again under a new name to go on")
         missing = [key for key in (CHECKPOINT_KEYS if resume else MODEL_KEYS) if key not in state]
         if missing:
             raise RunFolderError(f"checkpoint {path} lacks {', '.join(missing)}; it cannot be {'resumed' if resume else 'used'}")

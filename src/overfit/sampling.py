@@ -4,9 +4,13 @@ As in the original experiment, coordinates are uniform over [0, H - 1] x [0, W -
 and, for binary pictures, the label is that of the nearest pixel (see `coords`).
 For gray and colour pictures the target is the picture bilinearly interpolated at
 the coordinate (as tiny-cuda-nn's image sample does), so the network learns a
-continuous function instead of a staircase. Sampling uses a torch
-generator on the same device as the model, so a step never waits for the host
-and a run is reproducible from its seed.
+continuous function instead of a staircase.
+
+Every draw is a function of (seed, step) alone (`counter_bits`: a counter-based generator,
+computed on the model's device): the batch of step t of a run is the same whether the run
+trains alone or in any stack, whether it was interrupted or not, and resuming needs only the
+step. A stack draws the bits of all its runs in one call (`StackedTrainer`); a sampler turns
+bits into coordinates and targets (`draw`), for one run or many of one picture at once.
 
 With held-out pixels (`data.holdout`, a `Split`) the samplers draw from the training
 pixels only, and no batch ever lands on, or takes a value from, a test pixel:
@@ -93,6 +97,58 @@ def _fraction(holdout: str) -> float:
     return fraction
 
 
+# -- the counter-based generator ------------------------------------------------------------------
+
+_MASK = 0xFFFFFFFF
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """A bijection of 32-bit values (int64 tensors holding [0, 2^32)) that mixes every bit into every other.
+
+    Two multiply-xorshift rounds (constants from Wellons' hash prospector, bias about 0.02); each
+    product stays below 2^63, so int64 arithmetic is exact on every device.
+    """
+    x = x ^ (x >> 16)
+    x = (x * 0x21F0AAAD) & _MASK
+    x = x ^ (x >> 15)
+    x = (x * 0x735A2D97) & _MASK
+    return x ^ (x >> 15)
+
+
+def stream_keys(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """(K, 2) int64: the two 32-bit keys of each seed's stream (its low and high halves, mixed)."""
+    halves = [[seed & _MASK, (seed >> 32) & _MASK] for seed in seeds]
+    keys = torch.tensor(halves, dtype=torch.int64, device=device)
+    return _hash32(keys ^ torch.tensor([0x9E3779B9, 0x7F4A7C15], dtype=torch.int64, device=device))
+
+
+def counter_bits(keys: torch.Tensor, steps: torch.Tensor, n: int, width: int) -> torch.Tensor:
+    """(K, n, width) int64 of uniform 32-bit values: element i of step t of stream k, a function of (keys[k], t, i) alone.
+
+    keys: (K, 2) from `stream_keys`; steps: (K,) int64 in [0, 2^32). Within a step the n * width
+    values are distinct (a bijection of i), and two steps of a stream share nothing but by chance
+    (both of their 32-bit step keys would have to collide).
+    """
+    t = steps.to(torch.int64) & _MASK
+    a = _hash32(keys[:, 0] ^ t)
+    b = _hash32(keys[:, 1] ^ _hash32(t ^ 0x85EBCA6B))
+    i = torch.arange(n * width, dtype=torch.int64, device=keys.device)
+    return _hash32(_hash32(b[:, None] ^ i) ^ a[:, None]).view(-1, n, width)
+
+
+def unit(bits: torch.Tensor) -> torch.Tensor:
+    """32-bit values -> float32 uniform in [0, 1) on a grid of 2^-24 (as torch.rand draws float32)."""
+    return (bits >> 8).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def index(bits: torch.Tensor, n: int) -> torch.Tensor:
+    """32-bit values -> int64 uniform in [0, n), exact for any n below 2^31 (Lemire's multiply-shift)."""
+    return (bits * n) >> 32
+
+
+# -- turning bits into batches --------------------------------------------------------------------
+
+
 class _TrainingPixels:
     """Uniform draws of training pixels (row, column) of a split, as stored."""
 
@@ -101,20 +157,17 @@ class _TrainingPixels:
         height, width = split.shape
         self.lattice = split.kind == CHECKERBOARD
         if self.lattice:  # rows and columns 0, 2, 4, ...: no index list needed
-            self.size = torch.tensor([(height + 1) // 2, (width + 1) // 2], device=split.train.device)
+            self.rows, self.cols = (height + 1) // 2, (width + 1) // 2
         else:
             self.flat = split.train.reshape(-1).nonzero().squeeze(1)  # (n_train,) flat indices
         self.width = width
 
-    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        device = self.split.train.device
+    def draw(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """bits (n, 2) for a lattice, (n, 1) otherwise -> rows, columns (n,)."""
         if self.lattice:
-            u = torch.rand(n, 2, generator=generator, device=device)
-            ij = (u * self.size).long().minimum(self.size - 1)
-            return 2 * ij[:, 0], 2 * ij[:, 1]
-        pick = torch.randint(0, self.flat.numel(), (n,), generator=generator, device=device)
-        index = self.flat[pick]
-        return index // self.width, index % self.width
+            return 2 * index(bits[:, 0], self.rows), 2 * index(bits[:, 1], self.cols)
+        flat = self.flat[index(bits[:, 0], self.flat.numel())]
+        return flat // self.width, flat % self.width
 
 
 def _centres(rows: torch.Tensor, cols: torch.Tensor, height: int) -> torch.Tensor:
@@ -122,25 +175,62 @@ def _centres(rows: torch.Tensor, cols: torch.Tensor, height: int) -> torch.Tenso
     return torch.stack([(height - 1 - rows).float(), cols.float()], dim=1)
 
 
-class Sampler:
+class _Drawn:
+    """What every sampler shares: how many bits a sample takes, one run's batch of a step, and equality of pictures."""
+
+    bits_per_sample: int
+    """32-bit values a sample takes."""
+    picture: torch.Tensor
+    split: Split | None
+
+    def draw(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def draw_many(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """bits (K, n, bits_per_sample) of K runs of this picture and split -> (K, n, 2) coordinates and (K, n, ...) targets."""
+        k, n = bits.shape[:2]
+        yx, y = self.draw(bits.reshape(k * n, -1))
+        return yx.view(k, n, 2), y.view(k, n, *y.shape[1:])
+
+    def sample(self, n: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of `n` of step `step` of the stream `seed`: coordinates (n, 2) float32 and targets."""
+        device = self.picture.device
+        keys = stream_keys([seed], device)
+        bits = counter_bits(keys, torch.tensor([step], dtype=torch.int64, device=device), n, self.bits_per_sample)
+        return self.draw(bits[0])
+
+    def same_batches(self, other: object) -> bool:
+        """Whether `other` turns equal bits into equal batches (the same kind of sampler, picture and split)."""
+        if type(other) is not type(self) or other.picture.shape != self.picture.shape:  # type: ignore[attr-defined]
+            return False
+        mine, theirs = self.split, other.split  # type: ignore[attr-defined]
+        if (mine is None) != (theirs is None):
+            return False
+        if mine is not None and (mine.kind != theirs.kind or not torch.equal(mine.train, theirs.train)):
+            return False
+        return other.picture is self.picture or torch.equal(other.picture, self.picture)  # type: ignore[attr-defined]
+
+
+class Sampler(_Drawn):
     """Draws batches from a picture of labels (H, W), row 0 on top; from its training pixels only, given a `Split`."""
 
     def __init__(self, labels: torch.Tensor, split: Split | None = None) -> None:
-        self.labels = labels
+        self.labels = self.picture = labels
         self.height, self.width = labels.shape
         self.split = split
         self._extent = torch.tensor([self.height - 1, self.width - 1], dtype=torch.float32, device=labels.device)
         self._pixels = _TrainingPixels(split) if split is not None else None
+        self.bits_per_sample = 2 if self._pixels is None else (2 if self._pixels.lattice else 1) + 2
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(coordinates (n, 2) float32, labels (n,) long) drawn with `generator`."""
+    def draw(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """bits (n, bits_per_sample) -> (coordinates (n, 2) float32, labels (n,) long)."""
         if self._pixels is None:
-            yx = torch.rand(n, 2, generator=generator, device=self.labels.device) * self._extent
+            yx = unit(bits) * self._extent
             return yx, label_at(self.labels, yx).long()
-        rows, cols = self._pixels.draw(n, generator)
+        rows, cols = self._pixels.draw(bits[:, :-2])
         centre = _centres(rows, cols, self.height)
         # Uniform in the pixel's cell, cut to the picture as the unheld sampler is ([0, H - 1] x [0, W - 1]).
-        jitter = torch.rand(n, 2, generator=generator, device=self.labels.device) - 0.5
+        jitter = unit(bits[:, -2:]) - 0.5
         yx = torch.minimum(torch.maximum(centre + jitter, torch.zeros_like(centre)), self._extent)
         # A point on a cell's edge may round to the neighbour (half to even, float32 spacing on huge
         # pictures): keep the centre there, so the nearest pixel is always the training pixel drawn.
@@ -149,11 +239,11 @@ class Sampler:
         return yx, self.labels[rows, cols].long()
 
 
-class ValueSampler:
+class ValueSampler(_Drawn):
     """Draws batches from a picture of values (H, W, C) in [0, 1], row 0 on top; from its training pixels only, given a `Split`."""
 
     def __init__(self, values: torch.Tensor, split: Split | None = None) -> None:
-        self.values = values
+        self.values = self.picture = values
         self.height, self.width = values.shape[:2]
         self.split = split
         self._extent = torch.tensor([self.height - 1, self.width - 1], dtype=torch.float32, device=values.device)
@@ -165,30 +255,30 @@ class ValueSampler:
             self._lattice_extent = torch.tensor([h - 1, w - 1], dtype=torch.float32, device=values.device)
         elif split is not None:
             self._pixels = _TrainingPixels(split)
+        self.bits_per_sample = 1 if self._pixels is not None else 2
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(coordinates (n, 2) float32, values (n, C) float32) drawn with `generator`."""
+    def draw(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """bits (n, bits_per_sample) -> (coordinates (n, 2) float32, values (n, C) float32)."""
         if self._lattice is not None:
             # Uniform over the lattice picture in its own coordinates, then scaled back: lattice row i
             # is stored row 2 i, lattice column j is column 2 j.
-            sub = torch.rand(n, 2, generator=generator, device=self.values.device) * self._lattice_extent
+            sub = unit(bits) * self._lattice_extent
             values = bilinear_at(self._lattice, sub)
             row = 2 * (self._lattice_extent[0] - sub[:, 0])
             yx = torch.stack([(self.height - 1) - row, 2 * sub[:, 1]], dim=1)
             return yx, values
         if self._pixels is not None:
-            rows, cols = self._pixels.draw(n, generator)
+            rows, cols = self._pixels.draw(bits)
             return _centres(rows, cols, self.height), self.values[rows, cols]
-        yx = torch.rand(n, 2, generator=generator, device=self.values.device) * self._extent
+        yx = unit(bits) * self._extent
         return yx, bilinear_at(self.values, yx)
 
 
 def preview_batch(sampler: Sampler | ValueSampler, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """One batch of `n` from a stream of its own seeded by `seed` (a run's "preview" seed), never a training batch.
+    """The batch of `n` of the stream `seed` (a run's "preview" seed), never a training batch, as numpy.
 
     What samples.png shows (`training.Trainer.preview_batch`) and the lab's training-batch
-    layer draws (`loading.run_preview_batch`): coordinates (n, 2) and labels or values, as numpy.
+    layer draws (`loading.run_preview_batch`): coordinates (n, 2) and labels or values.
     """
-    device = (sampler.labels if isinstance(sampler, Sampler) else sampler.values).device
-    yx, labels = sampler.sample(n, torch.Generator(device=device).manual_seed(seed))
+    yx, labels = sampler.sample(n, seed, 0)
     return yx.cpu().numpy(), labels.cpu().numpy()

@@ -9,9 +9,8 @@ of its slice. The step is `CoordinateMLP.forward_stacked` over the stacked tenso
 `baddbmm` per Linear layer for all K models, the activation fused where it can be, BatchNorm
 through torch's kernel, encodings under `torch.vmap`: `stackops`), the K losses, one
 backward pass, and one Adam update with each run's learning rate (and its decay), betas and
-eps as (K,) tensors. On a CPU the K models go through in chunks of `CPU_CHUNK` (their
-activations then stay in the cache); with `compile`, each chunk's step is one torch.compile
-graph.
+eps as (K,) tensors. With `compile`, forward, losses and backward are one torch.compile graph
+per shape.
 
 What may differ between the runs of one stack: seed, learning rate and its decay, Adam's
 constants, init, input range (except for an encoding that reads it), the picture (of
@@ -37,6 +36,7 @@ from .configio import get_path
 from .encodings import ENCODINGS
 from .errors import ConfigError
 from .losses import LOSSES
+from .sampling import counter_bits, stream_keys
 
 # A stack's parameters are columns of one (K, P) tensor, so their strides are not those of a dense tensor of their
 # shape; torch warns once that accumulating their gradients in place "may impair performance" (the step measured no slower).
@@ -89,8 +89,6 @@ def stack_key(cfg: RunConfig) -> tuple[Any, ...]:
 # 4.60 at K = 16; on a 2-core AVX-512 CPU 2.67, 2.47 and 2.87 (fp32), 2.19, 1.85 and 1.97 (bf16). Eight is the best
 # of both. On a GPU, one stack of everything of one kind is what fills the device.
 CPU_STACK = 8
-# ... and its step goes through the models a few at a time (`StackedTrainer._forward_backward`).
-CPU_CHUNK = 8
 
 
 def _on_cpu(cfg: RunConfig) -> bool:
@@ -151,8 +149,7 @@ class StackedTrainer:
         self.param_names = [name for name, _ in base.named_parameters()]
         self.buffer_names = [name for name, _ in base.named_buffers()]
         self.bound: list[int] = []  # the stacked positions whose tensors live in the stack now
-        self.chunk = CPU_CHUNK if self.device.type == "cpu" else len(self.trainers)
-        self._chunk_step: Callable[..., torch.Tensor] = self._compiled_chunk_step if trainers[0].cfg.compile else _chunk_step
+        self._step_losses: Callable[..., torch.Tensor] = self._compiled_step if trainers[0].cfg.compile else _step_losses
 
     # -- the stack's tensors ------------------------------------------------------------
 
@@ -212,6 +209,17 @@ class StackedTrainer:
             leaf.grad = grads[:, cols].view(k, *ps[0].shape)  # backward adds into it, in place
             self.leaves.append(leaf)
         self.buffers = stacked_buffers
+        # -- the runs' training streams, and the runs whose batches come from the same picture and split --
+        self.train_keys = stream_keys([t.seeds["train"] for t in trainers], self.device)
+        self.batch_size = trainers[0].cfg.optim.batch_size
+        self.sampler_groups: list[tuple[list[int], Any]] = []
+        for j, t in enumerate(trainers):
+            for members, sampler in self.sampler_groups:
+                if sampler.same_batches(t.sampler):
+                    members.append(j)
+                    break
+            else:
+                self.sampler_groups.append(([j], t.sampler))
         for stacked, members in [*zip(self.leaves, params), *zip(stacked_buffers, buffers)]:
             for j, tensor in enumerate(members):
                 tensor.data = stacked.detach()[j]
@@ -247,32 +255,24 @@ class StackedTrainer:
     # -- the stacked step ------------------------------------------------------------
 
     def _forward_backward(self, yx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-model losses (K,) of one batch each, their gradients in the stacked leaves.
+        """Per-model losses (K,) of one batch each, their gradients in the stack's gradient tensor.
 
-        yx: (K, B, 2) pixel coordinates; y: (K, B) labels or (K, B, C) values. The stack goes
-        through in chunks of at most `chunk` models (on a CPU, a few models' activations stay
-        in the cache where all K would not), each chunk's gradients added into the leaves.
+        yx: (K, B, 2) pixel coordinates; y: (K, B) labels or (K, B, C) values.
         """
         base = self.trainers[self.bound[0]].model  # its structure; the tensors are the stack's
         self.grads.zero_()
         tensors = {**dict(zip(self.param_names, self.leaves)), **dict(zip(self.buffer_names, self.buffers))}
-        k = len(self.bound)
-        losses = []
-        for start in range(0, k, self.chunk):
-            part = slice(start, min(start + self.chunk, k))
-            chunk = tensors if part == slice(0, k) else {name: t[part] for name, t in tensors.items()}
-            losses.append(self._chunk_step(base, chunk, yx[part], y[part], self.loss_fn, self.precision == "bf16"))
-        return losses[0] if len(losses) == 1 else torch.cat(losses)
+        return self._step_losses(base, tensors, yx, y, self.loss_fn, self.precision == "bf16")
 
-    def _compiled_chunk_step(self, *args: Any) -> torch.Tensor:
-        """`_chunk_step` through torch.compile (one graph per shape, cached on disk); eager from then on if compiling fails."""
+    def _compiled_step(self, *args: Any) -> torch.Tensor:
+        """`_step_losses` through torch.compile (one graph per shape, cached on disk); eager from then on if compiling fails."""
         try:
-            return _compiled_chunk_step()(*args)
+            return _compiled_step()(*args)
         except Exception as e:  # no C++ compiler, an unsupported backend, ...
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); training eagerly")
             self.grads.zero_()
-            self._chunk_step = _chunk_step
-            return _chunk_step(*args)
+            self._step_losses = _step_losses
+            return _step_losses(*args)
 
     @torch.no_grad()
     def _adam(self) -> None:
@@ -292,14 +292,31 @@ class StackedTrainer:
         denom = v.sqrt().div_(bias2_sqrt.unsqueeze(1)).add_(eps)
         self.weights.sub_(m.div(denom).mul_(step_size.unsqueeze(1)))
 
+    def _batches(self, trainers: list[Trainer]) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's batch of every bound run (each run's `next_batch`): (K, B, 2) coordinates and (K, B, ...) targets.
+
+        The bits of every run whose sampler gives the same batches from the same bits (one picture, one split) are
+        drawn in one call and turned into batches in one more.
+        """
+        steps = torch.tensor([t.step for t in trainers], dtype=torch.int64, device=self.device)
+        parts = []
+        for members, sampler in self.sampler_groups:
+            chosen = members if len(members) < len(trainers) else slice(None)
+            bits = counter_bits(self.train_keys[chosen], steps[chosen], self.batch_size, sampler.bits_per_sample)
+            parts.append(sampler.draw_many(bits))
+        if len(parts) == 1:
+            return parts[0]
+        order = [k for members, _ in self.sampler_groups for k in members]
+        inverse = torch.tensor(order, device=self.device).argsort()
+        return torch.cat([yx for yx, _ in parts])[inverse], torch.cat([y for _, y in parts])[inverse]
+
     def step(self, active: Sequence[int] | None = None) -> torch.Tensor:
         """One training step of the runs at stacked positions `active` (all by default); their losses (K,) on the device."""
         positions = list(range(len(self.trainers))) if active is None else list(active)
         if positions != self.bound:
             self._bind(positions)
         trainers = [self.trainers[pos] for pos in positions]
-        batches = [t.next_batch() for t in trainers]
-        losses = self._forward_backward(torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]))
+        losses = self._forward_backward(*self._batches(trainers))
         for k, t in enumerate(trainers):
             if t.probes and t.cfg.schedule.evaluates_at(t.step + 1):  # that evaluation may report on this update
                 for leaf, members in zip(self.leaves, self.params):
@@ -351,7 +368,7 @@ class StackedTrainer:
         return [loop.finish() if pos not in diverged else loop.diverged(diverged[pos]) for pos, loop in enumerate(loops)]
 
 
-def _chunk_step(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: torch.Tensor, y: torch.Tensor,
+def _step_losses(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: torch.Tensor, y: torch.Tensor,
                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool) -> torch.Tensor:
     """Forward, per-model losses and backward of models of `model`'s shape over their stacked `tensors`: the losses (k,).
 
@@ -364,9 +381,9 @@ def _chunk_step(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: to
 
 
 @functools.cache
-def _compiled_chunk_step() -> Callable[..., torch.Tensor]:
-    """`_chunk_step` through torch.compile: one function for every stack, so a model's shape compiles once per process."""
-    return torch.compile(_chunk_step, dynamic=False)
+def _compiled_step() -> Callable[..., torch.Tensor]:
+    """`_step_losses` through torch.compile: one function for every stack, so a model's shape compiles once per process."""
+    return torch.compile(_step_losses, dynamic=False)
 
 
 def train_stacks(trainers: Sequence[Trainer], callbacks: Sequence[Callbacks] | None = None,

@@ -1,7 +1,7 @@
 """The training loop: Adam on random coordinate batches, with evaluations as events.
 
 `Trainer` owns everything a run needs to continue bit-for-bit after a restart
-(model, optimizer, the random generators, the step); `train` is the one-call
+(model, optimizer, the step: its batches are a function of its seed and step); `train` is the one-call
 API. Everything that watches a run (progress bar, the run folder's recorder, the
 lab's live view) is a callback that receives `Event`s, and `run` takes a list of
 them: the loop itself knows nothing about files. What an evaluation measures beyond
@@ -101,7 +101,7 @@ def derived_seeds(seed: int) -> dict[str, int]:
 
 
 class Trainer:
-    """A run in memory: model, optimizer, generators and step counter.
+    """A run in memory: model, optimizer, seeds and step counter.
 
     `probes`: what each evaluation measures beyond the metrics (`overfit.probes`), each adding
     its keys to the evaluation record; fresh ones per trainer. There are none by default: a
@@ -143,8 +143,6 @@ class Trainer:
         self.target_tensor = self.mode.target_tensor(self.target, self.device)
         self.split = holdout_split(cfg.data.holdout, self.target.height, self.target.width, self.seeds["holdout"], self.device)
         self.sampler = self.mode.sampler(self.target_tensor, self.split)
-        self.train_gen = torch.Generator(device=self.device).manual_seed(self.seeds["train"])
-        self.eval_gen = torch.Generator(device=self.device).manual_seed(self.seeds["eval"])
 
         self.step = 0
         self.train_seconds = 0.0
@@ -157,22 +155,18 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: tensors, numbers and the config as JSON."""
         return {
-            "format": "overfit-checkpoint-1",
+            "format": "overfit-checkpoint-2",  # runs.CHECKPOINT_FORMAT: batches drawn by (seed, step), no generator state
             "config": self.cfg.to_json(),
             "step": self.step,
             "train_seconds": self.train_seconds,
             # A run trained in a stack holds views of the stack's tensors: each saved as its own slice.
             "model": {k: v.clone() if v.untyped_storage().nbytes() > v.nbytes else v for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "train_gen": self.train_gen.get_state(),
-            "eval_gen": self.eval_gen.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.train_gen.set_state(state["train_gen"])
-        self.eval_gen.set_state(state["eval_gen"])
         self.step = int(state["step"])
         self.train_seconds = float(state["train_seconds"])
 
@@ -189,7 +183,7 @@ class Trainer:
         dense pass also scores the training pixels (`fit_*`) and the held-out ones (`test_*`).
         """
         self.model.eval()
-        yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.eval_gen)
+        yx, labels = self.sampler.sample(self.cfg.schedule.eval_batch_size, self.seeds["eval"], self.step)
         record: dict[str, Any] = {"step": self.step}
         with contextlib.ExitStack() as around:  # probes watch the batch's forward pass (no second pass for them)
             for probe in self.probes:
@@ -224,7 +218,7 @@ class Trainer:
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's training batch from the run's own stream: coordinates and labels or values."""
-        return self.sampler.sample(self.cfg.optim.batch_size, self.train_gen)
+        return self.sampler.sample(self.cfg.optim.batch_size, self.seeds["train"], self.step)
 
     def loop(self, on_event: Callbacks = None, until: int | None = None) -> RunLoop:
         """The bookkeeping of one `run` (events, losses, evaluations), for a caller that does the steps itself."""
