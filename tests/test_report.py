@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from overfit import report, video
-from overfit.report import htmlpage
+from overfit.report import htmlpage, markdown
 
 PRESETS = ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu")
-VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "PASS", "PASS", "FAIL")
+VERDICTS = ("HOLDS", "DOES NOT HOLD", "INCONCLUSIVE", "SOMETIMES", "HOLDS", "DOES NOT HOLD")
+RULES = ["HOLDS: the interval's lower bound is at least 67 %.", "Converging: <90 %> & more."]
 FILES = ("index.html", "report.md", "grid.mp4", "grid.gif", "accuracy.png", "accuracy.svg", "loss.png", "loss.svg", "spectrum.png", "spectrum.svg")
 
 
@@ -95,12 +96,20 @@ def fake_results(height: int = 24, width: int = 48, steps: int = 2000, eval_ever
             "id": i + 1,
             "title": f"Finding {i + 1} about {PRESETS[i]}",
             "verdict": VERDICTS[i],
+            "sentence": f"Holds in {i} of 5 seeds: {VERDICTS[i]}.",
+            "share": {"holds": i, "of": 5, "undecided": 0, "unit": "seeds", "share": i / 5, "interval": [0.1, 0.9],
+                      "bounds": [1 / 3, 2 / 3]},
+            "effects": [{"threshold": 0.9, "median_ratio": 0.5, "interval": [0.4, 0.6], "seeds": 5,
+                         "text": f"Steps to 90 %: {PRESETS[i]} needs 0.50 times the other's."}] if i in (3, 4) else [],
             "summary": f"Measured {i} < {i + 1} for {PRESETS[i]}.",
             "numbers": {f"{PRESETS[i]}_final_acc": 0.95, "steps": 12000, "label": "x", "missing": None},
             "thresholds": {"min_acc": 0.9},
+            "per_seed": [{"seed": s, "holds": s < i, "note": f"seed note {s}"} for s in range(5)],
         }
         for i in range(6)
     ]
+    findings[5]["per_seed"] = [{"run": "relu_1-s0", "holds": None, "note": "fewer than two bands"}]
+    findings[5]["share"]["unit"] = "runs"
     results = {
         "meta": {
             "title": "OVERFIT reproduction",
@@ -123,7 +132,9 @@ def fake_results(height: int = 24, width: int = 48, steps: int = 2000, eval_ever
         "table": table,
         "spectrum": {"band_edges": [0.5 * k / n_bands for k in range(n_bands + 1)], "threshold": 0.5, "presets": spectrum},
         "findings": findings,
-        "variants": [{"name": "loss double_softmax", "verdicts": {str(i + 1): v for i, v in enumerate(reversed(VERDICTS))}}],
+        "rules": RULES,
+        # An older report beside this one, judged with the verdicts of its time.
+        "variants": [{"name": "loss double_softmax", "verdicts": {str(i + 1): v for i, v in enumerate(("PASS", "FAIL") * 3)}}],
     }
     return results, frames, target
 
@@ -216,7 +227,7 @@ def test_html_contents(written):
     text = " ".join(parser.text)
     for name in PRESETS:
         assert name in text
-    for verdict in ("PASS", "FAIL", "INCONCLUSIVE"):
+    for verdict in (*VERDICTS, "PASS", "FAIL"):  # older reports' verdicts as variants
         assert re.search(rf'class="badge"[^>]*>{verdict}<', page), verdict
     assert parser.steps_rows == 6
     # Text from results is escaped, not interpreted.
@@ -225,6 +236,33 @@ def test_html_contents(written):
     assert "12,000" in page and "not reached" in page and "(1/2 seeds)" in page
     assert 'id="variants-table"' in page and "loss double_softmax" in page
     assert '<video src="grid.mp4"' in page
+
+
+def test_html_shows_share_interval_effect_sentence_and_rules(written):
+    out, results, _ = written
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for f in results["findings"]:
+        assert f'<p class="sentence">{f["sentence"]}</p>' in page
+    assert page.count('<svg class="share"') == 6
+    assert 'aria-label="3 of 5 seeds hold, 10-90 % interval"' in page
+    # The interval bar spans 10-90 % of the line, the bounds are ticks at 1/3 and 2/3.
+    assert 'x1="28.8" y1="9" x2="211.2" y2="9"' in page and 'x1="82.0" y1="2"' in page and 'x1="158.0" y1="2"' in page
+    assert "Steps to 90 %: cos_1 needs 0.50 times the other&#x27;s." in page
+    assert "<summary>per seed</summary>" in page and "<b>seed 2</b>: holds — seed note 2" in page
+    assert "<summary>per run</summary>" in page and "<b>relu_1-s0</b>: cannot decide — fewer than two bands" in page
+    assert '<h3 class="rules">Rules</h3>' in page and "Converging: &lt;90 %&gt; &amp; more." in page
+
+
+def test_older_results_without_shares_still_render():
+    results, frames, target = fake_results()
+    for f in results["findings"]:
+        for key in ("sentence", "share", "effects", "per_seed"):
+            f.pop(key)
+    del results["rules"]
+    page = htmlpage.html_page(results)
+    assert "<svg" not in page and "Rules" not in page and "per seed" not in page and "Finding 1 about relu_raw" in page
+    md = markdown.markdown_page(results)
+    assert "### 1. Finding 1 about relu_raw — **HOLDS**\n\nMeasured 0 < 1 for relu_raw." in md and "## Rules" not in md
 
 
 def test_html_inlines_the_stylesheet(written):
@@ -241,7 +279,10 @@ def test_markdown_has_findings_and_table(written):
     out, results, _ = written
     md = (out / "report.md").read_text(encoding="utf-8")
     for f in results["findings"]:
-        assert f"### {f['id']}. {f['title']} — **{f['verdict']}**" in md
+        assert f"### {f['id']}. {f['title']} — **{f['verdict']}**\n\n**{f['sentence']}**\n" in md
+    assert "- Steps to 90 %: cos_3 needs 0.50 times the other's.\n" in md
+    assert "- seed 1: holds — seed note 1" in md and "- seed 4: does not hold — seed note 4" in md
+    assert "## Rules\n\n- HOLDS: the interval's lower bound is at least 67 %.\n- Converging: <90 %> & more.\n" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and line.split("|")[1].strip() in PRESETS]
     assert [r.split("|")[1].strip() for r in rows] == list(PRESETS)
     assert "| relu_1 | 1,000 ± 50 | 1,600 (1/2 seeds) | not reached |" in md

@@ -66,3 +66,11 @@ def test_seed0_and_variant_verdict():
     assert formatting.variant_verdict(variant, 1) == "PASS"  # JSON keys are strings
     assert formatting.variant_verdict(variant, 2) == "FAIL"
     assert formatting.variant_verdict(variant, 3) is None
+
+
+def test_outcome_words():
+    assert formatting.outcome_name({"seed": 3, "holds": True}) == "seed 3"
+    assert formatting.outcome_name({"run": "cos_1-s2", "holds": None}) == "cos_1-s2"
+    assert [formatting.outcome_word({"holds": h}) for h in (True, False, None)] == ["holds", "does not hold", "cannot decide"]
+    assert formatting.outcome_unit({"share": {"unit": "runs"}}) == "run"
+    assert formatting.outcome_unit({}) == "seed"  # older reports: per seed

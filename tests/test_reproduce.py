@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from overfit import reproduce as rp
 from overfit.cli import main
 from overfit.runs import RunFolder
+from overfit.reproduce.verdicts import VERDICTS
 from overfit.targets import load_target
 
 def load_checkpoint(run) -> dict:
@@ -33,7 +34,13 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
         assert re.search(rf'(src|href)="{re.escape(name)}"', html), name
     results = json.loads((report / "results.json").read_text())
     assert [f["id"] for f in results["findings"]] == [1, 2, 3, 4, 5, 6]
-    assert all(f["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") for f in results["findings"])
+    assert all(f["verdict"] in VERDICTS for f in results["findings"])
+    # One seed: each finding counts it (each run but relu_raw for finding 6) as deciding it or not.
+    for f in results["findings"]:
+        assert f["share"]["of"] + f["share"]["undecided"] == (5 if f["id"] == 6 else 1) and f["sentence"]
+    assert results["findings"][1]["per_seed"][0]["seed"] == 0
+    assert any("Wilson" in rule for rule in results["rules"])
+    assert "## Rules" in (report / "report.md").read_text() and '<h3 class="rules">Rules</h3>' in html
     assert [row["preset"] for row in results["table"]] == list(rp.REPRODUCE_PRESETS)
     for preset in rp.REPRODUCE_PRESETS:
         run = out / "runs" / f"{preset}-s0"
@@ -47,7 +54,7 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
     assert "x the arithmetic limit" in (report / "report.md").read_text() and "arithmetic limit" in html
     # Every verdict is printed.
     for f in results["findings"]:
-        assert f"{f['verdict']:<12} {f['id']}." in result.output
+        assert f"{f['verdict']:<13} {f['id']}. {f['title']}\n{'':<13}    {f['sentence']}\n" in result.output
 
     # Running it again reuses the finished runs instead of training them again.
     before = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("checkpoint.pt")}

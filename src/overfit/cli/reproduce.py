@@ -74,5 +74,6 @@ def command(steps: int | None, eval_every: int | None, seeds_text: str | None, t
         click.echo("Interrupted; run the same command again to continue.", err=True)
         sys.exit(130)
     for f in results["findings"]:
-        click.echo(f"{f['verdict']:<12} {f['id']}. {f['title']}")
+        click.echo(f"{f['verdict']:<13} {f['id']}. {f['title']}")
+        click.echo(f"{'':<13}    {f['sentence']}")
     click.echo(f"Report: {out_dir / 'report' / 'index.html'}")

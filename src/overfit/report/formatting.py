@@ -159,6 +159,24 @@ def variant_verdict(variant: dict, finding_id: Any) -> str | None:
     return verdicts.get(str(finding_id), verdicts.get(finding_id))
 
 
+_OUTCOME_WORDS = {True: "holds", False: "does not hold", None: "cannot decide"}
+
+
+def outcome_name(row: dict) -> str:
+    """Whom a finding's per-seed outcome is about: 'seed 3', or a run's name for the findings judged per run."""
+    return f"seed {row['seed']}" if "seed" in row else str(row.get("run", ""))
+
+
+def outcome_word(row: dict) -> str:
+    """'holds', 'does not hold' or 'cannot decide' for a per-seed outcome (`holds`: true, false or null)."""
+    return _OUTCOME_WORDS.get(row.get("holds"), "?")
+
+
+def outcome_unit(finding: dict) -> str:
+    """'seed' or 'run': what a finding's share counts."""
+    return str((finding.get("share") or {}).get("unit", "seeds")).removesuffix("s")
+
+
 def run_facts(meta: dict) -> dict[str, Any]:
     """Command, start, wall time, init and loss of the whole reproduction, for the facts table."""
     return {

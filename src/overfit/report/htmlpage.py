@@ -21,6 +21,9 @@ from .formatting import (
     format_value,
     intro,
     final_columns,
+    outcome_name,
+    outcome_unit,
+    outcome_word,
     num,
     pct_label,
     preset_colors,
@@ -31,11 +34,15 @@ from .formatting import (
     wall_time,
 )
 
-# Verdict -> (badge background, badge text). Green / red / amber, readable as solid pills.
+# Verdict -> (badge background, badge text). Green / red / blue / amber, readable as solid pills.
+# PASS and FAIL are the verdicts of older reports, still shown beside these as variants.
 VERDICT_COLORS = {
+    "HOLDS": ("#1a7f37", "#ffffff"),
+    "DOES NOT HOLD": ("#cf222e", "#ffffff"),
+    "SOMETIMES": ("#0969da", "#ffffff"),
+    "INCONCLUSIVE": ("#e3a008", "#2b1d00"),
     "PASS": ("#1a7f37", "#ffffff"),
     "FAIL": ("#cf222e", "#ffffff"),
-    "INCONCLUSIVE": ("#e3a008", "#2b1d00"),
 }
 UNKNOWN_VERDICT = ("#6e7781", "#ffffff")
 
@@ -76,16 +83,54 @@ def _kv_html(finding: dict) -> str:
     return f'<dl class="kv">{"".join(parts)}</dl>' if parts else ""
 
 
+def _share_svg(share: dict | None, color: str) -> str:
+    """The share of seeds where a finding holds on a 0-100 % line: its interval as a bar, the share as a dot,
+    the verdict bounds as ticks; '' without a share (older reports)."""
+    if not share or share.get("share") is None or not share.get("interval"):
+        return ""
+    width, pad = 240, 6
+
+    def x(value: float) -> float:
+        return pad + (width - 2 * pad) * min(max(value, 0.0), 1.0)
+
+    low, high = share["interval"]
+    ticks = "".join(f'<line x1="{x(b):.1f}" y1="2" x2="{x(b):.1f}" y2="16" stroke="#8c959f" stroke-dasharray="2,2"/>'
+                    for b in (share.get("bounds") or []))
+    label = f"{share['holds']} of {share['of']} {share.get('unit', 'seeds')} hold, {100 * low:.0f}-{100 * high:.0f} % interval"
+    return (f'<svg class="share" width="{width}" height="18" role="img" aria-label="{_e(label)}">'
+            f'<line x1="{x(0):.1f}" y1="9" x2="{x(1):.1f}" y2="9" stroke="#d8dee4" stroke-width="2"/>{ticks}'
+            f'<line x1="{x(low):.1f}" y1="9" x2="{x(high):.1f}" y2="9" stroke="{color}" stroke-width="6" stroke-linecap="round" opacity=".45"/>'
+            f'<circle cx="{x(share["share"]):.1f}" cy="9" r="4.5" fill="{color}"/></svg>')
+
+
+def _per_seed_html(finding: dict) -> str:
+    rows = finding.get("per_seed") or []
+    if not rows:
+        return ""
+    items = "".join(f'<li><b>{_e(outcome_name(r))}</b>: {_e(outcome_word(r))} — {_e(r.get("note", ""))}</li>' for r in rows)
+    return f'<details class="seeds"><summary>per {_e(outcome_unit(finding))}</summary><ul>{items}</ul></details>'
+
+
 def _finding_html(finding: dict) -> str:
     verdict = finding.get("verdict")
     border = VERDICT_COLORS.get(verdict, UNKNOWN_VERDICT)[0]
+    effects = "".join(f"<li>{_e(e.get('text', ''))}</li>" for e in finding.get("effects") or [])
     return (
         f'<article class="card" style="border-left-color:{border}">'
         f'<header><h3><span class="num">{_e(finding.get("id", ""))}.</span>{_e(finding.get("title", ""))}</h3>{_badge(verdict)}</header>'
-        f'<p>{_e(finding.get("summary", ""))}</p>'
+        + (f'<p class="sentence">{_e(finding["sentence"])}</p>' if finding.get("sentence") else "")
+        + _share_svg(finding.get("share"), border)
+        + (f'<ul class="effects">{effects}</ul>' if effects else "")
+        + f'<p>{_e(finding.get("summary", ""))}</p>'
         + (f'<p class="evidence"><b>Inside the network:</b> {_e(finding["evidence"])}</p>' if finding.get("evidence") else "")
-        + f'{_kv_html(finding)}</article>'
+        + f'{_kv_html(finding)}{_per_seed_html(finding)}</article>'
     )
+
+
+def _rules_html(rules: list[str]) -> str:
+    if not rules:
+        return ""
+    return '<h3 class="rules">Rules</h3><ul class="rules">' + "".join(f"<li>{_e(r)}</li>" for r in rules) + "</ul>"
 
 
 def _inside_html(results: dict) -> list[str]:
@@ -227,6 +272,7 @@ def html_page(results: dict) -> str:
         f'<dl class="presets">{preset_list}</dl></section>',
         "<h2>Findings</h2>",
         f'<div class="findings">{"".join(_finding_html(f) for f in findings)}</div>',
+        _rules_html(results.get("rules") or []),
     ]
     if variants:
         body.append(_variants_html(findings, variants))

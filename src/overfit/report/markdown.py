@@ -15,6 +15,9 @@ from .formatting import (
     format_value,
     intro,
     final_columns,
+    outcome_name,
+    outcome_unit,
+    outcome_word,
     pct_label,
     run_facts,
     step_keys,
@@ -40,13 +43,25 @@ def markdown_page(results: dict) -> str:
     out += [f"- **{name}**: {p.get('description', '')}" for name, p in presets.items()]
     out += ["", "## Findings", ""]
     for f in findings:
-        out += [f"### {f.get('id', '')}. {f.get('title', '')} — **{f.get('verdict', '')}**", "", str(f.get("summary", "")), ""]
+        out += [f"### {f.get('id', '')}. {f.get('title', '')} — **{f.get('verdict', '')}**", ""]
+        if f.get("sentence"):
+            out += [f"**{f['sentence']}**", ""]
+        effects = [f"- {e.get('text', '')}" for e in f.get("effects") or []]
+        out += [*effects, *([""] if effects else []), str(f.get("summary", "")), ""]
         if f.get("evidence"):
             out += [f"Inside the network: {f['evidence']}", ""]
         for key, label in (("numbers", "measured"), ("thresholds", "threshold")):
             for k, v in (f.get(key) or {}).items():
                 out.append(f"- {label} `{k}`: {format_value(v)}")
         out.append("")
+        rows = f.get("per_seed") or []
+        if rows:
+            out += [f"<details><summary>per {outcome_unit(f)}</summary>", ""]
+            out += [f"- {_md(outcome_name(r))}: {outcome_word(r)} — {_md(r.get('note', ''))}" for r in rows]
+            out += ["", "</details>", ""]
+    rules = results.get("rules") or []
+    if rules:
+        out += ["## Rules", "", *(f"- {r}" for r in rules), ""]
     if variants:
         out += ["## Does each finding hold under other settings?", ""]
         out.append("| finding | default | " + " | ".join(_md(v.get("name", "")) for v in variants) + " |")

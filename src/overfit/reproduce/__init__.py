@@ -5,7 +5,8 @@
 
 plan.py: what to train and training it through `Session` (finished runs reused,
 interrupted ones resumed, diverged ones recorded); analysis.py: the run folders to
-results.json; findings.py: the verdicts, pure functions of curves. The error per
+results.json; findings.py: whether each finding holds in each seed, pure functions of curves;
+verdicts.py: the share of seeds, its interval and the verdict from the declared rules. The error per
 spatial-frequency band is `overfit.spectrum`'s (every evaluation also records it live), and
 the report itself is written by `overfit.report`.
 """

@@ -1,4 +1,4 @@
-"""From the reproduction's run folders to results.json: curves, the steps-to table, spectral bands, verdicts.
+"""From the reproduction's run folders to results.json: curves, the steps-to table, spectral bands, verdicts over the seeds.
 
 Nothing is trained here; everything is read back from the run folders on disk, so the
 analysis is the same whichever invocation trained each run.
@@ -70,7 +70,8 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
         if not history:
             continue
         curves.setdefault(planned.preset, []).append(Curve(
-            [r["step"] for r in history], [r["dense_acc"] for r in history], [r["dense_pred_bg"] for r in history], diverged))
+            [r["step"] for r in history], [r["dense_acc"] for r in history], [r["dense_pred_bg"] for r in history], diverged,
+            planned.seed))
         frames = folder.read_frames([r["step"] for r in history])
         errors = np.array([analyzer.errors(gray.astype(np.float64) / 255.0) for _, gray in frames])
         steps = [s for s, _ in frames]
@@ -112,6 +113,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
         "table": table,
         "spectrum": {"band_edges": [float(e) for e in analyzer.edges], "threshold": findings.BAND_THRESHOLD, "presets": spectrum},
         "findings": [{**f.to_dict(), "evidence": sentences.get(f.id)} for f in verdicts],
+        "rules": findings.rules(majority),
         "inside": insides,
         "variants": [],
     }

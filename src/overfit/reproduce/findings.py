@@ -1,4 +1,10 @@
-"""The original experiment's six findings, judged PASS / FAIL / INCONCLUSIVE from metrics.
+"""The original experiment's six findings, judged in every seed and then over the seeds.
+
+For each finding a per-seed predicate says whether it holds in that seed, does not, or
+cannot be decided there (True / False / None); `verdicts.py` turns the seeds' outcomes into
+a share with its interval and a verdict (HOLDS, DOES NOT HOLD, SOMETIMES, INCONCLUSIVE).
+The comparisons also report their effect: per seed the steps each preset needs, and the
+median ratio over seeds with a bootstrap interval.
 
 Everything here is a pure function of evaluation curves, so it is tested on
 synthetic curves. The thresholds are named constants, fixed before looking at any
@@ -8,10 +14,11 @@ budget is reported as such.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+from .verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, SOMETIMES, Tally, bootstrap_median, count
 
 # "Converges" means dense pixel accuracy of at least 90 %. The built-in OVERFIT is
 # about 80 % background, so 90 % halves the error of the best constant answer; for a
@@ -19,13 +26,14 @@ PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 CONVERGED_ACC = 0.90
 # The speed comparisons look at steps to 90 % (the verdict) and 95 % (reported).
 SPEED_THRESHOLDS = (0.90, 0.95)
-# "Faster" means reaching the threshold in at most 90 % of the other's steps; less
-# of a difference than that is within seed-to-seed noise and judged INCONCLUSIVE.
+# "Faster" in a seed means reaching the threshold in at most 90 % of the other's steps (the run
+# of the same seed); less of a difference than that is within evaluation spacing and noise, and
+# that seed does not count as faster.
 FASTER_RATIO = 0.90
-# "Fails to converge": over the second half of training the best dense accuracy stays
-# within 5 points of the majority rate...
+# "Fails to converge", in a seed: over the second half of training the best dense accuracy
+# stays within 5 points of the majority rate...
 NEAR_MAJORITY = 0.05
-# ...and ends at least 5 points below the scaled ReLU's at the same step.
+# ...while the scaled ReLU of the same seed converges and ends at least 5 points above it.
 FAR_BELOW = 0.05
 # A prediction is "nearly constant" (all ink or all background) when at least 98 %
 # of the pixels get the same class.
@@ -36,7 +44,8 @@ BAND_THRESHOLD = 0.5
 # Low-before-high may be violated by up to one evaluation interval (the steps at
 # which bands are learned are only known to that resolution).
 BAND_TOLERANCE_EVALS = 1
-# The original experiment's training length.
+# The original experiment's training length: the budget its claims were made for. A run short of
+# it decides a convergence claim only by converging (and a non-convergence claim only by converging).
 ORIGINAL_STEPS = 100_000
 # A run whose dense accuracy rose by more than this over the last quarter of its budget was still improving (said in the summary).
 STILL_IMPROVING = 0.002
@@ -44,26 +53,35 @@ STILL_IMPROVING = 0.002
 
 @dataclass(frozen=True)
 class Curve:
-    """One run's evaluation record: steps, dense accuracy and fraction predicted background."""
+    """One run's evaluation record: steps, dense accuracy and fraction predicted background; its seed pairs it
+    with the other presets' run of the same seed."""
 
     steps: Sequence[int]
     acc: Sequence[float]
     pred_bg: Sequence[float] = ()
     diverged_step: int | None = None
+    seed: int | None = None
 
 
 @dataclass
 class Finding:
+    """A finding's verdict over the seeds, the numbers behind it, and per seed whether it held (and why)."""
+
     id: int
     title: str
     verdict: str
     summary: str
     numbers: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    tally: Tally | None = None
+    sentence: str = ""
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
+    effects: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "verdict": self.verdict, "summary": self.summary,
-                "numbers": self.numbers, "thresholds": self.thresholds}
+        return {"id": self.id, "title": self.title, "verdict": self.verdict, "sentence": self.sentence,
+                "share": self.tally.to_dict() if self.tally else None, "effects": self.effects,
+                "summary": self.summary, "numbers": self.numbers, "thresholds": self.thresholds, "per_seed": self.per_seed}
 
 
 # -- building blocks -----------------------------------------------------------
@@ -81,44 +99,95 @@ def steps_to(curve: Curve, threshold: float) -> int | None:
     return None
 
 
-def mean_steps_to(curves: Sequence[Curve], threshold: float) -> float | None:
-    """Mean steps to threshold over seeds, or None unless every seed reached it."""
-    values = [steps_to(c, threshold) for c in curves]
-    if not values or any(v is None for v in values):
-        return None
-    return sum(values) / len(values)  # type: ignore[arg-type]
+def median_steps_to(curves: Sequence[Curve], threshold: float) -> float | None:
+    """Median steps to threshold over the seeds that reached it, or None if none did."""
+    values = [s for s in (steps_to(c, threshold) for c in curves) if s is not None]
+    return float(statistics.median(values)) if values else None
 
 
 def final_acc(curves: Sequence[Curve]) -> float:
     return sum(c.acc[-1] for c in curves) / len(curves)
 
 
+def at_full_budget(curve: Curve) -> bool:
+    """Did the run get the budget the claims were made for? A diverged run did: it will never converge."""
+    return curve.diverged_step is not None or (len(curve.steps) > 0 and curve.steps[-1] >= ORIGINAL_STEPS)
+
+
+def by_seed(*presets: Sequence[Curve]) -> list[tuple[Any, list[Curve | None]]]:
+    """The presets' runs paired by seed: [(seed, [curve of each preset or None])], in seed order.
+
+    Curves without a seed pair by position (0, 1, ...).
+    """
+    keyed = [{(c.seed if c.seed is not None else i): c for i, c in enumerate(curves)} for curves in presets]
+    seeds = sorted({k for d in keyed for k in d}, key=lambda k: (str(type(k)), k))
+    return [(seed, [d.get(seed) for d in keyed]) for seed in seeds]
+
+
 def _fmt_steps(value: float | None) -> str:
     return "not reached" if value is None else f"{value:,.0f}"
 
 
-def converges(curves: Sequence[Curve], threshold: float) -> tuple[str, dict[str, Any]]:
-    """PASS if every seed reaches `threshold`, FAIL if none does, INCONCLUSIVE otherwise."""
-    reached = [steps_to(c, threshold) for c in curves]
-    n = sum(r is not None for r in reached)
-    verdict = PASS if n == len(curves) and n > 0 else FAIL if n == 0 else INCONCLUSIVE
-    return verdict, {"threshold": threshold, "seeds_reaching": f"{n}/{len(curves)}",
-                     "mean_steps_to_threshold": mean_steps_to(curves, threshold), "final_acc": final_acc(curves)}
+def _pct(value: float) -> str:
+    """0.9 -> '90 %', 0.975 -> '97.5 %'."""
+    return f"{100 * value:.4g} %"
 
 
-def faster(fast: Sequence[Curve], slow: Sequence[Curve], threshold: float) -> tuple[str, float | None, float | None, float | None]:
-    """Is `fast` quicker to `threshold` than `slow`? (verdict, fast steps, slow steps, ratio)."""
-    a, b = mean_steps_to(fast, threshold), mean_steps_to(slow, threshold)
+def _short_of_budget(n: int) -> str:
+    return f"{n} {'run' if n == 1 else 'runs'} short of the original's {ORIGINAL_STEPS:,} steps"
+
+
+def seed_converges(curve: Curve, threshold: float) -> tuple[bool | None, str]:
+    """Does this run converge? Yes once it reaches `threshold`; no if it diverged or trained the original's
+    budget without reaching it; undecided while it is short of that budget."""
+    step = steps_to(curve, threshold)
+    if step is not None:
+        return True, f"reached {threshold:.2%} at step {step:,}"
+    best = max(curve.acc) if curve.acc else float("nan")
+    if curve.diverged_step is not None:
+        return False, f"diverged at step {curve.diverged_step:,} (best accuracy {best:.3f})"
+    if at_full_budget(curve):
+        return False, f"best accuracy {best:.3f} in {curve.steps[-1]:,} steps"
+    return None, f"best accuracy {best:.3f} at step {curve.steps[-1]:,}, short of the original's {ORIGINAL_STEPS:,}"
+
+
+def seed_raw_relu_fails(raw: Curve, scaled: Curve, majority_rate: float) -> tuple[bool | None, str]:
+    """Finding 1 in one seed: relu_raw stays near the majority rate while relu_1 of the same seed converges.
+
+    No if relu_raw converges (at any budget) or, at the original's budget, rises clearly above the
+    majority rate; undecided short of that budget, or where relu_1 does not converge either (no contrast).
+    """
+    threshold = converged_threshold(majority_rate)
+    reached = steps_to(raw, threshold)
+    if reached is not None:
+        return False, f"relu_raw reached {threshold:.2%} at step {reached:,}"
+    best_late = max(acc for step, acc in zip(raw.steps, raw.acc) if step >= raw.steps[-1] / 2)
+    if not at_full_budget(raw):
+        return None, f"relu_raw at {best_late:.3f} (best over the second half), short of the original's {ORIGINAL_STEPS:,} steps"
+    if best_late > majority_rate + NEAR_MAJORITY:
+        return False, f"relu_raw rose to {best_late:.3f} over the second half, above the majority rate + {NEAR_MAJORITY}"
+    gap = scaled.acc[-1] - raw.acc[-1]
+    if steps_to(scaled, threshold) is None or gap < FAR_BELOW:
+        return None, f"relu_raw stays near the majority rate ({best_late:.3f}), but relu_1 does not converge above it"
+    return True, f"relu_raw at most {best_late:.3f} over the second half, {gap:.3f} below relu_1"
+
+
+def seed_faster(fast: Curve, slow: Curve, threshold: float, must_converge: bool = False) -> tuple[bool | None, int | None, int | None, float | None]:
+    """Is `fast` quicker to `threshold` than `slow` (the same seed)? (holds, fast's steps, slow's steps, ratio).
+
+    Holds if it reaches it in at most FASTER_RATIO of slow's steps, or slow never does; not if fast never
+    does while slow does; undecided if neither does (with `must_converge`, a fast run that never gets
+    there at the original's budget decides it: no).
+    """
+    a, b = steps_to(fast, threshold), steps_to(slow, threshold)
     if a is None and b is None:
-        return INCONCLUSIVE, a, b, None
+        return (False if must_converge and at_full_budget(fast) else None), a, b, None
     if a is None:
-        return FAIL, a, b, None
+        return False, a, b, None
     if b is None:
-        return PASS, a, b, None
+        return True, a, b, None
     ratio = a / b if b > 0 else (1.0 if a == 0 else float("inf"))
-    if ratio <= FASTER_RATIO:
-        return PASS, a, b, ratio
-    return (FAIL if ratio > 1.0 else INCONCLUSIVE), a, b, ratio
+    return ratio <= FASTER_RATIO, a, b, ratio
 
 
 def constant_predictions(curve: Curve) -> tuple[int, int, int]:
@@ -135,30 +204,50 @@ def constant_predictions(curve: Curve) -> tuple[int, int, int]:
     return states.count("ink"), states.count("bg"), flips
 
 
-def band_order_holds(first: Sequence[int | None], tolerance_steps: int) -> str:
+def band_order_holds(first: Sequence[int | None], tolerance_steps: int) -> bool | None:
     """Low bands learned no later than high ones, within tolerance; None means never learned.
 
-    PASS if the order holds, FAIL if some higher band is learned more than
+    True if the order holds, False if some higher band is learned more than
     `tolerance_steps` before a lower one (or while the lower one never is),
-    INCONCLUSIVE if fewer than two bands are learned at all.
+    None if fewer than two bands are learned at all.
     """
     learned = [s for s in first if s is not None]
     if len(learned) < 2:
-        return INCONCLUSIVE
+        return None
     for i, low in enumerate(first):
         for high in first[i + 1:]:
             if high is None:
                 continue
             if low is None or high < low - tolerance_steps:
-                return FAIL
-    return PASS
+                return False
+    return True
+
+
+def _judged(id_: int, title: str, outcomes: list[tuple[Any, bool | None, str]], summary: str, numbers: dict[str, Any],
+            thresholds: dict[str, Any], undecided_why: str = "", unit: str = "seeds", key: str = "seed",
+            extra: list[dict[str, Any]] | None = None, effects: list[dict[str, Any]] | None = None) -> Finding:
+    """A finding from its per-unit outcomes [(seed or run, holds, why)]: the tally, its verdict and sentence."""
+    tally = count([holds for _, holds, _ in outcomes], unit)
+    per_seed = [{key: k, "holds": holds, "note": note, **((extra or [{}] * len(outcomes))[i])}
+                for i, (k, holds, note) in enumerate(outcomes)]
+    return Finding(id_, title, tally.verdict, summary, numbers, thresholds, tally, tally.sentence(undecided_why),
+                   per_seed, effects or [])
 
 
 # -- the six findings ------------------------------------------------------------
 
 def finding_raw_relu_fails(raw: Sequence[Curve], scaled: Sequence[Curve], majority_rate: float) -> Finding:
-    """1. Without input scaling, ReLU fails: near the majority rate, far below scaled ReLU."""
+    """1. Without input scaling, ReLU fails: near the majority rate, far below scaled ReLU (per seed)."""
     title = "Without input scaling, ReLU fails to converge"
+    outcomes = []
+    short = no_contrast = 0  # why seeds are undecided: a raw run short of the budget, or no contrast with relu_1
+    for seed, (r, s) in by_seed(raw, scaled):
+        if r is None or s is None:
+            outcomes.append((seed, None, "no evaluation of " + ("relu_raw" if r is None else "relu_1")))
+            continue
+        outcomes.append((seed, *seed_raw_relu_fails(r, s, majority_rate)))
+        if outcomes[-1][1] is None:
+            short, no_contrast = (short + 1, no_contrast) if not at_full_budget(r) else (short, no_contrast + 1)
     late = [acc for c in raw for step, acc in zip(c.steps, c.acc) if step >= c.steps[-1] / 2]
     all_acc = [acc for c in raw for step, acc in zip(c.steps, c.acc) if step > 0] or [acc for c in raw for acc in c.acc]
     best_late = max(late)
@@ -168,45 +257,47 @@ def finding_raw_relu_fails(raw: Sequence[Curve], scaled: Sequence[Curve], majori
     for c in raw:
         i, b, f = constant_predictions(c)
         ink, bg, flips, evals = ink + i, bg + b, flips + f, evals + len(c.pred_bg)
-    near = best_late <= majority_rate + NEAR_MAJORITY
-    if near and gap >= FAR_BELOW:
-        verdict = PASS
-    elif raw_final >= converged_threshold(majority_rate) or gap <= 0:
-        verdict = FAIL
-    else:
-        verdict = INCONCLUSIVE
     behaviour = (f"flips between all-ink and all-background {flips} times" if flips else
                  "collapses to a constant prediction" if ink + bg else "never predicts a constant picture")
     summary = (f"relu_raw's dense accuracy stays in [{min(all_acc):.3f}, {max(all_acc):.3f}] against a majority rate of "
-               f"{majority_rate:.3f} (best over the second half {best_late:.3f}) and ends at {raw_final:.3f}, "
+               f"{majority_rate:.3f} (best over the second half {best_late:.3f}) and ends at {raw_final:.3f} on average, "
                f"{gap:.3f} below relu_1 ({scaled_final:.3f}). {ink + bg} of {evals} evaluations predict a nearly constant "
                f"picture ({ink} all ink, {bg} all background); it {behaviour}.")
-    return Finding(1, title, verdict, summary,
+    why = ([_short_of_budget(short) + " (short of it, only converging decides it)"] if short else []) \
+        + ([f"{no_contrast} where relu_1 does not converge either"] if no_contrast else [])
+    return _judged(1, title, outcomes, summary,
                    {"majority_rate": majority_rate, "acc_min": min(all_acc), "acc_max": max(all_acc), "best_late_acc": best_late,
                     "relu_raw_final": raw_final, "relu_1_final": scaled_final, "gap": gap, "constant_ink_evals": ink,
                     "constant_bg_evals": bg, "flips": flips, "evaluations": evals},
-                   {"NEAR_MAJORITY": NEAR_MAJORITY, "FAR_BELOW": FAR_BELOW, "CONSTANT_FRACTION": CONSTANT_FRACTION})
+                   {"NEAR_MAJORITY": NEAR_MAJORITY, "FAR_BELOW": FAR_BELOW, "CONSTANT_FRACTION": CONSTANT_FRACTION,
+                    "ORIGINAL_STEPS": ORIGINAL_STEPS},
+                   undecided_why="; ".join(why))
 
 
 def _converge_finding(id_: int, title: str, name: str, curves: Sequence[Curve], majority_rate: float) -> Finding:
     threshold = converged_threshold(majority_rate)
-    verdict, numbers = converges(curves, threshold)
+    runs = [(seed, c) for seed, (c,) in by_seed(curves) if c is not None]
+    outcomes = [(seed, *seed_converges(c, threshold)) for seed, c in runs]
+    reached = sum(steps_to(c, threshold) is not None for c in curves)
+    median = median_steps_to(curves, threshold)
     budget = max(c.steps[-1] for c in curves)
     diverged = sum(c.diverged_step is not None for c in curves)
-    summary = (f"{name} reaches {threshold:.2%} dense accuracy in {numbers['seeds_reaching']} seeds"
-               + (f", at step {_fmt_steps(numbers['mean_steps_to_threshold'])} on average" if numbers["mean_steps_to_threshold"] is not None else "")
-               + f"; final accuracy {numbers['final_acc']:.3f} after {budget:,} steps"
+    summary = (f"{name} reaches {threshold:.2%} dense accuracy in {reached} of {len(curves)} seeds"
+               + (f", at step {_fmt_steps(median)} (median)" if median is not None else "")
+               + f"; final accuracy {final_acc(curves):.3f} (mean) after at most {budget:,} steps"
                + (f"; {diverged} run(s) diverged" if diverged else "") + ".")
-    if verdict != PASS and budget < ORIGINAL_STEPS:
+    open_ = [c for (_, holds, _), (_, c) in zip(outcomes, runs) if holds is None]
+    if open_:
         # The claim is about the original's budget: short of it, not converging yet is undecided, never a failure.
-        gain = _late_gain(curves)
+        gain = _late_gain(open_)
         trend = (f"accuracy still rose by {gain:.3f} over the last quarter of the run" if gain > STILL_IMPROVING
                  else "accuracy was flat over the last quarter of the run, which a longer run may still leave")
-        verdict = INCONCLUSIVE
-        summary += (f" Not decided at {budget:,} steps ({trend}): the claim is about the original's {ORIGINAL_STEPS:,} steps; "
-                    f"run with --steps {ORIGINAL_STEPS} to judge it there.")
-    numbers["budget_steps"] = budget
-    return Finding(id_, title, verdict, summary, numbers, {"CONVERGED_ACC": threshold})
+        summary += (f" {len(open_)} seed(s) not decided at {budget:,} steps ({trend}): the claim is about the original's "
+                    f"{ORIGINAL_STEPS:,} steps; run with --steps {ORIGINAL_STEPS} to judge it there.")
+    numbers = {"threshold": threshold, "seeds_reaching": f"{reached}/{len(curves)}", "median_steps_to_threshold": median,
+               "final_acc": final_acc(curves), "budget_steps": budget}
+    return _judged(id_, title, outcomes, summary, numbers, {"CONVERGED_ACC": threshold, "ORIGINAL_STEPS": ORIGINAL_STEPS},
+                   undecided_why=_short_of_budget(len(open_)) + ", not converged yet")
 
 
 def _late_gain(curves: Sequence[Curve]) -> float:
@@ -230,28 +321,60 @@ def finding_tanh_converges(tanh: Sequence[Curve], majority_rate: float) -> Findi
     return _converge_finding(3, "tanh with inputs in [-1, 1] converges", "tanh_1", tanh, majority_rate)
 
 
+def speed_effect(fast_name: str, slow_name: str, threshold: float, ratios: Sequence[float | None]) -> dict[str, Any]:
+    """The effect of a comparison at one threshold: median ratio of steps (fast / slow) over the seeds where both
+    reached it, with a bootstrap interval, and a sentence."""
+    got = [r for r in ratios if r is not None]
+    median, low, high = bootstrap_median(got)
+    label = _pct(threshold)
+    if median is None:
+        text = f"Steps to {label}: no seed where both {fast_name} and {slow_name} reached it, so no ratio."
+    else:
+        text = (f"Steps to {label}: {fast_name} needs {median:.2f} times {slow_name}'s (median over {len(got)} "
+                f"seed{'s' if len(got) != 1 else ''} where both reached it"
+                + (f"; 95 % bootstrap CI {low:.2f}-{high:.2f})." if low is not None else "; one seed: no interval)."))
+    return {"threshold": threshold, "fast": fast_name, "slow": slow_name, "median_ratio": median,
+            "interval": None if low is None else [low, high], "seeds": len(got), "text": text}
+
+
 def _speed_finding(id_: int, title: str, fast_name: str, fast: Sequence[Curve], slow_name: str, slow: Sequence[Curve],
                    majority_rate: float, must_converge: bool = False) -> Finding:
     primary = converged_threshold(majority_rate)
     thresholds = sorted({primary, *(t for t in SPEED_THRESHOLDS if t > primary)})
+    outcomes, extra = [], []
+    ratios: dict[float, list[float | None]] = {t: [] for t in thresholds}
+    for seed, (a, b) in by_seed(fast, slow):
+        if a is None or b is None:
+            outcomes.append((seed, None, "no evaluation of " + (fast_name if a is None else slow_name)))
+            extra.append({"steps_to": {}})
+            continue
+        steps: dict[str, dict[str, Any]] = {}
+        holds: bool | None = None
+        for t in thresholds:
+            h, sa, sb, ratio = seed_faster(a, b, t, must_converge)
+            ratios[t].append(ratio)
+            steps[f"{t:g}"] = {fast_name: sa, slow_name: sb, "ratio": ratio}
+            if t == primary:
+                holds = h
+        p = steps[f"{primary:g}"]
+        note = (f"{primary:.2%}: {fast_name} {_fmt_steps(p[fast_name])} vs {slow_name} {_fmt_steps(p[slow_name])} steps"
+                + (f" (ratio {p['ratio']:.2f})" if p["ratio"] is not None else ""))
+        outcomes.append((seed, holds, note))
+        extra.append({"steps_to": steps})
     numbers: dict[str, Any] = {}
     parts = []
-    verdict = INCONCLUSIVE
     for t in thresholds:
-        v, a, b, ratio = faster(fast, slow, t)
-        numbers[f"{fast_name}_steps_to_{t:.0%}"] = a
-        numbers[f"{slow_name}_steps_to_{t:.0%}"] = b
-        numbers[f"ratio_at_{t:.0%}"] = ratio
-        parts.append(f"{t:.2%}: {fast_name} {_fmt_steps(a)} vs {slow_name} {_fmt_steps(b)} steps"
-                     + (f" (ratio {ratio:.2f})" if ratio is not None else ""))
-        if t == primary:
-            verdict = v
+        a, b = median_steps_to(fast, t), median_steps_to(slow, t)
+        na, nb = sum(steps_to(c, t) is not None for c in fast), sum(steps_to(c, t) is not None for c in slow)
+        numbers[f"{fast_name}_median_steps_to_{t:.0%}"] = a
+        numbers[f"{slow_name}_median_steps_to_{t:.0%}"] = b
+        parts.append(f"{t:.2%}: {fast_name} {_fmt_steps(a)} ({na}/{len(fast)} seeds), {slow_name} {_fmt_steps(b)} ({nb}/{len(slow)} seeds)")
+    summary = f"Steps to dense accuracy, median over the seeds that reached it: {'; '.join(parts)}."
     if must_converge:
-        conv, _ = converges(fast, primary)
-        if conv != PASS:
-            verdict = FAIL if conv == FAIL else INCONCLUSIVE
-    summary = f"Steps to dense accuracy (mean over seeds), {'; '.join(parts)}."
-    return Finding(id_, title, verdict, summary, numbers, {"FASTER_RATIO": FASTER_RATIO, "verdict_threshold": primary})
+        summary += f" {fast_name} must also converge: a seed where it never reaches {primary:.2%} does not count as faster."
+    effects = [speed_effect(fast_name, slow_name, t, ratios[t]) for t in thresholds]
+    return _judged(id_, title, outcomes, summary, numbers, {"FASTER_RATIO": FASTER_RATIO, "verdict_threshold": primary},
+                   undecided_why=f"neither run reached {primary:.2%}", extra=extra, effects=effects)
 
 
 def finding_cos_scale(cos3: Sequence[Curve], cos1: Sequence[Curve], majority_rate: float) -> Finding:
@@ -266,37 +389,29 @@ def finding_batchnorm(bn: Sequence[Curve], scaled: Sequence[Curve], majority_rat
 
 
 def finding_spectral_bias(first_by_run: dict[str, Sequence[int | None]], eval_every: int) -> Finding:
-    """6. Low frequencies are learned first: per run, bands are learned in order from low to high.
+    """6. Low frequencies are learned first: in each run, bands are learned in order from low to high.
 
     `first_by_run` maps a run's name to the step at which each band (low to high)
-    was first learned. Its numbers list those steps per run, "-" for never.
-
-    PASS if the order holds in every run where it can be judged (at least two bands
-    learned), FAIL if it fails in more than half of them, INCONCLUSIVE otherwise.
+    was first learned. Each run is judged on its own (every preset but relu_raw, every
+    seed: independent fits of one claim about networks in general); a run that learned
+    fewer than two bands cannot decide it.
     """
     tolerance = BAND_TOLERANCE_EVALS * eval_every
     per_run = {name: band_order_holds(first, tolerance) for name, first in first_by_run.items()}
-    decided = [v for v in per_run.values() if v != INCONCLUSIVE]
-    fails = decided.count(FAIL)
-    if decided and fails == 0:
-        verdict = PASS
-    elif decided and fails > len(decided) / 2:
-        verdict = FAIL
-    else:
-        verdict = INCONCLUSIVE
-    held = [n for n, v in per_run.items() if v == PASS]
-    broke = [n for n, v in per_run.items() if v == FAIL]
-    summary = (f"Bands learned from low to high frequency in {len(held)} of {len(decided)} runs that learned two bands or more"
+    held = [n for n, v in per_run.items() if v is True]
+    broke = [n for n, v in per_run.items() if v is False]
+    summary = (f"Bands learned from low to high frequency in {len(held)} of {len(held) + len(broke)} runs that learned two bands or more"
                + (f" (not in: {', '.join(broke)})" if broke else "") + f"; a band counts as learned when its relative "
                f"error falls below {BAND_THRESHOLD}, with a tolerance of {tolerance:,} steps.")
+
     def steps_text(first: Sequence[int | None]) -> str:
         return " / ".join("-" if s is None else f"{s:,}" for s in first)
 
-    numbers: dict[str, Any] = {"runs_in_order": len(held), "runs_judged": len(decided)}
-    for name, first in first_by_run.items():
-        numbers[f"{name} ({per_run[name]})"] = steps_text(first)
-    return Finding(6, "Low frequencies are learned before fine detail", verdict, summary, numbers,
-                   {"BAND_THRESHOLD": BAND_THRESHOLD, "BAND_TOLERANCE_STEPS": tolerance})
+    outcomes = [(name, holds, f"bands first learned at {steps_text(first_by_run[name])}") for name, holds in per_run.items()]
+    numbers: dict[str, Any] = {"runs_in_order": len(held), "runs_judged": len(held) + len(broke)}
+    return _judged(6, "Low frequencies are learned before fine detail", outcomes, summary, numbers,
+                   {"BAND_THRESHOLD": BAND_THRESHOLD, "BAND_TOLERANCE_STEPS": tolerance},
+                   undecided_why="fewer than two bands learned", unit="runs", key="run")
 
 
 def judge_all(curves: dict[str, Sequence[Curve]], majority_rate: float,
@@ -309,4 +424,27 @@ def judge_all(curves: dict[str, Sequence[Curve]], majority_rate: float,
         finding_cos_scale(curves["cos_3"], curves["cos_1"], majority_rate),
         finding_batchnorm(curves["bn_relu"], curves["relu_1"], majority_rate),
         finding_spectral_bias(first_below_by_run, eval_every),
+    ]
+
+
+def rules(majority_rate: float) -> list[str]:
+    """The declared rules, in words, for the report: what holding in a seed means for each finding, then the verdicts."""
+    from . import verdicts
+
+    t = converged_threshold(majority_rate)
+    return [
+        f"Converging: dense accuracy of at least {_pct(t)} (at least {_pct(CONVERGED_ACC)}; halfway from the majority rate to 100 % "
+        f"where that is higher). The claims are about the original's {ORIGINAL_STEPS:,} steps: a run short of them decides "
+        "a convergence claim only by converging; a diverged run never converges.",
+        f"1 holds in a seed when relu_raw's best accuracy over the second half of its run stays within {NEAR_MAJORITY:g} of the "
+        f"majority rate while relu_1 of the same seed converges and ends at least {FAR_BELOW:g} above it; it does not when "
+        "relu_raw converges or rises further.",
+        "2 and 3 hold in a seed when that seed's run converges.",
+        f"4 and 5 hold in a seed when the faster preset reaches {_pct(t)} in at most {FASTER_RATIO:g} times the other's steps "
+        "(the run of the same seed), or the other never does; a seed where neither does cannot decide it (for 5, where "
+        "bn_relu never converges in the original's budget, it does not hold).",
+        f"6 holds in a run (every preset but relu_raw, every seed) when its frequency bands fall below a relative error of "
+        f"{BAND_THRESHOLD:g} from low to high, within {BAND_TOLERANCE_EVALS} evaluation; a run that learns fewer than two bands "
+        "cannot decide it.",
+        *verdicts.rules(),
     ]
