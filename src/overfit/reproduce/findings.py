@@ -263,7 +263,7 @@ def finding_raw_relu_fails(raw: Sequence[Curve], scaled: Sequence[Curve], majori
                f"{majority_rate:.3f} (best over the second half {best_late:.3f}) and ends at {raw_final:.3f} on average, "
                f"{gap:.3f} below relu_1 ({scaled_final:.3f}). {ink + bg} of {evals} evaluations predict a nearly constant "
                f"picture ({ink} all ink, {bg} all background); it {behaviour}.")
-    why = ([_short_of_budget(short) + " (short of it, only converging decides it)"] if short else []) \
+    why = ([_short_of_budget(short) + ", where only converging decides it"] if short else []) \
         + ([f"{no_contrast} where relu_1 does not converge either"] if no_contrast else [])
     return _judged(1, title, outcomes, summary,
                    {"majority_rate": majority_rate, "acc_min": min(all_acc), "acc_max": max(all_acc), "best_late_acc": best_late,
@@ -374,7 +374,7 @@ def _speed_finding(id_: int, title: str, fast_name: str, fast: Sequence[Curve], 
         summary += f" {fast_name} must also converge: a seed where it never reaches {primary:.2%} does not count as faster."
     effects = [speed_effect(fast_name, slow_name, t, ratios[t]) for t in thresholds]
     return _judged(id_, title, outcomes, summary, numbers, {"FASTER_RATIO": FASTER_RATIO, "verdict_threshold": primary},
-                   undecided_why=f"neither run reached {primary:.2%}", extra=extra, effects=effects)
+                   undecided_why=f"neither run reached {_pct(primary)}", extra=extra, effects=effects)
 
 
 def finding_cos_scale(cos3: Sequence[Curve], cos1: Sequence[Curve], majority_rate: float) -> Finding:
