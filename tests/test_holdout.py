@@ -159,9 +159,9 @@ def test_without_holdout_the_samplers_draw_uniform_coordinates_and_their_targets
     # Uniform over [0, H - 1] x [0, W - 1] from the step's bits, the nearest pixel's label, or the bilinear value.
     extent = torch.tensor([H - 1, W - 1], dtype=torch.float32)
     labels, values = _labels(), _values(3)
-    keys = stream_keys([9])
+    keys = [stream_keys(9)]
     for step in range(3):
-        want = unit(counter_bits(keys, torch.tensor([step]), 100, 2)[0]) * extent
+        want = unit(counter_bits(keys, [step], 100, 2)[0]) * extent
         yx, y = Sampler(labels).sample(100, 9, step)
         assert torch.equal(yx, want) and torch.equal(y, label_at(labels, want).long())
         yx, v = ValueSampler(values, None).sample(100, 9, step)

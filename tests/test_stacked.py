@@ -385,3 +385,14 @@ def test_grids_whose_tables_agree_but_whose_pictures_differ_never_share_a_stack(
     alone = Trainer(configs[1])
     alone.run()
     _assert_same_run(alone, trainers[1], atol=1e-6)  # trained alone, as it must be: the same arithmetic
+
+
+def test_runs_of_different_pictures_and_held_out_pixels_share_a_stack_and_each_draws_its_own_batches():
+    # Each sampler turns the step's bits into its own batch: the runs of one picture and split draw in one call, the
+    # others apart; every run still trains exactly as the plain loop does with its own batches.
+    rows = [{"seed": "0"}, {"seed": "1"}, {"seed": "2", "data.holdout": "checkerboard"},
+            {"seed": "3", "data.holdout": "0.25"}, {"seed": "4", "data.text": "BA"}]
+    configs = [TINY.with_overrides(row) for row in rows]
+    reference, together = _train_alone_and_stacked(configs)
+    for a, b in zip(reference, together):
+        _assert_same_run(a, b, atol=1e-5)

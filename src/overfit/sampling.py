@@ -26,14 +26,15 @@ pixels only, and no batch ever lands on, or takes a value from, a test pixel:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import functools
 import math
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .coords import bilinear_at, label_at
+from .coords import bilinear_at, gather, label_at
 from .errors import ConfigError
 
 CHECKERBOARD = "checkerboard"
@@ -102,8 +103,8 @@ def _fraction(holdout: str) -> float:
 _MASK = 0xFFFFFFFF
 
 
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """A bijection of 32-bit values (int64 tensors holding [0, 2^32)) that mixes every bit into every other.
+def _hash32(x: Any) -> Any:
+    """A bijection of 32-bit values that mixes every bit into every other: for int64 tensors holding [0, 2^32), or ints.
 
     Two multiply-xorshift rounds (constants from Wellons' hash prospector, bias about 0.02); each
     product stays below 2^63, so int64 arithmetic is exact on every device.
@@ -115,25 +116,29 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 15)
 
 
-def stream_keys(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
-    """(K, 2) int64: the two 32-bit keys of each seed's stream (its low and high halves, mixed)."""
-    halves = [[seed & _MASK, (seed >> 32) & _MASK] for seed in seeds]
-    keys = torch.tensor(halves, dtype=torch.int64, device=device)
-    return _hash32(keys ^ torch.tensor([0x9E3779B9, 0x7F4A7C15], dtype=torch.int64, device=device))
+def stream_keys(seed: int) -> tuple[int, int]:
+    """The two 32-bit keys of the stream `seed` (its low and high halves, mixed)."""
+    return _hash32((seed & _MASK) ^ 0x9E3779B9), _hash32(((seed >> 32) & _MASK) ^ 0x7F4A7C15)
 
 
-def counter_bits(keys: torch.Tensor, steps: torch.Tensor, n: int, width: int) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _counters(n: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(n, dtype=torch.int64, device=device)
+
+
+def counter_bits(keys: Sequence[tuple[int, int]], steps: Sequence[int], n: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """(K, n, width) int64 of uniform 32-bit values: element i of step t of stream k, a function of (keys[k], t, i) alone.
 
-    keys: (K, 2) from `stream_keys`; steps: (K,) int64 in [0, 2^32). Within a step the n * width
-    values are distinct (a bijection of i), and two steps of a stream share nothing but by chance
-    (both of their 32-bit step keys would have to collide).
+    keys: each stream's `stream_keys`; steps: each stream's step, in [0, 2^32). Within a step the
+    n * width values are distinct (a bijection of i), and two steps of a stream share nothing but by
+    chance (both of their 32-bit step keys would have to collide). The keys of each (stream, step)
+    are mixed on the host, so the device does two hashes per value and no more.
     """
-    t = steps.to(torch.int64) & _MASK
-    a = _hash32(keys[:, 0] ^ t)
-    b = _hash32(keys[:, 1] ^ _hash32(t ^ 0x85EBCA6B))
-    i = torch.arange(n * width, dtype=torch.int64, device=keys.device)
-    return _hash32(_hash32(b[:, None] ^ i) ^ a[:, None]).view(-1, n, width)
+    a = [_hash32(k0 ^ (t & _MASK)) for (k0, _), t in zip(keys, steps)]
+    b = [_hash32(k1 ^ _hash32((t & _MASK) ^ 0x85EBCA6B)) for (_, k1), t in zip(keys, steps)]
+    ab = torch.tensor([a, b], dtype=torch.int64, device=device)
+    i = _counters(n * width, torch.device(device))
+    return _hash32(_hash32(ab[1, :, None] ^ i) ^ ab[0, :, None]).view(len(a), n, width)
 
 
 def unit(bits: torch.Tensor) -> torch.Tensor:
@@ -166,7 +171,7 @@ class _TrainingPixels:
         """bits (n, 2) for a lattice, (n, 1) otherwise -> rows, columns (n,)."""
         if self.lattice:
             return 2 * index(bits[:, 0], self.rows), 2 * index(bits[:, 1], self.cols)
-        flat = self.flat[index(bits[:, 0], self.flat.numel())]
+        flat = self.flat.index_select(0, index(bits[:, 0], self.flat.numel()))
         return flat // self.width, flat % self.width
 
 
@@ -194,10 +199,7 @@ class _Drawn:
 
     def sample(self, n: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of `n` of step `step` of the stream `seed`: coordinates (n, 2) float32 and targets."""
-        device = self.picture.device
-        keys = stream_keys([seed], device)
-        bits = counter_bits(keys, torch.tensor([step], dtype=torch.int64, device=device), n, self.bits_per_sample)
-        return self.draw(bits[0])
+        return self.draw(counter_bits([stream_keys(seed)], [step], n, self.bits_per_sample, self.picture.device)[0])
 
     def same_batches(self, other: object) -> bool:
         """Whether `other` turns equal bits into equal batches (the same kind of sampler, picture and split)."""
@@ -236,7 +238,7 @@ class Sampler(_Drawn):
         # pictures): keep the centre there, so the nearest pixel is always the training pixel drawn.
         near = torch.round(yx)
         yx = torch.where(((near - centre).abs() < 0.5).all(dim=1, keepdim=True), yx, centre)
-        return yx, self.labels[rows, cols].long()
+        return yx, gather(self.labels, rows, cols).long()
 
 
 class ValueSampler(_Drawn):
@@ -269,7 +271,7 @@ class ValueSampler(_Drawn):
             return yx, values
         if self._pixels is not None:
             rows, cols = self._pixels.draw(bits)
-            return _centres(rows, cols, self.height), self.values[rows, cols]
+            return _centres(rows, cols, self.height), gather(self.values, rows, cols)
         yx = unit(bits) * self._extent
         return yx, bilinear_at(self.values, yx)
 

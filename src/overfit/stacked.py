@@ -210,7 +210,7 @@ class StackedTrainer:
             self.leaves.append(leaf)
         self.buffers = stacked_buffers
         # -- the runs' training streams, and the runs whose batches come from the same picture and split --
-        self.train_keys = stream_keys([t.seeds["train"] for t in trainers], self.device)
+        self.train_keys = [stream_keys(t.seeds["train"]) for t in trainers]
         self.batch_size = trainers[0].cfg.optim.batch_size
         self.sampler_groups: list[tuple[list[int], Any]] = []
         for j, t in enumerate(trainers):
@@ -298,12 +298,10 @@ class StackedTrainer:
         The bits of every run whose sampler gives the same batches from the same bits (one picture, one split) are
         drawn in one call and turned into batches in one more.
         """
-        steps = torch.tensor([t.step for t in trainers], dtype=torch.int64, device=self.device)
         parts = []
         for members, sampler in self.sampler_groups:
-            chosen = members if len(members) < len(trainers) else slice(None)
-            bits = counter_bits(self.train_keys[chosen], steps[chosen], self.batch_size, sampler.bits_per_sample)
-            parts.append(sampler.draw_many(bits))
+            keys, steps = [self.train_keys[j] for j in members], [trainers[j].step for j in members]
+            parts.append(sampler.draw_many(counter_bits(keys, steps, self.batch_size, sampler.bits_per_sample, self.device)))
         if len(parts) == 1:
             return parts[0]
         order = [k for members, _ in self.sampler_groups for k in members]
