@@ -10,6 +10,10 @@ speed spreads over all of them; each row is the median over rounds of (limit / t
 model-step), with the round's own peak. Run alone:
 
     python -m bench.engine [--rounds 5] [--steps 40] [--out bench/engine.json]
+    python -m bench.engine --device cuda --ks 1,8,64,256,1024    # a GPU: also TF32, no plain port
+
+On a GPU the fp32 peak is the fp32 matmul's (TF32 off); the "tf32" rows allow TF32 for the
+whole step, and their share may exceed 100 % of that peak.
 """
 
 from __future__ import annotations
@@ -37,11 +41,22 @@ KS = (1, 2, 4, 8, 16)
 COMPILED_KS = (1, 8)
 
 
-def engine(k: int, precision: str, compile: bool) -> Callable[[], Any]:
-    base = get_preset("relu_1").with_overrides({"precision": precision, "compile": compile, "schedule.steps": 10**9,
+def engine(k: int, precision: str, compile: bool, device: str = "cpu") -> Callable[[], Any]:
+    tf32 = precision == "tf32"
+    base = get_preset("relu_1").with_overrides({"precision": "fp32" if tf32 else precision, "compile": compile, "device": device,
+                                                "schedule.steps": 10**9,
                                                 "schedule.eval_every": 10**9, "schedule.log_every": 10**9})
     stack = StackedTrainer([Trainer(base.with_overrides({"seed": seed})) for seed in range(k)])
-    return stack.step
+    if not tf32:
+        return stack.step
+
+    def step() -> Any:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            return stack.step()
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+    return step
 
 
 def plain_port() -> Callable[[], Any]:
@@ -64,7 +79,9 @@ def plain_port() -> Callable[[], Any]:
     return step
 
 
-def seconds(step: Callable[[], Any], steps: int) -> float:
+def seconds(step: Callable[[], Any], steps: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     out = [step() for _ in range(steps)]
     if out and isinstance(out[-1], torch.Tensor):
@@ -78,37 +95,42 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps per variant per round")
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     np.random.seed(0)
+    device = torch.device(args.device)
     ks = [int(k) for k in args.ks.split(",")]
-    precisions = ["fp32"] + (["bf16"] if native_bf16(torch.device("cpu")) else [])
-    variants: dict[tuple[str, int, str, str], tuple[Callable[[], Any], int]] = {("plain port", 1, "fp32", "eager"): (plain_port(), 1)}
+    precisions = ["fp32"] + (["tf32"] if device.type == "cuda" else []) + (["bf16"] if native_bf16(device) else [])
+    variants: dict[tuple[str, int, str, str], tuple[Callable[[], Any], int]] = {}
+    if device.type == "cpu":
+        variants[("plain port", 1, "fp32", "eager")] = (plain_port(), 1)
     for precision in precisions:
         for k in ks:
-            variants[("engine", k, precision, "eager")] = (engine(k, precision, False), k)
+            variants[("engine", k, precision, "eager")] = (engine(k, precision, False, args.device), k)
         if not args.no_compile:
-            for k in COMPILED_KS:
-                variants[("engine", k, precision, "compiled")] = (engine(k, precision, True), k)
+            for k in sorted({min(COMPILED_KS), max(ks)} if device.type == "cuda" else COMPILED_KS):
+                variants[("engine", k, precision, "compiled")] = (engine(k, precision, True, args.device), k)
     compile_seconds = {}
     for key, (step, _) in variants.items():  # warm-up: kernels, allocator, the compile
         start = time.perf_counter()
-        seconds(step, 3)
+        seconds(step, 3, device)
         compile_seconds[key] = time.perf_counter() - start
     flops = TRAIN_FLOPS_PER_SAMPLE * 1024
     share: dict[Any, list[float]] = {key: [] for key in variants}
     ms: dict[Any, list[float]] = {key: [] for key in variants}
     peaks = []
     for _ in range(args.rounds):
-        peak = matmul_peak("cpu", 2048, 2)
+        peak = matmul_peak(device, 2048 if device.type == "cpu" else 8192, 2)
         peaks.append(peak)
         for key, (step, k) in variants.items():
-            per_model_step = seconds(step, args.steps) / (args.steps * k)
+            per_model_step = seconds(step, args.steps, device) / (args.steps * k)
             ms[key].append(per_model_step * 1e3)
             share[key].append(flops / peak / per_model_step)
-    flags = sorted({f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in Path("/proc/cpuinfo").read_text()})
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = sorted({f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in cpuinfo})
     rows = []
-    one = statistics.median(ms[("engine", 1, "fp32", "eager")])
+    one = statistics.median(ms[("engine", min(ks), "fp32", "eager")]) * min(ks)  # per model-step of the smallest stack
     for key in variants:
         impl, k, precision, mode = key
         rows.append({"impl": impl, "k": k, "precision": precision, "mode": mode,
@@ -117,7 +139,7 @@ def main() -> None:
                      "share_range": [round(min(share[key]), 3), round(max(share[key]), 3)],
                      "vs_one_fp32_run": round(one / statistics.median(ms[key]), 2),
                      "first_steps_s": round(compile_seconds[key], 1)})
-    info = {"cpu": cpu_model(), "flags": flags, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(), "flags": flags, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "peak_gflops_median": round(statistics.median(peaks) / 1e9, 1),
             "peak_gflops_range": [round(min(peaks) / 1e9, 1), round(max(peaks) / 1e9, 1)],
             "limit_ms_per_model_step": round(flops / statistics.median(peaks) * 1e3, 3), "rounds": args.rounds, "steps": args.steps}

@@ -85,9 +85,9 @@ def stack_key(cfg: RunConfig) -> tuple[Any, ...]:
 
 
 # On a CPU, a stack pays off only while it is small: K models' activations side by side soon leave the cache. Median
-# ms per relu_1 model-step (bench/RESULTS.md, stacks of one kind): on a 2-core AVX2 CPU 4.94 at K = 4, 4.45 at K = 8,
-# 4.60 at K = 16; on a 2-core AVX-512 CPU 2.67, 2.47 and 2.87 (fp32), 2.19, 1.85 and 1.97 (bf16). Eight is the best
-# of both. On a GPU, one stack of everything of one kind is what fills the device.
+# ms per relu_1 model-step (bench/RESULTS.md, `python -m bench.engine`, 2-core AVX-512 CPU): fp32 1.95 at K = 4,
+# 1.99 at K = 8, 2.13 at K = 16; bf16 1.31, 1.14 and 1.16. Eight is the best of both. On a GPU, one stack of
+# everything of one kind is what fills the device.
 CPU_STACK = 8
 
 
