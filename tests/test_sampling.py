@@ -101,3 +101,24 @@ def test_labels_are_long_for_a_uint8_picture():
     picture = _picture().to(torch.uint8)
     _, labels = _sample(10, seed=0, picture=picture)
     assert labels.dtype == torch.long
+
+
+def test_counter_bits_are_distinct_within_a_step_uniform_and_a_function_of_seed_and_step():
+    from overfit.sampling import _hash32, counter_bits, stream_keys
+
+    keys = [stream_keys(0), stream_keys(1), stream_keys(2**40 + 7)]
+    bits = counter_bits(keys, [0, 5, 5], 4096, 2)
+    assert bits.shape == (3, 4096, 2) and bits.dtype == torch.int64
+    assert int(bits.min()) >= 0 and int(bits.max()) < 2**32
+    for k in range(3):
+        assert bits[k].unique().numel() == 4096 * 2  # a bijection of the element index within a step
+    # Each stream and step on its own equals the same stream and step drawn beside others.
+    assert torch.equal(counter_bits(keys[1:2], [5], 4096, 2)[0], bits[1])
+    assert not torch.equal(counter_bits(keys[1:2], [6], 4096, 2)[0], bits[1])
+    # Uniform: each of 16 equal bins of the 32-bit range holds 1/16 of 24,576 values, within 5 standard errors.
+    counts = torch.bincount((bits >> 28).reshape(-1), minlength=16).double()
+    expected = bits.numel() / 16
+    assert float((counts - expected).abs().max()) < 5 * (expected * (15 / 16)) ** 0.5
+    # The host's hash (used for the per-step keys) is the device's.
+    values = torch.tensor([0, 1, 2**31, 2**32 - 1, 123456789])
+    assert _hash32(values).tolist() == [_hash32(int(v)) for v in values]
