@@ -130,8 +130,8 @@ def run_preview_batch(cfg: RunConfig, target: Target, n: int | None = None,
     Drawn as `training.Trainer.preview_batch` draws it: the mode's sampler over the run's
     training pixels only (`sampling.holdout_split` seeded by the run's "holdout" stream)
     and the run's own "preview" stream (`sampling.preview_batch`); `n` None is the run's
-    batch size. `device` None: the run's device if this machine has it, else the CPU (a
-    torch generator draws other numbers on another kind of device).
+    batch size. `device` None: the run's device if this machine has it, else the CPU (the
+    batch is the same on every device: its bits are exact integer arithmetic).
     """
     if device is None:
         try:

@@ -7,7 +7,7 @@
       metrics.jsonl    one JSON line per evaluation
       frames/          the dense prediction at each evaluation, 8-bit PNG (gray: P(background) or value; RGB)
       weights/         the model's weights at evaluations, half precision (safetensors), for the network view
-      checkpoint.pt    model, optimizer, random generators, step and config (tensors only)
+      checkpoint.pt    model, optimizer, step and config (tensors only; batches follow from seed and step)
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
       ending.json      how training last stopped: finished, stopped early, diverged, failed, interrupted (`endings`)
