@@ -130,7 +130,7 @@ def test_diverging_presets_are_reported_not_fatal(tmp_path):
     runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e30, "model.input_range": None},
                    steps=50, eval_every=10, seeds=[0])
     target = load_target(runs[0].config.data)
-    meta = rp.make_meta(target, steps=50, eval_every=10, seeds=[0], loss="cross_entropy", init="original", command="test")
+    meta = rp.make_meta(target, steps=50, eval_every=10, seeds=[0], command="test")
     results = rp.reproduce(tmp_path / "div", target, runs, meta,
                            lambda planned, trainer: (lambda event: None), lambda line: None)
     statuses = {row["preset"]: row["status"] for row in results["table"]}
@@ -147,3 +147,118 @@ def test_reproduce_takes_train_s_seed_lists_and_refuses_a_bad_one(tmp_path):
     assert result.exit_code != 0 and "Error: --seeds" in result.output and "3-1" in result.output, result.output
     assert not (tmp_path / "r").exists()
     assert [p.seed for p in rp.plan({}, steps=10, eval_every=10, seeds=[4, 7])] == [4] * 6 + [7] * 6
+
+
+TWO_LOSSES = ["--variant", "loss=cross_entropy,double_softmax"]
+
+
+def test_variants_train_together_into_one_report_and_rerunning_resumes_and_reuses(tmp_path):
+    out = tmp_path / "var"
+    names = ["loss=cross_entropy", "loss=double_softmax"]
+    # A run of the second variant interrupted at step 100: the reproduction resumes it rather than starting it again.
+    planned = rp.plan({**rp.BASE_SETTINGS, "data.text": "HI", "data.width": 48, "data.height": 24, "compile": False}, 200, 100, [0],
+                      variants=rp.combinations([("loss", ["cross_entropy", "double_softmax"])]))
+    cut = next(p for p in planned if p.label == "loss=double_softmax/relu_1-s0")
+    target = load_target(cut.config.data)
+    runs_dir = out / "variants" / "loss=double_softmax" / "runs"
+    runs_dir.mkdir(parents=True)
+    _, session = rp.open_run(cut, target, runs_dir)
+
+    def stop_at_100(p, trainer):
+        return lambda event: trainer.request_stop() if event.kind == "log" and event.step == 100 else None
+
+    assert rp.train_all([(cut, session)], target, stop_at_100)[cut.label] == "interrupted"
+    before = RunFolder(runs_dir / "relu_1-s0").metrics()
+    assert [r["step"] for r in before] == [0, 100]
+
+    result = CliRunner().invoke(main, ["reproduce", *TINY, *TWO_LOSSES, "--out", str(out), "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # Every run of both variants in one memory budget and one call of the training.
+    assert "Training 12 run(s) together; 0 already finished" in result.output
+    for name, loss in zip(names, ("cross_entropy", "double_softmax")):
+        folder = out / "variants" / name
+        for preset in rp.REPRODUCE_PRESETS:
+            run = RunFolder(folder / "runs" / f"{preset}-s0")
+            assert run.config().loss == loss and load_checkpoint(run.path)["step"] == 200
+        assert json.loads((folder / "report" / "results.json").read_text())["meta"]["loss"] == loss
+        assert (folder / "report" / "index.html").is_file() and (folder / "report" / "grid.mp4").is_file()
+    resumed = RunFolder(runs_dir / "relu_1-s0").metrics()
+    assert resumed[:2] == before and resumed[-1]["step"] == 200
+
+    results = json.loads((out / "report" / "results.json").read_text())
+    assert [v["name"] for v in results["variants"]] == names and results["meta"]["axes"] == {"loss": ["cross_entropy", "double_softmax"]}
+    for variant in results["variants"]:
+        assert [f["id"] for f in variant["findings"]] == [1, 2, 3, 4, 5, 6]
+        assert all(f["verdict"] in VERDICTS and f["share"] is not None and f["sentence"] for f in variant["findings"])
+        assert variant["folder"] == f"variants/{variant['name']}"
+    for name in ("index.html", "report.md", "accuracy.png", "accuracy.svg", "loss.png", "loss.svg"):
+        assert (out / "report" / name).stat().st_size > 0, name
+    html = (out / "report" / "index.html").read_text()
+    head = re.search(r'<table id="variants-table"><thead><tr>(.*?)</tr></thead>', html).group(1)
+    assert re.findall(r"<th[^>]*>(.*?)</th>", head) == ["finding", *names]
+    rows = re.search(r'<table id="variants-table">.*?<tbody>(.*?)</tbody>', html).group(1).split("</tr>")[:-1]
+    assert len(rows) == 6 and all(row.count('class="badge"') == 2 for row in rows)
+    first = results["variants"][1]["findings"][0]
+    k_of_n = f"{first['share']['holds']}/{first['share']['of']} {first['share']['unit']}"
+    assert k_of_n in rows[0] and f"{first['sentence']}" in html.replace("&#x27;", "'")
+    for name in names:
+        assert f'href="../variants/{name}/report/index.html"' in html
+    # Every finding's verdict under each variant is printed.
+    for variant in results["variants"]:
+        for f in variant["findings"]:
+            assert f"   {f['verdict']:<13} {variant['name']}: {f['sentence']}\n" in result.output
+
+    checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")}
+    again = CliRunner().invoke(main, ["reproduce", *TINY, *TWO_LOSSES, "--out", str(out), "-q"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": reused") + again.output.count(": stopped") == 12 and "Training" not in again.output
+    assert checkpoints == {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")}
+
+
+def _planned(monkeypatch, args):
+    """What `overfit reproduce ARGS` would train and where, without training it."""
+    seen = {}
+
+    def fake(out_dir, target, runs, meta, make_callback, announce):
+        seen.update(out=out_dir, runs=runs)
+        return {"findings": []}
+
+    monkeypatch.setattr(rp, "reproduce", fake)
+    result = CliRunner().invoke(main, ["reproduce", "--text", "HI", "--size", "48x24", "--seeds", "0-1", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return seen["out"], [(p.preset, p.seed, p.config) for p in seen["runs"]]
+
+
+def test_loss_and_init_are_shorthands_for_variants(monkeypatch):
+    short = _planned(monkeypatch, ["--loss", "double_softmax", "--init", "torch"])
+    long = _planned(monkeypatch, ["--variant", "loss=double_softmax", "--variant", "model.init=torch"])
+    assert short == long and str(short[0]) == "reports/reproduce-double_softmax-init_torch"
+    assert {(c.loss, c.model.init) for _, _, c in short[1]} == {("double_softmax", "torch")} and len(short[1]) == 12
+    # No variant: the original's loss and init, written out as every reproduction has saved them.
+    default = _planned(monkeypatch, [])
+    assert str(default[0]) == "reports/reproduce" and {c.loss for _, _, c in default[1]} == {"cross_entropy"}
+    assert default == _planned(monkeypatch, ["--variant", "loss=cross_entropy"])
+    # Several combinations: every one of them, seed 0 of each first.
+    out, runs = _planned(monkeypatch, ["--variant", "model.init=original,torch", "--loss", "double_softmax"])
+    assert str(out) == "reports/reproduce-variants" and len(runs) == 2 * 2 * 6
+    assert [(c.model.init, c.seed) for _, _, c in runs[::6]] == [("original", 0), ("torch", 0), ("original", 1), ("torch", 1)]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--variant", "model.nope=1,2"], "unknown config key 'model.nope'"),
+    (["--variant", "model.init=original,glorot"], "model.init=glorot: unknown init 'glorot'"),
+    (["--variant", "loss=mse"], "loss=mse"),
+    (["--variant", "optim.lr=1e-4", "--variant", "optim.lr=1e-3"], "optim.lr is given twice"),
+    (["--loss", "double_softmax", "--variant", "loss=cross_entropy"], "loss is given twice"),
+    (["--variant", "optim.lr=1e-4,1e-4"], "given twice"),
+    (["--variant", "optim.lr"], "is not KEY=V1,V2"),
+    (["--variant", "data.text=A,B"], "data.text cannot vary"),
+    (["--variant", "schedule.steps=10,20"], "use --steps"),
+    (["--variant", "optim.lr=1,2,3,4,5", "--variant", "optim.batch_size=64,128,256,512"], "20 combinations is more than the 16"),
+    (["--variant", "model.init=original,torch", "--seeds", "0-50"], "612 runs, more than the 600"),
+])
+def test_a_bad_variant_is_one_line_and_writes_nothing(tmp_path, args, words):
+    result = CliRunner().invoke(main, ["reproduce", *args, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and words in result.output, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: --"), result.output
+    assert not (tmp_path / "r").exists()

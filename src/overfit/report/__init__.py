@@ -10,6 +10,13 @@
       loss.png/.svg       dense loss vs step, log scale, same style
       spectrum.png/.svg   error per spatial-frequency band vs step, one heatmap per preset
 
+A reproduction with several variants gets one more report, `write_variants_report`, beside their own:
+
+    report/
+      index.html, report.md   the findings x variants table (verdict, share, interval), each finding's sentence
+                              per variant, links to each variant's report
+      accuracy / loss         the curves, a panel per variant
+
 One module per output: figures.py (the curves and spectrum figures), gridvideo.py (the grid
 video), htmlpage.py with report.css (index.html), markdown.py (report.md); formatting.py
 holds the numbers, words and preset colours they share.
@@ -27,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from ..files import write_atomic
-from .figures import curves_figure, inside_figure, spectrum_figure
+from .figures import curves_figure, inside_figure, spectrum_figure, variant_curves_figure
 from .formatting import format_steps
 from .gridvideo import DIVERGED_RGB, GIF_MAX_WIDTH, GRID_FPS, GRID_MAX_WIDTH, grid_frames, panel_size, write_grid_video
-from .htmlpage import html_page
-from .markdown import markdown_page
+from .htmlpage import html_page, variants_html_page
+from .markdown import markdown_page, variants_markdown_page
 
 __all__ = [
     "DIVERGED_RGB",
@@ -42,6 +49,7 @@ __all__ = [
     "grid_frames",
     "panel_size",
     "write_report",
+    "write_variants_report",
 ]
 
 
@@ -83,3 +91,19 @@ def write_report(report_dir: Path, results: dict, frames: dict[str, list[tuple[i
     write_atomic(report_dir / "report.md", markdown_page(results))
     # Last: a folder with an index.html holds a complete report.
     write_atomic(report_dir / "index.html", html_page(results))
+
+
+def write_variants_report(report_dir: Path, results: dict, variant_results: list[dict]) -> None:
+    """Write the report that compares a reproduction's variants into `report_dir` (see the module docstring).
+
+    `results`: the comparison's JSON-able dict (`reproduce.compare_variants`: meta, rules, variants with their
+    findings and tables). `variant_results[i]`: variant i's own results (with the runs' histories), for the curves.
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    named = [(v.get("name", ""), r) for v, r in zip(results.get("variants") or [], variant_results)]
+    variant_curves_figure(named, "dense_acc", report_dir / "accuracy")
+    variant_curves_figure(named, "dense_loss", report_dir / "loss")
+    write_atomic(report_dir / "report.md", variants_markdown_page(results))
+    # Last: a folder with an index.html holds a complete report.
+    write_atomic(report_dir / "index.html", variants_html_page(results))

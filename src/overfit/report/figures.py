@@ -100,20 +100,10 @@ def _diverged_ends(runs: list[dict], key: str, positive: bool = False) -> list[t
     return ends
 
 
-def curves_figure(results: dict, key: str, stem: Path) -> None:
-    """accuracy (key 'dense_acc') or loss (key 'dense_loss', log y) vs step for all presets."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter
-
-    meta = results["meta"]
+def _draw_curves(ax, results: dict, key: str, is_loss: bool) -> tuple[float, bool]:
+    """Each preset's mean over seeds of history[key] (and its min-max band) on `ax`; the lowest value and whether a run diverged."""
     presets = results["presets"]
     colors = preset_colors(list(presets))
-    is_loss = metricinfo.direction(key) == "min"  # the metric registry's: a loss (log scale) rather than a score
-    fig = _new_figure(10.0, 4.8)
-    ax = fig.add_subplot()
-    _style_axes(ax)
-
     low = math.inf
     any_diverged = False
     for name, preset in presets.items():
@@ -131,48 +121,101 @@ def curves_figure(results: dict, key: str, stem: Path) -> None:
             xs, ys = zip(*ends)
             ax.plot(xs, ys, linestyle="none", marker="X", markersize=8, color=color, markeredgecolor="white", markeredgewidth=0.8, zorder=5)
         low = min(low, float(np.min(lo)))
+    return low, any_diverged
+
+
+def _curves_axes(ax, meta: dict, is_loss: bool, low: float, label_y: bool) -> None:
+    """Steps on x; accuracy in % (with the majority line) or the loss on a log scale on y."""
+    from matplotlib.ticker import FuncFormatter
 
     ax.set_xlim(0, max(1, meta.get("steps") or 1))
     ax.xaxis.set_major_formatter(_step_formatter())
     ax.set_xlabel("training step", color="#333333")
-    n_seeds = len(meta.get("seeds", [])) or 1
-    over = f", mean over {n_seeds} seeds" if n_seeds > 1 else ""
     if is_loss:
         ax.set_yscale("log")
         loss_name = str(meta.get("loss", "loss")).replace("_", "-")
-        ax.set_ylabel(f"{loss_name} loss on all pixels", color="#333333")
+        if label_y:
+            ax.set_ylabel(f"{loss_name} loss on all pixels", color="#333333")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-        ax.set_title(f"Dense loss during training{over}", loc="left", fontsize=12, color="#111111")
-    else:
-        ax.set_ylim(0.4, 1.005)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{100 * y:.0f} %"))
+        return
+    ax.set_ylim(0.4, 1.005)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{100 * y:.0f} %"))
+    if label_y:
         ax.set_ylabel("accuracy on all pixels", color="#333333")
-        ax.set_title(f"Dense accuracy during training{over}", loc="left", fontsize=12, color="#111111")
-        majority = num(meta.get("majority_rate"))
-        if not math.isnan(majority):
-            ax.axhline(majority, color="#8a8a8a", linestyle=(0, (5, 4)), linewidth=1.1, zorder=1)
-            # Label at the right end: early on every curve starts near the majority rate.
-            ax.annotate(
-                f"majority class ({100 * majority:.1f} %)",
-                xy=(0.995, majority),
-                xycoords=("axes fraction", "data"),
-                xytext=(0, 4),
-                textcoords="offset points",
-                ha="right",
-                fontsize=8.5,
-                color="#6a6a6a",
-            )
-        if low < 0.4:
-            ax.text(0.995, 0.01, "curves below 40 % run off the bottom", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#8a8a8a")
+    majority = num(meta.get("majority_rate"))
+    if not math.isnan(majority):
+        ax.axhline(majority, color="#8a8a8a", linestyle=(0, (5, 4)), linewidth=1.1, zorder=1)
+        # Label at the right end: early on every curve starts near the majority rate.
+        ax.annotate(
+            f"majority class ({100 * majority:.1f} %)",
+            xy=(0.995, majority),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8.5,
+            color="#6a6a6a",
+        )
+    if low < 0.4:
+        ax.text(0.995, 0.01, "curves below 40 % run off the bottom", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#8a8a8a")
 
-    handles, labels = ax.get_legend_handles_labels()
+
+def _curves_legend(handles: list, labels: list, n_seeds: int, any_diverged: bool) -> tuple[list, list]:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     if n_seeds > 1:
         handles.append(Patch(facecolor="#888888", alpha=0.3, linewidth=0))
         labels.append("min–max over seeds")
     if any_diverged:
         handles.append(Line2D([], [], linestyle="none", marker="X", markersize=8, color="#555555", markeredgecolor="white"))
         labels.append("diverged run stops")
+    return handles, labels
+
+
+def _curves_title(meta: dict, is_loss: bool) -> str:
+    n_seeds = len(meta.get("seeds", [])) or 1
+    over = f", mean over {n_seeds} seeds" if n_seeds > 1 else ""
+    return f"Dense {'loss' if is_loss else 'accuracy'} during training{over}"
+
+
+def curves_figure(results: dict, key: str, stem: Path) -> None:
+    """accuracy (key 'dense_acc') or loss (key 'dense_loss', log y) vs step for all presets."""
+    meta = results["meta"]
+    is_loss = metricinfo.direction(key) == "min"  # the metric registry's: a loss (log scale) rather than a score
+    fig = _new_figure(10.0, 4.8)
+    ax = fig.add_subplot()
+    _style_axes(ax)
+    low, any_diverged = _draw_curves(ax, results, key, is_loss)
+    _curves_axes(ax, meta, is_loss, low, label_y=True)
+    ax.set_title(_curves_title(meta, is_loss), loc="left", fontsize=12, color="#111111")
+    handles, labels = _curves_legend(*ax.get_legend_handles_labels(), len(meta.get("seeds", [])), any_diverged)
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9.5, borderaxespad=0.0, handlelength=1.8)
+    _save_figure(fig, stem)
+
+
+def variant_curves_figure(variants: list[tuple[str, dict]], key: str, stem: Path) -> None:
+    """`curves_figure` once per variant, side by side on one y scale: a panel per (name, results), two per row."""
+    first = variants[0][1]["meta"]
+    is_loss = metricinfo.direction(key) == "min"
+    cols = min(2, len(variants))
+    rows = math.ceil(len(variants) / cols)
+    fig = _new_figure(5.4 * cols + 1.6, 3.4 * rows + 0.5)
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    any_diverged = False
+    for i, ax in enumerate(axes.flat):
+        if i >= len(variants):
+            ax.set_visible(False)
+            continue
+        name, results = variants[i]
+        _style_axes(ax)
+        low, diverged = _draw_curves(ax, results, key, is_loss)
+        any_diverged |= diverged
+        _curves_axes(ax, results["meta"], is_loss, low, label_y=i % cols == 0)
+        ax.set_title(name, loc="left", fontsize=10.5, color="#111111")
+    handles, labels = _curves_legend(*axes.flat[0].get_legend_handles_labels(), len(first.get("seeds", [])), any_diverged)
+    fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=9, handlelength=1.8)
+    fig.suptitle(_curves_title(first, is_loss) + ", per variant", x=0.01, ha="left", fontsize=12, color="#111111")
     _save_figure(fig, stem)
 
 

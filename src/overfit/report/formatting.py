@@ -159,6 +159,28 @@ def variant_verdict(variant: dict, finding_id: Any) -> str | None:
     return verdicts.get(str(finding_id), verdicts.get(finding_id))
 
 
+def variant_finding(variant: dict, finding_id: Any) -> dict | None:
+    """A variant's judgement of one finding (of a reproduction with several variants), or None."""
+    return next((f for f in variant.get("findings") or [] if str(f.get("id")) == str(finding_id)), None)
+
+
+def share_texts(share: dict | None) -> tuple[str, str]:
+    """('5/8 seeds', '31–86 %'): in how many of the seeds (or runs) that decide it a finding holds, and the 95 %
+    interval of that share; ('—', '') without a share."""
+    if not share or share.get("of") is None:
+        return "—", ""
+    text = f"{share.get('holds', 0)}/{share['of']} {share.get('unit', 'seeds')}"
+    if share.get("undecided"):
+        text += f" ({share['undecided']} undecided)"
+    interval = share.get("interval")
+    return text, (f"{100 * interval[0]:.0f}–{100 * interval[1]:.0f} %" if interval else "")
+
+
+def variant_status(variant: dict) -> str:
+    """How a variant's runs ended, preset by preset: 'relu_raw: 2 trained 200 steps; relu_1: ...'."""
+    return "; ".join(f"{row.get('preset', '')}: {row.get('status', '')}" for row in variant.get("table") or [])
+
+
 _OUTCOME_WORDS = {True: "holds", False: "does not hold", None: "cannot decide"}
 
 
@@ -219,4 +241,21 @@ def intro(meta: dict, n_presets: int, n_findings: int) -> str:
     )
     if not math.isnan(majority):
         text += f" Predicting the majority class everywhere already scores {100 * majority:.1f} %, so accuracy only means something above that."
+    return text
+
+
+def variants_intro(meta: dict, n_variants: int, n_findings: int) -> str:
+    """The paragraph that says what a reproduction with several variants compares (plain text)."""
+    seeds = meta.get("seeds", [])
+    axes = meta.get("axes") or {}
+    varied = "; ".join(f"{key} in {', '.join(str(v) for v in values)}" for key, values in axes.items())
+    text = (
+        f"The OVERFIT experiment's {_count(n_findings)} findings, judged under {_count(n_variants)} variants of the six presets "
+        f"({varied}; every combination), on {meta.get('target', 'a target')} at {meta.get('width', '?')} × "
+        f"{meta.get('height', '?')} pixels. Every variant trained each preset for {meta.get('steps', 0):,} steps with "
+        f"{_count(len(seeds))} seed{'s' if len(seeds) != 1 else ''} ({', '.join(str(s) for s in seeds)}), all runs at once."
+    )
+    majority = num(meta.get("majority_rate"))
+    if not math.isnan(majority):
+        text += f" Predicting the majority class everywhere already scores {100 * majority:.1f} %."
     return text

@@ -20,8 +20,11 @@ from .formatting import (
     outcome_word,
     pct_label,
     run_facts,
+    share_texts,
     step_keys,
+    variant_finding,
     variant_verdict,
+    variants_intro,
     wall_time,
 )
 
@@ -108,6 +111,46 @@ def markdown_page(results: dict) -> str:
         out += [f"<details><summary>{html.escape(name)}</summary>", "", "```json", json.dumps(p.get("config", {}), indent=2), "```", "", "</details>", ""]
     out += ["## Machine and versions", "", "| | |", "|---|---|"]
     facts = {**run_facts(meta), **(meta.get("machine") or {}), **(meta.get("versions") or {})}
+    out += [f"| {_md(k)} | {_md(format_value(v))} |" for k, v in facts.items()]
+    out.append("")
+    return "\n".join(out)
+
+
+def variants_markdown_page(results: dict) -> str:
+    """report.md of a reproduction with several variants: the content of its index.html in Markdown."""
+    meta = results["meta"]
+    variants = results.get("variants") or []
+    findings = variants[0].get("findings", []) if variants else []
+    out = [f"# {meta.get('title', 'OVERFIT reproduction')}", "", variants_intro(meta, len(variants), len(findings)), ""]
+    out += ["## Does each finding hold under each variant?", ""]
+    out.append("| finding | " + " | ".join(_md(v.get("name", "")) for v in variants) + " |")
+    out.append("|---|" + "---|" * len(variants))
+    for f in findings:
+        cells = []
+        for v in variants:
+            judged = variant_finding(v, f.get("id"))
+            share, interval = share_texts((judged or {}).get("share"))
+            cells.append(f"**{(judged or {}).get('verdict', '—')}** {share}" + (f", {interval}" if interval else ""))
+        out.append(f"| {f.get('id', '')}. {_md(f.get('title', ''))} | " + " | ".join(_md(c) for c in cells) + " |")
+    out += ["", "Each cell: the verdict, the seeds (or runs) in which the finding holds of those that decide it, "
+            "and the 95 % Wilson interval of that share.", ""]
+    rules = results.get("rules") or []
+    if rules:
+        out += ["## Rules", "", *(f"- {r}" for r in rules), ""]
+    out += ["## Findings, variant by variant", ""]
+    for f in findings:
+        out += [f"### {f.get('id', '')}. {f.get('title', '')}", ""]
+        for v in variants:
+            judged = variant_finding(v, f.get("id")) or {}
+            out.append(f"- **{judged.get('verdict', '—')}** {v.get('name', '')}: {judged.get('sentence', '')}")
+        out.append("")
+    out += ["## Learning curves", "", "![dense accuracy vs step, per variant](accuracy.png)", "",
+            "![dense loss vs step, per variant](loss.png)", "", "## Each variant's report", ""]
+    out += [f"- {v.get('name', '')}: [report](../{v.get('folder', '')}/report/index.html), runs in `{v.get('folder', '')}/runs/`"
+            for v in variants]
+    out += ["", "## Machine and versions", "", "| | |", "|---|---|"]
+    facts = {**{k: v for k, v in run_facts(meta).items() if k not in ("init", "loss")}, **(meta.get("machine") or {}),
+             **(meta.get("versions") or {})}
     out += [f"| {_md(k)} | {_md(format_value(v))} |" for k, v in facts.items()]
     out.append("")
     return "\n".join(out)

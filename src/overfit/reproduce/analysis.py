@@ -120,8 +120,32 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
     return results, grid_frames
 
 
+def compare_variants(meta: dict[str, Any], compared: list[tuple[Any, str, dict[str, Any]]]) -> dict[str, Any]:
+    """OUT/report/results.json of a reproduction with several variants, from each (variant, folder, results).
+
+    Holds every variant's findings (verdict, share, interval, sentence, per seed), its steps-to table and how
+    its runs ended; the curves themselves stay in each variant's own results.json (`folder`/report/).
+    """
+    axes: dict[str, list[str]] = {}
+    for variant, _, _ in compared:
+        for key, value in variant.settings:
+            if value not in axes.setdefault(key, []):
+                axes[key].append(value)
+    first = compared[0][2]
+    return {
+        "meta": {**meta, "majority_rate": first["meta"].get("majority_rate"), "axes": axes},
+        "rules": first["rules"],
+        "variants": [{
+            "name": variant.name, "settings": variant.overrides, "folder": folder,
+            "loss": results["meta"]["loss"], "init": results["meta"]["init"],
+            "verdicts": {str(f["id"]): f["verdict"] for f in results["findings"]},
+            "findings": results["findings"], "table": results["table"],
+        } for variant, folder, results in compared],
+    }
+
+
 def sibling_variants(out_dir: Path) -> list[dict[str, Any]]:
-    """Verdicts of other reproduce folders beside this one (other loss or init), for comparison."""
+    """Verdicts of other one-variant reproduce folders beside this one (other loss or init), for comparison."""
     variants = []
     for other in sorted(out_dir.parent.glob("*/report/results.json")):
         if other.parent.parent.resolve() == out_dir.resolve():

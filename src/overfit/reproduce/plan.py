@@ -1,6 +1,7 @@
 """What `overfit reproduce` trains, and training it: every (preset, seed) run, started or resumed through `Session`.
 
-    <out>/runs/<preset>-s<seed>/   ordinary run folders (resume them, open them in the lab)
+    <out>/runs/<preset>-s<seed>/                      ordinary run folders (resume them, open them in the lab)
+    <out>/variants/<key=value,...>/runs/<preset>-s<seed>/  the same, per combination, when there are several (`variants.py`)
 
 A run already done (`RunFolder.finished`) is reused and an interrupted one resumed, so
 running the same command again continues where it stopped. A run that diverges is
@@ -27,6 +28,7 @@ from ..modes import get_mode
 from ..presets import get_preset
 from ..runs import RunFolder
 from .findings import BAND_THRESHOLD, converged_threshold
+from .variants import Variant
 from ..spectrum import BandAnalyzer
 
 REPRODUCE_PRESETS = ("relu_raw", "relu_1", "tanh_1", "cos_1", "cos_3", "bn_relu")
@@ -37,6 +39,10 @@ LOSSES = get_mode(MODE).losses
 DEFAULT_STEPS = 100_000
 DEFAULT_SEEDS = "0-1"  # `--seeds` as `overfit train` takes it (configio.parse_seeds)
 MAX_SEEDS = 100
+# Runs one reproduction trains at most (presets x seeds x variants): as many as 100 seeds of one variant.
+MAX_RUNS = MAX_SEEDS * len(REPRODUCE_PRESETS)
+# Each run's settings before any variant: the original's loss and init (what older reproductions saved).
+BASE_SETTINGS = {"loss": "cross_entropy", "model.init": "original"}
 # Evaluations: every 500 steps up to step 20,000, where curves and spectral bands change
 # fast, then every 2,500 (73 evaluations for 100,000 steps instead of 201).
 DEFAULT_EVAL_EVERY = 500
@@ -51,37 +57,54 @@ class PlannedRun:
     preset: str
     seed: int
     config: RunConfig
+    variant: Variant = Variant()
 
     @property
     def name(self) -> str:
+        """The run folder's name, '<preset>-s<seed>'."""
         return f"{self.preset}-s{self.seed}"
 
+    @property
+    def label(self) -> str:
+        """The run among all of a reproduction's: its name, after its variant's where it has one."""
+        return f"{self.variant.name}/{self.name}" if self.variant.settings else self.name
 
-def default_out(loss: str, init: str) -> Path:
-    """reports/reproduce, with the variant in the name when loss or init is not the default."""
-    suffix = "".join([f"-{loss}" if loss != "cross_entropy" else "", f"-init_{init}" if init != "original" else ""])
-    return Path("reports") / f"reproduce{suffix}"
+
+def default_out(variants: Sequence[Variant]) -> Path:
+    """reports/reproduce; one variant off the original's settings in the name (reproduce-double_softmax-init_torch,
+    reproduce-lr_0.001); several combinations: reports/reproduce-variants."""
+    if len(variants) > 1:
+        return Path("reports") / "reproduce-variants"
+    parts = []
+    for key, value in variants[0].settings if variants else ():
+        if BASE_SETTINGS.get(key) == value:
+            continue
+        parts.append(value if key == "loss" else f"{key.rsplit('.', 1)[-1]}_{value}")
+    return Path("reports") / "-".join(["reproduce", *parts])
 
 
 def plan(overrides: dict[str, Any], steps: int, eval_every: int, seeds: Sequence[int],
-         eval_every_late: int | None = DEFAULT_EVAL_EVERY_LATE, eval_late_from: int = DEFAULT_EVAL_LATE_FROM) -> list[PlannedRun]:
-    """Every (preset, seed) run with its config; `overrides` are dotted config keys for all runs."""
+         eval_every_late: int | None = DEFAULT_EVAL_EVERY_LATE, eval_late_from: int = DEFAULT_EVAL_LATE_FROM,
+         variants: Sequence[Variant] = (Variant(),)) -> list[PlannedRun]:
+    """Every (preset, seed, variant) run with its config; `overrides` are dotted config keys for all runs, each
+    variant's settings go over them."""
     runs = []
     late = {"schedule.eval_every_late": eval_every_late, "schedule.eval_late_from": eval_late_from} \
         if eval_every_late is not None and eval_late_from < steps else {}
     for seed in seeds:
-        for preset in REPRODUCE_PRESETS:
-            cfg = get_preset(preset).with_overrides(
-                {**overrides, "data.mode": MODE, "seed": seed, "schedule.steps": steps, "schedule.eval_every": eval_every, **late})
-            runs.append(PlannedRun(preset, seed, cfg))
-    # Seed 0 of every preset comes first: an early stop still leaves one complete comparison.
+        for variant in variants:
+            for preset in REPRODUCE_PRESETS:
+                cfg = get_preset(preset).with_overrides({**overrides, **variant.overrides, "data.mode": MODE, "seed": seed,
+                                                         "schedule.steps": steps, "schedule.eval_every": eval_every, **late})
+                runs.append(PlannedRun(preset, seed, cfg, variant))
+    # Seed 0 of every preset and variant comes first: an early stop still leaves one complete comparison.
     return runs
 
 
-def make_meta(target: Any, steps: int, eval_every: int, seeds: Sequence[int], loss: str, init: str, command: str) -> dict[str, Any]:
-    """The report's header facts known before any run starts."""
+def make_meta(target: Any, steps: int, eval_every: int, seeds: Sequence[int], command: str) -> dict[str, Any]:
+    """The report's header facts known before any run starts (each variant's loss and init come from its runs)."""
     return {"title": "OVERFIT reproduction", "target": target.source, "height": target.height, "width": target.width,
-            "steps": steps, "eval_every": eval_every, "seeds": list(seeds), "loss": loss, "init": init,
+            "steps": steps, "eval_every": eval_every, "seeds": list(seeds),
             "started": _dt.datetime.now().isoformat(timespec="seconds"), "command": command}
 
 
@@ -152,7 +175,8 @@ class EarlyStop:
 
 
 def train_all(opened: list[tuple[PlannedRun, Any]], target: Any, make_callback: Callable[[PlannedRun, Any], Callable]) -> dict[str, str]:
-    """Train every open session (`session.train_sessions`); each run's ending by name ('done', 'stopped', 'diverged', 'interrupted')."""
+    """Train every open session in one call of `session.train_sessions` (runs of one kind stacked, whatever their variant);
+    each run's ending by its label ('done', 'stopped', 'diverged', 'interrupted')."""
     from ..session import train_sessions
 
     thresholds = tuple(sorted({*REPORTED_THRESHOLDS, converged_threshold(target.majority_rate)}))
@@ -163,7 +187,7 @@ def train_all(opened: list[tuple[PlannedRun, Any]], target: Any, make_callback: 
     endings: dict[str, str] = {}
     for planned, session in opened:
         ending = session.folder.ending()
-        endings[planned.name] = names.get(ending.how, ending.how) if ending is not None else "interrupted"
+        endings[planned.label] = names.get(ending.how, ending.how) if ending is not None else "interrupted"
     return endings
 
 
