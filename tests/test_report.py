@@ -290,6 +290,33 @@ def test_markdown_has_findings_and_table(written):
         assert f"]({image})" in md
 
 
+def test_variants_report_has_a_column_per_variant_with_share_and_interval(tmp_path):
+    from overfit.reproduce import Variant, compare_variants
+
+    first, _, _ = fake_results()
+    second, _, _ = fake_results(seeds=(0, 1, 2))
+    second["findings"][0] = {**second["findings"][0], "verdict": "DOES NOT HOLD", "sentence": "Holds in 0 of 3 seeds.",
+                             "share": {"holds": 0, "of": 3, "undecided": 1, "unit": "seeds", "interval": [0.0, 0.5615]}}
+    variants = [Variant((("loss", "cross_entropy"), ("model.init", "torch"))), Variant((("loss", "double_softmax"), ("model.init", "torch")))]
+    results = compare_variants(first["meta"], [(v, f"variants/{v.name}", r) for v, r in zip(variants, (first, second))])
+    assert results["meta"]["axes"] == {"loss": ["cross_entropy", "double_softmax"], "model.init": ["torch"]}
+    out = tmp_path / "report"
+    report.write_variants_report(out, results, [first, second])
+    for name in ("index.html", "report.md", "accuracy.png", "accuracy.svg", "loss.png", "loss.svg"):
+        assert (out / name).stat().st_size > 0, name
+    page = (out / "index.html").read_text(encoding="utf-8")
+    head = re.search(r'<table id="variants-table"><thead><tr>(.*?)</tr>', page).group(1)
+    assert re.findall(r"<th[^>]*>(.*?)</th>", head) == ["finding", "loss=cross_entropy,model.init=torch", "loss=double_softmax,model.init=torch"]
+    row = re.search(r'<table id="variants-table">.*?<tbody><tr>(.*?)</tr>', page).group(1)
+    assert re.findall(r'class="badge"[^>]*>([^<]*)<', row) == ["HOLDS", "DOES NOT HOLD"]
+    assert "0/5 seeds<br>" in row and "0/3 seeds (1 undecided)<br>" in row and "0–56 %" in row and "10–90 %" in row
+    assert "Holds in 0 of 3 seeds." in page and 'href="../variants/loss=double_softmax,model.init=torch/report/index.html"' in page
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| finding | loss=cross_entropy,model.init=torch | loss=double_softmax,model.init=torch |" in md
+    assert "**DOES NOT HOLD** 0/3 seeds (1 undecided), 0–56 %" in md
+    assert "- **DOES NOT HOLD** loss=double_softmax,model.init=torch: Holds in 0 of 3 seeds." in md
+
+
 def test_grid_video_frames_and_width(written):
     out, _, frames = written
     union = sorted({s for pairs in frames.values() for s, _ in pairs})
