@@ -10,6 +10,7 @@ value per channel (gray: 1, rgb: 3; about [0, 1]) for regression.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -86,6 +87,13 @@ class CoordinateMLP(nn.Module):
     def forward(self, yx: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.encoding(self.scaling(yx)))
 
+    def _stacked_layers(self, bf16: bool) -> list[tuple[str, str, nn.Module, Any, torch.dtype]]:
+        """`_plan_stacked_layers` of this model's MLP, made once per precision."""
+        plans = self.__dict__.setdefault("_stacked_plans", {})
+        if bf16 not in plans:
+            plans[bf16] = _plan_stacked_layers(self.mlp, bf16)
+        return plans[bf16]
+
     def forward_stacked(self, tensors: dict[str, torch.Tensor], yx: torch.Tensor, bf16: bool = False) -> torch.Tensor:
         """The forward pass of K models of this one's shape in training mode, layer by layer (`stackops`).
 
@@ -100,26 +108,40 @@ class CoordinateMLP(nn.Module):
 
         h = torch.addcmul(tensors["scaling.offset"].unsqueeze(1), yx, tensors["scaling.scale"].unsqueeze(1))
         h = stackops.per_model(self.encoding, own("encoding."), h)
-        layers = list(self.mlp.named_children())
-        i = 0
-        while i < len(layers):
-            name, layer = layers[i]
-            if isinstance(layer, nn.Linear):
-                fused = None  # the activation right after it, done in place in the same call where it has an in-place form
-                after = layers[i + 1][1] if i + 1 < len(layers) else None
-                if isinstance(after, ActivationLayer) and ACTIVATIONS[after.name].inplace is not None:
-                    fused, i = ACTIVATIONS[after.name], i + 1
-                wide = min(layer.in_features, layer.out_features) >= BF16_MIN_WIDTH
-                compute = torch.bfloat16 if bf16 and wide else torch.float32
+        for kind, name, layer, fused, compute in self._stacked_layers(bf16):
+            if kind == "linear":
                 h = stackops.linear(h, tensors[f"mlp.{name}.weight"], tensors[f"mlp.{name}.bias"], fused, compute)
-            elif isinstance(layer, nn.BatchNorm1d):
+            elif kind == "batchnorm":
                 h = stackops.batchnorm(h, layer, own(f"mlp.{name}."))
-            elif isinstance(layer, ActivationLayer):
+            elif kind == "activation":
                 h = layer(h)
             else:
                 h = stackops.per_model(layer, own(f"mlp.{name}."), h)
-            i += 1
         return h.float()
+
+
+def _plan_stacked_layers(mlp: nn.Sequential, bf16: bool) -> list[tuple[str, str, nn.Module, Any, torch.dtype]]:
+    """How `forward_stacked` goes through `mlp`: (kind, name, layer, the activation fused into a Linear, compute dtype)."""
+    layers = list(mlp.named_children())
+    plan: list[tuple[str, str, nn.Module, Any, torch.dtype]] = []
+    i = 0
+    while i < len(layers):
+        name, layer = layers[i]
+        if isinstance(layer, nn.Linear):
+            fused = None  # the activation right after it, done in place in the same call where it has an in-place form
+            after = layers[i + 1][1] if i + 1 < len(layers) else None
+            if isinstance(after, ActivationLayer) and ACTIVATIONS[after.name].inplace is not None:
+                fused, i = ACTIVATIONS[after.name], i + 1
+            wide = min(layer.in_features, layer.out_features) >= BF16_MIN_WIDTH
+            plan.append(("linear", name, layer, fused, torch.bfloat16 if bf16 and wide else torch.float32))
+        elif isinstance(layer, nn.BatchNorm1d):
+            plan.append(("batchnorm", name, layer, None, torch.float32))
+        elif isinstance(layer, ActivationLayer):
+            plan.append(("activation", name, layer, None, torch.float32))
+        else:
+            plan.append(("module", name, layer, None, torch.float32))
+        i += 1
+    return plan
 
 
 def original_init_(model: nn.Module, weights: bool = True) -> None:

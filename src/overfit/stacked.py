@@ -187,19 +187,14 @@ class StackedTrainer:
             grads = torch.zeros(k, width, device=self.device)
             stacked_buffers = [torch.stack(list(bs)) for bs in buffers]
         first = states[0] if states else [{} for _ in trainers]
-        self.count = torch.tensor([float(st.get("step", 0.0)) for st in first], dtype=torch.float64, device=self.device)
-        # -- each run's Adam constants, and its rate's decay (`OptimConfig.lr_at`) computed on the device --
-        optim = [t.cfg.optim for t in trainers]
-        as_tensor = lambda values: torch.tensor(values, dtype=torch.float64, device=self.device)  # noqa: E731
-        self.beta1, self.beta2 = as_tensor([o.beta1 for o in optim]), as_tensor([o.beta2 for o in optim])
-        column = lambda x: x.float().unsqueeze(1)  # noqa: E731  (K,) -> (K, 1), against (K, P)
-        self.one_minus = (column(1 - self.beta1), column(1 - self.beta2))
-        self.beta2_f, self.eps_f = column(self.beta2), column(as_tensor([o.eps for o in optim]))
-        self.lr = as_tensor([o.lr for o in optim])
-        self.scheduled = any(o.lr_final is not None for o in optim)
-        self.last_lr: torch.Tensor | None = None
-        self.log_decay = as_tensor([math.log(o.lr_final / o.lr) if o.lr_final is not None else 0.0 for o in optim])
-        self.horizon = as_tensor([float(o.lr_decay_steps or t.cfg.schedule.steps) for o, t in zip(optim, trainers)])
+        # -- each run's Adam constants: per-run columns against (K, P); its step count and rate kept on the host --
+        self.optims = [t.cfg.optim for t in trainers]
+        self.run_steps = [t.cfg.schedule.steps for t in trainers]
+        self.count = [int(float(st.get("step", 0))) for st in first]
+        self.last_lr: list[float | None] = [None] * len(trainers)
+        column = lambda values: torch.tensor(values, dtype=torch.float32, device=self.device).unsqueeze(1)  # noqa: E731
+        self.one_minus = (column([1 - o.beta1 for o in self.optims]), column([1 - o.beta2 for o in self.optims]))
+        self.beta2_f, self.eps_f = column([o.beta2 for o in self.optims]), column([o.eps for o in self.optims])
         # -- then the models' own tensors become views of their slices --
         self.bound, self.params, self.columns = list(positions), params, columns
         self.weights, self.grads, self.exp_avg, self.exp_avg_sq = weights, grads, exp_avg, exp_avg_sq
@@ -209,6 +204,7 @@ class StackedTrainer:
             leaf.grad = grads[:, cols].view(k, *ps[0].shape)  # backward adds into it, in place
             self.leaves.append(leaf)
         self.buffers = stacked_buffers
+        self.tensors = {**dict(zip(self.param_names, self.leaves)), **dict(zip(self.buffer_names, self.buffers))}
         # -- the runs' training streams, and the runs whose batches come from the same picture and split --
         self.train_keys = [stream_keys(t.seeds["train"]) for t in trainers]
         self.batch_size = trainers[0].cfg.optim.batch_size
@@ -237,15 +233,16 @@ class StackedTrainer:
                     tensor.grad = None  # a probe's view of the stack's gradients
         self.bound = []
         self.leaves = self.buffers = self.params = self.columns = []
+        self.tensors = {}
 
     def write_back(self, positions: Sequence[int]) -> None:
         """The Adam state of the bound runs at `positions` into their own optimizers (what their checkpoints save)."""
         for pos in positions:
             k = self.bound.index(pos)
             optimizer = self.trainers[pos].optimizer
-            if self.scheduled and self.last_lr is not None:  # the rate of its last update, as torch's Adam would hold it
+            if self.last_lr[k] is not None:  # the rate of its last update, as torch's Adam holds it
                 for group in optimizer.param_groups:
-                    group["lr"] = float(self.last_lr[k])
+                    group["lr"] = self.last_lr[k]
             for cols, ps in zip(self.columns, self.params):
                 optimizer.state[ps[k]] = {
                     "step": torch.tensor(float(self.count[k]), dtype=torch.float32, device=self.device),
@@ -261,8 +258,7 @@ class StackedTrainer:
         """
         base = self.trainers[self.bound[0]].model  # its structure; the tensors are the stack's
         self.grads.zero_()
-        tensors = {**dict(zip(self.param_names, self.leaves)), **dict(zip(self.buffer_names, self.buffers))}
-        return self._step_losses(base, tensors, yx, y, self.loss_fn, self.precision == "bf16")
+        return self._step_losses(base, self.tensors, yx, y, self.loss_fn, self.precision == "bf16")
 
     def _compiled_step(self, *args: Any) -> torch.Tensor:
         """`_step_losses` through torch.compile (one graph per shape, cached on disk); eager from then on if compiling fails."""
@@ -277,20 +273,18 @@ class StackedTrainer:
     @torch.no_grad()
     def _adam(self) -> None:
         """One Adam step of every bound run (torch's Adam: no weight decay, no amsgrad), each with its own constants."""
-        lr = self.lr
-        if self.scheduled:  # `OptimConfig.lr_at` at each run's step (the count before this update), on the device
-            t = torch.where(self.horizon <= 1, 1.0, torch.minimum(self.count, self.horizon - 1) / (self.horizon - 1).clamp(min=1))
-            lr = self.lr * torch.exp(self.log_decay * t)
-        self.last_lr = lr
-        self.count += 1
-        step_size = (lr / (1 - self.beta1 ** self.count)).float()
-        bias2_sqrt = (1 - self.beta2 ** self.count).sqrt().float()
+        # Each run's rate (`OptimConfig.lr_at` at the count before this update) and bias corrections, on the host.
+        self.last_lr = [o.lr_at(c, steps) for o, c, steps in zip(self.optims, self.count, self.run_steps)]
+        self.count = [c + 1 for c in self.count]
+        step_size = [lr / (1 - o.beta1 ** c) for lr, o, c in zip(self.last_lr, self.optims, self.count)]
+        bias2_sqrt = [math.sqrt(1 - o.beta2 ** c) for o, c in zip(self.optims, self.count)]
+        step_size_t, bias2_sqrt_t = torch.tensor([step_size, bias2_sqrt], dtype=torch.float32, device=self.device).unsqueeze(2)
         (one_minus_beta1, one_minus_beta2), beta2, eps = self.one_minus, self.beta2_f, self.eps_f
         g, m, v = self.grads, self.exp_avg, self.exp_avg_sq
         m.lerp_(g, one_minus_beta1)
         v.mul_(beta2).addcmul_(g, g * one_minus_beta2)
-        denom = v.sqrt().div_(bias2_sqrt.unsqueeze(1)).add_(eps)
-        self.weights.sub_(m.div(denom).mul_(step_size.unsqueeze(1)))
+        denom = v.sqrt().div_(bias2_sqrt_t).add_(eps)
+        self.weights.sub_(m.div(denom).mul_(step_size_t))
 
     def _batches(self, trainers: list[Trainer]) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's batch of every bound run (each run's `next_batch`): (K, B, 2) coordinates and (K, B, ...) targets.
