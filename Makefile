@@ -1,6 +1,6 @@
 # Two entry points for a fresh clone: `make demo` and `make test`.
 # Each bootstraps .venv on first use. PyTorch is pinned to a CPU-friendly
-# release; override it with e.g. `make demo TORCH="torch==2.5.1"`.
+# release; override it with e.g. `make demo TORCH="torch==2.10.0"` (2.10 is the floor).
 
 PYTHON ?= python3
 VENV   ?= .venv

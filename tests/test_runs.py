@@ -432,3 +432,18 @@ def test_a_checkpoint_of_an_older_version_is_read_for_its_model_but_never_resume
     with pytest.raises(RunFolderError, match="older overfit.*cannot continue exactly") as info:
         folder.checkpoint()
     assert "\n" not in str(info.value)
+
+
+def test_a_torch_older_than_2_10_never_loads_a_checkpoint(folder, monkeypatch):
+    # weights_only loading runs code from a crafted file below torch 2.6 and corrupts memory below 2.10.
+    folder.save_checkpoint(valid_state(20))
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or valid_state(20))
+    for old in ("2.5.1", "2.9.1+cpu"):
+        monkeypatch.setattr(torch, "__version__", old)
+        with pytest.raises(RunFolderError, match=rf"torch {re.escape(old)} loads a crafted checkpoint unsafely.*torch>=2\.10"):
+            folder.checkpoint(resume=False)
+    assert loads == []  # refused before the file is opened
+    monkeypatch.setattr(torch, "__version__", "2.10.0")
+    folder.checkpoint(resume=False)
+    assert len(loads) == 1

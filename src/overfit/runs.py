@@ -47,6 +47,17 @@ OLDER_CHECKPOINT_FORMATS = ("overfit-checkpoint-1",)
 # What a checkpoint holds: enough to use the model, and the rest to resume training exactly.
 MODEL_KEYS = ("format", "config", "step", "model")
 CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer")
+# The oldest torch whose `torch.load(weights_only=True)` is safe against a crafted file: below 2.6 it can run code
+# (CVE-2025-32434), below 2.10 it can corrupt memory (CVE-2026-24747). A checkpoint may come from anywhere.
+SAFE_TORCH = (2, 10)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """'2.13.0+cpu' -> (2, 13): the release's major and minor numbers."""
+    parts = re.match(r"(\d+)\.(\d+)", text)
+    return (int(parts[1]), int(parts[2])) if parts else (0, 0)
+
+
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -252,6 +263,9 @@ class RunFolder:
         path = self.path / CHECKPOINT
         if not path.is_file():
             raise RunFolderError(f"run folder {self.path} has no {CHECKPOINT}; nothing to resume")
+        if _version(torch.__version__) < SAFE_TORCH:
+            raise RunFolderError(f"checkpoint {path} not loaded: torch {torch.__version__} loads a crafted checkpoint unsafely "
+                                 f"(CVE-2025-32434, CVE-2026-24747); install torch>={'.'.join(map(str, SAFE_TORCH))}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises many types for a corrupt file
