@@ -27,8 +27,8 @@ from overfit.runs import RunFolder  # noqa: E402
 HI = {"data.text": "HI"}  # the shared tiny run (tests/helpers.py) on a picture with more to learn than one letter
 
 
-def sweep(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=cwd, env=ray_env(),
+def sweep(cwd: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=cwd, env={**ray_env(), **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -44,9 +44,10 @@ def final_metric(run_folder: str, metric: str = "dense_acc") -> float:
 
 def test_a_local_sweep_stops_the_worse_trial_with_asha_and_its_results_agree_with_the_run_folders(tmp_path):
     # One Ray in this sweep's own process. One trial at a time, the good learning rate first: the bad one meets a
-    # rung the good one already set, and ASHA stops it.
+    # rung the good one already set, and ASHA stops it. A cluster address in the environment (what a cluster killed
+    # without `ray stop` leaves behind, to Ray) does not reach a local sweep: it starts a Ray of its own.
     done = sweep(tmp_path, *tiny_args({**HI, "schedule.steps": 100}), "--grid", "optim.lr=1e-2,1e-6", "--scheduler", "asha",
-                 "--grace-period", "1", "--max-concurrent", "1", "--name", "grid")
+                 "--grace-period", "1", "--max-concurrent", "1", "--name", "grid", env={"RAY_ADDRESS": "127.0.0.1:9"})
     assert done.returncode == 0, done.stderr[-3000:]
     sweep_dir = tmp_path / "sweeps" / "grid"
     rows = {r["optim.lr"]: r for r in read_rows(sweep_dir)}

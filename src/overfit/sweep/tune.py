@@ -48,8 +48,8 @@ def connect(address: str | None, timeout_s: float = 5.0) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # One tiny checkpoint per evaluation is the design (it names the run folder); Ray's warning about it is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if address is None:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address is None:  # a Ray of its own: never a cluster named by RAY_ADDRESS or left behind by one that died
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
         return
     if address != "auto":
         host, port = _host_port(address)
