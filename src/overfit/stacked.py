@@ -263,7 +263,7 @@ class StackedTrainer:
     def _compiled_step(self, *args: Any) -> torch.Tensor:
         """`_step_losses` through torch.compile (one graph per shape, cached on disk); eager from then on if compiling fails."""
         try:
-            return _compiled_step()(*args)
+            return _compiled_step_losses()(*args)
         except Exception as e:  # no C++ compiler, an unsupported backend, ...
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); training eagerly")
             self.grads.zero_()
@@ -373,7 +373,7 @@ def _step_losses(model: torch.nn.Module, tensors: dict[str, torch.Tensor], yx: t
 
 
 @functools.cache
-def _compiled_step() -> Callable[..., torch.Tensor]:
+def _compiled_step_losses() -> Callable[..., torch.Tensor]:
     """`_step_losses` through torch.compile: one function for every stack, so a model's shape compiles once per process."""
     return torch.compile(_step_losses, dynamic=False)
 
