@@ -152,7 +152,8 @@ def test_reproduce_takes_train_s_seed_lists_and_refuses_a_bad_one(tmp_path):
 TWO_LOSSES = ["--variant", "loss=cross_entropy,double_softmax"]
 
 
-def test_variants_train_together_into_one_report_and_rerunning_resumes_and_reuses(tmp_path):
+def test_variants_train_together_into_one_report_and_an_interrupted_run_resumes(tmp_path):
+    # Finished runs are reused the same way for one variant or many (plan.open_run): the single-variant test checks it.
     out = tmp_path / "var"
     names = ["loss=cross_entropy", "loss=double_softmax"]
     # A run of the second variant interrupted at step 100: the reproduction resumes it rather than starting it again.
@@ -207,12 +208,6 @@ def test_variants_train_together_into_one_report_and_rerunning_resumes_and_reuse
     for variant in results["variants"]:
         for f in variant["findings"]:
             assert f"   {f['verdict']:<13} {variant['name']}: {f['sentence']}\n" in result.output
-
-    checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")}
-    again = CliRunner().invoke(main, ["reproduce", *TINY, *TWO_LOSSES, "--out", str(out), "-q"], catch_exceptions=False)
-    assert again.exit_code == 0, again.output
-    assert again.output.count(": reused") + again.output.count(": stopped") == 12 and "Training" not in again.output
-    assert checkpoints == {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")}
 
 
 def _planned(monkeypatch, args):
