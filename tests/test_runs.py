@@ -447,3 +447,23 @@ def test_a_torch_older_than_2_10_never_loads_a_checkpoint(folder, monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.10.0")
     folder.checkpoint(resume=False)
     assert len(loads) == 1
+
+
+@pytest.mark.parametrize("name", ["x\n", "run\n", "a\r", "²"])
+def test_a_name_with_a_final_newline_or_a_non_ascii_digit_is_refused(tmp_path, name):
+    # `$` matches before a final newline, so "x\n" passed the pattern and reached headers and paths.
+    with pytest.raises(RunFolderError, match="is not a plain folder name"):
+        RunFolder.create(tmp_path, name, "relu_1")
+    assert not any(tmp_path.iterdir())
+
+
+def test_files_named_by_other_digits_are_not_steps(folder):
+    # "²".isdigit() is True and int("²") raises: such a file broke every listing of the folder's steps.
+    (folder.path / "frames").mkdir(exist_ok=True)
+    (folder.path / "weights").mkdir(exist_ok=True)
+    for name in ("00000000.png", "00000020.png", "².png", "١٢.png", "12\n.png"):
+        (folder.path / "frames" / name).write_bytes(b"")
+    for name in ("00000020.safetensors", "³.safetensors"):
+        (folder.path / "weights" / name).write_bytes(b"")
+    assert folder.frame_steps() == [0, 20]
+    assert folder.weight_steps() == [20]

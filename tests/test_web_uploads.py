@@ -89,3 +89,11 @@ def test_an_upload_over_the_size_cap_is_refused(make_lab):
         for i in range(0, len(big), 1000):
             yield big[i:i + 1000]
     refusal(lab.post("/api/uploads", content=chunks()), 413, "upload")
+
+
+def test_an_upload_id_with_a_final_newline_is_refused(lab):
+    up = lab.post("/api/uploads", content=png_bytes(picture()), headers={"content-type": "image/png"}).json()
+    ok = lab.get("/api/target.png", params={"upload": up["id"]})
+    assert ok.status_code == 200
+    bad = lab.get("/api/target.png", params={"upload": up["id"] + "\n"})  # `$` matched before the newline
+    assert bad.status_code == 422 and "not an upload id" in bad.text

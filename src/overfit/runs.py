@@ -59,8 +59,11 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the page checks it too: fullmatch it (`$` passes "x\n")
 
+
+# A frame's or weights file's name: a step in ASCII digits (str.isdigit also takes "²", which int() refuses).
+_STEP_NAME = re.compile(r"[0-9]{1,12}")
 
 # Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
 RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ENDING})
@@ -115,7 +118,7 @@ class RunFolder:
     def create(cls, runs_dir: str | os.PathLike, name: str | None, preset: str) -> RunFolder:
         """A new, empty, locked run folder; an existing one is never reused."""
         runs_dir = Path(runs_dir)
-        if name is not None and not NAME_PATTERN.match(name):
+        if name is not None and not NAME_PATTERN.fullmatch(name):
             raise RunFolderError(f"{name!r} is not a plain folder name (letters, digits, '.', '_', '-')", field="name")
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
@@ -303,14 +306,14 @@ class RunFolder:
 
     def frame_steps(self) -> list[int]:
         """Steps that have a frame on disk, in order."""
-        return sorted(int(p.stem) for p in (self.path / FRAMES).glob("*.png") if p.stem.isdigit())
+        return sorted(int(p.stem) for p in (self.path / FRAMES).glob("*.png") if _STEP_NAME.fullmatch(p.stem))
 
     def weights_path(self, step: int) -> Path:
         return self.path / WEIGHTS / f"{step:08d}.safetensors"
 
     def weight_steps(self) -> list[int]:
         """Steps whose weights are on disk, in order."""
-        return sorted(int(p.stem) for p in (self.path / WEIGHTS).glob("*.safetensors") if p.stem.isdigit())
+        return sorted(int(p.stem) for p in (self.path / WEIGHTS).glob("*.safetensors") if _STEP_NAME.fullmatch(p.stem))
 
     def read_weights(self, step: int) -> dict[str, Any]:
         """The model's state dict at `step` (float32 tensors), as `write_weights` stored it."""

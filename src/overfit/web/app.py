@@ -65,7 +65,7 @@ __all__ = ["create_app", "is_loopback"]
 
 log = logging.getLogger("overfit.lab")
 STATIC = Path(__file__).resolve().parent / "static"
-_FRAME = re.compile(r"^(\d{1,12})\.png$")
+_FRAME = re.compile(r"([0-9]{1,12})\.png")  # fullmatch: ASCII digits only, no trailing newline
 _CHUNK_BYTES = 256 * 1024
 # Requests waiting for the training thread at once (beyond that they queue for a thread, reads never do).
 CONTROL_THREADS = 64
@@ -206,7 +206,7 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
     @app.get("/api/runs/{run_id}/frames/{frame}")
     def frame(run_id: str, frame: str) -> Response:
         run = manager.get(run_id)
-        m = _FRAME.match(frame)
+        m = _FRAME.fullmatch(frame)
         if m is None:
             raise LabError(404, f"run {run_id} has no frame {frame!r}")
         path = run.folder.frame_path(int(m.group(1)))

@@ -70,7 +70,7 @@ class RunManager:
 
     def _path(self, run_id: str) -> Path:
         """The folder of `run_id`, or LabError 404: only plain names directly inside runs_dir."""
-        if not isinstance(run_id, str) or len(run_id) > MAX_ID_LENGTH or not NAME_PATTERN.match(run_id):
+        if not isinstance(run_id, str) or len(run_id) > MAX_ID_LENGTH or not NAME_PATTERN.fullmatch(run_id):
             raise LabError(404, "no such run (run ids are plain folder names)")
         path = self.runs_dir / run_id
         if path.is_symlink() or not (path / CONFIG).is_file() or path.resolve().parent != self.runs_dir.resolve():
@@ -97,7 +97,7 @@ class RunManager:
         """Every run folder in runs_dir (a plain name with a config.json)."""
         if not self.runs_dir.is_dir():
             return []
-        return [p for p in self.runs_dir.iterdir() if NAME_PATTERN.match(p.name) and (p / CONFIG).is_file()]
+        return [p for p in self.runs_dir.iterdir() if NAME_PATTERN.fullmatch(p.name) and (p / CONFIG).is_file()]
 
     def list(self) -> list[dict[str, Any]]:
         """Every run folder in runs_dir (a folder with config.json), newest first."""
@@ -118,7 +118,7 @@ class RunManager:
 
     def create(self, cfg: RunConfig, name: str | None = None) -> LabRun:
         """A new run folder for `cfg` (config, target, samples written; not started)."""
-        if name is not None and (len(name) > MAX_ID_LENGTH or not NAME_PATTERN.match(name)):
+        if name is not None and (len(name) > MAX_ID_LENGTH or not NAME_PATTERN.fullmatch(name)):
             raise LabError(422, "must be a plain folder name: letters, digits, '.', '_', '-', not starting with '.' or '-'", field="name")
         path = self.worker.call(self._create, cfg, name)
         return self.get(path.name)

@@ -32,7 +32,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # Decoded-pixel cap for the lab (uploads and text canvases): 4096 x 4096. Far below the CLI's
 # 50 megapixels, because a browser tab and a shared server should not be tied up by one picture.
 MAX_LAB_PIXELS = 4096 * 4096
-UPLOAD_ID = re.compile(r"^[0-9a-f]{64}$")
+UPLOAD_ID = re.compile(r"^[0-9a-f]{64}$")  # the page checks it too: fullmatch it (`$` passes "x\n")
 # File extension by the format PIL detected (never by the name the browser sent).
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
 FORMAT_NAMES = ("PNG", "JPEG", "GIF", "BMP", "WebP", "TIFF")  # the same, as people write them
@@ -116,7 +116,7 @@ class UploadStore:
 
     def path(self, upload_id: object) -> Path:
         """The stored file of `upload_id`; LabError 422 (field 'upload') for a malformed or unknown id."""
-        if not isinstance(upload_id, str) or not UPLOAD_ID.match(upload_id):
+        if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
             raise LabError(422, "not an upload id (the sha256 the server returned for an upload)", field="upload")
         path = self._find(upload_id)
         if path is None:
@@ -128,7 +128,7 @@ class UploadStore:
         if not image:
             return None
         p = Path(image)
-        if p.parent.resolve() == self.dir.resolve() and UPLOAD_ID.match(p.stem):
+        if p.parent.resolve() == self.dir.resolve() and UPLOAD_ID.fullmatch(p.stem):
             return p.stem
         return None
 
