@@ -70,6 +70,7 @@ def test_output_sizes():
     ((float("nan"), None, None), "scale", "^scale: must be a positive number"),
     ((2.0, 100, None), "scale", "^scale: give either scale or width/height"),
     ((1e6, None, None), "scale", "^scale: a .* render is larger than the limit"),
+    ((1e308, None, None), "scale", "^scale: a inf x inf render is larger than the limit"),  # was an OverflowError
     ((None, 0, None), "width", "^width: the render would be 0 x 0 pixels"),
     ((None, None, 100_000), "height", "^height: a .* render is larger than the limit"),
 ])
@@ -78,6 +79,12 @@ def test_bad_sizes_are_refused(args, field, match):
         output_size(300, 1000, Region.whole(300, 1000), *args)
     assert info.value.field == field
     assert MAX_RENDER_PIXELS >= 16_000_000
+
+
+def test_a_region_too_large_for_a_number_is_refused_not_a_traceback():
+    with pytest.raises(RenderError, match="^scale: a .* render is larger than the limit") as info:  # was an OverflowError
+        output_size(300, 1000, Region(-1e308, 1e308, 0, 1), None, None, None)
+    assert info.value.field == "scale"
 
 
 def test_bad_regions_are_refused():

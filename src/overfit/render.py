@@ -15,6 +15,8 @@ model's signature. Errors name the parameter at fault in `RenderError.field`.
 
 from __future__ import annotations
 
+import math
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,19 +112,22 @@ def output_size(height: int, width: int, region: Region, scale: float | None, ou
         scale = 1.0 if scale is None else scale
         if not (np.isfinite(scale) and scale > 0):
             raise RenderError(f"must be a positive number, got {scale}", field="scale")
-        out_h, out_w = round(region_h * scale), round(region_w * scale)
+        size_h, size_w = region_h * scale, region_w * scale
         field = "scale"
     elif out_width is None:
-        out_h = out_height  # type: ignore[assignment]
-        out_w = round(out_h * region_w / region_h)
+        size_h, size_w = out_height, out_height * region_w / region_h  # type: ignore[operator]
         field = "height"
     elif out_height is None:
-        out_w = out_width
-        out_h = round(out_w * region_h / region_w)
+        size_h, size_w = out_width * region_h / region_w, out_width
         field = "width"
     else:
-        out_h, out_w = out_height, out_width
-        field = "width" if out_w < 1 else "height"
+        size_h, size_w = out_height, out_width
+        field = "width" if out_width < 1 else "height"
+    # Sizes as real numbers first: a huge scale or region makes them infinite, which no integer holds.
+    if not (math.isfinite(size_h) and math.isfinite(size_w)) or size_h * size_w > 4 * MAX_RENDER_PIXELS:
+        raise RenderError(f"a {size_w:.3g} x {size_h:.3g} render is larger than the limit of {MAX_RENDER_PIXELS:,} pixels",
+                          field=field)
+    out_h, out_w = round(size_h), round(size_w)
     if out_h < 1 or out_w < 1:
         raise RenderError(f"the render would be {out_w} x {out_h} pixels; it needs at least 1 x 1", field=field)
     if out_h * out_w > MAX_RENDER_PIXELS:
