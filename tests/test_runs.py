@@ -467,3 +467,10 @@ def test_files_named_by_other_digits_are_not_steps(folder):
         (folder.path / "weights" / name).write_bytes(b"")
     assert folder.frame_steps() == [0, 20]
     assert folder.weight_steps() == [20]
+
+
+def test_a_run_folders_files_are_its_own_in_any_case(folder):
+    # On a case-insensitive file system `-o runs/X/Target.png --force` would replace target.png.
+    for name in ("Target.png", "CONFIG.JSON", "Checkpoint.pt", "FRAMES/00000000.png", "Weights/x.safetensors"):
+        assert runs.is_run_file(folder.path / name), name
+    assert not runs.is_run_file(folder.path / "Target-copy.png")

@@ -67,6 +67,7 @@ _STEP_NAME = re.compile(r"[0-9]{1,12}")
 
 # Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
 RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ENDING})
+_RUN_FILES_FOLDED = frozenset(name.casefold() for name in RUN_FILES)
 
 
 # Taking a folder's lock, or probing it, one thread at a time: the OS lock does not tell this process's threads
@@ -78,9 +79,10 @@ def is_run_file(path: str | os.PathLike) -> bool:
     """Whether `path` is one of a run folder's own files (config, checkpoint, frames, videos, ...), existing or not."""
     p = Path(path).resolve()
     folder = p.parent
-    if folder.name in (FRAMES, WEIGHTS) and (folder.parent / CONFIG).is_file():
+    # Names compared without case: on a case-insensitive file system (macOS, Windows) Target.png is target.png.
+    if folder.name.casefold() in (FRAMES, WEIGHTS) and (folder.parent / CONFIG).is_file():
         return True
-    return p.name in RUN_FILES and (folder / CONFIG).is_file()
+    return p.name.casefold() in _RUN_FILES_FOLDED and (folder / CONFIG).is_file()
 
 
 def check_new_output(path: Path, suffix: str, force: bool, error: type[OverfitError]) -> None:
