@@ -52,12 +52,6 @@ CHECKPOINT_KEYS = MODEL_KEYS + ("train_seconds", "optimizer")
 SAFE_TORCH = (2, 10)
 
 
-def _version(text: str) -> tuple[int, ...]:
-    """'2.13.0+cpu' -> (2, 13): the release's major and minor numbers."""
-    parts = re.match(r"(\d+)\.(\d+)", text)
-    return (int(parts[1]), int(parts[2])) if parts else (0, 0)
-
-
 # A run folder name: a plain name, no separators, no leading dot (also the lab's run-id rule).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the page checks it too: fullmatch it (`$` passes "x\n")
 
@@ -268,7 +262,7 @@ class RunFolder:
         path = self.path / CHECKPOINT
         if not path.is_file():
             raise RunFolderError(f"run folder {self.path} has no {CHECKPOINT}; nothing to resume")
-        if _version(torch.__version__) < SAFE_TORCH:
+        if tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) < SAFE_TORCH:  # '2.13.0+cpu' -> (2, 13)
             raise RunFolderError(f"checkpoint {path} not loaded: torch {torch.__version__} loads a crafted checkpoint unsafely "
                                  f"(CVE-2025-32434, CVE-2026-24747); install torch>={'.'.join(map(str, SAFE_TORCH))}")
         try:
