@@ -201,3 +201,11 @@ def test_joining_through_ray_client_retries_a_head_that_failed_to_start_the_clie
         with pytest.raises(ConnectionError):  # only Ray Client's start-up failure is tried again
             tune._join(ray, address)
         assert ray.inits == 1
+
+
+@pytest.mark.parametrize("metric", ["dense_<img src=x onerror=alert(1)>acc", "dense_acc<script>", "final_dense_acc"])
+def test_a_metric_that_is_no_registered_key_is_refused_before_it_reaches_a_report(metric):
+    # The report writes the metric's name into its HTML: only registry keys get there (and are escaped there too).
+    with pytest.raises(ConfigError, match="unknown metric") as info:
+        build("x", BASE, metric=metric)
+    assert info.value.field == "metric"

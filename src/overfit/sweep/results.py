@@ -106,11 +106,12 @@ def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) 
     out.mkdir(parents=True, exist_ok=True)
     best = ranked(spec, table)
     parts = [f"<h1>Sweep {html.escape(spec.name)}</h1>",
-             f"<p>{len(table)} trials; metric <b>{spec.metric}</b> ({spec.mode}); scheduler {spec.scheduler}; search {spec.search}.</p>"]
+             f"<p>{len(table)} trials; metric <b>{html.escape(spec.metric)}</b> ({spec.mode}); scheduler {html.escape(spec.scheduler)}; "
+             f"search {html.escape(spec.search)}.</p>"]
     for field in [*spec.grid, *spec.random]:
         name = f"metric_vs_{field.replace('.', '_')}.png"
         figures.metric_vs_field(spec, table, field, out / name)
-        parts.append(f"<h2>{spec.metric} against {html.escape(field)}</h2><img src='{name}'>")
+        parts.append(f"<h2>{html.escape(spec.metric)} against {html.escape(field)}</h2><img src='{html.escape(name)}'>")
     if len([*spec.grid, *spec.random]) >= 1 and best:
         figures.parallel_coordinates(spec, best, out / "parallel.png")
         parts.append("<h2>Parallel coordinates</h2><img src='parallel.png'>")
