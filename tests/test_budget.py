@@ -102,7 +102,7 @@ def test_a_huge_model_is_refused_naming_the_size_the_budget_and_the_field():
 def test_the_default_budget_is_half_the_available_memory(monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda: 3 * 10**9)
     assert budget.default_budget() == 1_500_000_000
-    cfg = small_config({"optim.batch_size": str(1 << 22), "model.hidden": "256"})
+    cfg = small_config({"optim.batch_size": str(1 << 20), "model.hidden": "1024"})
     with pytest.raises(MemoryBudgetError, match=r"but the budget is 1\.5 GB \(half the available memory\); lower optim\.batch_size"):
         check(cfg, None, (H, W))
     assert check(small_config({}), None, (H, W)).total < 1_500_000_000

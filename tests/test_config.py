@@ -408,12 +408,16 @@ def test_bad_late_schedule_is_refused(key, value):
 
 
 @pytest.mark.parametrize("data, key, words", [
-    ({"schedule": {"eval_batch_size": (1 << 20) + 1}}, "schedule.eval_batch_size", "larger than the limit of 1,048,576"),
-    ({"data": {"text": "A", "font_size": 60000}}, "data.font_size", "larger than the limit of 4096"),
+    ({"schedule": {"eval_batch_size": (1 << 20) + 1}}, "schedule.eval_batch_size", "more than the limit of 1,048,576"),
+    ({"data": {"text": "A", "font_size": 60000}}, "data.font_size", "more than the limit of 4,096"),
+    # 300,000 layers of width 1 fit any memory budget, yet pin the training thread and write 60 MB metrics lines.
+    ({"model": {"hidden": [1] * 300_000}}, "model.hidden", "300,000 hidden layers: more than the limit of 64 (a plain MLP"),
+    ({"model": {"hidden": [65537]}}, "model.hidden", "65,537 units in a layer: more than the limit of 65,536"),
+    ({"optim": {"batch_size": 1 << 24}}, "optim.batch_size", "16,777,216 coordinates: more than the limit of 1,048,576"),
     ({"data": {"text": "A", "width": 64, "height": 32, "font_size": 257}}, "data.font_size",
      "larger than a 64 x 32 canvas warrants (at most 256)"),
     ({"schedule": {"steps": 10**10, "eval_every": 1}}, "schedule.eval_every", "10,000,000,001 evaluations"),
-    ({"schedule": {"steps": 200_000, "eval_every": 2}}, "schedule.eval_every", "100,001 evaluations in 200,000 steps"),
+    ({"schedule": {"steps": 200_000, "eval_every": 2}}, "schedule.eval_every", "100,001 evaluations: more than the limit of 100,000"),
     ({"schedule": {"steps": 10**6, "eval_every": 1000, "eval_every_late": 1, "eval_late_from": 500}},
      "schedule.eval_every_late", "999,501 evaluations"),
 ])
@@ -425,6 +429,8 @@ def test_caps_refuse_naming_the_field(data, key, words):
 
 def test_caps_allow_their_limits():
     assert RunConfig.from_dict({"schedule": {"eval_batch_size": 1 << 20}}).schedule.eval_batch_size == 1 << 20
+    assert RunConfig.from_dict({"optim": {"batch_size": 1 << 20}}).optim.batch_size == 1 << 20
+    assert len(RunConfig.from_dict({"model": {"hidden": [2] * 64}}).model.hidden) == 64
     assert RunConfig.from_dict({"data": {"width": 1024, "height": 64, "font_size": 4096}}).data.font_size == 4096
     assert RunConfig.from_dict({"data": {"width": 64, "height": 32, "font_size": 256}}).data.font_size == 256
     # A picture file has no canvas: only the absolute limit applies to the (unused) font size.

@@ -21,6 +21,7 @@ from . import configio
 from .activations import ACTIVATIONS
 from .encodings import ENCODINGS
 from .errors import ConfigError
+from .limits import LIMITS, most
 from .losses import LOSSES
 from .modes import MODES
 
@@ -33,15 +34,14 @@ LOSS_NAMES = ("auto",) + tuple(LOSSES)
 # Default canvas of the built-in target: the original experiment's picture size.
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 1000, 300
 DEFAULT_MAX_PIXELS = 50_000_000
-MAX_STEPS = 10**10
-# Largest font size for rendered text; and at most this many times the canvas's longer side
-# (where the auto size stops searching: a glyph is then already larger than the canvas).
-MAX_FONT_SIZE = 4096
+# The largest values a config may hold are in `limits.LIMITS` (with the reason for each).
+MAX_STEPS = most("steps")
+MAX_FONT_SIZE = most("font_size")
+# A font size at most this many times the canvas's longer side (where the auto size stops
+# searching: a glyph is then already larger than the canvas).
 FONT_SIZE_PER_SIDE = 4
-# Most coordinates in one evaluation batch (schedule.eval_batch_size).
-MAX_EVAL_BATCH = 1 << 20
-# Most evaluations in one run: each writes a metrics line, a frame and a checkpoint.
-MAX_EVALUATIONS = 100_000
+MAX_EVAL_BATCH = most("eval_batch_size")
+MAX_EVALUATIONS = most("evaluations")
 
 
 def _is_unicode(text: str) -> bool:
@@ -93,8 +93,8 @@ class DataConfig:
         _require(self.width >= 2, "data.width", f"must be at least 2 pixels, got {self.width}")
         _require(self.height >= 2, "data.height", f"must be at least 2 pixels, got {self.height}")
         _require(self.font_size is None or self.font_size > 0, "data.font_size", f"must be positive, got {self.font_size}")
-        _require(self.font_size is None or self.font_size <= MAX_FONT_SIZE, "data.font_size",
-                 f"{self.font_size} is larger than the limit of {MAX_FONT_SIZE}")
+        if self.font_size is not None:
+            LIMITS["font_size"].check(self.font_size)
         _require(self.max_pixels >= 4, "data.max_pixels", f"must be at least 4, got {self.max_pixels}")
         if self.image is None:
             _require(
@@ -140,7 +140,8 @@ class ModelConfig:
         _require(r is None or (math.isfinite(r) and r > 0), "model.input_range", f"must be a positive number or none, got {r}")
         _require(len(self.hidden) >= 1, "model.hidden", "needs at least one hidden layer")
         _require(all(w >= 1 for w in self.hidden), "model.hidden", f"widths must be positive, got {list(self.hidden)}")
-        _require(all(w <= 65536 for w in self.hidden), "model.hidden", f"widths above 65536 are refused, got {list(self.hidden)}")
+        LIMITS["hidden_layers"].check(len(self.hidden))
+        LIMITS["hidden_width"].check(max(self.hidden))
         _require(self.activation in ACTIVATIONS, "model.activation", f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
         _require(self.init in INIT_NAMES, "model.init", f"unknown init {self.init!r}; choose from {', '.join(INIT_NAMES)}")
 
@@ -186,7 +187,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _require(math.isfinite(self.lr) and self.lr > 0, "optim.lr", f"must be a positive number, got {self.lr}")
         _require(self.batch_size >= 1, "optim.batch_size", f"must be at least 1, got {self.batch_size}")
-        _require(self.batch_size <= 1 << 24, "optim.batch_size", f"{self.batch_size} is absurdly large (limit {1 << 24})")
+        LIMITS["batch_size"].check(self.batch_size)
         for name in ("beta1", "beta2"):
             v = getattr(self, name)
             _require(0 <= v < 1, f"optim.{name}", f"must be in [0, 1), got {v}")
@@ -222,14 +223,13 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         _require(self.steps >= 1, "schedule.steps", f"must be at least 1, got {self.steps}")
-        _require(self.steps <= MAX_STEPS, "schedule.steps", f"{self.steps} is absurdly large (limit {MAX_STEPS})")
+        LIMITS["steps"].check(self.steps)
         _require(self.eval_every >= 1, "schedule.eval_every", f"must be at least 1, got {self.eval_every}")
         late = self.eval_every_late
         _require(late is None or late >= 1, "schedule.eval_every_late", f"must be at least 1, or none; got {late}")
         _require(self.eval_late_from >= 0, "schedule.eval_late_from", f"must be non-negative, got {self.eval_late_from}")
         _require(self.eval_batch_size >= 1, "schedule.eval_batch_size", f"must be at least 1, got {self.eval_batch_size}")
-        _require(self.eval_batch_size <= MAX_EVAL_BATCH, "schedule.eval_batch_size",
-                 f"{self.eval_batch_size} is larger than the limit of {MAX_EVAL_BATCH:,}")
+        LIMITS["eval_batch_size"].check(self.eval_batch_size)
         _require(self.log_every >= 1, "schedule.log_every", f"must be at least 1, got {self.log_every}")
         count = self.evaluation_count()
         if count > MAX_EVALUATIONS:
@@ -237,8 +237,7 @@ class ScheduleConfig:
             late = self.eval_every_late is not None and self.eval_late_from < self.steps
             late_count = (self.steps - self.eval_late_from) // self.eval_every_late if late else 0  # type: ignore[operator]
             key = "schedule.eval_every_late" if late_count > count - late_count else "schedule.eval_every"
-            raise ConfigError(f"{count:,} evaluations in {self.steps:,} steps are more than the limit of {MAX_EVALUATIONS:,}; "
-                              "evaluate less often", field=key)
+            LIMITS["evaluations"].check(count, field=key)
 
     def evaluates_at(self, step: int) -> bool:
         """Whether the run evaluates after `step` steps: every eval_every (every eval_every_late from eval_late_from on), and at the end."""

@@ -16,11 +16,11 @@ import typing
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .limits import LIMITS, most
 
-# Deepest JSON nesting a config may have (it has two levels); deeper input is refused before parsing it.
-MAX_JSON_DEPTH = 16
-# Longest JSON text accepted for a config (a real one is about 1.5 KB).
-MAX_JSON_CHARS = 1 << 20
+# Deepest JSON nesting and longest JSON text of a config (`limits`); deeper or longer input is refused before parsing it.
+MAX_JSON_DEPTH = most("config_depth")
+MAX_JSON_CHARS = most("config_chars")
 
 
 def get_path(obj: Any, key: str) -> Any:
@@ -60,8 +60,7 @@ def loads(text: str) -> Any:
     """Parse config JSON; anything malformed, absurdly deep or huge is a ConfigError, never another exception."""
     if not isinstance(text, str):
         raise ConfigError(f"config JSON must be text, got {type(text).__name__}")
-    if len(text) > MAX_JSON_CHARS:
-        raise ConfigError(f"config JSON of {len(text):,} characters is larger than the limit of {MAX_JSON_CHARS:,}")
+    LIMITS["config_chars"].check(len(text))
     depth = deepest = 0
     in_string = escaped = False
     for ch in text:  # brackets inside strings are text (data.text may be "[[[["), not nesting
@@ -79,8 +78,7 @@ def loads(text: str) -> Any:
             deepest = max(deepest, depth)
         elif ch in "]}":
             depth -= 1
-    if deepest > MAX_JSON_DEPTH:
-        raise ConfigError(f"config JSON is nested {deepest} levels deep; a config has at most {MAX_JSON_DEPTH}")
+    LIMITS["config_depth"].check(deepest)
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, and ints beyond Python's digit limit
@@ -226,7 +224,7 @@ def replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
 
 
 # Most seeds one range of a seed list may hold ("0-1023").
-MAX_SEED_RANGE = 1024
+MAX_SEED_RANGE = most("seed_range")
 
 
 def parse_seeds(text: str) -> list[int]:

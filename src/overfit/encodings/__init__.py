@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from ..errors import ConfigError
+from ..limits import LIMITS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -108,7 +109,8 @@ def _identity_size(cfg: EncodingConfig, height: int, width: int) -> EncodingSize
 # -- fourier ------------------------------------------------------------------------------------
 
 def _fourier_check(cfg: EncodingConfig) -> None:
-    _require(1 <= cfg.features <= 65536, "encoding.features", f"must be between 1 and 65536, got {cfg.features}")
+    _require(cfg.features >= 1, "encoding.features", f"must be at least 1, got {cfg.features}")
+    LIMITS["fourier_features"].check(cfg.features)
     _require(math.isfinite(cfg.sigma) and cfg.sigma > 0, "encoding.sigma", f"must be a positive number, got {cfg.sigma}")
 
 
