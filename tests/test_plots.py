@@ -57,6 +57,21 @@ def test_save_samples_plot_writes_png(tmp_path):
         plots.save_samples_plot(yx[:, :1], labels, 300, 1000, tmp_path / "bad.png", classes=("ink", "background"))
 
 
+def test_save_samples_plot_draws_at_most_its_cap_of_points(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn, titles = [], []
+    scatter, set_title = Axes.scatter, Axes.set_title
+    monkeypatch.setattr(Axes, "scatter", lambda ax, x, y, **k: drawn.append(len(x)) or scatter(ax, x, y, **k))
+    monkeypatch.setattr(Axes, "set_title", lambda ax, text, **k: titles.append(text) or set_title(ax, text, **k))
+    n = plots.MAX_SCATTER_POINTS * 4  # a batch of millions passes the same way: only the first points are drawn
+    yx = np.random.default_rng(0).uniform(0, 32, (n, 2))
+    plots.save_samples_plot(yx, np.zeros(n), 32, 32, tmp_path / "s.png")
+    plots.save_samples_plot(yx, (yx[:, 0] > 16).astype(np.uint8), 32, 32, tmp_path / "c.png", classes=("ink", "background"))
+    assert drawn[0] == plots.MAX_SCATTER_POINTS and sum(drawn[1:]) == plots.MAX_SCATTER_POINTS
+    assert f"{n:,} random coordinates ({plots.MAX_SCATTER_POINTS:,} of them shown)" in titles[0]
+
+
 # ----------------------------------------------------------------------------- save_final_plot
 
 

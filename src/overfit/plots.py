@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 INK_COLOR = "#1b1b1f"
 BACKGROUND_COLOR = "#8cbbe6"
 CLASS_COLORS = (INK_COLOR, BACKGROUND_COLOR, "#e15759", "#59a14f", "#f28e2b", "#b07aa1")
+# Most points `save_samples_plot` draws: beyond this the picture is a solid cloud anyway, and a
+# batch of a million points would take matplotlib minutes and gigabytes. A batch's points are
+# random, so its first points are a fair sample of the rest.
+MAX_SCATTER_POINTS = 50_000
 
 
 def new_figure(width_in: float, height_in: float, dpi: float, **kwargs) -> Figure:
@@ -73,6 +77,9 @@ def save_samples_plot(
     if yx.ndim != 2 or yx.shape[1] != 2 or yx.shape[0] != labels.shape[0]:
         raise ValueError(f"yx must be (N, 2) with N labels, got {yx.shape} and {labels.shape}")
     n = yx.shape[0]
+    yx, labels = yx[:MAX_SCATTER_POINTS], labels[:MAX_SCATTER_POINTS]
+    colors = None if colors is None else colors[:MAX_SCATTER_POINTS]
+    shown = yx.shape[0]
 
     # Axes about 9 in wide for wide pictures, 5.5 in tall for tall ones; room for title/legend.
     aspect = width / max(height, 1)
@@ -82,7 +89,7 @@ def save_samples_plot(
     ax = fig.add_subplot()
 
     # Marker area shrinks with the batch size so big batches do not become a solid blob.
-    s = float(np.clip(8000.0 / max(n, 1), 0.3, 14.0))
+    s = float(np.clip(8000.0 / max(shown, 1), 0.3, 14.0))
     if colors is not None:
         ax.scatter(yx[:, 1], yx[:, 0], s=s, c=colors, marker="o", linewidths=0, label="pixel value", rasterized=True)
     else:
@@ -96,7 +103,8 @@ def save_samples_plot(
     ax.set_aspect("equal")
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels, up)")
-    ax.set_title(f"one training batch: {n:,} random coordinates", loc="left", fontsize=12)
+    drawn = "" if shown == n else f" ({shown:,} of them shown)"
+    ax.set_title(f"one training batch: {n:,} random coordinates{drawn}", loc="left", fontsize=12)
     for spine in ax.spines.values():
         spine.set_color("#9a9a9a")
     ax.tick_params(colors="#444444", labelsize=9)
