@@ -15,7 +15,8 @@ from overfit.losses import cross_entropy
 from overfit.metrics import dense_metrics
 from overfit.models import model_for
 from overfit.errors import RenderError
-from overfit.render import MAX_RENDER_PIXELS, Region, check_output, output_size, predict, render_image, save_png
+from overfit.render import (MAX_RENDER_PIXELS, RENDER_BYTES_PER_VALUE, Region, check_output, output_size, predict, render_image,
+                            render_memory, save_png)
 
 TINY = {"data.text": "OV", "data.width": "48", "data.height": "24", "schedule.steps": "60", "schedule.eval_every": "30",
         "schedule.log_every": "10", "optim.batch_size": "1024"}
@@ -79,6 +80,18 @@ def test_bad_sizes_are_refused(args, field, match):
         output_size(300, 1000, Region.whole(300, 1000), *args)
     assert info.value.field == field
     assert MAX_RENDER_PIXELS >= 16_000_000
+
+
+def test_a_render_larger_than_the_memory_budget_is_refused_before_drawing():
+    whole = Region.whole(300, 1000)
+    need = render_memory(1200, 4000, "rgb")
+    assert need == 1200 * 4000 * 3 * RENDER_BYTES_PER_VALUE  # float values, then 8-bit, per channel
+    assert output_size(300, 1000, whole, 4.0, None, None, "rgb", budget=need) == (1200, 4000)
+    with pytest.raises(RenderError, match=r"^scale: a 4000 x 1200 render needs ~576 MB of memory, more than 576 MB \(the budget given\)") as info:
+        output_size(300, 1000, whole, 4.0, None, None, "rgb", budget=need - 1)
+    assert info.value.field == "scale"
+    with pytest.raises(RenderError, match="^width: a 4000 x 1200 render needs"):
+        output_size(300, 1000, whole, None, 4000, None, "gray", budget=need // 3 - 1)
 
 
 def test_a_region_too_large_for_a_number_is_refused_not_a_traceback():

@@ -27,19 +27,24 @@ import torch
 
 from .coords import region_grid
 from .errors import RenderError
+from .limits import most
 from .images import save_png as _write_png
 from .images import to_uint8
 from .modes import get_mode
 
 # Output pixels per forward pass: small enough that activations stay in cache (see metrics.DENSE_CHUNK).
 RENDER_CHUNK = 1 << 12
-# Largest picture `render` will draw, in pixels (a 16-megapixel render must work; this is 16x that).
-MAX_RENDER_PIXELS = 1 << 28
+# Largest picture `render` will draw, in pixels (`limits`: a 16-megapixel render must work; this is 16x that).
+MAX_RENDER_PIXELS = most("render_pixels")
+# Bytes a render holds at once per output value (pixel x channel): the float32 result of `predict` (4),
+# `images.to_uint8`'s float64 copy and its temporaries (up to 4 x 8 at once), the uint8 picture and
+# PIL's copy of it while the PNG is encoded (2), rounded up.
+RENDER_BYTES_PER_VALUE = 40
 
 RENDER_MODES = ("probability", "class")
 
-__all__ = ["MAX_RENDER_PIXELS", "RENDER_CHUNK", "RENDER_MODES", "Region", "RenderError", "check_output", "check_render_mode",
-           "output_size", "predict", "render_image", "save_png"]
+__all__ = ["MAX_RENDER_PIXELS", "RENDER_BYTES_PER_VALUE", "RENDER_CHUNK", "RENDER_MODES", "Region", "RenderError", "check_output", "check_render_mode",
+           "output_size", "predict", "render_image", "render_memory", "save_png"]
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,12 @@ def predict(
 
 
 def output_size(height: int, width: int, region: Region, scale: float | None, out_width: int | None,
-                out_height: int | None) -> tuple[int, int]:
+                out_height: int | None, mode: str | None = None, budget: int | None = None) -> tuple[int, int]:
     """(out_h, out_w) of a render: explicit sizes, or the region's size in pixels times `scale`.
 
     Given only one of width and height, the other keeps the region's aspect ratio.
+    With `mode` (the run's data.mode) the render's memory (`render_memory`) is checked too,
+    against `budget` bytes (None: `budget.default_budget()`, half the available memory).
     A refusal names the parameter that decided the size: `scale`, `width` or `height`.
     """
     if scale is not None and (out_width is not None or out_height is not None):
@@ -132,7 +139,20 @@ def output_size(height: int, width: int, region: Region, scale: float | None, ou
         raise RenderError(f"the render would be {out_w} x {out_h} pixels; it needs at least 1 x 1", field=field)
     if out_h * out_w > MAX_RENDER_PIXELS:
         raise RenderError(f"a {out_w} x {out_h} render is larger than the limit of {MAX_RENDER_PIXELS:,} pixels", field=field)
+    if mode is not None:
+        from .budget import MEMORY_SHARE_WORDS, default_budget, format_bytes
+
+        need, limit = render_memory(out_h, out_w, mode), default_budget() if budget is None else budget
+        if need > limit:
+            words = MEMORY_SHARE_WORDS if budget is None else "the budget given"
+            raise RenderError(f"a {out_w} x {out_h} render needs ~{format_bytes(need)} of memory, more than "
+                              f"{format_bytes(limit)} ({words}); render a smaller size, or the region in parts", field=field)
     return int(out_h), int(out_w)
+
+
+def render_memory(out_h: int, out_w: int, mode: str) -> int:
+    """Bytes an out_h x out_w render of a run of data.mode `mode` holds at once, beyond the network."""
+    return out_h * out_w * get_mode(mode).picture_channels * RENDER_BYTES_PER_VALUE
 
 
 def check_render_mode(mode: str, render_mode: str) -> None:

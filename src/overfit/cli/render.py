@@ -50,7 +50,7 @@ def command(run: str, scale: float | None, out_width: int | None, out_height: in
         loaded = load(run, dev)
         area = rd.Region(*region) if region else rd.Region.whole(loaded.height, loaded.width)
         area.check()
-        out_h, out_w = rd.output_size(loaded.height, loaded.width, area, scale, out_width, out_height)
+        out_h, out_w = rd.output_size(loaded.height, loaded.width, area, scale, out_width, out_height, loaded.mode)
         rd.check_render_mode(loaded.mode, render_mode)
         network = inference_backend(loaded, backend, dev)
         started = time.perf_counter()
