@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -88,7 +89,13 @@ def test_run_exists_error_names_the_name_field_and_keeps_the_path():
 def test_missing_dependency_says_what_to_install():
     e = MissingDependency("ONNX export", "onnx", "export", field="format")
     assert (e.package, e.extra, e.field) == ("onnx", "export", "format")
-    assert str(e) == "format: ONNX export needs the onnx package: pip install 'overfit[export]'"
+    assert str(e) == "format: ONNX export needs the onnx package: pip install 'overfit-lab[export]'"
+
+
+def test_the_install_hint_names_the_distribution_pyproject_builds():
+    # `pip install overfit` is another project on PyPI: the hint must name ours, as pyproject.toml does.
+    pyproject = (pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^name = "(.+)"$', pyproject, re.M).group(1) == errors.DISTRIBUTION == "overfit-lab"
 
 
 @pytest.mark.parametrize("error", [

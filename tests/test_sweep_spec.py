@@ -137,8 +137,8 @@ def test_importing_the_spec_imports_neither_ray_nor_torch():
 
 
 @pytest.mark.parametrize("missing, args, message", [
-    ("ray", [], "Error: overfit sweep needs the ray[tune] package: pip install 'overfit[sweep]'"),
-    ("optuna", ["--search", "tpe", "--samples", "2"], "Error: overfit sweep --search tpe needs the optuna package: pip install 'overfit[sweep]'"),
+    ("ray", [], "Error: overfit sweep needs the ray[tune] package: pip install 'overfit-lab[sweep]'"),
+    ("optuna", ["--search", "tpe", "--samples", "2"], "Error: overfit sweep --search tpe needs the optuna package: pip install 'overfit-lab[sweep]'"),
 ])
 def test_a_missing_extra_is_one_line_naming_what_to_install(tmp_path, missing, args, message):
     # A package on the path that cannot be imported stands in for one that is not installed.

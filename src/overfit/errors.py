@@ -155,11 +155,15 @@ class ExportError(OverfitError, ValueError):
     """An export or inference backend that cannot be made; `field` names the parameter (format, backend, output)."""
 
 
+# The name pip installs overfit by (pyproject.toml's [project] name; `overfit` on PyPI is another project's).
+DISTRIBUTION = "overfit-lab"
+
+
 class MissingDependency(OverfitError):
     """An optional package a feature needs is not installed; `extra` is the pip extra that brings it."""
 
     def __init__(self, feature: str, package: str, extra: str, field: str | None = None) -> None:
-        super().__init__(f"{feature} needs the {package} package: pip install 'overfit[{extra}]'", field=field)
+        super().__init__(f"{feature} needs the {package} package: pip install '{DISTRIBUTION}[{extra}]'", field=field)
         self.package = package
         self.extra = extra
 
