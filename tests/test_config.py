@@ -105,7 +105,8 @@ def test_json_round_trip_is_exact(cfg):
 def test_json_form_is_sectioned_with_lists_and_nulls():
     cfg = NON_DEFAULT[0]
     data = json.loads(cfg.to_json())
-    assert set(data) == {"preset", "seed", "loss", "device", "compile", "precision", "data", "model", "encoding", "optim", "schedule"}
+    assert set(data) == {"preset", "seed", "loss", "device", "compile", "precision", "tensorboard", "data", "model", "encoding", "optim",
+                         "schedule"}
     assert data["model"] == {"input_range": None, "hidden": [8, 16], "activation": "cos", "batchnorm": True, "init": "torch", "w0": 30.0}
     assert data["seed"] == 3
     assert data["optim"]["lr"] == 1e-4

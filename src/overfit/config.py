@@ -278,6 +278,8 @@ class RunConfig:
     device: str = _field("cpu", 'Torch device: cpu, cuda, cuda:1, mps.')
     compile: bool = _field(False, 'torch.compile the forward and backward pass: faster steps after a one-off compile of seconds; falls back to eager where no compiler works.')
     precision: str = _field("fp32", "'fp32', or 'bf16': matmuls in bfloat16 (autocast) with float32 weights, gradients and optimizer state; only where the device has native bf16.")
+    tensorboard: bool = _field(False, "Also write TensorBoard event files into the run folder's tensorboard/ at each evaluation (scalars, prediction, "
+                                      "weight and gradient histograms, config and hparams); needs the tensorboard package.")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     encoding: EncodingConfig = field(default_factory=EncodingConfig)

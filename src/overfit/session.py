@@ -39,10 +39,11 @@ from .recorder import Recorder
 from .runs import RunFolder
 from .stacked import train_stacks
 from .targets import load_target
+from .tensorboard import Board
 from .training import Callbacks, Trainer, TrainResult
 
 # What a resumed run may change: how long it trains and where (never what it is).
-RESUMABLE = ("schedule.steps", "device", "compile", "precision")
+RESUMABLE = ("schedule.steps", "device", "compile", "precision", "tensorboard")
 
 
 class Session:
@@ -52,6 +53,8 @@ class Session:
         self.trainer = trainer
         self.folder = folder
         self.recorder = Recorder(folder)
+        self.board = Board(folder) if trainer.cfg.tensorboard else None
+        """The run's TensorBoard events (`RunConfig.tensorboard`), written right after the recorder."""
         self.new = new
         """Whether this session made its folder (`start`): only then may a failure remove it."""
         self._release = release  # gives the run's share of the memory budget back
@@ -149,6 +152,11 @@ class Session:
             raise
         return session
 
+    @property
+    def recorders(self) -> list[Callable[[Any], None]]:
+        """What writes the run into its folder, first among its callbacks: the recorder, then its TensorBoard events."""
+        return [self.recorder] if self.board is None else [self.recorder, self.board]
+
     def run(self, callbacks: Callbacks = None, until: int | None = None) -> TrainResult:
         """Train on (to `until`, or the end), recording first, then calling `callbacks`; the session stays open.
 
@@ -212,7 +220,9 @@ class Session:
         return True
 
     def close(self) -> None:
-        """Let go of the folder and of the run's share of the memory budget."""
+        """Let go of the folder and of the run's share of the memory budget; close its TensorBoard events."""
+        if self.board is not None:
+            self.board.close()
         if self._release is not None:
             self._release()
             self._release = None
@@ -283,7 +293,7 @@ def train_sessions(sessions: Sequence[Session], callbacks: Sequence[Callbacks] |
                    interruptible: bool = True, close: bool = True) -> list[TrainResult]:
     """Train every session (to `until`, or its end), runs of one kind stacked; results in the order given.
 
-    Each run's recorder comes first, then its `callbacks[k]`. Ctrl-C stops every run at a
+    Each run's recorders come first (`Session.recorders`), then its `callbacks[k]`. Ctrl-C stops every run at a
     checkpoint (`interruptible`). A run that diverges leaves the others training and has
     `diverged` set in its result. How each run ended is recorded in its folder (`Session.conclude`).
     A failed allocation abandons the new runs without a checkpoint (their folders are
@@ -291,7 +301,7 @@ def train_sessions(sessions: Sequence[Session], callbacks: Sequence[Callbacks] |
     error is recorded in every run and raised. `close`: close the sessions at the end.
     """
     given = list(callbacks) if callbacks is not None else [None] * len(sessions)
-    watchers = [[s.recorder, *([] if cb is None else [cb] if callable(cb) else list(cb))] for s, cb in zip(sessions, given)]
+    watchers = [[*s.recorders, *([] if cb is None else [cb] if callable(cb) else list(cb))] for s, cb in zip(sessions, given)]
     trainers = [s.trainer for s in sessions]
     concluded: set[int] = set()
 

@@ -4,7 +4,7 @@
                               no torch, no matplotlib is imported
     overfit train fast        imports cli/train.py, and torch once training starts
 
-One module per command (train, presets, reproduce, render, inspect, lab, export, sweep); `progress.py`
+One module per command (train, presets, reproduce, render, inspect, lab, export, sweep, tensorboard); `progress.py`
 is the progress bar, `errors.py` the one place that words overfit's errors for a
 terminal (`Error: --region: ...`), `target.py` the picture options that train and
 reproduce share. Runs already on disk are never overwritten.
@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("render", "Draw a fitted run at any size or zoom: the network is a continuous picture."),
     "reproduce": ("reproduce", "Run the six presets and judge the original experiment's findings."),
     "sweep": ("sweep", "Sweep hyperparameters on Ray Tune: every trial is a run folder under sweeps/NAME/runs."),
+    "tensorboard": ("tensorboard", "Write TensorBoard events for run folders made without --tensorboard."),
     "train": ("train", "Fit a picture: PRESET (default relu_1) on the built-in OVERFIT, or --text / --image."),
 }
 

@@ -21,7 +21,7 @@ import click
 
 from ..config import RunConfig
 from ..configio import parse_seeds as parse_seed_list
-from ..errors import ConfigError
+from ..errors import DISTRIBUTION, ConfigError
 from ..fields import CHOICES, field_docs
 from ..presets import DEFAULT_PRESET, get_preset
 from .errors import fail
@@ -46,6 +46,7 @@ OPTION_FIELDS = {
     "device": "device",
     "compile_": "compile",
     "precision": "precision",
+    "tensorboard": "tensorboard",
 }
 # The picture options (`target.target_options`), by their parameter names.
 PICTURE_OPTIONS = ("text", "image", "size", "font_size", "max_pixels")
@@ -81,6 +82,9 @@ def config_options(seeds_help: str) -> Callable[[Any], Any]:
         click.option("--device", help="Torch device: cpu (default), cuda, mps."),
         click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step: faster after a few seconds of compiling."),
         click.option("--precision", type=click.Choice(CHOICES["precision"]), help="fp32 (default) or bf16 matmuls (where the device has native bf16)."),
+        click.option("--tensorboard/--no-tensorboard", default=None,
+                     help=f"Also write TensorBoard events into each run folder's tensorboard/ (pip install '{DISTRIBUTION}[tensorboard]'); "
+                          "then: tensorboard --logdir runs."),
         click.option("--seeds", "seeds_text", metavar="SEEDS", help=seeds_help),
         click.option("--config", "config_path", type=click.Path(), help="Start from this config.json instead of a preset."),
     ]
@@ -177,7 +181,12 @@ def build_config(preset_name: str | None, config_path: str | None, overrides: di
             raise fail(f"{path}: {e}") from None  # the key as written in the file
     else:
         cfg = get_preset(preset_name or DEFAULT_PRESET)
-    return cfg.with_overrides(overrides)
+    cfg = cfg.with_overrides(overrides)
+    if cfg.tensorboard:
+        from ..tensorboard import require
+
+        require()  # a missing package is one line before any run starts
+    return cfg
 
 
 def parse_size(text: str) -> int:

@@ -35,11 +35,13 @@ from .target import load_target, target_options, target_overrides
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--compile/--no-compile", "compile_", default=True, show_default=True,
               help="torch.compile each run's step (falls back to eager where it cannot).")
+@click.option("--tensorboard/--no-tensorboard", default=False, show_default=True,
+              help="Also write TensorBoard events into each run folder (needs the tensorboard extra); then: tensorboard --logdir OUT.")
 @click.option("--out", type=click.Path(), help="Output folder (default reports/reproduce[-variant], reports/reproduce-variants for several).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(steps: int | None, eval_every: int | None, seeds_text: str | None, text: str | None, image: str | None,
             size: str | None, font_size: int | None, max_pixels: int | None, variant_texts: tuple[str, ...], loss: str | None,
-            init: str | None, device: str, compile_: bool, out: str | None, quiet: bool) -> None:
+            init: str | None, device: str, compile_: bool, tensorboard: bool, out: str | None, quiet: bool) -> None:
     """Run the six presets and judge the original experiment's findings.
 
     Trains relu_raw, relu_1, tanh_1, cos_1, cos_3 and bn_relu on the same target
@@ -53,12 +55,17 @@ def command(steps: int | None, eval_every: int | None, seeds_text: str | None, t
 
     steps = steps or DEFAULT_STEPS
     eval_every = eval_every or min(DEFAULT_EVAL_EVERY, steps)
-    overrides = {**target_overrides(text, image, size, font_size, max_pixels), **rp.BASE_SETTINGS, "device": device, "compile": compile_}
+    overrides = {**target_overrides(text, image, size, font_size, max_pixels), **rp.BASE_SETTINGS, "device": device, "compile": compile_,
+                 "tensorboard": tensorboard}
     shorthands = [*([f"loss={loss}"] if loss else []), *([f"model.init={init}"] if init else [])]
     with reported():
         # Everything is checked before anything is written.
         variants = rp.combinations(rp.parse_variants([*variant_texts, *shorthands], LOSSES))
         seeds = parse_seeds(seeds_text or DEFAULT_SEEDS)
+        if tensorboard:
+            from ..tensorboard import require
+
+            require()
         count = len(seeds) * len(variants) * len(REPRODUCE_PRESETS)
         if count > MAX_RUNS:
             raise ConfigError(f"{len(seeds)} seed(s) x {len(variants)} variant(s) x {len(REPRODUCE_PRESETS)} presets is {count:,} runs, "

@@ -109,9 +109,9 @@ def make_meta(target: Any, steps: int, eval_every: int, seeds: Sequence[int], co
 
 
 def _same_run(saved: RunConfig, planned: RunConfig) -> bool:
-    """Equal except for the step budget (a longer budget extends a run)."""
+    """Equal except for the step budget (a longer budget extends a run) and whether it writes TensorBoard events."""
     def strip(c: RunConfig) -> RunConfig:
-        return replace(c, schedule=replace(c.schedule, steps=1))
+        return replace(c, schedule=replace(c.schedule, steps=1), tensorboard=False)
 
     return strip(saved) == strip(planned.pinned())  # saved configs are pinned when their run starts
 
@@ -132,7 +132,8 @@ def open_run(planned: PlannedRun, target: Any, runs_dir: Path, pool: Any = None)
             return "diverged", None
         if folder.finished(planned.config.schedule.steps):
             return ("stopped" if ending is not None and ending.how == "stopped" else "reused"), None
-        return "resumed", Session.resume(path, {"schedule.steps": planned.config.schedule.steps}, pool=pool)
+        return "resumed", Session.resume(path, {"schedule.steps": planned.config.schedule.steps,
+                                                "tensorboard": planned.config.tensorboard}, pool=pool)
     return "started", Session.start(planned.config, runs_dir, planned.name, target=target, pool=pool)
 
 
