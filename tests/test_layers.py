@@ -18,7 +18,7 @@ import overfit
 ROOT = Path(overfit.__file__).parent
 # Lowest first; a folder (encodings, export, report, reproduce, sweep, cli, web) counts as one module.
 LAYERS = {
-    "foundations": "errors limits files images fonts glsl memory endings metricinfo captions video plots",
+    "foundations": "errors limits files safefiles images fonts glsl memory endings metricinfo captions video plots",
     "kernels": "coords losses sampling metrics spectrum probes stackops",
     "description": "activations encodings modes config configio fields presets",
     "numerics": "devices targets models budget diagnostics",

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .safefiles import read_plain
+
 ENDING = "ending.json"
 HOWS = ("finished", "stopped", "diverged", "failed", "interrupted")
 # What older run folders left instead of ending.json, and what each meant.
@@ -74,8 +76,8 @@ def read(folder: Path) -> Ending | None:
     """The ending recorded in run folder `folder` (or in the files older versions left), or None; a damaged record is None."""
     for name, how in ((ENDING, None), *LEGACY):
         try:
-            text = (folder / name).read_text()
-        except (OSError, UnicodeDecodeError):
+            text = read_plain(folder, name, kind="ending", follow_folder=True).decode()
+        except (OSError, UnicodeDecodeError):  # missing, or a link, FIFO or oversized file (`safefiles`): no record
             continue
         try:
             return Ending.parse(json.loads(text), how)

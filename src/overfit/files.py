@@ -46,3 +46,12 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
+
+
+def remove_stale_temporaries(folders: list[Path]) -> None:
+    """Remove the temporaries a process killed mid-write left in `folders` (the real files beside them are intact)."""
+    for folder in folders:
+        if folder.is_dir():
+            for tmp in folder.glob(f"{TMP_PREFIX}*{TMP_MARK}*"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()

@@ -11,7 +11,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
@@ -42,9 +42,19 @@ def save_png(picture: np.ndarray, path: str | os.PathLike) -> None:
     write_atomic(path, png_bytes(picture))
 
 
-def read_png(path: str | os.PathLike, color: bool | None = None) -> np.ndarray:
-    """A picture as uint8 (H, W), or (H, W, 3) with `color`; `color=None` keeps an RGB file in colour."""
-    with Image.open(path) as img:
+def read_png(path: str | os.PathLike | BinaryIO, color: bool | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """A picture as uint8 (H, W), or (H, W, 3) with `color`; `color=None` keeps an RGB file in colour.
+
+    A picture of more than `max_pixels` (or than PIL's decompression-bomb limit) is a ValueError, raised from its
+    header before it is decoded.
+    """
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ValueError(str(e)) from None
+    with img:
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise ValueError(f"it is {img.width} x {img.height}, more than data.max_pixels = {max_pixels:,} pixels")
         if color is None:
             color = img.mode == "RGB"
         return np.asarray(img.convert("RGB" if color else "L"))
@@ -59,8 +69,9 @@ class StoredFrames(Sequence):
     A frame deleted after the sequence was made raises FileNotFoundError when accessed.
     """
 
-    def __init__(self, files: list[tuple[int, Path]]) -> None:
+    def __init__(self, files: list[tuple[int, Path]], read: Callable[[Path], np.ndarray] | None = None) -> None:
         self._files = files
+        self._read = read or read_png  # `runs` passes one that opens no link
 
     @property
     def steps(self) -> list[int]:
@@ -76,9 +87,9 @@ class StoredFrames(Sequence):
 
     def __getitem__(self, index):  # int -> (step, picture); slice -> StoredFrames
         if isinstance(index, slice):
-            return StoredFrames(self._files[index])
+            return StoredFrames(self._files[index], self._read)
         step, path = self._files[index]
-        return step, read_png(path)
+        return step, self._read(path)
 
 
 class _StoredPictures(Sequence):

@@ -68,6 +68,20 @@ LIMITS: dict[str, Limit] = dict((
     ("sockets", Limit("viewers", 256, "live views in all",
                       "each is a file descriptor, and checkpoints and downloads need theirs")),
     ("folders", Limit("runs_dir", 1000, "run folders", "a page left making runs must not fill the disk")),
+    # -- a run folder's files, read as untrusted input (`safefiles`): no file is read past these ---------
+    ("config_file", Limit("config.json", 1 << 20, "bytes", "as config_chars: a real config is about 1.5 KB")),
+    ("ending_file", Limit("ending.json", 64 << 10, "bytes", "how a run ended: a word, a step and a one-line reason")),
+    ("metrics_file", Limit("metrics.jsonl", 2 << 30, "bytes",
+                           "100,000 evaluations (the limit above) of up to ~17 kB each: 64 hidden layers' statistics")),
+    ("picture_file", Limit("target.png", 256 << 20, "bytes",
+                           "a PNG is about its pixels' size or less: 150 MB for 50 M RGB pixels (data.max_pixels' default)")),
+    ("weights_file", Limit("weights/", 64 << 20, "bytes",
+                           "kept only for models up to 1 M parameters (recorder.SNAPSHOT_PARAMS): 2 MB in half precision")),
+    ("safetensors_header", Limit("safetensors", 16 << 20, "bytes of header",
+                                 "one short JSON entry per tensor and the config: kB for any model")),
+    ("checkpoint_slack", Limit("checkpoint.pt", 64 << 20, "bytes beyond 16 per parameter",
+                               "a checkpoint holds the weights and Adam's two moments (12 bytes per parameter), "
+                               "buffers, the config and the archive's own records")),
 ))
 
 

@@ -15,7 +15,8 @@ The safetensors layout (format tag, hashed metadata, digest) is defined here, wh
 it is verified; `export.formats` writes it. The checksum catches a damaged or edited
 file, not a forged one (anyone can recompute it), so the config a file carries is
 validated like any other (`RunConfig`, then the memory its model needs, `budget`)
-before a model is built from it. Nothing here renders or exports.
+before a model is built from it, and the tensors its header declares must be that
+model's before any data is read (`safefiles.read_safetensors`). Nothing here renders or exports.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .errors import ConfigError, DeviceError, ExportError, MemoryBudgetError, Ru
 from .models import model_for
 from .modes import get_mode
 from .runs import RunFolder
+from .safefiles import open_plain_file, read_safetensors, safetensors_header
 from .sampling import holdout_split, preview_batch
 from .training import derived_seeds
 
@@ -89,6 +91,9 @@ def load_run_model(run: str | os.PathLike | RunFolder, device: str | torch.devic
     is checked against the budget (`budget.check`, not training) before it is built.
     """
     folder = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    height, width = folder.target_size()
+    if not height:
+        raise RunFolderError(f"{folder.path}: its target picture cannot be read")
     if stored:
         cfg = folder.config()
         available = folder.weight_steps()
@@ -97,30 +102,40 @@ def load_run_model(run: str | os.PathLike | RunFolder, device: str | torch.devic
             raise RunFolderError(f"{folder.path} has no stored weights at or before step {step:,}" if available else
                                  f"{folder.path} has no stored weights (runs keep them at evaluations; models above a million "
                                  "parameters keep none)", field="step")
-        state = folder.read_weights(at)
+        model = _model(folder, cfg, height, width)
+        # The file's header is checked against the model before its data is read: no more than the model is read.
+        state = folder.read_weights(at, {name: tuple(t.shape) for name, t in model.state_dict().items()})
     else:
         if step is not None:
             raise ValueError("a checkpoint holds one step: pass stored=True to load the weights at another")
+        _within_budget(folder, folder.config(), height, width)  # the checkpoint is read up to the size of this model
         state = folder.checkpoint(resume=False)
         try:
             cfg = RunConfig.from_json(state["config"])
-        except ConfigError as e:
-            raise RunFolderError(f"checkpoint of {folder.path} holds an invalid config: {e}") from None
-        at, state = int(state["step"]), state["model"]
-    height, width = folder.target_size()
-    if not height:
-        raise RunFolderError(f"{folder.path}: its target picture cannot be read")
+            at = int(state["step"])
+        except (ConfigError, TypeError, ValueError) as e:
+            raise RunFolderError(f"checkpoint of {folder.path} holds an invalid config or step: {first_line(e)}") from None
+        model, state = _model(folder, cfg, height, width), state["model"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, ValueError) as e:  # wrong shapes or keys, or no state dict at all
+        raise RunFolderError(f"{folder.path}: the weights at step {at:,} do not fit the run's model: {first_line(e)}") from None
+    model.eval().to(device)
+    return LoadedRun(model, cfg, height, width, at)
+
+
+def _within_budget(folder: RunFolder, cfg: RunConfig, height: int, width: int) -> None:
+    """Refuse (RunFolderError) a model of `cfg` over the memory budget (`budget.check`, not training)."""
     try:
         budget.check(cfg, None, (height, width), training=False)
     except MemoryBudgetError as e:
         raise RunFolderError(f"{folder.path}: {e.words(advice=False)}") from None
-    model = model_for(cfg, height, width)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise RunFolderError(f"{folder.path}: the weights at step {at:,} do not fit the run's model: {first_line(e)}") from None
-    model.eval().to(device)
-    return LoadedRun(model, cfg, height, width, at)
+
+
+def _model(folder: RunFolder, cfg: RunConfig, height: int, width: int) -> nn.Module:
+    """The model of `cfg`, built only once its memory is within the budget."""
+    _within_budget(folder, cfg, height, width)
+    return model_for(cfg, height, width)
 
 
 def run_preview_batch(cfg: RunConfig, target: Target, n: int | None = None,
@@ -162,25 +177,43 @@ def load_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
     A file that is not safetensors, not an overfit export, or whose checksum does not
     match its contents (corrupted or edited) is refused with an `ExportError`.
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError
+    from safetensors.torch import load as tensors_from
 
     p = Path(path)
     if not p.is_file():
         raise ExportError(f"{p} does not exist" if not p.exists() else f"{p} is not a file")
     try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error type, and OSError, for a damaged file
+        # The named file may be a link (the user named it); it must be a regular file, and no FIFO blocks the open.
+        with open_plain_file(p.parent, p.name, max_bytes=None, follow_folder=True) as f:
+            _, metadata, _ = safetensors_header(f, p.name)
+            cfg, height, width, step = _export_metadata(p, metadata)
+            model = model_for(cfg, height, width)
+            # Only a file whose tensors are this model's is read past its header: its size is the model's.
+            raw, _ = read_safetensors(f, p.name, {name: tuple(t.shape) for name, t in model.state_dict().items()})
+        tensors = tensors_from(raw)
+    except OSError as e:  # NotPlainFile: not a regular file, a malformed header, tensors that are not the model's
+        raise ExportError(f"{p} is not a readable safetensors file: {e.strerror or e}") from None
+    except SafetensorError as e:
         raise ExportError(f"{p} is not a readable safetensors file: {first_line(e)}") from None
-    if metadata.get("format") != SAFETENSORS_FORMAT:
-        raise ExportError(f"{p} is not an overfit safetensors export (no {SAFETENSORS_FORMAT!r} format tag)")
     try:
         digest = safetensors_digest(tensors, metadata)
     except (RuntimeError, TypeError) as e:
         raise ExportError(f"{p} is not a readable overfit export: {first_line(e)}") from None
     if metadata.get("sha256") != digest:
         raise ExportError(f"{p} is corrupted or was modified: its checksum does not match its contents")
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise ExportError(f"{p}: the weights do not fit the config's model: {first_line(e)}") from None
+    model.eval().to(device)
+    return LoadedRun(model, cfg, height, width, step)
+
+
+def _export_metadata(p: Path, metadata: dict[str, str]) -> tuple[RunConfig, int, int, int]:
+    """(config, height, width, step) from an export's metadata, checked (the memory of its model too) before it is built."""
+    if metadata.get("format") != SAFETENSORS_FORMAT:
+        raise ExportError(f"{p} is not an overfit safetensors export (no {SAFETENSORS_FORMAT!r} format tag)")
     try:
         cfg = RunConfig.from_json(metadata["overfit_config"])
         height, width, step = int(metadata["height"]), int(metadata["width"]), int(metadata["step"])
@@ -193,13 +226,7 @@ def load_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
         budget.check(cfg, None, (height, width), training=False)  # before a model of that size is built
     except MemoryBudgetError as e:
         raise ExportError(f"{p}: {e.words(advice=False)}") from None
-    model = model_for(cfg, height, width)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise ExportError(f"{p}: the weights do not fit the config's model: {first_line(e)}") from None
-    model.eval().to(device)
-    return LoadedRun(model, cfg, height, width, step)
+    return cfg, height, width, step
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRun:

@@ -26,20 +26,22 @@ import io
 import json
 import os
 import re
-import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from . import endings
 from .config import RunConfig
 from .endings import ENDING, Ending
 from .errors import ConfigError, OverfitError, RunBusyError, RunExistsError, RunFolderError, first_line
-from .files import TMP_MARK, TMP_PREFIX, write_atomic
+from .files import remove_stale_temporaries, write_atomic
 from .images import StoredFrames, read_png, save_png
+from .safefiles import (NotPlainFile, checkpoint_limit, is_plain_file, lock_taken, open_plain_file, plain_folder, read_plain,
+                        read_safetensors, take_lock)
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
 WEIGHTS = "weights"
+T = TypeVar("T")
 CHECKPOINT_FORMAT = "overfit-checkpoint-2"
 # Checkpoints of older versions: their models load (render, export, inspect), but their runs drew batches from a
 # generator's state, and this version draws them by (seed, step): they cannot continue exactly, so they do not resume.
@@ -62,11 +64,6 @@ _STEP_NAME = re.compile(r"[0-9]{1,12}")
 # Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
 RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ENDING})
 _RUN_FILES_FOLDED = frozenset(name.casefold() for name in RUN_FILES)
-
-
-# Taking a folder's lock, or probing it, one thread at a time: the OS lock does not tell this process's threads
-# apart, so two threads probing at once (two GETs of the lab) would each see the other's probe as a holder.
-_TAKING = threading.Lock()
 
 
 def is_run_file(path: str | os.PathLike) -> bool:
@@ -151,27 +148,22 @@ class RunFolder:
             raise RunFolderError(f"{p} is not a run folder: it has no {CONFIG}")
         return cls(p)
 
-    def _file_lock(self) -> Any:
-        from filelock import FileLock  # portable: flock on POSIX, msvcrt on Windows
-
-        return FileLock(str(self.path / LOCK), timeout=0)
-
     def lock(self) -> None:
-        """Hold the folder for this process (a second trainer on the same run is refused), and sweep stale temporaries."""
-        from filelock import Timeout
-
+        """Hold the folder for this process (a second trainer on the same run is refused), and sweep stale temporaries.
+        A folder whose frames/, weights/ or lock file is a link is refused: writing there would reach outside it."""
         if self._lock is not None:
             return
-        lock = self._file_lock()
         try:
-            with _TAKING:
-                lock.acquire()
-        except Timeout:
-            raise RunBusyError(f"run folder {self.path} is in use by another overfit process") from None
+            for name in (FRAMES, WEIGHTS):
+                plain_folder(self.path, name)
+            self._lock = take_lock(self.path / LOCK)
+        except NotPlainFile as e:
+            raise RunFolderError(f"run folder {self.path} is not used: {e}") from None
         except OSError as e:
             raise RunFolderError(f"cannot write to run folder {self.path}: {e.strerror or e}") from None
-        self._lock = lock
-        self._remove_stale_temporaries()
+        if self._lock is None:
+            raise RunBusyError(f"run folder {self.path} is in use by another overfit process")
+        remove_stale_temporaries([self.path, self.path / FRAMES, self.path / WEIGHTS])  # checked above: no links
 
     def unlock(self) -> None:
         if self._lock is not None:
@@ -183,21 +175,8 @@ class RunFolder:
         return self._lock is not None
 
     def held_elsewhere(self) -> bool:
-        """True if another process (or another RunFolder of this one) holds the folder's lock."""
-        if self._lock is not None or not (self.path / LOCK).exists():
-            return False
-        from filelock import Timeout
-
-        probe = self._file_lock()
-        with _TAKING:  # a probe of this process must not make another probe, or a lock(), see the folder taken
-            try:
-                probe.acquire()
-            except Timeout:
-                return True
-            except OSError:
-                return False
-            probe.release()
-        return False
+        """True if another process (or another RunFolder of this one) holds the folder's lock (`safefiles.lock_taken`)."""
+        return self._lock is None and lock_taken(self.path / LOCK)
 
     def __enter__(self) -> RunFolder:
         return self
@@ -205,21 +184,22 @@ class RunFolder:
     def __exit__(self, *exc: object) -> None:
         self.unlock()
 
-    def _remove_stale_temporaries(self) -> None:
-        """Temporaries left by a process killed mid-write (the real files beside them are intact)."""
-        for folder in (self.path, self.path / FRAMES, self.path / WEIGHTS):
-            if folder.is_dir():
-                for tmp in folder.glob(f"{TMP_PREFIX}*{TMP_MARK}*"):
-                    try:
-                        tmp.unlink()
-                    except OSError:
-                        pass
-
     # -- reading ----------------------------------------------------------------------
+
+    def _safely(self, read: Callable[..., T], *parts: str, **options: Any) -> T:
+        """`read` (a `safefiles` opener: no link, a regular file, within its limit) on `parts` of the folder; what it
+        refuses or cannot read is one RunFolderError naming the file (a missing file stays FileNotFoundError)."""
+        try:
+            return read(self.path, *parts, **options)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise RunFolderError(f"{self.path}: {e}" if isinstance(e, NotPlainFile) else
+                                 f"cannot read {self.path.joinpath(*parts)}: {e.strerror or e}") from None
 
     def config(self) -> RunConfig:
         try:
-            return RunConfig.from_json((self.path / CONFIG).read_text())
+            return RunConfig.from_json(self._safely(read_plain, CONFIG, kind="config", follow_folder=True).decode())
         except ConfigError as e:
             raise RunFolderError(f"{self.path / CONFIG}: {e}") from None
         except (OSError, UnicodeDecodeError) as e:
@@ -233,7 +213,8 @@ class RunFolder:
         data = self.config().data
         path = self.path / TARGET
         try:
-            picture = read_png(path, color=get_mode(data.mode).color)
+            with self._safely(open_plain_file, TARGET, kind="picture", follow_folder=True) as f:
+                picture = read_png(f, color=get_mode(data.mode).color, max_pixels=data.max_pixels)
         except (OSError, ValueError) as e:
             raise RunFolderError(f"cannot read the run's target picture {path}: {e}") from None
         return make_target(picture, data.image or f"text {data.text!r}", data.mode)
@@ -243,10 +224,10 @@ class RunFolder:
         from PIL import Image
 
         try:
-            with Image.open(self.path / TARGET) as img:
+            with self._safely(open_plain_file, TARGET, kind="picture", follow_folder=True) as f, Image.open(f) as img:
                 w, h = img.size
             return h, w
-        except OSError:
+        except (OSError, RunFolderError, Image.DecompressionBombError):
             return 0, 0
 
     def has_checkpoint(self) -> bool:
@@ -255,9 +236,12 @@ class RunFolder:
     def checkpoint(self, resume: bool = True) -> dict[str, Any]:
         """The checkpoint's tensors and numbers, loaded without unpickling arbitrary objects.
 
-        Checked for every key a resume needs, or with `resume=False` only for the model's.
+        Checked for every key a resume needs, or with `resume=False` only for the model's. Read only up to the size a
+        checkpoint of config.json's model has (`safefiles.checkpoint_limit`): check that config's budget first.
         """
         import torch
+
+        from .budget import estimate
 
         path = self.path / CHECKPOINT
         if not path.is_file():
@@ -265,8 +249,13 @@ class RunFolder:
         if tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) < SAFE_TORCH:  # '2.13.0+cpu' -> (2, 13)
             raise RunFolderError(f"checkpoint {path} not loaded: torch {torch.__version__} loads a crafted checkpoint unsafely "
                                  f"(CVE-2025-32434, CVE-2026-24747); install torch>={'.'.join(map(str, SAFE_TORCH))}")
+        shape = self.target_size()
+        most = checkpoint_limit(estimate(self.config(), shape if shape[0] else None, training=False).parameters)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with self._safely(open_plain_file, CHECKPOINT, kind="checkpoint", max_bytes=most, follow_folder=True) as f:
+                state = torch.load(f, map_location="cpu", weights_only=True)
+        except OverfitError:
+            raise
         except Exception as e:  # torch raises many types for a corrupt file
             raise RunFolderError(f"checkpoint {path} cannot be read: {first_line(e)}") from None
         if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, *OLDER_CHECKPOINT_FORMATS):
@@ -281,11 +270,12 @@ class RunFolder:
 
     def metrics(self) -> list[dict[str, Any]]:
         """Every evaluation record of the run, in order (a line cut short by a crash ends the list)."""
-        path = self.path / METRICS
-        if not path.exists():
+        try:
+            text = self._safely(read_plain, METRICS, kind="metrics", follow_folder=True).decode(errors="replace")  # a damaged byte ends the list at its line
+        except FileNotFoundError:
             return []
         records = []
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             line = line.strip()
             if line:
                 try:
@@ -300,19 +290,26 @@ class RunFolder:
     def frame_path(self, step: int) -> Path:
         return self.path / FRAMES / f"{step:08d}.png"
 
+    def _steps(self, name: str, suffix: str) -> list[int]:
+        folder = self._safely(plain_folder, name)  # a link there would list (and `rewind` empty) a folder elsewhere
+        return [] if folder is None else sorted(int(p.stem) for p in folder.glob(f"*{suffix}") if _STEP_NAME.fullmatch(p.stem))
+
     def frame_steps(self) -> list[int]:
         """Steps that have a frame on disk, in order."""
-        return sorted(int(p.stem) for p in (self.path / FRAMES).glob("*.png") if _STEP_NAME.fullmatch(p.stem))
+        return self._steps(FRAMES, ".png")
 
     def weights_path(self, step: int) -> Path:
         return self.path / WEIGHTS / f"{step:08d}.safetensors"
 
     def weight_steps(self) -> list[int]:
         """Steps whose weights are on disk, in order."""
-        return sorted(int(p.stem) for p in (self.path / WEIGHTS).glob("*.safetensors") if _STEP_NAME.fullmatch(p.stem))
+        return self._steps(WEIGHTS, ".safetensors")
 
-    def read_weights(self, step: int) -> dict[str, Any]:
-        """The model's state dict at `step` (float32 tensors), as `write_weights` stored it."""
+    def read_weights(self, step: int, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+        """The model's state dict at `step` (float32 tensors), as `write_weights` stored it.
+
+        `shapes`: the model's tensors ({name: shape}), checked against the file's header before its data is read.
+        """
         from safetensors import SafetensorError
         from safetensors.torch import load
 
@@ -321,7 +318,8 @@ class RunFolder:
             raise RunFolderError(f"{self.path} has no weights at step {step:,} (steps with weights: "
                                  f"{', '.join(f'{s:,}' for s in self.weight_steps()[-5:]) or 'none'})")
         try:
-            state = load(path.read_bytes())
+            with self._safely(open_plain_file, WEIGHTS, path.name, kind="weights", follow_folder=True) as f:
+                state = load(read_safetensors(f, f"{WEIGHTS}/{path.name}", shapes)[0])
         except (SafetensorError, ValueError, OSError) as e:
             raise RunFolderError(f"{path} is unreadable: {first_line(e)}") from None
         return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -331,7 +329,11 @@ class RunFolder:
 
         A sequence that reads each PNG when its item is accessed (`StoredFrames`), never all at once.
         """
-        return StoredFrames([(step, self.frame_path(step)) for step in steps if self.frame_path(step).is_file()])
+        def read(path: Path) -> Any:
+            with self._safely(open_plain_file, FRAMES, path.name, kind="picture", follow_folder=True) as f:
+                return read_png(f)
+
+        return StoredFrames([(step, self.frame_path(step)) for step in steps if is_plain_file(self.frame_path(step))], read)
 
     def ending(self, records: list[dict[str, Any]] | None = None) -> Ending | None:
         """How training last stopped (`endings`), or None while it never has (or is training now).
@@ -423,7 +425,8 @@ class RunFolder:
         write_atomic(self.weights_path(step), save(tensors))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.path / METRICS, "a") as f:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)  # never appended through a link
+        with open(os.open(self.path / METRICS, flags, 0o666), "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:

@@ -14,15 +14,12 @@ any thread. Which metric sums a run up, and how the page writes it, is the mode'
 pixels at each evaluation; the page gets a curve of every metric a run records (`live.curves_from`).
 
 Files go to the browser only through `open_file`, which follows no symbolic link
-(`open_plain_file`): a run folder copied from elsewhere may hold a `progress.gif` that
+(`safefiles.open_plain_file`): a run folder copied from elsewhere may hold a `progress.gif` that
 links to /etc/passwd, and the lab must not serve it.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 import threading
 import time
 from pathlib import Path
@@ -33,6 +30,7 @@ from ..errors import RunFolderError
 from ..modes import Mode, get_mode
 from ..endings import ENDING
 from ..runs import CHECKPOINT, CONFIG, FINAL, FRAMES, GIF, METRICS, MP4, RunFolder
+from ..safefiles import NotPlainFile, is_plain_file, open_plain_file
 from ..sampling import NO_HOLDOUT
 from ..training import Event
 from .errors import LabError
@@ -52,83 +50,6 @@ DOWNLOADS: dict[str, tuple[str, str, str]] = {
 }
 # Downloads written only when training ends.
 AT_THE_END = ("video", "gif", "final")
-# Opening a path component: never through a link; a FIFO or device must not block the open.
-_NO_LINKS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-
-
-class NotPlainFile(OSError):
-    """A path component is a symbolic link, or the file is not a regular file."""
-
-
-def _is_link_error(e: OSError) -> bool:
-    """What opening a link with O_NOFOLLOW raises (ELOOP; EMLINK on FreeBSD), or a file where a folder should be."""
-    return e.errno in (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
-
-
-def open_plain_file(folder: Path, *parts: str) -> BinaryIO:
-    """`folder/parts...` opened for reading without following a symbolic link at any step.
-
-    `folder` itself must not be a link either (the folders above it may: the runs folder is
-    the user's choice). Raises FileNotFoundError when a part is missing and `NotPlainFile`
-    when a part is a link or the file is not a regular file, so nothing outside `folder`
-    is ever opened. Where the platform opens relative to a folder (POSIX), every step is
-    opened from the previous one with O_NOFOLLOW; elsewhere each step is checked with
-    lstat and the opened file compared with it.
-    """
-    if hasattr(os, "O_NOFOLLOW") and os.open in os.supports_dir_fd:
-        return _open_from_folder_fds(folder, parts)
-    path = folder
-    for part in parts:
-        path = path / part
-    for step in [folder] + [folder.joinpath(*parts[:i + 1]) for i in range(len(parts))]:
-        if stat.S_ISLNK(os.lstat(step).st_mode):
-            raise NotPlainFile(f"{step.name} is a symbolic link")
-    before = os.lstat(path)
-    if not stat.S_ISREG(before.st_mode):
-        raise NotPlainFile(f"{path.name} is not a regular file")
-    f = open(path, "rb")
-    after = os.fstat(f.fileno())
-    if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
-        f.close()
-        raise NotPlainFile(f"{path.name} is not a regular file")
-    return f
-
-
-def _open_from_folder_fds(folder: Path, parts: tuple[str, ...]) -> BinaryIO:
-    try:
-        fd = os.open(folder, _NO_LINKS | _DIRECTORY)
-    except OSError as e:
-        if _is_link_error(e):
-            raise NotPlainFile(f"{folder.name} is a symbolic link (or not a folder)") from None
-        raise
-    try:
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            try:
-                child = os.open(part, _NO_LINKS | (0 if last else _DIRECTORY), dir_fd=fd)
-            except OSError as e:
-                if _is_link_error(e):
-                    raise NotPlainFile(f"{part} is a symbolic link (or not a {'file' if last else 'folder'})") from None
-                raise
-            os.close(fd)
-            fd = child
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotPlainFile(f"{parts[-1] if parts else folder.name} is not a regular file")
-        os.set_blocking(fd, True)
-        f = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-    return f
-
-
-def is_plain_file(path: Path) -> bool:
-    """True for a regular file that is not a symbolic link (what `open_plain_file` would open, at its last step)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 class LabRun:
