@@ -161,6 +161,45 @@ def test_a_second_run_folder_on_the_same_path_is_refused_while_locked(folder):
     other.unlock()
 
 
+def _probe_held(path):
+    """What another process's probe holds for an instant: a shared flock on the lock file (`safefiles.lock_taken`)."""
+    import fcntl
+    import os
+
+    fd = os.open(path / ".lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_probe_neither_sees_another_probe_as_a_holder_nor_makes_a_locker_fail(tmp_path):
+    import os
+    import threading
+
+    pytest.importorskip("fcntl")
+    folder = RunFolder.create(tmp_path, "free", "relu_1")
+    folder.unlock()
+    fd = _probe_held(folder.path)  # another process is probing right now
+    try:
+        assert not RunFolder(folder.path).held_elsewhere()  # a probe is no holder
+        threading.Timer(0.05, os.close, (fd,)).start()  # the probe lets go
+        folder.lock()  # waits the probe out instead of refusing: `overfit train --resume` beside a polling lab
+        assert folder.locked and RunFolder(folder.path).held_elsewhere()
+    finally:
+        folder.unlock()
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    folder = RunFolder.create(tmp_path, "run", "relu_1")
+    folder.unlock()
+    (folder.path / ".lock").unlink()
+    (folder.path / ".lock").symlink_to(outside)
+    with pytest.raises(RunFolderError, match=r"\.lock is a symbolic link"):
+        folder.lock()
+    assert outside.read_text() == "keep me" and not folder.held_elsewhere()
+
+
 def test_lock_twice_in_the_same_object_is_harmless(folder):
     folder.lock()
     assert folder.locked
