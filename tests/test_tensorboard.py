@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import tiny_args
+from helpers import tiny_args, tiny_config
 from PIL import Image
 
 from overfit.cli import main
@@ -27,7 +27,8 @@ from tensorboard.plugins.hparams import metadata  # noqa: E402
 from overfit.tensorboard import TENSORBOARD, events_in, scalars  # noqa: E402
 
 # The tiny run with held-out pixels (fit/* and test/* scalars), evaluated at steps 0, 20 and 40.
-RUN = tiny_args({"data.holdout": "checkerboard", "seed": 3})
+RUN_FIELDS = {"data.holdout": "checkerboard", "seed": 3}
+RUN = tiny_args(RUN_FIELDS)
 EVERYTHING = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}  # keep every event, not a sample
 
 
@@ -43,13 +44,15 @@ def read(run: Path) -> EventAccumulator:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """runs/live: trained with --tensorboard to step 20, then resumed to 40; runs/plain: the same run straight to 40
-    without it, then converted by `overfit tensorboard`."""
+    """runs/live: with `tensorboard` set, trained to step 20 as the lab trains (a chunk), then resumed to the end by
+    `overfit train --resume`; runs/plain: the same run trained without it, then converted by `overfit tensorboard`."""
+    from overfit.session import Session
+
     runs = tmp_path_factory.mktemp("runs")
-    common = [*RUN, "--runs-dir", str(runs), "-q"]
-    assert invoke("train", *common, "--steps", "20", "--name", "live", "--tensorboard").exit_code == 0
-    assert invoke("train", "--resume", str(runs / "live"), "--steps", "40", "-q").exit_code == 0
-    assert invoke("train", *common, "--name", "plain").exit_code == 0
+    with Session.start(tiny_config(RUN_FIELDS, tensorboard=True), runs, "live") as session:
+        session.run(until=20)
+    assert invoke("train", "--resume", str(runs / "live"), "-q").exit_code == 0
+    assert invoke("train", *RUN, "--runs-dir", str(runs), "--name", "plain", "-q").exit_code == 0
     assert not (runs / "plain" / TENSORBOARD).exists()
     result = invoke("tensorboard", str(runs / "plain"))
     assert result.exit_code == 0 and "3 evaluations, 3 pictures, weight histograms at 3" in result.output
