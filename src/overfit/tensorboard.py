@@ -115,14 +115,13 @@ class EventWriter:
 
         A resumed run's config (a raised schedule.steps, say) is written again at the step it resumes from.
         """
-        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-        from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+        from tensorboard.plugins.hparams import plugin_data_pb2
 
         text = cfg.to_json()
         self.writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), step)  # a Markdown code block
         if not self.fresh:
             return
-        start = plugin_data_pb2.SessionStartInfo(group_name="", start_time_secs=0.0)
+        start = plugin_data_pb2.SessionStartInfo()
         for key, value in hparams(cfg).items():
             if isinstance(value, bool):
                 start.hparams[key].bool_value = value
@@ -130,25 +129,26 @@ class EventWriter:
                 start.hparams[key].number_value = value
             else:
                 start.hparams[key].string_value = value
-        self._plugin_summary(metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(
-            session_start_info=start, version=metadata.PLUGIN_DATA_VERSION), step, Summary, SummaryMetadata)
+        self._hparams_summary(step, session_start_info=start)
         if target is not None:
             self.image("target", target, step)
 
     def end(self, step: int) -> None:
         """Mark the run's session done (the HParams tab shows its status)."""
+        from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+        self._hparams_summary(step, session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS))
+
+    def _hparams_summary(self, step: int, **info: Any) -> None:
+        """The hparams plugin's session start or end info, as the plugin reads it (what torch's `add_hparams` writes,
+        without the separate folder it makes, and with booleans as booleans)."""
         from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+        from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-        info = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
-        self._plugin_summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(
-            session_end_info=info, version=metadata.PLUGIN_DATA_VERSION), step, Summary, SummaryMetadata)
-
-    def _plugin_summary(self, tag: str, data: Any, step: int, summary: Any, summary_metadata: Any) -> None:
-        from tensorboard.plugins.hparams import metadata
-
-        plugin = summary_metadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
-        self.writer.file_writer.add_summary(summary(value=[summary.Value(tag=tag, metadata=summary_metadata(plugin_data=plugin))]), step)
+        tag = metadata.SESSION_START_INFO_TAG if "session_start_info" in info else metadata.SESSION_END_INFO_TAG
+        content = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **info).SerializeToString()
+        plugin = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content))
+        self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, metadata=plugin)]), step)
 
     def evaluation(self, record: Mapping[str, Any], previous: Mapping[str, Any] | None, frame: np.ndarray | None,
                    weights: Mapping[str, Any] | None = None, gradients: Mapping[str, Any] | None = None) -> None:
