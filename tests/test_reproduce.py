@@ -214,7 +214,7 @@ def _planned(monkeypatch, args):
     """What `overfit reproduce ARGS` would train and where, without training it."""
     seen = {}
 
-    def fake(out_dir, target, runs, meta, make_callback, announce):
+    def fake(out_dir, target, runs, meta, make_callback, announce, address=None):
         seen.update(out=out_dir, runs=runs)
         return {"findings": []}
 

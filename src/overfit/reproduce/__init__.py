@@ -60,7 +60,8 @@ __all__ = ["BASE_SETTINGS", "DEFAULT_EVAL_EVERY", "DEFAULT_EVAL_EVERY_LATE", "DE
 
 
 def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str, Any],
-              make_callback: Callable[[PlannedRun, Any], Callable], announce: Callable[[str], None]) -> dict[str, Any]:
+              make_callback: Callable[[PlannedRun, Any], Callable], announce: Callable[[str], None],
+              address: str | None = None) -> dict[str, Any]:
     """Run (or resume) every planned run, then analyse and write the report; returns results.json's content.
 
     Every run still to train, of every variant, is opened in one memory budget and trains in one
@@ -68,33 +69,22 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
     callback; `announce` gets a line per run. Stops, without a report, if a run is interrupted
     (Ctrl-C); returns {} then. Runs of several variants (`PlannedRun.variant`) get a folder per
     variant (`variant_dir`) with its own report, and OUT/report compares them (`compare_variants`).
+    With `address`, the runs train on that Ray cluster instead (`cluster.train_on_cluster`), in
+    the same folders; the analysis and the report are the same.
     """
-    from ..budget import Pool
-
     began = time.perf_counter()
     variants = list(dict.fromkeys(planned.variant for planned in runs))
     folders = {variant: variant_dir(out_dir, variant, len(variants)) for variant in variants}
     runs_dirs = {planned.label: folders[planned.variant] / "runs" for planned in runs}
     for folder in folders.values():
         (folder / "runs").mkdir(parents=True, exist_ok=True)
-    opened: list[tuple[PlannedRun, Any]] = []
-    endings: dict[str, str] = {}
-    pool = Pool()  # the runs that train, train at the same time: one memory budget for all of them
-    try:
-        for planned in runs:
-            status, session = open_run(planned, target, runs_dirs[planned.label], pool)
-            if session is None:
-                endings[planned.label] = status
-            else:
-                opened.append((planned, session))
-    except BaseException:
-        for _, session in opened:
-            session.close()
-        raise
     t0 = time.perf_counter()
-    if opened:
-        announce(f"Training {len(opened)} run(s) together; {len(runs) - len(opened)} already finished")
-    endings.update(train_all(opened, target, make_callback))
+    if address is None:
+        endings, trained = _train_here(target, runs, runs_dirs, make_callback, announce)
+    else:
+        from .cluster import train_on_cluster
+
+        endings, trained = train_on_cluster(address, out_dir, target, runs, runs_dirs, announce)
     for i, planned in enumerate(runs, 1):
         history = RunFolder(runs_dirs[planned.label] / planned.name).metrics()
         acc = f"dense accuracy {history[-1]['dense_acc']:.3f} at step {history[-1]['step']:,}" if history else "no evaluation"
@@ -102,7 +92,7 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
     announce(f"{time.perf_counter() - t0:.0f} s of training")
     # The wall time of every invocation that trained (the runs of a stack train at once: their own
     # training times would count a stacked step once per run), kept beside the runs.
-    wall = _add_wall_time(out_dir, time.perf_counter() - began if opened else 0.0)
+    wall = _add_wall_time(out_dir, time.perf_counter() - began if trained else 0.0)
     if "interrupted" in endings.values():
         return {}
 
@@ -127,6 +117,32 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
     combined = compare_variants(meta, compared)
     _write_report(out_dir / "report", combined, lambda d, r: write_variants_report(d, r, [res for _, _, res in compared]))
     return combined
+
+
+def _train_here(target: Any, runs: list[PlannedRun], runs_dirs: dict[str, Path], make_callback: Callable[[PlannedRun, Any], Callable],
+                announce: Callable[[str], None]) -> tuple[dict[str, str], bool]:
+    """Every run still to train, opened in one memory budget and trained in this process in one call; every run's
+    ending by its label, and whether any trained."""
+    from ..budget import Pool
+
+    opened: list[tuple[PlannedRun, Any]] = []
+    endings: dict[str, str] = {}
+    pool = Pool()  # the runs that train, train at the same time: one memory budget for all of them
+    try:
+        for planned in runs:
+            status, session = open_run(planned, target, runs_dirs[planned.label], pool)
+            if session is None:
+                endings[planned.label] = status
+            else:
+                opened.append((planned, session))
+    except BaseException:
+        for _, session in opened:
+            session.close()
+        raise
+    if opened:
+        announce(f"Training {len(opened)} run(s) together; {len(runs) - len(opened)} already finished")
+    endings.update(train_all(opened, target, make_callback))
+    return endings, bool(opened)
 
 
 def variant_dir(out_dir: Path, variant: Variant, count: int) -> Path:

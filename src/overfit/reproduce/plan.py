@@ -116,25 +116,36 @@ def _same_run(saved: RunConfig, planned: RunConfig) -> bool:
     return strip(saved) == strip(planned.pinned())  # saved configs are pinned when their run starts
 
 
+def run_status(planned: PlannedRun, runs_dir: Path) -> str:
+    """What the run needs, read from its folder without opening it: 'diverged' | 'stopped' | 'reused' (done),
+    'resume' or 'start'. A folder that holds a run of another config is refused."""
+    path = runs_dir / planned.name
+    if not path.exists():
+        return "start"
+    folder = RunFolder.open(path)
+    if not _same_run(folder.config(), planned.config):
+        raise ReproduceError(f"{path} holds a run with a different config; choose another output folder or remove it",
+                             field="out_dir")
+    ending = folder.ending()
+    if ending is not None and ending.how == "diverged":  # judged as not converging; training it again changes nothing
+        return "diverged"
+    if folder.finished(planned.config.schedule.steps):
+        return "stopped" if ending is not None and ending.how == "stopped" else "reused"
+    return "resume"
+
+
 def open_run(planned: PlannedRun, target: Any, runs_dir: Path, pool: Any = None) -> tuple[str, Any]:
     """The run's state and, if it still trains, its `Session` (in the memory budget `pool`):
     ('diverged' | 'stopped' | 'reused', None) or ('resumed' | 'started', session)."""
     from ..session import Session
 
-    path = runs_dir / planned.name
-    if path.exists():
-        folder = RunFolder.open(path)
-        if not _same_run(folder.config(), planned.config):
-            raise ReproduceError(f"{path} holds a run with a different config; choose another output folder or remove it",
-                                 field="out_dir")
-        ending = folder.ending()
-        if ending is not None and ending.how == "diverged":  # judged as not converging; training it again changes nothing
-            return "diverged", None
-        if folder.finished(planned.config.schedule.steps):
-            return ("stopped" if ending is not None and ending.how == "stopped" else "reused"), None
-        return "resumed", Session.resume(path, {"schedule.steps": planned.config.schedule.steps,
-                                                "tensorboard": planned.config.tensorboard}, pool=pool)
-    return "started", Session.start(planned.config, runs_dir, planned.name, target=target, pool=pool)
+    status = run_status(planned, runs_dir)
+    if status == "resume":
+        return "resumed", Session.resume(runs_dir / planned.name, {"schedule.steps": planned.config.schedule.steps,
+                                                                   "tensorboard": planned.config.tensorboard}, pool=pool)
+    if status == "start":
+        return "started", Session.start(planned.config, runs_dir, planned.name, target=target, pool=pool)
+    return status, None
 
 
 class EarlyStop:
@@ -175,15 +186,17 @@ class EarlyStop:
             self.session.stop_early(reason)
 
 
-def train_all(opened: list[tuple[PlannedRun, Any]], target: Any, make_callback: Callable[[PlannedRun, Any], Callable]) -> dict[str, str]:
+def train_all(opened: list[tuple[PlannedRun, Any]], target: Any, make_callback: Callable[[PlannedRun, Any], Callable],
+              interruptible: bool = True) -> dict[str, str]:
     """Train every open session in one call of `session.train_sessions` (runs of one kind stacked, whatever their variant);
-    each run's ending by its label ('done', 'stopped', 'diverged', 'interrupted')."""
+    each run's ending by its label ('done', 'stopped', 'diverged', 'interrupted'). `interruptible`: Ctrl-C stops them
+    at a checkpoint (this process's main thread only)."""
     from ..session import train_sessions
 
     thresholds = tuple(sorted({*REPORTED_THRESHOLDS, converged_threshold(target.majority_rate)}))
     sessions = [session for _, session in opened]
     callbacks = [[make_callback(p, s.trainer), EarlyStop(s, target, thresholds)] for p, s in opened]
-    train_sessions(sessions, callbacks)
+    train_sessions(sessions, callbacks, interruptible=interruptible)
     names = {"finished": "done"}
     endings: dict[str, str] = {}
     for planned, session in opened:

@@ -241,6 +241,38 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
     return tuner.fit()
 
 
+GROUPS = "groups"  # Ray's experiment folder of `run_groups` inside its storage folder
+
+
+def _group_trainable(params: dict[str, Any], train_group: Callable[[int], None], threads: int) -> None:
+    """One trial of `run_groups`: group `params['group']` trained by `train_group` on this worker's share of the cores."""
+    import ray
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(threads)
+    train_group(params["group"])
+    tune.report({"group": params["group"], "node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()})
+
+
+def run_groups(train_group: Callable[[int], None], count: int, storage: Path, max_failures: int, threads: int = 1) -> Any:
+    """`train_group(0)` ... `train_group(count - 1)` as Tune trials (one CPU each, `threads` torch threads): the ResultGrid.
+
+    The machinery of a sweep's trials for runs planned elsewhere (a reproduction's stacks):
+    the same cluster, retries and Ctrl-C. A trial whose worker died is tried again from the
+    start, up to `max_failures` times, so `train_group` must continue from what its run
+    folders hold. Nothing of Ray's state is read back later: the run folders are the record.
+    """
+    from ray import tune
+
+    fn = tune.with_resources(tune.with_parameters(_group_trainable, train_group=train_group, threads=threads), {"cpu": threads})
+    run_config = tune.RunConfig(name=GROUPS, storage_path=str(storage.resolve()), verbose=0,
+                                failure_config=tune.FailureConfig(max_failures=max_failures))
+    tuner = tune.Tuner(fn, param_space={"group": tune.grid_search(list(range(count)))},
+                       tune_config=tune.TuneConfig(reuse_actors=False), run_config=run_config)
+    return tuner.fit()
+
+
 @contextmanager
 def remembered_interrupt() -> Iterator[Callable[[], bool]]:
     """While open, Ctrl-C stops the sweep as Tune stops it (its state saved for --resume), and is remembered.
@@ -295,14 +327,14 @@ def trial_records(grid: Any) -> list[dict[str, Any]]:
         trial_id = Path(result.path).name
         records.append({
             "trial_id": trial_id, "params": dict(result.config or {}), "last": metrics,
-            "error": _last_line(result.error) if result.error else None,
+            "error": last_line(result.error) if result.error else None,
             "wall_s": metrics.get("time_total_s"),
             "run_folder": metrics.get("run_folder"), "node_ip": metrics.get("node_ip"), "node_id": metrics.get("node_id"),
         })
     return records
 
 
-def _last_line(e: BaseException) -> str:
+def last_line(e: BaseException) -> str:
     """The error's last non-empty line (at most 300 characters): a trial's error is a traceback, its message comes last."""
     text = str(e).strip()
     lines = [line for line in text.splitlines() if line.strip()]
