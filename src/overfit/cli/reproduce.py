@@ -37,11 +37,13 @@ from .target import load_target, target_options, target_overrides
               help="torch.compile each run's step (falls back to eager where it cannot).")
 @click.option("--tensorboard/--no-tensorboard", default=False, show_default=True,
               help="Also write TensorBoard events into each run folder (needs the tensorboard extra); then: tensorboard --logdir OUT.")
+@click.option("--address", help="Train the runs on the Ray cluster at HOST:PORT or ray://HOST:PORT, a stack per worker "
+                                "(OUT on a file system every node sees; default: in this process).")
 @click.option("--out", type=click.Path(), help="Output folder (default reports/reproduce[-variant], reports/reproduce-variants for several).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(steps: int | None, eval_every: int | None, seeds_text: str | None, text: str | None, image: str | None,
             size: str | None, font_size: int | None, max_pixels: int | None, variant_texts: tuple[str, ...], loss: str | None,
-            init: str | None, device: str, compile_: bool, tensorboard: bool, out: str | None, quiet: bool) -> None:
+            init: str | None, device: str, compile_: bool, tensorboard: bool, address: str | None, out: str | None, quiet: bool) -> None:
     """Run the six presets and judge the original experiment's findings.
 
     Trains relu_raw, relu_1, tanh_1, cos_1, cos_3 and bn_relu on the same target
@@ -88,7 +90,7 @@ def command(steps: int | None, eval_every: int | None, seeds_text: str | None, t
             return on_event
 
         # Ctrl-C stops every run at a checkpoint (`session.train_sessions`); the same command continues.
-        results = rp.reproduce(out_dir, target, runs, meta, make_callback, lambda line: click.echo(line, err=True))
+        results = rp.reproduce(out_dir, target, runs, meta, make_callback, lambda line: click.echo(line, err=True), address)
     if not results:
         click.echo("Interrupted; run the same command again to continue.", err=True)
         sys.exit(130)
