@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties_targets import damaged_pictures, random_files, valid_pictures
-from web_client import BASE, TINY, make_lab, png_bytes  # noqa: F401  (fixture)
+from web_client import TINY, client_of, make_lab, png_bytes  # noqa: F401  (fixture)
 
 from overfit import configio
 from overfit.config import RunConfig
@@ -54,7 +53,7 @@ def lab(tmp_path_factory):
     A new run's samples plot (a second of matplotlib, drawn after every check) is left out.
     """
     runs = tmp_path_factory.mktemp("lab") / "runs"
-    client = TestClient(create_app(runs, max_runs=1), base_url=BASE, raise_server_exceptions=False)
+    client = client_of(create_app(runs, max_runs=1), raise_server_exceptions=False)
     with pytest.MonkeyPatch.context() as mp, client:
         mp.setattr("overfit.plots.save_samples_plot", lambda *args, **kwargs: None)
         config = json.loads(json.dumps(TINY))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from web_client import create, lab, make_lab, refusal  # noqa: F401  (fixtures)
@@ -14,7 +16,8 @@ from overfit.config import RunConfig
 from overfit.fields import describe_fields
 from overfit.modes import MODES
 from overfit.presets import PRESETS
-from overfit.runs import NAME_PATTERN
+from overfit.endings import Ending
+from overfit.runs import NAME_PATTERN, RunFolder
 
 
 def test_page_and_its_modules_are_served_and_fetch_nothing_from_the_network(lab):
@@ -175,8 +178,9 @@ def test_lab_command_prints_the_address_and_warns_off_loopback(tmp_path, monkeyp
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append((self.config.app, sockets)))
     local = CliRunner().invoke(main, ["lab", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
     assert local.exit_code == 0, local.output
-    assert re.search(r"overfit lab: http://127\.0\.0\.1:\d+/ ", local.output) and "Warning" not in local.output
-    assert "token" not in local.output  # loopback: no token needed
+    # Loopback too: the address carries the token (any user or program of the machine reaches a loopback port).
+    token = re.search(r"overfit lab: http://127\.0\.0\.1:\d+/\?token=([A-Za-z0-9_-]{43}) ", local.output).group(1)
+    assert started[0][0].state.token == token and "Warning" not in local.output
     public = CliRunner().invoke(main, ["lab", "--host", "0.0.0.0", "--allow-host", "mybox.local", "--allow-host", "10.0.0.5",
                                        "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
     assert public.exit_code == 0, public.output
@@ -187,6 +191,25 @@ def test_lab_command_prints_the_address_and_warns_off_loopback(tmp_path, monkeyp
     assert len(started) == 2
     for _, sockets in started:
         sockets[0].close()
+
+
+def test_lab_command_serves_without_a_token_on_loopback_only_and_warns(tmp_path, monkeypatch):
+    import uvicorn
+
+    from overfit.cli import main
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append((self.config.app, sockets)))
+    local = CliRunner().invoke(main, ["lab", "--no-token", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)])
+    assert local.exit_code == 0, local.output
+    assert re.search(r"overfit lab: http://127\.0\.0\.1:\d+/ ", local.output) and started[0][0].state.token is None
+    assert [line for line in local.output.splitlines() if line.startswith("Warning")] == [
+        "Warning: --no-token: any user or program of this machine can use this lab (start runs, upload, download)."]
+    started[0][1][0].close()
+    public = CliRunner().invoke(main, ["lab", "--no-token", "--host", "0.0.0.0", "--port", "0", "--no-browser",
+                                       "--runs-dir", str(tmp_path)])
+    assert public.exit_code == 1 and len(started) == 1
+    assert public.output.strip() == "Error: --no-token: the lab listens on 0.0.0.0, which other machines reach; it needs its access token there"
 
 
 def test_lab_command_refuses_an_allowed_host_that_is_not_a_name(tmp_path):
@@ -212,3 +235,30 @@ def test_the_headline_format_served_to_the_page_writes_what_format_headline_writ
         f = headline_format(mode)
         for value in (0.0, 0.5, 0.98765, 31.4159, 100.0):
             assert f"{value * f['scale']:.{f['digits']}f} {f['unit']}" == mode.format_headline(value)
+
+
+# -- no server path reaches the browser -------------------------------------------------------------------------
+
+def test_a_downloaded_config_names_its_picture_relative_to_the_runs_folder(lab, tmp_path):
+    from web_client import png_bytes
+
+    up = lab.post("/api/uploads", content=png_bytes(np.full((24, 40), 200, np.uint8))).json()
+    run = create(lab, {"schedule": {"steps": 10, "eval_every": 10}, "model": {"hidden": [8]}}, upload=up["id"])
+    runs = tmp_path / "runs"
+    assert json.loads((runs / run["id"] / "config.json").read_text())["data"]["image"].startswith(str(runs))  # on disk: as it is
+    r = lab.get(f"/api/runs/{run['id']}/download/config")
+    assert r.status_code == 200 and r.headers["content-disposition"] == f'attachment; filename="{run["id"]}-config.json"'
+    # Before, the file went out as written, with the server's absolute path of the upload in it.
+    assert r.json()["data"]["image"] == f".uploads/{up['id']}.png" and str(tmp_path) not in r.text
+    assert RunConfig.from_dict(r.json()).model.hidden == (8,)  # still a config
+
+
+def test_a_failed_runs_reason_names_no_server_path(lab, tmp_path):
+    create(lab, name="r")
+    folder = tmp_path / "runs" / "r"
+    reason = f"cannot write {folder}/checkpoint.pt: disk full; see /home/someone/notes/log.txt"
+    RunFolder(folder).write_ending(Ending("failed", 0, reason))
+    shown = lab.get("/api/runs/r").json()["error"]
+    # Before, the reason written into the folder reached the page as it was.
+    assert shown == "cannot write r/checkpoint.pt: disk full; see log.txt"
+    assert [r["error"] for r in lab.get("/api/runs").json()["runs"]] == [shown]

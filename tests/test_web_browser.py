@@ -29,14 +29,16 @@ def server(tmp_path):
     from overfit.web import create_app
 
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "runs", max_runs=2), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(tmp_path / "runs", max_runs=2)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60  # a guard against a hang: the loop ends as soon as the server is up
     while not srv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the lab server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
+    # The address `overfit lab` prints: the page keeps the token in its cookie and drops it from the address.
+    yield f"http://127.0.0.1:{port}/?token={app.state.token}"
     srv.should_exit = True  # its shutdown pauses the run at a checkpoint
     thread.join(30)
 
@@ -118,6 +120,17 @@ def test_the_lab_trains_a_run_live_in_a_real_browser(server, page, tmp_path):
     screenshot = tmp_path / "lab.png"
     page.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 10_000
+
+
+def test_the_page_asks_for_its_token_and_keeps_it_once_given(server, page):
+    bare = server.split("?")[0]
+    page.goto(bare)
+    assert "access token" in page.inner_text("body")  # without the printed address: refused, on loopback too
+    page.goto(server)
+    page.wait_for_selector("body.ready")
+    assert "token" not in page.url  # kept in the cookie, out of the address bar and the history
+    page.reload()
+    page.wait_for_selector("body.ready")  # the page, its API requests and its WebSocket all pass with the cookie
 
 
 def test_the_page_is_built_from_the_servers_facts(server, page):

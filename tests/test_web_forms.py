@@ -35,6 +35,34 @@ def test_a_body_that_is_not_json_is_refused(lab):
     refusal(lab.post("/api/runs", content=b"{not json", headers={"content-type": "application/json"}), 422, "body")
 
 
+def test_a_body_over_the_limit_is_refused_without_reading_the_rest(lab):
+    import asyncio
+
+    from starlette.requests import Request
+
+    from overfit.web.errors import LabError
+    from overfit.web.forms import MAX_JSON_BYTES, read_body
+
+    assert "more than the limit of 1,048,576" in refusal(lab.post("/api/runs", content=b" " * (MAX_JSON_BYTES + 1)), 413, "body")
+    chunk, pulled = b" " * 65536, []
+
+    async def receive():  # an endless body without a Content-Length, as a client may send it
+        pulled.append(len(chunk))
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": [], "path": "/api/runs"}, receive)
+    with pytest.raises(LabError) as info:
+        asyncio.run(read_body(request))
+    # Before, the whole body was read first and measured after: an endless one was read forever.
+    assert info.value.status == 413 and info.value.field == "body"
+    assert sum(pulled) == MAX_JSON_BYTES + len(chunk)
+    declared = Request({"type": "http", "method": "POST", "headers": [(b"content-length", b"99999999")], "path": "/"}, receive)
+    pulled.clear()
+    with pytest.raises(LabError, match="99,999,999 or more bytes"):
+        asyncio.run(read_body(declared))
+    assert not pulled  # refused from the header alone
+
+
 def test_the_target_a_run_would_fit_is_drawn_as_its_mode_shows_it(lab):
     for mode, shown in (("binary", "RGB"), ("gray", "L"), ("rgb", "RGB")):
         r = lab.get(f"/api/target.png?text=HI&width=40&height=20&mode={mode}")

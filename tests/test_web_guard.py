@@ -25,6 +25,34 @@ def test_requests_from_other_sites_and_hosts_are_refused(lab):
     assert lab.get("/api/runs/r").json()["status"] == "new"
 
 
+# A GET from another site's page: <img src>, fetch() in no-cors mode, or a CORS fetch. The token alone does not
+# let it in (a cookie rides along with any of them); another port of the same host is another site too.
+CROSS_SITE_GETS = [
+    {"origin": "http://evil.example"},
+    {"origin": "http://127.0.0.1:9999"},
+    {"origin": "null"},
+    {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors", "sec-fetch-dest": "image"},
+    {"sec-fetch-site": "same-site", "sec-fetch-mode": "cors"},
+    {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"},  # a link to an API address, not to the page
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE_GETS)
+def test_reads_from_other_sites_are_refused_even_with_the_token(lab, headers):
+    # Before, only requests that change something were checked: any page could make the lab draw big targets in a loop.
+    message = refusal(lab.get("/api/target.png?width=4096&height=4096", headers=headers), 403)
+    assert "another" in message
+    refusal(lab.get("/api/runs", headers=headers), 403)
+
+
+def test_reads_from_the_page_itself_or_the_user_are_served(lab):
+    for headers in ({"sec-fetch-site": "same-origin", "origin": BASE}, {"sec-fetch-site": "none"}, {}):
+        assert lab.get("/api/target.png?width=64&height=32", headers=headers).status_code == 200
+    # A link to the lab's page from elsewhere opens it (it is the static page; the strict cookie is not sent with it).
+    assert lab.get("/", headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}).status_code == 200
+    refusal(lab.get("/", headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors"}), 403)
+
+
 def test_only_loopback_addresses_count_as_local():
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.org", ""))
@@ -47,6 +75,47 @@ def open_lab(tmp_path):
     app = create_app(tmp_path / "runs", max_runs=1, host="0.0.0.0", allow_hosts=["mybox.local"], token="s3cret-token")
     with TestClient(app, base_url="http://mybox.local") as client:
         yield client
+
+
+@pytest.fixture
+def local_lab(tmp_path):
+    """A lab on loopback, as `overfit lab` starts it by default, reached as http://127.0.0.1:8765 without its token."""
+    app = create_app(tmp_path / "runs", max_runs=1, token="l0cal-token")
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        yield client
+
+
+def test_on_loopback_every_request_needs_the_token_too(local_lab):
+    # Before, loopback asked for nothing: any user or program of the machine could start runs and download.
+    assert "access token" in refusal(local_lab.get("/api/runs"), 403)
+    assert "access token" in refusal(local_lab.post("/api/runs", json={"config": TINY}), 403)
+    assert "wrong access token" in refusal(local_lab.get("/api/runs", headers={"authorization": "Bearer guess"}), 403)
+    r = local_lab.get("/?token=l0cal-token", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["set-cookie"].startswith("overfit_lab_8765=l0cal-token;")
+    assert local_lab.get("/api/runs").status_code == 200  # the cookie now
+
+
+def test_the_token_cookie_is_named_after_the_port(local_lab):
+    # Browsers send a host's cookies to all its ports: the name keeps each port's lab apart.
+    local_lab.cookies.set("overfit_lab_9000", "l0cal-token")
+    assert "access token" in refusal(local_lab.get("/api/runs"), 403)  # another port's cookie is not ours
+    assert local_lab.get("/api/runs", headers={"host": "127.0.0.1:9000"}).status_code == 200
+    local_lab.cookies.clear()
+    local_lab.cookies.set("overfit_lab_8765", "an-old-token")  # left by the lab that ran on this port before
+    assert "wrong access token" in refusal(local_lab.get("/api/runs"), 403)
+    r = local_lab.get("/?token=l0cal-token", follow_redirects=False)
+    assert "overfit_lab_8765=l0cal-token" in r.headers["set-cookie"]  # the address printed replaces it
+
+
+def test_no_token_is_for_loopback_only(tmp_path):
+    app = create_app(tmp_path / "runs", no_token=True)
+    assert app.state.token is None
+    with TestClient(app, base_url=BASE) as client:
+        assert client.get("/api/runs").status_code == 200
+        refusal(client.get("/api/target.png?width=64&height=32", headers={"sec-fetch-site": "cross-site"}), 403)
+    for host in ("0.0.0.0", "10.0.0.5", "::"):
+        with pytest.raises(ValueError, match="needs its access token"):
+            create_app(tmp_path / "runs", host=host, no_token=True)
 
 
 def test_off_loopback_every_request_needs_the_token(open_lab):
@@ -81,7 +150,6 @@ def test_off_loopback_a_name_not_allowed_is_refused_even_with_the_token(open_lab
     assert open_lab.get("/api/runs?token=s3cret-token", headers={"host": "127.0.0.1:8765"}).status_code == 200
 
 
-def test_off_loopback_a_random_token_is_made_and_on_loopback_none(tmp_path):
-    tokens = {create_app(tmp_path / "runs", host="0.0.0.0").state.token for _ in range(2)}
-    assert len(tokens) == 2 and all(re.fullmatch(r"[A-Za-z0-9_-]{43}", t) for t in tokens)  # 256 random bits each
-    assert create_app(tmp_path / "runs").state.token is None
+def test_a_random_token_is_made_on_every_interface(tmp_path):
+    tokens = {create_app(tmp_path / "runs", host=host).state.token for host in ("0.0.0.0", "127.0.0.1", "127.0.0.1", "::1")}
+    assert len(tokens) == 4 and all(re.fullmatch(r"[A-Za-z0-9_-]{43}", t) for t in tokens)  # 256 random bits each

@@ -7,9 +7,8 @@ import base64
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from helpers import NETWORK
-from web_client import BASE, TINY
+from web_client import TINY, client_of
 
 from overfit.config import RunConfig
 from overfit.netview import network_view
@@ -29,7 +28,7 @@ def runs(network_run):
 
 @pytest.fixture
 def client(runs):
-    with TestClient(create_app(runs, max_runs=1), base_url=BASE) as c:
+    with client_of(create_app(runs, max_runs=1)) as c:
         yield c
 
 
@@ -166,7 +165,7 @@ def test_a_checkerboard_runs_batch_never_lands_on_a_held_out_pixel_and_matches_s
                                           "schedule.eval_every": "2"})
     with Session.start(cfg, tmp_path, "board") as session:
         session.run()
-    with TestClient(create_app(tmp_path, max_runs=1), base_url=BASE) as c:
+    with client_of(create_app(tmp_path, max_runs=1)) as c:
         b = c.get("/api/runs/board/batch?n=4096").json()
     yx, labels = np.array(b["yx"]), np.array(b["labels"])
     assert yx.shape == (4096, 2)

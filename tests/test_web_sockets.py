@@ -73,3 +73,19 @@ def test_viewers_of_one_run_are_capped_and_the_one_over_is_told_why(make_lab):
         assert lab.get(f"/api/runs/{run_id}").json()["viewers"] == 2
     with lab.websocket_connect(url) as again:  # the places are free again
         assert again.receive_json()["type"] == "snapshot"
+
+
+def test_live_views_of_all_runs_together_are_capped(make_lab):
+    from starlette.websockets import WebSocketDisconnect
+
+    # Before, only each run's views were capped: a thousand idle sockets over many runs used up the file descriptors.
+    lab = make_lab(max_sockets=2)
+    runs = [create(lab)["id"] for _ in range(3)]
+    url = "ws://127.0.0.1/api/runs/{}/live"
+    with lab.websocket_connect(url.format(runs[0])) as one, lab.websocket_connect(url.format(runs[1])) as two:
+        assert one.receive_json()["type"] == two.receive_json()["type"] == "snapshot"
+        with pytest.raises(WebSocketDisconnect) as refused, lab.websocket_connect(url.format(runs[2])) as three:
+            three.receive_json()
+        assert refused.value.code == 1013 and "2 live views are open in all" in refused.value.reason
+    with lab.websocket_connect(url.format(runs[2])) as again:  # closing frees the places
+        assert again.receive_json()["type"] == "snapshot"

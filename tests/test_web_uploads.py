@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
+import time
 import zlib
 
 import numpy as np
 from PIL import Image
 from web_client import TINY, create, lab, make_lab, png_bytes, png_chunk, refusal  # noqa: F401  (fixtures)
 
-from overfit.web.uploads import UPLOAD_DIR
+from overfit.web.errors import LabError
+from overfit.web.uploads import STALE_SECONDS, UPLOAD_DIR
 
 
 def picture() -> np.ndarray:
@@ -97,3 +100,63 @@ def test_an_upload_id_with_a_final_newline_is_refused(lab):
     assert ok.status_code == 200
     bad = lab.get("/api/target.png", params={"upload": up["id"] + "\n"})  # `$` matched before the newline
     assert bad.status_code == 422 and "not an upload id" in bad.text
+
+
+def test_the_uploads_folder_is_capped_by_count_and_by_bytes(lab, tmp_path):
+    store = lab.app.state.uploads
+    rng = np.random.default_rng(1)
+    first = png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8))
+    assert lab.post("/api/uploads", content=first).status_code == 201
+    store.max_count = 1
+    # Before, any number of distinct pictures was kept: a page uploading in a loop filled the disk.
+    message = refusal(lab.post("/api/uploads", content=png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8))), 429, "upload")
+    assert message.startswith("2 stored uploads: more than the lab's limit of 1 (")
+    assert lab.post("/api/uploads", content=first).status_code == 201  # the same picture again is no new file
+    store.max_count, store.max_total = 10, len(first) + 100
+    message = refusal(lab.post("/api/uploads", content=png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8))), 429, "upload")
+    assert "bytes of stored uploads: more than the lab's limit of" in message
+    assert len(list((tmp_path / "runs" / UPLOAD_DIR).iterdir())) == 1  # nothing else kept, no temporary file left
+
+
+def test_uploads_arriving_at_once_are_capped(tmp_path):
+    import asyncio
+
+    from overfit.web.uploads import UploadStore
+
+    store = UploadStore(tmp_path, at_once=1)
+    data = png_bytes(picture())
+
+    async def main():
+        release = asyncio.Event()
+
+        async def slow():
+            await release.wait()
+            yield data
+
+        async def quick():
+            yield data
+
+        first = asyncio.create_task(store.save(slow()))
+        await asyncio.sleep(0)  # the first upload is arriving
+        try:
+            await store.save(quick())
+        except LabError as e:
+            refused = e
+        release.set()
+        return refused, await first, await store.save(quick())
+
+    refused, first, after = asyncio.run(main())
+    assert refused.status == 429 and refused.field == "upload" and "1 uploads are arriving already" in refused.detail
+    assert first.id == after.id  # the place is free again once it has arrived
+
+
+def test_temporary_files_left_by_a_killed_lab_are_removed_when_a_lab_starts(make_lab, tmp_path):
+    folder = tmp_path / "runs" / UPLOAD_DIR
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".incoming-abc.tmp", folder / ".incoming-def.tmp"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y")
+    os.utime(stale, (time.time() - 2 * STALE_SECONDS,) * 2)
+    make_lab()
+    # An old one is gone; a recent one may be another lab's upload on the same runs folder, arriving now.
+    assert sorted(p.name for p in folder.iterdir()) == [fresh.name]

@@ -36,13 +36,18 @@ def tiny(**schedule) -> dict:
     return cfg
 
 
+def client_of(app, **options) -> TestClient:
+    """A test client of the lab `app` that sends its access token with every request (as a script would)."""
+    return TestClient(app, base_url=BASE, headers={"authorization": f"Bearer {app.state.token}"}, **options)
+
+
 @pytest.fixture
 def make_lab(tmp_path):
     """A factory of lab clients on tmp_path/runs; every client is closed (runs paused) at the end."""
     clients = []
 
     def make(**options) -> TestClient:
-        client = TestClient(create_app(tmp_path / "runs", **options), base_url=BASE)
+        client = client_of(create_app(tmp_path / "runs", **options))
         client.__enter__()
         clients.append(client)
         return client

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from ..limits import most
 from .errors import fail, reported
 
-# The web layer's defaults, repeated here so `overfit lab --help` does not import it (FastAPI, torch).
-MAX_FOLDERS, MAX_VIEWERS = 1000, 16
+# The web layer's defaults, from the limit table, so `overfit lab --help` does not import the web layer (FastAPI, torch).
+MAX_FOLDERS, MAX_VIEWERS = most("folders"), most("viewers")
 
 
 def _host_names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -37,8 +38,11 @@ def _host_names(ctx: click.Context, param: click.Parameter, values: tuple[str, .
               help="Most run folders in --runs-dir: the lab refuses to make more.")
 @click.option("--max-viewers", type=click.IntRange(1), default=MAX_VIEWERS, show_default=True,
               help="Most live views of one run at once (browser tabs showing it).")
+@click.option("--no-token", is_flag=True,
+              help="Serve without the access token, on loopback only: any user or program of this machine may then "
+                   "start runs, upload and download.")
 def command(host: str, allow_hosts: tuple[str, ...], port: int, runs_dir: str, no_browser: bool, max_runs: int | None,
-            max_folders: int, max_viewers: int) -> None:
+            max_folders: int, max_viewers: int, no_token: bool) -> None:
     """Start the live lab: fit pictures in the browser and watch training happen.
 
     Pick a target and presets, press Start, and watch the prediction, the curves and
@@ -46,9 +50,10 @@ def command(host: str, allow_hosts: tuple[str, ...], port: int, runs_dir: str, n
     (continue one with `overfit train --resume runs/NAME`); closing the tab does not
     stop them. Ctrl-C stops the lab and pauses running runs at a checkpoint.
 
-    On loopback (the default) only this machine can connect. With --host 0.0.0.0 other
-    machines can: the printed address then carries a random access token (a new one
-    each start), and only the names given with --allow-host are served.
+    The printed address carries a random access token (a new one each start), as
+    Jupyter's does: open it, and the browser keeps the token; every request without it is
+    refused. On loopback (the default) only this machine can connect; with --host 0.0.0.0
+    other machines can, and only the names given with --allow-host are served.
     """
     import errno
     import socket
@@ -59,6 +64,8 @@ def command(host: str, allow_hosts: tuple[str, ...], port: int, runs_dir: str, n
 
     from ..web.app import create_app, is_loopback
 
+    if no_token and not is_loopback(host):
+        raise fail(f"--no-token: the lab listens on {host}, which other machines reach; it needs its access token there")
     # Bind here, before anything is printed, so a busy port is one clear error line.
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -74,7 +81,7 @@ def command(host: str, allow_hosts: tuple[str, ...], port: int, runs_dir: str, n
     port = sock.getsockname()[1]
     with reported():
         app = create_app(runs_dir, max_runs=max_runs, host=host, allow_hosts=allow_hosts, max_folders=max_folders,
-                         max_viewers=max_viewers)
+                         max_viewers=max_viewers, no_token=no_token)
     token = app.state.token
     query = f"?token={token}" if token else ""
 
@@ -82,6 +89,9 @@ def command(host: str, allow_hosts: tuple[str, ...], port: int, runs_dir: str, n
         return f"http://{f'[{name}]' if ':' in name else name}:{port}/{query}"
 
     local = address("127.0.0.1" if host in ("0.0.0.0", "::", "") else host)
+    if no_token:
+        click.echo("Warning: --no-token: any user or program of this machine can use this lab (start runs, upload, download).",
+                   err=True)
     if not is_loopback(host):
         names = ", ".join(allow_hosts) if allow_hosts else "none besides this machine's own (add them with --allow-host NAME)"
         click.echo(f"Warning: listening on {host}, so other machines can reach this lab. Anyone with the address below "

@@ -20,7 +20,7 @@ Safety: the browser never names a path (runs by folder name, checked against the
 folder rule; pictures by upload id) and files are served only as plain files inside
 their run folder, never through a symbolic link (`LabRun.open_file`); every refusal is
 JSON {"error": ..., "field": ...} with a 4xx status, never a stack trace (`errors`);
-Host and Origin headers, and off loopback the access token, are checked before any
+Host, Origin and Sec-Fetch-Site headers, and the access token, are checked before any
 route (`guard`).
 """
 
@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..images import read_png
 from ..modes import get_mode
-from ..runs import TARGET
+from ..runs import CONFIG, TARGET
 from . import network as netview
 from . import pictures
 from .errors import LabError
@@ -57,7 +57,7 @@ from .guard import LOOPBACK_HOST_STATUS, OPEN_HOST_STATUS, Guard, allowed_hosts,
 from .labrun import AT_THE_END, DOWNLOADS, LabRun
 from .manager import MAX_FOLDERS, RunManager
 from .meta import meta
-from .sockets import MAX_VIEWERS, live_route
+from .sockets import MAX_SOCKETS, MAX_VIEWERS, live_route
 from .stream import Mailboxes
 from .uploads import MAX_LAB_PIXELS, MAX_UPLOAD_BYTES, UploadStore
 
@@ -82,20 +82,28 @@ def create_app(
     token: str | None = None,
     max_folders: int = MAX_FOLDERS,
     max_viewers: int = MAX_VIEWERS,
+    no_token: bool = False,
+    max_sockets: int = MAX_SOCKETS,
 ) -> FastAPI:
     """The lab app for `runs_dir`.
 
     `host` is the address the server binds: it and `allow_hosts` are the Host names
-    served (besides the loopback names). Off loopback every request needs the access
-    token: `token`, or a new random one; it is `app.state.token` (None on loopback,
-    unless given). `max_folders` caps the run folders the lab makes, `max_viewers` the
-    live views of one run.
+    served (besides the loopback names). Every request needs the access token: `token`,
+    or a new random one; it is `app.state.token`. `no_token` serves without one, and only
+    on loopback (ValueError elsewhere): then any program of the machine may use the lab.
+    `max_folders` caps the run folders the lab makes, `max_viewers` the live views of one run,
+    `max_sockets` the live views in all.
     """
     runs_path = Path(runs_dir).resolve()
-    if token is None and not is_loopback(host):
+    if no_token:
+        if not is_loopback(host):
+            raise ValueError(f"the lab listens on {host}, which other machines reach: it needs its access token there")
+        token = None
+    elif token is None:
         token = new_token()
     mailboxes = Mailboxes()
     uploads = UploadStore(runs_path, upload_max_bytes, max_pixels)
+    uploads.remove_stale()  # left by a lab killed mid-upload
     manager = RunManager(runs_path, mailboxes, max_runs or os.cpu_count() or 1, uploads.id_of, max_folders)
 
     @contextlib.asynccontextmanager
@@ -114,7 +122,7 @@ def create_app(
     _page_routes(app, uploads, manager)
     _run_routes(app, manager, uploads)
     _picture_routes(app, uploads)
-    live_route(app, manager, mailboxes, max_viewers)
+    live_route(app, manager, mailboxes, max_viewers, max_sockets)
     return app
 
 
@@ -218,6 +226,9 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
         if kind not in DOWNLOADS:
             raise LabError(404, f"nothing to download called {kind!r}; choose from {', '.join(DOWNLOADS)}")
         file, media_type, _ = DOWNLOADS[kind]
+        if file == CONFIG:  # rewritten: the picture's server path stays on the server
+            return Response(run.config_download(), media_type=media_type,
+                            headers={"Content-Disposition": f'attachment; filename="{run_id}-{file}"'})
         try:
             f = run.open_file(file)
         except LabError as e:

@@ -15,6 +15,7 @@ page knows, so no file-system path ever reaches the browser.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -50,6 +51,21 @@ class LabError(OverfitError):
         if self.field is not None:
             body["field"] = self.field
         return body
+
+
+# An absolute path in a message: a '/' (or a drive, 'C:\\') not inside a word, then path characters up to a space or quote.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\])(?:[A-Za-z]:[\\/]|/)[^\s'\"<>|,;]*")
+
+
+def hide_paths(text: str | None, runs_dir: Path) -> str | None:
+    """`text` as the page may see it: paths under the runs folder relative to it, any other absolute path cut to its
+    file name. A reason written into a run folder (by the lab, or `overfit train` elsewhere) or an OSError's text
+    names server paths; the browser learns none of them."""
+    if text is None:
+        return None
+    for path, name in runs_dir_names(runs_dir).items():
+        text = text.replace(path, name)
+    return _ABSOLUTE_PATH.sub(lambda m: re.split(r"[\\/]", m.group(0).rstrip("\\/"))[-1] or "/", text)
 
 
 def runs_dir_names(runs_dir: Path) -> dict[str, str]:

@@ -17,12 +17,13 @@ from fastapi import Request
 from .. import configio
 from ..config import RunConfig
 from ..errors import ConfigError, OverfitError
+from ..limits import LIMITS, most
 from ..modes import get_mode
 from .errors import LabError, lab_error
 from .uploads import UploadStore
 
-# A JSON body larger than this is not a config.
-MAX_JSON_BYTES = 1 << 20
+# A JSON body larger than this is not a config (`limits`).
+MAX_JSON_BYTES = most("request_bytes")
 # Keys a request to make a run may have.
 RUN_REQUEST_KEYS = ("config", "upload", "name")
 # Longest side of an uploaded picture's preview before any run exists.
@@ -42,10 +43,27 @@ def lab_memory_budget() -> int:
     return min(LAB_MAX_MEMORY, default_budget())
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
-        raise LabError(413, "request body too large for a config", field="body")
+async def read_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The request's body, read only up to `limit` bytes: LabError 413 (field "body") as soon as it is longer."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:  # refused before a byte is read
+        raise _too_long(int(declared), limit)
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # stop reading here: an endless body costs at most one chunk more than the limit
+            raise _too_long(size, limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_long(size: int, limit: int) -> LabError:
+    body = LIMITS["request_bytes"]
+    return LabError(413, f"{size:,} or more {body.unit}: more than the limit of {limit:,} ({body.why})", field=body.field)
+
+
+async def json_body(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    raw = await read_body(request, limit)
     try:  # configio's parser: absurd nesting or numbers are a ConfigError, not a RecursionError or ValueError
         body = configio.loads(raw.decode("utf-8") if raw else "{}")
     except UnicodeDecodeError as e:

@@ -1,27 +1,38 @@
-"""Who may talk to the lab: the Host, access-token and Origin checks in front of every route.
+"""Who may talk to the lab: the Host, cross-site and access-token checks in front of every route.
 
 Only the Host names the lab was told about are served: the loopback names, the address
 it binds, and each `--allow-host`. So a web page cannot reach the lab through DNS
 rebinding (a name of the attacker's that resolves to the lab's address): its requests
 carry the attacker's name as their Host.
 
-Bound to loopback, that is all. Bound to any other address, other machines can
-connect, so every request must also carry the lab's access token (random, made with
-`secrets` at start-up and printed in the address, as Jupyter does): as the `token`
-query parameter, once (the answer keeps it in an HttpOnly, SameSite=Strict cookie,
-and the page's address is reloaded without it), or as an `Authorization: Bearer`
-header; WebSockets send the cookie or the query parameter.
+Every request must carry the lab's access token, on every interface, loopback included
+(any other user or program of the machine reaches a loopback port too): random, made with
+`secrets` at start-up and printed in the address, as Jupyter does. It comes as the `token`
+query parameter, once (the answer keeps it in an HttpOnly, SameSite=Strict cookie named
+after the port, so a lab restarted on the same port replaces its cookie, and the page's
+address is reloaded without it), or as an `Authorization: Bearer` header; WebSockets send
+the cookie or the query parameter. `overfit lab --no-token` serves without one, on loopback
+only.
 
-Any request that changes something, or opens a WebSocket, from a page of another
-origin is refused, so another site open in the same browser cannot start runs or
-upload pictures (cross-site request forgery). Reading is allowed from anywhere the
-Host check lets in: the browser's same-origin policy keeps the answers from other
-sites' pages.
+No request from a page of another site is served, reads included (`cross_site`): a page
+that may not read the answers could still make the lab draw 4096 x 4096 targets in a loop.
+The rule, from the headers browsers set themselves (a page's script cannot forge them):
+
+- `Origin` present and not this lab's own address (scheme aside): refused, any method.
+- `Sec-Fetch-Site` present and neither `same-origin` nor `none` (typed, bookmarked or
+  opened from outside a browser): refused; `same-site` too, since another port of the same
+  host is another program. The one exception is navigating to the page itself (`GET /`,
+  `Sec-Fetch-Mode: navigate`, a link on another site): it returns the static page and
+  starts nothing, and the SameSite=Strict cookie is not sent with it.
+- Neither header (scripts, curl, browsers too old to send them): let through to the token
+  check, which then has to authenticate the request. With `--no-token` nothing does, which
+  is what that option accepts: any program of this machine may use the lab.
+
+A request that passes all this still needs the token; same-origin alone is no login.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 import secrets
@@ -35,12 +46,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 # Addresses that mean "every interface": not a name any request is addressed to.
 ANY_ADDRESS = ("0.0.0.0", "::", "")
-# Methods that only read; everything else changes something and must come from the lab's own page.
-READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # A host name (RFC 1123 labels) or an IPv4 address; IPv6 addresses are checked by `ipaddress`.
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-# The cookie that keeps the token; its name carries a digest of the token, so two labs on one machine keep theirs apart.
+# The cookie that keeps the token, named after the port the browser reached the lab on: browsers share a host's
+# cookies among its ports, so two labs on one machine keep theirs apart, and a lab restarted on a port replaces its own.
 COOKIE_PREFIX = "overfit_lab_"
+# What `Sec-Fetch-Site` may say of a request the lab serves: its own page, or the user (typed, bookmarked).
+OWN_SITE = ("same-origin", "none")
 # Status of a request addressed to a Host name the lab does not serve: on loopback the lab answers
 # 421 (misdirected: no such site here), off loopback 403, like a missing token.
 LOOPBACK_HOST_STATUS, OPEN_HOST_STATUS = 421, 403
@@ -83,8 +95,9 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def cookie_name(token: str) -> str:
-    return COOKIE_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:12]
+def cookie_name(port: int) -> str:
+    """The token cookie of the lab the browser reaches on `port`."""
+    return f"{COOKIE_PREFIX}{port}"
 
 
 def _request_host(headers: dict[str, str]) -> str:
@@ -94,15 +107,38 @@ def _request_host(headers: dict[str, str]) -> str:
     return name.rstrip(".")
 
 
-class Guard:
-    """ASGI middleware: only allowed Host headers; the access token where one is set; nothing that changes state from another origin."""
+def _request_port(scope: dict, headers: dict[str, str]) -> int:
+    """The port in the Host header (the one the browser keys its cookies by), else the scheme's."""
+    host = headers.get("host", "").strip()
+    tail = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+    _, colon, port = tail.rpartition(":")
+    if colon and port.isdigit() and len(port) <= 5:
+        return int(port)
+    return 443 if scope.get("scheme") in ("https", "wss") else 80
 
-    def __init__(self, app: Any, allowed_hosts: set[str], token: str | None = None, host_status: int = LOOPBACK_HOST_STATUS) -> None:
+
+def cross_site(scope: dict, headers: dict[str, str]) -> str | None:
+    """Why this request comes from a page of another site (the rule in the module's docstring), or None."""
+    origin = headers.get("origin")
+    if origin is not None and origin.split("://", 1)[-1].lower() != headers.get("host", "").lower():
+        return f"requests from pages of another origin ({origin[:100]}) are refused"
+    site = headers.get("sec-fetch-site")
+    if site is None or site.lower() in OWN_SITE:
+        return None
+    page = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/"
+    if page and headers.get("sec-fetch-mode", "").lower() == "navigate":
+        return None
+    return f"requests from pages of another site are refused (Sec-Fetch-Site: {site[:20]}); open the lab's own address"
+
+
+class Guard:
+    """ASGI middleware: only allowed Host headers; nothing from another site; the access token (None: `--no-token`)."""
+
+    def __init__(self, app: Any, allowed_hosts: set[str], token: str | None, host_status: int = LOOPBACK_HOST_STATUS) -> None:
         self.app = app
         self.allowed = allowed_hosts
         self.token = token
         self.host_status = host_status
-        self.cookie = cookie_name(token) if token else None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -113,19 +149,18 @@ class Guard:
             names = ", ".join(sorted(self.allowed))
             hint = "" if self.host_status == LOOPBACK_HOST_STATUS else " (start it with --allow-host NAME to add a name)"
             return await self._refuse(scope, receive, send, self.host_status, f"this lab answers only to {names}, not {host!r}{hint}")
-        query_token = None
+        refused = cross_site(scope, headers)
+        if refused is not None:
+            return await self._refuse(scope, receive, send, 403, refused)
+        query_token, cookie = None, cookie_name(_request_port(scope, headers))
         if self.token is not None:
-            query_token, given = self._given_token(scope, headers)
+            query_token, given = self._given_token(scope, headers, cookie)
             if given is None:
                 return await self._refuse(scope, receive, send, 403, "this lab needs its access token: open the address "
                                           "`overfit lab` printed (it ends in ?token=...)")
             if not secrets.compare_digest(given.encode(), self.token.encode()):
                 return await self._refuse(scope, receive, send, 403, "wrong access token (the lab makes a new one each time it "
                                           "starts): open the address `overfit lab` printed")
-        origin = headers.get("origin")
-        changes = scope["type"] == "websocket" or scope.get("method") not in READ_METHODS
-        if changes and origin is not None and origin.split("://", 1)[-1].lower() != host.lower():
-            return await self._refuse(scope, receive, send, 403, f"requests from pages of another origin ({origin}) are refused")
         if query_token is None or scope["type"] != "http":
             return await self.app(scope, receive, send)
         if scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/":
@@ -134,18 +169,18 @@ class Guard:
             rest = urlencode([(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
                               if k != "token"])
             response = RedirectResponse("/" + (f"?{rest}" if rest else ""), status_code=303)
-            self._set_cookie(response.raw_headers)
+            self._set_cookie(response.raw_headers, cookie)
             return await response(scope, receive, send)
 
         async def send_with_cookie(message: dict) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": list(message.get("headers", []))}
-                self._set_cookie(message["headers"])
+                self._set_cookie(message["headers"], cookie)
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
 
-    def _given_token(self, scope: dict, headers: dict[str, str]) -> tuple[str | None, str | None]:
+    def _given_token(self, scope: dict, headers: dict[str, str], cookie: str) -> tuple[str | None, str | None]:
         """(the token from the query, if any; the token the request gives: query, else Authorization, else cookie)."""
         query = [v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True) if k == "token"]
         if query:
@@ -157,11 +192,11 @@ class Guard:
             cookies = SimpleCookie(headers.get("cookie", ""))
         except CookieError:
             return None, None
-        morsel = cookies.get(self.cookie or "")
+        morsel = cookies.get(cookie)
         return None, morsel.value if morsel is not None else None
 
-    def _set_cookie(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        value = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+    def _set_cookie(self, raw_headers: list[tuple[bytes, bytes]], cookie: str) -> None:
+        value = f"{cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
         raw_headers.append((b"set-cookie", value.encode("latin-1")))
 
     async def _refuse(self, scope: dict, receive: Any, send: Any, status: int, message: str) -> None:

@@ -20,20 +20,23 @@ links to /etc/passwd, and the lab must not serve it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
+from .. import configio
 from ..config import RunConfig
-from ..errors import RunFolderError
+from ..configio import MAX_JSON_CHARS
+from ..errors import ConfigError, RunFolderError
 from ..modes import Mode, get_mode
 from ..endings import ENDING
 from ..runs import CHECKPOINT, CONFIG, FINAL, FRAMES, GIF, METRICS, MP4, RunFolder
 from ..safefiles import NotPlainFile, is_plain_file, open_plain_file
 from ..sampling import NO_HOLDOUT
 from ..training import Event
-from .errors import LabError
+from .errors import LabError, hide_paths
 from .live import LAYER_KEYS, TICK_SECONDS, Curve, Inside, Previews, curves_from, eval_values, finite, inside, inside_from, new_curves
 from .stream import Mailboxes
 
@@ -50,6 +53,15 @@ DOWNLOADS: dict[str, tuple[str, str, str]] = {
 }
 # Downloads written only when training ends.
 AT_THE_END = ("video", "gif", "final")
+
+
+def shown_path(path: str, runs_dir: Path) -> str:
+    """A picture's path as the page may see it: relative to the runs folder when inside it, else its file name."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(runs_dir.resolve()).as_posix() if p.is_absolute() else p.name
+    except (ValueError, OSError):
+        return p.name
 
 
 class LabRun:
@@ -152,7 +164,7 @@ class LabRun:
             return {
                 "id": self.id,
                 "status": self.status,
-                "error": self.error,
+                "error": hide_paths(self.error, self.path.parent),
                 "step": self.step,
                 "steps": self.cfg.schedule.steps,
                 "until": self.until,
@@ -202,6 +214,20 @@ class LabRun:
             raise LabError(404, f"run {self.id} has no {name}") from None
         except OSError as e:
             raise LabError(404, f"run {self.id}: cannot read {name} ({e.strerror or type(e).__name__})") from None
+
+    def config_download(self) -> bytes:
+        """config.json as the browser downloads it: an uploaded picture's path relative to the runs folder (any other
+        picture's path cut to its file name), so no server path leaves the machine. LabError 404/403/409 as `open_file`."""
+        with self.open_file(CONFIG) as f:
+            text = f.read(MAX_JSON_CHARS + 1).decode("utf-8", errors="replace")
+        try:
+            config = configio.loads(text)
+        except ConfigError as e:
+            raise LabError(409, f"run {self.id}: {CONFIG} is not a readable config ({e})") from None
+        data = config.get("data") if isinstance(config, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("image"), str):
+            data["image"] = shown_path(data["image"], self.path.parent)
+        return (json.dumps(config, indent=2) + "\n").encode()
 
     def publish_status(self) -> None:
         self.mailboxes.publish(self.id, {"type": "status", "run": self.summary()})

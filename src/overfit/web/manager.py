@@ -25,6 +25,7 @@ from typing import Any
 from ..budget import Pool
 from ..config import RunConfig
 from ..errors import OverfitError, RunFolderError
+from ..limits import most
 from ..runs import CONFIG, NAME_PATTERN, TARGET, RunFolder
 from ..session import Session
 from .errors import LabError, lab_error, runs_dir_names
@@ -35,9 +36,9 @@ from .training import Training
 from .worker import Worker
 
 MAX_ID_LENGTH = 200
-# Run folders the lab makes in its runs folder at most: a page left creating runs, or a client on the
+# Run folders the lab makes in its runs folder at most (`limits`): a page left creating runs, or a client on the
 # network, must not fill the disk. Raised with `overfit lab --max-folders`.
-MAX_FOLDERS = 1000
+MAX_FOLDERS = most("folders")
 
 
 def _mtime(path: Path) -> float:

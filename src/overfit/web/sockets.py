@@ -5,8 +5,9 @@ forwards the run's mailbox (`stream.Mailboxes`) as it fills, and a viewer that f
 far behind gets a fresh snapshot instead of the messages it missed.
 
 A run has at most `max_viewers` live views at once: each costs the server a mailbox
-and a copy of every message. One more is accepted and closed at once with code 1013
-(try again later) and a reason the page shows.
+and a copy of every message; and all runs together at most `max_sockets`: each is a
+file descriptor, and a thousand idle sockets would leave none for checkpoints. One more
+is accepted and closed at once with code 1013 (try again later) and a reason the page shows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
+from ..limits import most
 from .errors import LabError
 from .labrun import LabRun
 from .manager import RunManager
@@ -28,8 +30,10 @@ log = logging.getLogger("overfit.lab")
 NO_SUCH_RUN = 4404
 # Close code for a viewer over the cap: RFC 6455's "try again later".
 TOO_MANY_VIEWERS = 1013
-# Live views of one run at once (browser tabs, each panel that shows the run); `overfit lab --max-viewers`.
-MAX_VIEWERS = 16
+# Live views of one run at once (browser tabs, each panel that shows the run; `overfit lab --max-viewers`),
+# and of all runs together (`limits`).
+MAX_VIEWERS = most("viewers")
+MAX_SOCKETS = most("sockets")
 
 
 def too_many_viewers(limit: int) -> str:
@@ -37,7 +41,13 @@ def too_many_viewers(limit: int) -> str:
     return f"{limit} viewers already watch this run, the lab's limit (--max-viewers); close a tab that shows it"[:123]
 
 
-def live_route(app: FastAPI, manager: RunManager, mailboxes: Mailboxes, max_viewers: int = MAX_VIEWERS) -> None:
+def too_many_sockets(limit: int) -> str:
+    """The close reason for a viewer over the lab's cap on live views in all."""
+    return f"{limit} live views are open in all, the lab's limit; close tabs that show runs"[:123]
+
+
+def live_route(app: FastAPI, manager: RunManager, mailboxes: Mailboxes, max_viewers: int = MAX_VIEWERS,
+               max_sockets: int = MAX_SOCKETS) -> None:
     """WS /api/runs/{id}/live."""
 
     @app.websocket("/api/runs/{run_id}/live")
@@ -49,9 +59,11 @@ def live_route(app: FastAPI, manager: RunManager, mailboxes: Mailboxes, max_view
             return
         await ws.accept()
         mailboxes.attach(asyncio.get_running_loop())
-        box = mailboxes.subscribe(run_id, max_viewers)
+        # Counted and subscribed with no await between: no other socket slips in.
+        full = mailboxes.total() >= max_sockets
+        box = None if full else mailboxes.subscribe(run_id, max_viewers)
         if box is None:
-            await ws.close(code=TOO_MANY_VIEWERS, reason=too_many_viewers(max_viewers))
+            await ws.close(code=TOO_MANY_VIEWERS, reason=too_many_sockets(max_sockets) if full else too_many_viewers(max_viewers))
             return
         try:
             await _serve(ws, run, box)

@@ -103,6 +103,11 @@ class Mailboxes:
             with self._lock:
                 self._counts[box.run_id] -= 1
 
+    def total(self) -> int:
+        """How many viewers watch any run now (any thread)."""
+        with self._lock:
+            return sum(self._counts.values())
+
     def viewers(self, run_id: str) -> int:
         """How many viewers watch `run_id` now (any thread): previews are only drawn for someone."""
         with self._lock:
