@@ -48,7 +48,8 @@ def lab_server(*options: str, prefix: str = "lab-bench-") -> Iterator[tuple[str,
     """
     port = free_port()
     base, runs_dir = f"http://127.0.0.1:{port}", tempfile.mkdtemp(prefix=prefix)
-    server = subprocess.Popen([sys.executable, "-m", "overfit.cli", "lab", "--no-browser", "--port", str(port),
+    # --no-token (loopback only): the benchmark's clients measure load, not the login.
+    server = subprocess.Popen([sys.executable, "-m", "overfit.cli", "lab", "--no-browser", "--no-token", "--port", str(port),
                                "--runs-dir", runs_dir, *options], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
