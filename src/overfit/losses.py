@@ -7,8 +7,14 @@ each run's loss in a stack.
 
 `double_softmax` reproduces the original experiment exactly: its network ended
 in a Softmax layer and its loss (MegEngine's `F.loss.cross_entropy`, which takes
-logits by default) applied a second softmax on top. Training on those
-squashed "logits" still works, only with weaker gradients.
+logits by default) applied a second softmax on top. That is not cross-entropy
+with weaker gradients: the loss sees s = p_bg - p_ink in [-1, 1], so the
+probability it scores, sigmoid(s), can never pass sigmoid(1) = 0.731. For a
+prediction that is the same everywhere its slope in s is sigmoid(s) - q (q the
+background share), which keeps pushing towards "all background" whenever q is
+above 0.731 (0.80 on the default picture): the first softmax's logit margin grows
+without end, and a run that has not picked up the picture's structure by then can
+stay there (bench/trap_study.py measures it per seed).
 """
 
 from __future__ import annotations
