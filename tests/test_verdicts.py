@@ -69,7 +69,7 @@ def test_tally_numbers_and_sentence():
     low, high = tally.interval
     assert (round(low, 3), round(high, 3)) == (0.397, 0.892)
     assert tally.sentence() == ("Holds in 7 of 10 seeds (70 %, 95 % CI 40-89 %): SOMETIMES; they disagree, "
-                                "and the interval is neither above 67 % nor below 33 %.")
+                                "and the interval is neither above 67 % nor below 33 %; at this share 745 deciding seeds would make it HOLDS.")
     assert vd.count([True] * 10).sentence().startswith("Holds in 10 of 10 seeds (100 %, 95 % CI 72-100 %): HOLDS")
     assert vd.count([False] * 10).sentence().startswith("Holds in 0 of 10 seeds (0 %, 95 % CI 0-28 %): DOES NOT HOLD")
     short = vd.count([True, None], "runs").sentence("short of the budget")
@@ -105,3 +105,28 @@ def test_rules_name_the_thresholds():
     assert "67 %" in text and "33 %" in text and "Wilson" in text and "2,000 resamples" in text
     for verdict in vd.VERDICTS:
         assert f"{verdict}:" in text
+
+
+@pytest.mark.parametrize("holds, of, expected", [
+    (2, 2, (8, "HOLDS")),            # unanimous: 8 of 8 is the fewest whose lower bound reaches 2/3 (7 of 7: 65 %)
+    (0, 3, (8, "DOES NOT HOLD")),
+    (9, 10, (13, "HOLDS")),          # 90 %: 12 of 13 (Wilson 67 %); 11 of 12 only 65 %
+    (5, 10, None),                   # 50 % lies between the bounds: more seeds never leave SOMETIMES
+    (0, 0, None),
+])
+def test_seeds_to_decide_is_the_fewest_seeds_at_the_same_share_that_reach_a_bound(holds, of, expected):
+    assert vd.seeds_to_decide(holds, of) == expected
+    if expected is not None:
+        m, verdict = expected
+        share = holds / of
+        low, high = vd.wilson(round(share * m), m)
+        assert (low >= 2 / 3) if verdict == "HOLDS" else (high <= 1 / 3)
+        low, high = vd.wilson(round(share * (m - 1)), m - 1)  # one seed fewer does not reach it
+        assert (low < 2 / 3) if verdict == "HOLDS" else (high > 1 / 3)
+
+
+def test_the_sentence_says_how_many_seeds_would_decide_an_open_verdict():
+    assert vd.count([True, True]).sentence().endswith("; at this share 8 deciding seeds would make it HOLDS.")
+    assert vd.count([True, False]).sentence().endswith("; at this share no number of seeds makes it HOLDS or DOES NOT HOLD.")
+    assert "would make it" not in vd.count([True] * 8).sentence()  # decided already
+    assert vd.count([True] * 9 + [False]).to_dict()["to_decide"] == [13, "HOLDS"]

@@ -73,7 +73,24 @@ def rule(k: int, n: int) -> tuple[str, str]:
         return DOES_NOT_HOLD, f"the interval's upper bound is at most {_pct(FAILS_UPPER)}"
     if 0 < k < n:
         return SOMETIMES, f"they disagree, and the interval is neither above {_pct(HOLDS_LOWER)} nor below {_pct(FAILS_UPPER)}"
-    return INCONCLUSIVE, f"all agree, but too few for the interval to reach {_pct(HOLDS_LOWER if k else FAILS_UPPER)}: more seeds decide it"
+    return INCONCLUSIVE, f"all agree, but too few for the interval to reach {_pct(HOLDS_LOWER if k else FAILS_UPPER)}"
+
+
+MOST_SEEDS_SEARCHED = 10_000  # beyond this, "no number of seeds a reproduction could train" decides it
+
+
+def seeds_to_decide(k: int, n: int) -> tuple[int, str] | None:
+    """(seeds, verdict): the fewest deciding seeds at which a finding seen to hold in k of n would be decided,
+    HOLDS or DOES NOT HOLD, if further seeds showed it at the same share k / n; None where that share lies
+    between the bounds (more seeds only narrow the interval around it: SOMETIMES stays) or n is 0."""
+    if n == 0:
+        return None
+    p = k / n
+    for m in range(n, MOST_SEEDS_SEARCHED + 1):
+        verdict = rule(round(p * m), m)[0]
+        if verdict in (HOLDS, DOES_NOT_HOLD):
+            return m, verdict
+    return None
 
 
 @dataclass(frozen=True)
@@ -126,7 +143,16 @@ class Tally:
                 f"{_pct(CONFIDENCE)} CI {_pct(low, False)}-{_pct(high)})")
         if self.undecided:
             text += f"; {self.undecided} more {self._unit(self.undecided)} cannot decide it{why_text}"
-        return f"{text}: {verdict}; {why}."
+        return f"{text}: {verdict}; {why}{self._to_decide(verdict)}."
+
+    def _to_decide(self, verdict: str) -> str:
+        """', at this share 8 seeds would make it HOLDS' for a verdict more seeds could settle, else ''."""
+        if verdict not in (SOMETIMES, INCONCLUSIVE):
+            return ""
+        needed = seeds_to_decide(self.holds, self.decided)
+        if needed is None:
+            return f"; at this share no number of {self.unit} makes it {HOLDS} or {DOES_NOT_HOLD}" if verdict == SOMETIMES else ""
+        return f"; at this share {needed[0]} deciding {self._unit(needed[0])} would make it {needed[1]}"
 
     def _unit(self, n: int) -> str:
         return self.unit if n != 1 else self.unit.removesuffix("s")
@@ -136,7 +162,8 @@ class Tally:
         return {"holds": self.holds, "of": self.decided, "undecided": self.undecided, "unit": self.unit,
                 "share": self.share, "interval": list(low_high) if low_high else None, "confidence": CONFIDENCE,
                 "bounds": [FAILS_UPPER, HOLDS_LOWER],
-                "verdict": self.verdict, "why": self.judged[1]}
+                "verdict": self.verdict, "why": self.judged[1],
+                "to_decide": list(seeds_to_decide(self.holds, self.decided) or ()) or None}
 
 
 def count(outcomes: Sequence[bool | None], unit: str = "seeds") -> Tally:
