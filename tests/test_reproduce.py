@@ -19,7 +19,7 @@ def load_checkpoint(run) -> dict:
     return RunFolder(run).checkpoint()
 
 
-TINY = ["--text", "HI", "--size", "48x24", "--steps", "200", "--eval-every", "100", "--seeds", "0", "--no-compile"]
+TINY = ["--text", "HI", "--size", "48x24", "--steps", "100", "--eval-every", "50", "--seeds", "0", "--no-compile"]
 
 
 def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
@@ -44,12 +44,12 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
     assert [row["preset"] for row in results["table"]] == list(rp.REPRODUCE_PRESETS)
     for preset in rp.REPRODUCE_PRESETS:
         run = out / "runs" / f"{preset}-s0"
-        assert load_checkpoint(run)["step"] == 200
+        assert load_checkpoint(run)["step"] == 100
         assert (run / "progress.mp4").is_file()
-        assert results["presets"][preset]["runs"][0]["history"][-1]["step"] == 200
+        assert results["presets"][preset]["runs"][0]["history"][-1]["step"] == 100
     # The wall time of the invocation that trained, beside the arithmetic limit of what it trained at this machine's peak.
     meta = results["meta"]
-    assert meta["model_steps"] == 6 * 200 and meta["evaluations"] == 6 * 3 and meta["peak_gflops"] > 0
+    assert meta["model_steps"] == 6 * 100 and meta["evaluations"] == 6 * 3 and meta["peak_gflops"] > 0
     assert 0 < meta["arithmetic_seconds"] < meta["wall_seconds"] == pytest.approx(json.loads((out / "wall.json").read_text())["seconds"], abs=0.1)
     assert "x the arithmetic limit" in (report / "report.md").read_text() and "arithmetic limit" in html
     # Every verdict is printed.
@@ -66,12 +66,12 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
 
 
 def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
-    runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24}, steps=200, eval_every=100, seeds=[0])
+    runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24}, steps=100, eval_every=50, seeds=[0])
     target = load_target(runs[0].config.data)
 
     def stop_early(trainer):
         def on_event(event):
-            if event.kind == "log" and event.step == 100:
+            if event.kind == "log" and event.step == 50:
                 trainer.request_stop()
         return on_event
 
@@ -82,12 +82,12 @@ def test_interrupted_run_resumes_and_a_different_config_is_refused(tmp_path):
         return rp.train_all([(planned, session)], target, lambda p, trainer: callback(trainer))[planned.name]
 
     assert train(runs[1], stop_early) == "interrupted"
-    assert load_checkpoint(tmp_path / runs[1].name)["step"] == 100
+    assert load_checkpoint(tmp_path / runs[1].name)["step"] == 50
     assert train(runs[1], lambda trainer: (lambda event: None)) in ("done", "stopped")
-    assert load_checkpoint(tmp_path / runs[1].name)["step"] in (100, 200)
+    assert load_checkpoint(tmp_path / runs[1].name)["step"] in (50, 100)
     assert train(runs[1], lambda trainer: (lambda event: None)) in ("reused", "stopped")
 
-    other = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e-3}, 200, 100, [0])[1]
+    other = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e-3}, 100, 50, [0])[1]
     try:
         train(other, lambda trainer: (lambda event: None))
     except rp.ReproduceError as e:
@@ -128,9 +128,9 @@ def test_evaluations_are_dense_early_and_sparse_late():
 def test_diverging_presets_are_reported_not_fatal(tmp_path):
     # A huge learning rate on raw coordinates makes runs diverge.
     runs = rp.plan({"data.text": "HI", "data.width": 48, "data.height": 24, "optim.lr": 1e30, "model.input_range": None},
-                   steps=50, eval_every=10, seeds=[0])
+                   steps=20, eval_every=10, seeds=[0])
     target = load_target(runs[0].config.data)
-    meta = rp.make_meta(target, steps=50, eval_every=10, seeds=[0], command="test")
+    meta = rp.make_meta(target, steps=20, eval_every=10, seeds=[0], command="test")
     results = rp.reproduce(tmp_path / "div", target, runs, meta,
                            lambda planned, trainer: (lambda event: None), lambda line: None)
     statuses = {row["preset"]: row["status"] for row in results["table"]}
@@ -156,8 +156,8 @@ def test_variants_train_together_into_one_report_and_an_interrupted_run_resumes(
     # Finished runs are reused the same way for one variant or many (plan.open_run): the single-variant test checks it.
     out = tmp_path / "var"
     names = ["loss=cross_entropy", "loss=double_softmax"]
-    # A run of the second variant interrupted at step 100: the reproduction resumes it rather than starting it again.
-    planned = rp.plan({**rp.BASE_SETTINGS, "data.text": "HI", "data.width": 48, "data.height": 24, "compile": False}, 200, 100, [0],
+    # A run of the second variant interrupted at step 50: the reproduction resumes it rather than starting it again.
+    planned = rp.plan({**rp.BASE_SETTINGS, "data.text": "HI", "data.width": 48, "data.height": 24, "compile": False}, 100, 50, [0],
                       variants=rp.combinations([("loss", ["cross_entropy", "double_softmax"])]))
     cut = next(p for p in planned if p.label == "loss=double_softmax/relu_1-s0")
     target = load_target(cut.config.data)
@@ -165,12 +165,12 @@ def test_variants_train_together_into_one_report_and_an_interrupted_run_resumes(
     runs_dir.mkdir(parents=True)
     _, session = rp.open_run(cut, target, runs_dir)
 
-    def stop_at_100(p, trainer):
-        return lambda event: trainer.request_stop() if event.kind == "log" and event.step == 100 else None
+    def stop_at_50(p, trainer):
+        return lambda event: trainer.request_stop() if event.kind == "log" and event.step == 50 else None
 
-    assert rp.train_all([(cut, session)], target, stop_at_100)[cut.label] == "interrupted"
+    assert rp.train_all([(cut, session)], target, stop_at_50)[cut.label] == "interrupted"
     before = RunFolder(runs_dir / "relu_1-s0").metrics()
-    assert [r["step"] for r in before] == [0, 100]
+    assert [r["step"] for r in before] == [0, 50]
 
     result = CliRunner().invoke(main, ["reproduce", *TINY, *TWO_LOSSES, "--out", str(out), "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -180,11 +180,11 @@ def test_variants_train_together_into_one_report_and_an_interrupted_run_resumes(
         folder = out / "variants" / name
         for preset in rp.REPRODUCE_PRESETS:
             run = RunFolder(folder / "runs" / f"{preset}-s0")
-            assert run.config().loss == loss and load_checkpoint(run.path)["step"] == 200
+            assert run.config().loss == loss and load_checkpoint(run.path)["step"] == 100
         assert json.loads((folder / "report" / "results.json").read_text())["meta"]["loss"] == loss
         assert (folder / "report" / "index.html").is_file() and (folder / "report" / "grid.mp4").is_file()
     resumed = RunFolder(runs_dir / "relu_1-s0").metrics()
-    assert resumed[:2] == before and resumed[-1]["step"] == 200
+    assert resumed[:2] == before and resumed[-1]["step"] == 100
 
     results = json.loads((out / "report" / "results.json").read_text())
     assert [v["name"] for v in results["variants"]] == names and results["meta"]["axes"] == {"loss": ["cross_entropy", "double_softmax"]}
