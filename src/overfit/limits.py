@@ -53,6 +53,10 @@ LIMITS: dict[str, Limit] = dict((
     ("config_chars", Limit("", 1 << 20, "characters of config JSON", "a real config is about 1.5 KB")),
     ("config_depth", Limit("", 16, "levels of JSON nesting", "a config has two")),
     ("seed_range", Limit("seeds", 1024, "seeds in one range", "one range is one run per seed")),
+    # -- overfit sweep ----------------------------------------------------------------------
+    ("sweep_trials", Limit("grid", 10_000, "trials", "grid points x seeds x samples; each trial is a run folder")),
+    ("sweep_random_dims", Limit("random", 8, "randomly drawn fields",
+                                "a sweep's evaluations are counted at every combination of their ends: 2 to the power of this many configs")),
     # -- overfit render ---------------------------------------------------------------------
     ("render_pixels", Limit("width", 1 << 28, "pixels", "16 times a 16-megapixel render")),
     # -- the lab -----------------------------------------------------------------------------

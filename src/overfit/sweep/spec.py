@@ -21,7 +21,7 @@ import random as _random
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import metricinfo
+from .. import limits, metricinfo
 from ..config import RunConfig
 from ..configio import parse_seeds
 from ..errors import ConfigError
@@ -208,11 +208,12 @@ def check(spec: SweepSpec) -> None:
     for key in [*spec.grid, *spec.random]:
         if key == "preset":
             raise ConfigError("is a label, not something to sweep", field=key)
+    # Its size, from the counts alone: a grid of many keys must be refused before its points are made.
+    limits.LIMITS["sweep_random_dims"].check(len(spec.random))
+    trials = spec.samples if spec.search == "tpe" else math.prod(len(v) for v in spec.grid.values()) * len(spec.seed_values()) * spec.samples
+    limits.LIMITS["sweep_trials"].check(trials)
     # Every grid point (with the first value of each random dim), then each random end with the first grid point.
-    first_random = {k: d.ends()[0] for k, d in spec.random.items()}
-    points = spec.grid_points()
-    built = [_build(base, {**point, **first_random}) for point in points]
-    built += [_build(base, {**points[0], **first_random, key: value}) for key, dim in spec.random.items() for value in dim.ends()]
+    built = configs(spec)
     if not _known_metric(spec.metric):
         raise ConfigError(f"unknown metric {spec.metric!r}; use an evaluation record's key: one of {', '.join(metricinfo.SCOPES)} "
                           f"then one of {', '.join(metricinfo.METRICS)}, such as dense_acc or dense_psnr "
@@ -221,6 +222,16 @@ def check(spec: SweepSpec) -> None:
     if metricinfo.parse(spec.metric).scope in (metricinfo.FIT, metricinfo.TEST) and any(cfg.data.holdout == "none" for cfg in built):
         raise ConfigError(f"{spec.metric} is measured on held-out pixels, but some trials hold none out; "
                           "hold pixels out in the base config (data.holdout, --holdout: checkerboard or a fraction such as 0.25)", field="metric")
+
+
+def configs(spec: SweepSpec) -> list[RunConfig]:
+    """The configs that bound the sweep's trials: every grid point with the first end of each random dim, then each
+    random dim's ends with the first grid point (what `check` validates and a trial's memory is sized from)."""
+    first_random = {k: d.ends()[0] for k, d in spec.random.items()}
+    points = spec.grid_points()
+    built = [_build(spec.config, {**point, **first_random}) for point in points]
+    return built + [_build(spec.config, {**points[0], **first_random, key: value})
+                    for key, dim in spec.random.items() for value in dim.ends()]
 
 
 def most_evaluations(spec: SweepSpec) -> int:

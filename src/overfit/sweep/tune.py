@@ -104,7 +104,7 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
-            path = Path((Path(d) / RUN_POINTER).read_text().strip())
+            path = trial_folder(runs_dir, (Path(d) / RUN_POINTER).read_text(encoding="utf-8", errors="replace").strip())
     node = {"node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id(), "run_folder": str(path)}
 
     def report(event: Any) -> None:
@@ -141,6 +141,18 @@ def trainable(params: dict[str, Any], base_json: str, runs_dir: str, threads: in
         raise result.diverged
 
 
+def trial_folder(runs_dir: str | Path, named: str) -> Path:
+    """The run folder a trial's checkpoint names, if it is one of this sweep's trial folders: directly in `runs_dir`,
+    named trial-*, no link; else an error (a copied or edited checkpoint must not point a retry, which may delete a
+    half-made folder, anywhere else)."""
+    runs = Path(runs_dir).resolve()
+    path = Path(named)
+    if path.parent.resolve() != runs or not path.name.startswith("trial-") or path.is_symlink():
+        raise OverfitError(f"a trial checkpoint names {named[:200]!r}, which is not one of this sweep's run folders in {runs}",
+                           field="resume")
+    return runs / path.name
+
+
 def _resume(path: Path, pool: Any) -> Any:
     """The run at `path` resumed (in the memory budget `pool`), or None if it is done; waits for a dying worker's lock."""
     from ..runs import RunFolder
@@ -167,7 +179,7 @@ def _tuner_parts(spec: SweepSpec, sweep_dir: Path) -> tuple[Any, Any]:
     runs_dir = sweep_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     fn = tune.with_parameters(trainable, base_json=spec.config.to_json(), runs_dir=str(runs_dir), threads=1)
-    fn = tune.with_resources(fn, {"cpu": 1})
+    fn = tune.with_resources(fn, {"cpu": 1, "memory": trial_memory(spec)})
     run_config = tune.RunConfig(
         name=EXPERIMENT, storage_path=str((sweep_dir / "ray").resolve()), verbose=0,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -175,6 +187,17 @@ def _tuner_parts(spec: SweepSpec, sweep_dir: Path) -> tuple[Any, Any]:
         callbacks=[SweepProgress(spec)],
     )
     return fn, run_config
+
+
+def trial_memory(spec: SweepSpec) -> int:
+    """Bytes a trial reserves from Ray, so a node runs no more trials than its memory holds: the largest estimate
+    (`budget.estimate`) of the sweep's bounding configs (`spec.configs`) on its picture, whose size is read here."""
+    from ..budget import estimate
+    from ..targets import load_target
+    from .spec import configs
+
+    target = load_target(spec.config.data)
+    return max(estimate(cfg, (target.height, target.width)).total for cfg in configs(spec))
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:
@@ -226,19 +249,87 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
 
     fn, run_config = _tuner_parts(spec, sweep_dir)
     tuner = tune.Tuner(fn, param_space=param_space(spec), tune_config=_tune_config(spec), run_config=run_config)
-    return tuner.fit()
+    try:
+        return tuner.fit()
+    finally:
+        sign_state(sweep_dir)
 
 
 def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
-    """Continue a stopped sweep from Ray's state: finished trials are kept, the rest resume from their checkpoints."""
+    """Continue a stopped sweep from Ray's state: finished trials are kept, the rest resume from their checkpoints.
+
+    Ray's state holds pickles, and unpickling runs code: it is restored only if it carries this user's signature
+    from when this machine's sweep wrote it (`sign_state`); a sweep folder copied from elsewhere is refused.
+    """
     from ray import tune
 
     fn, _ = _tuner_parts(spec, sweep_dir)
     path = (sweep_dir / "ray" / EXPERIMENT).resolve()
     if not tune.Tuner.can_restore(str(path)):
         raise OverfitError(f"{sweep_dir} has no Ray state to continue ({path} is missing)", field="resume")
+    check_state(sweep_dir)
     tuner = tune.Tuner.restore(str(path), trainable=fn, resume_unfinished=True, resume_errored=True)
-    return tuner.fit()
+    try:
+        return tuner.fit()
+    finally:
+        sign_state(sweep_dir)
+
+
+SIGNATURE = "ray.sig"  # sweeps/<name>/ray.sig: this user's HMAC of Ray's saved state, checked before it is unpickled
+KEY_FILE = Path("~/.config/overfit/sweep.key")  # the user's secret for it, made on first use, readable by the user only
+
+
+def _user_key() -> bytes:
+    import secrets
+
+    path = KEY_FILE.expanduser()
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a key made meanwhile by another sweep wins
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+    except FileExistsError:
+        return path.read_bytes()
+
+
+def _state_digest(sweep_dir: Path) -> str:
+    """HMAC-SHA256, under the user's key, of every file of Ray's saved state (relative path and content)."""
+    import hashlib
+    import hmac
+
+    mac = hmac.new(_user_key(), digestmod=hashlib.sha256)
+    root = sweep_dir / "ray" / EXPERIMENT
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        mac.update(str(path.relative_to(root)).encode() + b"\0")
+        mac.update(b"link" if path.is_symlink() else path.read_bytes())
+        mac.update(b"\0")
+    return mac.hexdigest()
+
+
+def sign_state(sweep_dir: Path) -> None:
+    """Sign Ray's saved state of the sweep (after it ran or stopped), so `resume_sweep` can tell it is this user's."""
+    from ..files import write_atomic
+
+    if (sweep_dir / "ray" / EXPERIMENT).is_dir():
+        write_atomic(sweep_dir / SIGNATURE, _state_digest(sweep_dir) + "\n")
+
+
+def check_state(sweep_dir: Path) -> None:
+    """Refuse Ray's saved state unless this user's sweep signed it as it is now."""
+    import hmac
+
+    try:
+        signed = (sweep_dir / SIGNATURE).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        signed = ""
+    if not hmac.compare_digest(signed, _state_digest(sweep_dir)):
+        raise OverfitError(f"{sweep_dir}: Ray's saved state was not written by your sweeps on this machine, or changed since "
+                           "(its signature does not match); it is never unpickled: start the sweep again under a new --name",
+                           field="resume")
 
 
 GROUPS = "groups"  # Ray's experiment folder of `run_groups` inside its storage folder
