@@ -28,7 +28,7 @@ from overfit.runs import CHECKPOINT, CONFIG, FINAL, GIF, METRICS, MP4, RunFolder
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
 
-STEPS = 150
+STEPS = 90
 # The shared tiny run (tests/helpers.py) with two layers and an evaluation, so a checkpoint, every 5 steps.
 RUN = [*tiny_args({"model.hidden": "8,8", "optim.lr": 3e-3, "schedule.steps": STEPS, "schedule.eval_every": 5,
                    "schedule.log_every": 5}), "-q"]
@@ -110,7 +110,7 @@ def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_sto
     rng = random.Random(SEED)
     run = tmp_path / "killed"
     # One kill in each third of the run, so records written after a checkpoint never reach the next kill's step.
-    kill_steps = [rng.randrange(lo, lo + 40, 5) for lo in (5, 55, 105)]
+    kill_steps = [rng.randrange(lo, lo + 20, 5) for lo in (5, 35, 65)]  # 15 steps or more apart
     proc = overfit(*RUN, "--runs-dir", str(tmp_path), "--name", "killed")
     for step in kill_steps:
         assert kill_after(proc, run, step, rng.uniform(0.0, 0.01)), proc.communicate()[0]
