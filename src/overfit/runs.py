@@ -12,11 +12,11 @@
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
       ending.json      how training last stopped: finished, stopped early, diverged, failed, interrupted (`endings`)
 
-Every file is written to a temporary name and renamed into place (`files`), so an
-interrupted or crashed run never leaves a half-written file, and an existing run
-folder is never reused except to resume it. A folder is held by one process at a
-time through a lock file. This module knows the folder, not training: `recorder`
-writes a run's events into it, and `session` starts and resumes runs.
+Every file is written to a temporary name and renamed into place (`files`) and read as
+untrusted input (`safefiles`: no link, FIFO or oversized file), so a crashed run leaves no
+half-written file and a copied one reaches nothing outside it. A folder is never reused but
+to resume it, and is held by one process at a time through a lock file. This module knows
+the folder, not training: `recorder` writes a run's events, `session` starts and resumes runs.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ class RunFolder:
             return 0, 0
 
     def has_checkpoint(self) -> bool:
-        return (self.path / CHECKPOINT).is_file()
+        return os.path.lexists(self.path / CHECKPOINT)  # a link or FIFO there is a checkpoint `checkpoint()` refuses
 
     def checkpoint(self, resume: bool = True) -> dict[str, Any]:
         """The checkpoint's tensors and numbers, loaded without unpickling arbitrary objects.
@@ -244,7 +244,7 @@ class RunFolder:
         from .budget import estimate
 
         path = self.path / CHECKPOINT
-        if not path.is_file():
+        if not self.has_checkpoint():
             raise RunFolderError(f"run folder {self.path} has no {CHECKPOINT}; nothing to resume")
         if tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) < SAFE_TORCH:  # '2.13.0+cpu' -> (2, 13)
             raise RunFolderError(f"checkpoint {path} not loaded: torch {torch.__version__} loads a crafted checkpoint unsafely "
@@ -314,7 +314,7 @@ class RunFolder:
         from safetensors.torch import load
 
         path = self.weights_path(step)
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise RunFolderError(f"{self.path} has no weights at step {step:,} (steps with weights: "
                                  f"{', '.join(f'{s:,}' for s in self.weight_steps()[-5:]) or 'none'})")
         try:

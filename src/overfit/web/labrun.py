@@ -132,7 +132,10 @@ class LabRun:
             records = self.folder.metrics()
             curves = curves_from(records, get_mode(cfg.data.mode))
             diag = inside_from(records)
-            frames = self.folder.frame_steps()
+            try:
+                frames = self.folder.frame_steps()
+            except RunFolderError:  # frames/ is a link or no folder: none listed, none served (`open_file`)
+                frames = []
             status = self.folder.status(records)
             failure = self.folder.error(records) if status == "failed" else None  # kept on disk: it survives a reload and a restart
             with self.lock:

@@ -91,7 +91,10 @@ class RunManager:
             with self._lock:
                 run = self._runs.setdefault(run_id, fresh)
         if not run.running:
-            run.load()
+            try:
+                run.load()
+            except RunFolderError as e:  # a file of the folder refused (a link, a FIFO, an oversized file): one line
+                raise LabError(409, f"run {run_id} cannot be read: {lab_error(e, hide=runs_dir_names(self.runs_dir)).detail}") from None
         return run
 
     def _folders(self) -> list[Path]:

@@ -91,7 +91,12 @@ _views = _Cache(CACHE_VIEWS)
 
 def stored_step(run: LabRun, step: int | None) -> int:
     """The stored evaluation at or before `step` (the latest for None); LabError 404 saying why there is none."""
-    steps = run.folder.weight_steps()
+    from ..errors import RunFolderError
+
+    try:
+        steps = run.folder.weight_steps()
+    except RunFolderError as e:  # weights/ is a link, or not a folder: never listed
+        raise LabError(409, f"run {run.id}: {_why(run, e)}") from None
     at = nearest_step(steps, step)
     if at is not None:
         return at
@@ -100,6 +105,11 @@ def stored_step(run: LabRun, step: int | None) -> int:
                        field="step")
     raise LabError(404, f"run {run.id} has no stored weights yet (they are kept at evaluations; models above a million "
                         "parameters keep none)", field="step")
+
+
+def _why(run: LabRun, e: Exception) -> str:
+    """A refusal's reason for the page: the run's folder named as such, never by its server path."""
+    return str(e).replace(str(run.path), "the run's folder")
 
 
 def _key(run: LabRun, at: int, side: int) -> tuple[Any, ...]:
@@ -121,8 +131,7 @@ def _view(run: LabRun, at: int, side: int) -> NetworkView:
         try:
             view = network_view(run.path, at, long_side=side)
         except RunFolderError as e:
-            raise LabError(404, f"run {run.id}: the weights at step {at:,} cannot be read ({type(e).__name__})",
-                           field="step") from None
+            raise LabError(404, f"run {run.id}: the weights at step {at:,} cannot be read ({_why(run, e)})", field="step") from None
         _views.put(key, view)
     return view
 
@@ -152,8 +161,8 @@ def _model_at(run: LabRun, at: int) -> Any:
 
     try:
         return load_run_model(run.folder, stored=True, step=at).model
-    except RunFolderError:
-        raise LabError(404, f"run {run.id}: the weights at step {at:,} cannot be read", field="step") from None
+    except RunFolderError as e:
+        raise LabError(404, f"run {run.id}: the weights at step {at:,} cannot be read ({_why(run, e)})", field="step") from None
 
 
 def unit(run: LabRun, layer: int, index: int, step: int | None) -> dict[str, Any]:
