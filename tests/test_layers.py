@@ -25,7 +25,7 @@ LAYERS = {
     "training": "training stacked",
     "run on disk": "runs recorder tensorboard session",
     "outputs": "loading netview render inference export report reproduce sweep",
-    "front ends": "cli web",
+    "front ends": "cli web notebook",
 }
 LEVEL = {name: i for i, names in enumerate(LAYERS.values()) for name in names.split()}
 

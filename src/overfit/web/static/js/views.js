@@ -23,17 +23,25 @@ async function loadBitmap(url) {
   return createImageBitmap(await r.blob());
 }
 
+// The views draw into `root` (the page's document, or a notebook widget's element holding the same ids) and get
+// pictures from `urls` through `load` (url -> Promise<ImageBitmap>): the page's server by default.
 export class Views {
-  constructor(handlers) {
+  constructor(handlers, { root = document, urls: sources = urls, load = loadBitmap } = {}) {
     this.h = handlers;
+    this.root = root;
+    this.urls = sources;
     this.panels = [];            // per slot: {root, els..., targetUrl}
-    this.images = new ImageCache(loadBitmap);
+    this.images = new ImageCache(load);
+  }
+
+  $(sel) {
+    return $(sel, this.root);
   }
 
   // -- run panels -------------------------------------------------------------------------------------
 
   renderPanels(state) {
-    const root = $("#panels");
+    const root = this.$("#panels");
     root.dataset.count = state.slots.length;
     while (this.panels.length > state.slots.length) this.panels.pop().root.remove();
     state.slots.forEach((slot, i) => {
@@ -101,10 +109,10 @@ export class Views {
     this.updateScrub(state, i);
     p.error.textContent = s?.error ?? "";
     p.downloads.replaceChildren(...(s ? state.meta.downloads
-      .map(({ kind, label, at_the_end }) => (s.files[kind] ? el("a", { href: urls.download(slot.runId, kind), download: "", text: label })
+      .map(({ kind, label, at_the_end }) => (s.files[kind] ? el("a", { href: this.urls.download(slot.runId, kind), download: "", text: label })
         : el("span", { class: "unavailable", text: label, title: at_the_end ? "written when training ends" : "written when training reaches it" }))) : []));
     // Target picture: the run's own copy, or what a new run would fit.
-    const targetUrl = slot.runId && s ? urls.target(slot.runId) : urls.targetPreview(data, state.target.kind === "upload" ? state.target.upload : null);
+    const targetUrl = slot.runId && s ? this.urls.target(slot.runId) : this.urls.targetPreview(data, state.target.kind === "upload" ? state.target.upload : null);
     if (state.target.kind === "upload" && !state.target.upload && !slot.runId) this.blank(p.target, "drop a picture");
     else if (p.targetUrl !== targetUrl) {
       p.targetUrl = targetUrl;
@@ -174,7 +182,7 @@ export class Views {
     const index = live ? run.frames.length - 1 : run.scrub;
     const step = run.frames[index];
     p.predCaption.textContent = `prediction · step ${formatStep(step)}`;
-    const url = urls.frame(id, step);
+    const url = this.urls.frame(id, step);
     if (p.predUrl !== url) {
       p.predUrl = url;
       this.drawUrl(p.prediction, url, () => p.predUrl === url);
@@ -193,7 +201,7 @@ export class Views {
   drawUrl(canvas, url, stillWanted) {
     const token = (canvas._token = (canvas._token || 0) + 1);
     // The target a new run would fit changes with the form: fetched again each time.
-    this.images.get(url, url.startsWith(urls.targetPreviewPath)).then((bitmap) => {
+    this.images.get(url, url.startsWith(this.urls.targetPreviewPath)).then((bitmap) => {
       if (canvas._token === token && stillWanted()) this.paint(canvas, bitmap);
     }, (e) => {
       if (canvas._token === token && stillWanted()) this.blank(canvas, e.message);
@@ -262,7 +270,7 @@ export class Views {
   renderLegend(state) {
     const map = state.meta.colour_map;
     const facts = modeFacts(state, state.target.mode);
-    $("#legend").replaceChildren(...(facts.colour_mapped ? [
+    this.$("#legend").replaceChildren(...(facts.colour_mapped ? [
       el("span", { text: map.ends[0] }),
       el("span", { class: "ramp", style: `background: linear-gradient(to right, ${map.stops.join(", ")})`, title: `${map.name} colour map` }),
       el("span", { text: map.ends[1] }),
@@ -277,7 +285,7 @@ export class Views {
       colour: SLOT_COLOURS[i],
       points: slot.runId && state.runs[slot.runId] ? state.runs[slot.runId].curves[curve].points : [],
     }));
-    drawChart($("#chart-loss"), series("loss"), { log: true, minSpan: 0.3, format: (v) => (v >= 0.001 ? String(+v.toPrecision(2)) : v.toExponential(0)) });
+    drawChart(this.$("#chart-loss"), series("loss"), { log: true, minSpan: 0.3, format: (v) => (v >= 0.001 ? String(+v.toPrecision(2)) : v.toExponential(0)) });
     // Every run on the page fits the one target, so one mode; the chart shows its headline, or any other
     // metric the runs record (chosen in the caption), with the label, unit and range the registry serves.
     const facts = modeFacts(state, state.target.mode);
@@ -297,22 +305,22 @@ export class Views {
     const shown = runs.filter(({ run }) => run?.summary);
     const holding = shown.filter(({ run }) => split(run)).length;
     const unit = m.unit ? ` (${m.unit})` : "";
-    $("#metric-caption-text").textContent = holding
+    this.$("#metric-caption-text").textContent = holding
       ? `${m.label}${unit} · solid: training pixels${holding < shown.length ? " (all pixels if none held out)" : ""}, dashed: held out`
       : `${m.scope === "dense_" ? "dense " : ""}${m.label}${unit}`;
     // Losses on a log scale, as the training loss; else the smallest span shown: a tenth of a bounded range
     // (accuracy), or a few units (4 dB of PSNR).
     const log = m.direction === "min" && !m.bounds;
     const minSpan = log ? 0.3 : m.bounds ? (m.bounds[1] - m.bounds[0]) / 10 : 4 / m.scale;
-    drawChart($("#chart-metric"), metric, { log, minSpan, clamp: m.bounds ?? undefined, format: (v) => String(+(v * m.scale).toFixed(m.digits)) });
+    drawChart(this.$("#chart-metric"), metric, { log, minSpan, clamp: m.bounds ?? undefined, format: (v) => String(+(v * m.scale).toFixed(m.digits)) });
     this.drawInside(state);
   }
 
   // The metric chart's caption: its text and a choice of every metric the runs record (the headline first shown).
   renderMetricChoice(state, keys, key) {
-    const caption = $("#metric-caption");
-    let text = $("#metric-caption-text");
-    let select = $("#metric-choice");
+    const caption = this.$("#metric-caption");
+    let text = this.$("#metric-caption-text");
+    let select = this.$("#metric-choice");
     if (!select) {
       text = el("span", { id: "metric-caption-text" });
       select = el("select", { id: "metric-choice", title: "the metric this chart shows", onchange: (e) => this.h.chartMetric(e.target.value) });
@@ -342,9 +350,9 @@ export class Views {
       for (const { i, run } of shown) {
         names.forEach((name, li) => series.push({ ...style(i, li), points: run.curves.inside.points.map(([step, p]) => [step, p.layers[name]?.[k] ?? null]) }));
       }
-      drawChart($(sel), series, { minSpan: options.log ? 0.3 : 0.1, clamp: k === 0 ? [0, 1] : undefined, format: k === 0 ? (v) => String(+v.toFixed(2)) : fmt, ...options });
+      drawChart(this.$(sel), series, { minSpan: options.log ? 0.3 : 0.1, clamp: k === 0 ? [0, 1] : undefined, format: k === 0 ? (v) => String(+v.toFixed(2)) : fmt, ...options });
     }
-    $("#inside-legend").replaceChildren(...names.map((name, li) => {
+    this.$("#inside-legend").replaceChildren(...names.map((name, li) => {
       const s = style(shown[0]?.i ?? 0, li);
       const dash = s.dash?.length ? `repeating-linear-gradient(to right, currentColor 0 ${s.dash[0]}px, transparent ${s.dash[0]}px ${s.dash[0] + s.dash[1]}px)` : "currentColor";
       return el("span", { class: "layer-key", style: `color: ${single ? s.colour : "var(--ink)"}` },
@@ -353,15 +361,15 @@ export class Views {
     const selected = state.slots[state.active]?.runId;
     const run = selected ? state.runs[selected] : null;
     const columns = run ? run.curves.inside.points.filter(([, p]) => p.bands.length).map(([step, p]) => [step, p.bands]) : [];
-    $("#bands-caption").textContent = run ? `spectral band error · ${selected}` : "spectral band error";
-    drawHeatmap($("#chart-bands"), columns, state.meta.colour_map.stops, { low: "low f", high: "high f", empty: "no evaluations yet" });
+    this.$("#bands-caption").textContent = run ? `spectral band error · ${selected}` : "spectral band error";
+    drawHeatmap(this.$("#chart-bands"), columns, state.meta.colour_map.stops, { low: "low f", high: "high f", empty: "no evaluations yet" });
   }
 
   // -- existing run folders, capacity and messages ----------------------------------------------------------
 
   renderExisting(state) {
     const open = new Set(state.slots.map((s) => s.runId));
-    const list = $("#existing");
+    const list = this.$("#existing");
     if (!state.existing.length) {
       list.replaceChildren(el("li", { class: "hint", text: "No run folders yet. Runs you start appear here, and so do runs made with `overfit train`." }));
       return;
@@ -377,11 +385,11 @@ export class Views {
 
   renderCapacity(state) {
     const c = state.capacity;
-    $("#capacity").textContent = c.max_runs ? `${c.running} of ${c.max_runs} training` : "";
+    this.$("#capacity").textContent = c.max_runs ? `${c.running} of ${c.max_runs} training` : "";
   }
 
   renderMessage(state) {
-    const m = $("#message");
+    const m = this.$("#message");
     m.textContent = state.message?.text ?? "";
     m.className = `message ${state.message?.kind ?? ""}`;
   }
@@ -389,8 +397,8 @@ export class Views {
   renderButtons(state) {
     const runs = state.slots.map((s) => state.runs[s.runId]?.summary).filter(Boolean);
     const running = runs.some((s) => s.status === "running");
-    $("#btn-pause").disabled = !running;
-    $("#btn-reset").disabled = !runs.length;
-    document.body.classList.toggle("training", running);
+    this.$("#btn-pause").disabled = !running;
+    this.$("#btn-reset").disabled = !runs.length;
+    (this.root.body ?? this.root).classList.toggle("training", running);
   }
 }
