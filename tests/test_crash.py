@@ -2,7 +2,8 @@
 
 A real `overfit train` process on a tiny picture, with a checkpoint at every evaluation
 (every 5 steps), is killed at seeded random points (mid-step, mid-frame, mid-checkpoint:
-wherever the kill lands), then continued with `overfit train --resume` until it finishes.
+wherever the kill lands) and once more after its last checkpoint, before its final picture and
+videos, then continued with `overfit train --resume` until it finishes.
 Its final weights must equal those of an uninterrupted run of the same config, its
 metrics must match record for record, and no file in its folder may be half-written.
 """
@@ -105,18 +106,26 @@ def same_records(ours: list[dict], theirs: list[dict]) -> None:
         assert {k: a[k] for k in keys} == {k: b[k] for k in keys}, a["step"]
 
 
-def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_stopped(tmp_path):
+def test_a_run_killed_at_random_points_and_before_its_videos_resumes_to_the_weights_of_a_run_never_stopped(tmp_path):
     straight = overfit(*RUN, "--runs-dir", str(tmp_path), "--name", "straight")  # alongside the killed one
     rng = random.Random(SEED)
     run = tmp_path / "killed"
     # One kill in each third of the run, so records written after a checkpoint never reach the next kill's step.
     kill_steps = [rng.randrange(lo, lo + 20, 5) for lo in (5, 35, 65)]  # 15 steps or more apart
     proc = overfit(*RUN, "--runs-dir", str(tmp_path), "--name", "killed")
-    for step in kill_steps:
-        assert kill_after(proc, run, step, rng.uniform(0.0, 0.01)), proc.communicate()[0]
-        assert_whole(run, finished=False)
-        proc = overfit("--resume", str(run), "-q")
-    finish(proc)
+    # After the last of those kills, one after its last checkpoint, before final.png and the videos: the run holds at
+    # its end (tests/run_hold), so the kill lands there however fast this machine draws them.
+    with Hold(tmp_path / "hold", at_step="end") as hold:
+        for step in kill_steps:
+            assert kill_after(proc, run, step, rng.uniform(0.0, 0.01)), proc.communicate()[0]
+            assert_whole(run, finished=False)
+            proc = overfit("--resume", str(run), "-q", env=hold.env(os.environ))
+        assert hold.held(proc, timeout=TIMEOUT) == (run, STEPS)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=TIMEOUT)
+    assert checkpoint_step(run) == STEPS and not (run / MP4).exists() and not (run / FINAL).exists()
+    assert_whole(run, finished=False)
+    finish(overfit("--resume", str(run), "-q"))
     finish(straight)
 
     assert_whole(run, finished=True)
@@ -127,17 +136,3 @@ def test_a_run_killed_at_random_points_resumes_to_the_weights_of_a_run_never_sto
         assert torch.equal(ours["model"][key], theirs["model"][key]), key
     same_records(RunFolder(run).metrics(), RunFolder(tmp_path / "straight").metrics())
     assert RunFolder(run).frame_steps() == list(range(0, STEPS + 1, 5))
-
-
-def test_a_run_killed_after_its_last_checkpoint_before_its_videos_can_be_finished(tmp_path):
-    # The run holds at its end, before drawing final.png and the videos (tests/run_hold): the kill lands there
-    # however fast this machine draws them.
-    run = tmp_path / "late"
-    with Hold(tmp_path / "hold", at_step="end") as hold:
-        proc = overfit(*RUN, "--steps", "20", "--runs-dir", str(tmp_path), "--name", "late", env=hold.env(os.environ))
-        assert hold.held(proc, timeout=TIMEOUT) == (run, 20)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=TIMEOUT)
-    assert checkpoint_step(run) == 20 and not (run / MP4).exists() and not (run / FINAL).exists()
-    finish(overfit("--resume", str(run), "-q"))
-    assert_whole(run, finished=True)
