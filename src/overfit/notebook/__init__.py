@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import MissingExtra, NotebookError
 
-_LAZY = {"Lab": "lab", "show": "show", "RunView": "show"}
+_LAZY = {"Lab": "lab", "show": "runview", "RunView": "runview"}
 __all__ = ["Lab", "MissingExtra", "NotebookError", "RunView", "show"]
 
 
