@@ -154,8 +154,7 @@ class RunFolder:
         if self._lock is not None:
             return
         try:
-            for name in (FRAMES, WEIGHTS):
-                plain_folder(self.path, name)
+            plain_folder(self.path, FRAMES), plain_folder(self.path, WEIGHTS)
             self._lock = take_lock(self.path / LOCK)
         except NotPlainFile as e:
             raise RunFolderError(f"run folder {self.path} is not used: {e}") from None
@@ -187,8 +186,7 @@ class RunFolder:
     # -- reading ----------------------------------------------------------------------
 
     def _safely(self, read: Callable[..., T], *parts: str, **options: Any) -> T:
-        """`read` (a `safefiles` opener: no link, a regular file, within its limit) on `parts` of the folder; what it
-        refuses or cannot read is one RunFolderError naming the file (a missing file stays FileNotFoundError)."""
+        """`read` (a `safefiles` reader) on `parts` of the folder; what it refuses is one RunFolderError (missing: FileNotFoundError)."""
         try:
             return read(self.path, *parts, **options)
         except FileNotFoundError:
@@ -237,11 +235,11 @@ class RunFolder:
         """The checkpoint's tensors and numbers, loaded without unpickling arbitrary objects.
 
         Checked for every key a resume needs, or with `resume=False` only for the model's. Read only up to the size a
-        checkpoint of config.json's model has (`safefiles.checkpoint_limit`): check that config's budget first.
+        checkpoint of config.json's model has (`safefiles.checkpoint_limit`): callers check that config's budget first.
         """
         import torch
 
-        from .budget import estimate
+        from .budget import default_budget, estimate
 
         path = self.path / CHECKPOINT
         if not self.has_checkpoint():
@@ -249,13 +247,15 @@ class RunFolder:
         if tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) < SAFE_TORCH:  # '2.13.0+cpu' -> (2, 13)
             raise RunFolderError(f"checkpoint {path} not loaded: torch {torch.__version__} loads a crafted checkpoint unsafely "
                                  f"(CVE-2025-32434, CVE-2026-24747); install torch>={'.'.join(map(str, SAFE_TORCH))}")
-        shape = self.target_size()
-        most = checkpoint_limit(estimate(self.config(), shape if shape[0] else None, training=False).parameters)
         try:
-            with self._safely(open_plain_file, CHECKPOINT, kind="checkpoint", max_bytes=most, follow_folder=True) as f:
+            shape = self.target_size()
+            most = checkpoint_limit(estimate(self.config(), shape if shape[0] else None, training=False).parameters)
+        except RunFolderError:  # no config.json to size its model by: it is loaded whole, so the memory budget bounds it
+            most = default_budget()
+        f = self._safely(open_plain_file, CHECKPOINT, kind="checkpoint", max_bytes=most, follow_folder=True)
+        try:
+            with f:
                 state = torch.load(f, map_location="cpu", weights_only=True)
-        except OverfitError:
-            raise
         except Exception as e:  # torch raises many types for a corrupt file
             raise RunFolderError(f"checkpoint {path} cannot be read: {first_line(e)}") from None
         if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, *OLDER_CHECKPOINT_FORMATS):
