@@ -35,7 +35,7 @@ from ..config import RunConfig  # noqa: E402
 from ..errors import ConfigError, OverfitError  # noqa: E402
 from ..images import read_png  # noqa: E402
 from ..presets import DEFAULT_PRESET, get_preset  # noqa: E402
-from ..runs import TARGET  # noqa: E402
+from ..runs import TARGET, RunFolder  # noqa: E402
 from ..web import pictures  # noqa: E402
 from ..web.labrun import LabRun  # noqa: E402
 from ..web.manager import RunManager  # noqa: E402
@@ -111,6 +111,8 @@ class Lab(anywidget.AnyWidget):
         paths = [Path(f) for f in folders]
         if not paths:
             raise ConfigError("name at least one run folder", "folders")
+        for p in paths:
+            RunFolder.open(p)  # "does not exist", "not a run folder": the folder's own words
         parents = {p.resolve().parent for p in paths}
         if len(parents) > 1:
             raise ConfigError("the run folders shown together must be in one runs folder", "folders")
