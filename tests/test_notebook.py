@@ -140,3 +140,26 @@ def test_the_widget_module_is_the_lab_pages_views_linked_not_copied(tmp_path):
         path = tmp_path / "widget.mjs"
         path.write_text(source)
         assert subprocess.run([node, "--check", str(path)], capture_output=True, text=True).returncode == 0
+
+
+@pytest.mark.slow  # a kernel starts and imports torch
+def test_a_notebook_runs_headless_with_the_widget_state_stored(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cells = [
+        f"from overfit.notebook import Lab\nlab = Lab('relu_1', overrides={RUN!r}, runs_dir={str(tmp_path / 'runs')!r})\nlab",
+        "lab.start().wait()\nlab.runs[0]['status'], lab.runs[0]['step']",
+        "Lab('no_such_preset')",
+        "lab.close()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True, store_widget_state=True,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown, done, error, _ = (cell.outputs for cell in nb.cells)
+    assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
+    assert done[0]["data"]["text/plain"] == "('done', 60)"
+    assert error[0]["output_type"] == "error" and error[0]["traceback"] == [
+        "NotebookError: unknown preset 'no_such_preset'; choose from " + ", ".join(__import__("overfit").presets.PRESETS)]
+    states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    (lab,) = [s["state"] for s in states.values() if "runs" in s["state"]]
+    assert lab["runs"][0]["step"] == 60 and lab["runs"][0]["frames"] == [0, 20, 40, 60]
