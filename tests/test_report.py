@@ -366,7 +366,7 @@ def test_grid_video_reads_stored_frames_lazily_and_thins(tmp_path, monkeypatch):
         weakref.finalize(picture, lambda: alive.__setitem__(0, alive[0] - 1))
         return picture
 
-    monkeypatch.setattr(images, "read_png", counted_read)  # what a run folder's StoredFrames reads each frame with
+    monkeypatch.setattr(runs, "read_png", counted_read)  # what a run folder's StoredFrames decodes each frame with
     stored, folders = {}, []
     for name, pairs in frames.items():
         folder = runs.RunFolder.create(tmp_path / "runs", name, name)
