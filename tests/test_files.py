@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,56 @@ def test_write_atomic_into_missing_folder_fails_cleanly(tmp_path):
     with pytest.raises(FileNotFoundError):
         files.write_atomic(tmp_path / "missing" / "f.txt", "x")
     assert os.listdir(tmp_path) == []
+
+
+def _synced(monkeypatch) -> list[str]:
+    """Record what every os.fsync syncs (the path behind its descriptor)."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd):
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads descriptors' paths from /proc")
+def test_an_atomic_write_syncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    seen = _synced(monkeypatch)
+    files.write_atomic(tmp_path / "a.json", "{}")
+    assert len(seen) == 2 and Path(seen[0]).parent == tmp_path and seen[1] == str(tmp_path)  # the rename is durable too
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads descriptors' paths from /proc")
+def test_a_metrics_line_is_on_disk_before_the_checkpoint_that_follows_it(tmp_path, monkeypatch):
+    from overfit.runs import RunFolder
+
+    folder = RunFolder.create(tmp_path, "r", "relu_1")
+    try:
+        seen = _synced(monkeypatch)
+        folder.append_metrics({"step": 10})
+        assert seen == [str(folder.path / "metrics.jsonl")]
+    finally:
+        folder.unlock()
+
+
+def test_a_new_run_writes_its_target_before_its_config(tmp_path, monkeypatch):
+    # config.json makes a folder a run folder: a process killed between the two leaves one that is refused in one line.
+    from overfit.config import RunConfig
+    from overfit.recorder import Recorder
+    from overfit.runs import RunFolder, RunFolderError
+    from overfit.training import Trainer
+
+    folder = RunFolder.create(tmp_path, "r", "relu_1")
+    order: list[str] = []
+    monkeypatch.setattr(folder, "write_picture", lambda name, picture: order.append(name))
+    monkeypatch.setattr(folder, "write_config", lambda cfg: order.append("config.json"))
+    try:
+        Recorder(folder).start(Trainer(RunConfig().with_overrides({"data.text": "A", "data.width": 32, "data.height": 16})))
+    finally:
+        folder.unlock()
+    assert order == ["target.png", "config.json"]
+    with pytest.raises(RunFolderError, match="is not a run folder: it has no config.json"):
+        RunFolder.open(folder.path)

@@ -1,7 +1,8 @@
 """Atomic file writes: every file overfit leaves is written beside its final name and renamed into place.
 
 A crash, a `kill -9` or a reader polling a folder therefore never sees half a file:
-it sees the old file or the new one.
+it sees the old file or the new one. The rename is made durable too (the folder is synced
+after it), so after a power loss a file that was reported written is there.
 """
 
 from __future__ import annotations
@@ -32,10 +33,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide outputs from other users
         os.replace(tmp, final)
+        sync_folder(final.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def sync_folder(folder: str | os.PathLike) -> None:
+    """fsync a folder, so the names just created or renamed in it survive a power loss (POSIX; a no-op elsewhere)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the rename itself has happened
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:

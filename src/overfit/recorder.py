@@ -39,12 +39,16 @@ class Recorder:
         self.folder = folder
 
     def start(self, trainer: Any) -> None:
-        """Write what a new run knows before its first step: config, target, one training batch."""
+        """Write what a new run knows before its first step: target, config, one training batch.
+
+        config.json last of the two: it is what makes a folder a run folder (`RunFolder.open`), so a process killed
+        in between leaves a folder that is refused as "not a run folder" rather than one that cannot resume.
+        """
         from . import plots
 
         folder, target = self.folder, trainer.target
-        folder.write_config(trainer.cfg)
         folder.write_picture(TARGET, target.image)
+        folder.write_config(trainer.cfg)
         yx, labels = trainer.preview_batch()
         plots.save_samples_plot(yx, labels, target.height, target.width, folder.path / SAMPLES,
                                 classes=get_mode(trainer.cfg.data.mode).classes)

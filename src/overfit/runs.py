@@ -428,6 +428,8 @@ class RunFolder:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)  # never appended through a link
         with open(os.open(self.path / METRICS, flags, 0o666), "a") as f:
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the checkpoint that follows it, which is synced too
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         import torch

@@ -121,7 +121,9 @@ def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:
     try:
         if not resume:
             sweep_dir.mkdir(parents=True)
-            (sweep_dir / "spec.json").write_text(spec.to_json())
+            from ..files import write_atomic
+
+            write_atomic(sweep_dir / "spec.json", spec.to_json())
         click.echo(f"Sweep {spec.name}: {spec.trial_count()} trials, results in {sweep_dir}", err=True)
         with tune.remembered_interrupt() as interrupted:
             try:

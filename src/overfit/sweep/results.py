@@ -135,8 +135,10 @@ def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) 
             "figure img{width:100%;height:auto}figcaption{font-size:12px;overflow-wrap:anywhere}"
             ".table{overflow-x:auto}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px}</style>" + "\n".join(parts))
-    (out / "index.html").write_text(page)
-    (sweep_dir / "report.md").write_text(_markdown(spec, table, best))
+    from ..files import write_atomic
+
+    write_atomic(out / "index.html", page)
+    write_atomic(sweep_dir / "report.md", _markdown(spec, table, best))
     return out / "index.html"
 
 
