@@ -180,3 +180,15 @@ def test_judge_all_orders_findings_and_serialises():
 def test_rules_list_the_thresholds():
     text = " ".join(fd.rules(MAJORITY))
     assert "90 %" in text and "100,000" in text and f"{fd.FASTER_RATIO:g}" in text and "Wilson" in text
+
+
+def test_the_early_stop_note_counts_stopped_runs_or_names_the_bands_no_run_learned():
+    from overfit.reproduce.analysis import early_stop_note
+
+    def presets(*reasons):
+        return {"p": {"runs": [{"ending": {"reason": r}} for r in reasons]}}
+
+    assert early_stop_note(presets("stopped", "budget"), {"a": [1, 2]}, 2).startswith("1 of 2 runs stopped early")
+    note = early_stop_note(presets("budget", "budget"), {"a": [100, None, None], "b": [100, 200, None]}, 3)
+    assert note.endswith("no run learned band 3 (error below 0.5) within its budget")
+    assert early_stop_note(presets("budget"), {"a": [100, 200]}, 2).startswith("no run stopped early: none reached")

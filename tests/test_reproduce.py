@@ -52,6 +52,9 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
     assert meta["model_steps"] == 6 * 100 and meta["evaluations"] == 6 * 3 and meta["peak_gflops"] > 0
     assert 0 < meta["arithmetic_seconds"] < meta["wall_seconds"] == pytest.approx(json.loads((out / "wall.json").read_text())["seconds"], abs=0.1)
     assert "x the arithmetic limit" in (report / "report.md").read_text() and "arithmetic limit" in html
+    # So few steps learn no fine band, so the early stop could not fire, and the report says why.
+    assert meta["early_stop"].startswith("no run stopped early, and none could here") and "band" in meta["early_stop"]
+    assert meta["early_stop"] in (report / "report.md").read_text()
     # Every verdict is printed.
     for f in results["findings"]:
         assert f"{f['verdict']:<13} {f['id']}. {f['title']}\n{'':<13}    {f['sentence']}\n" in result.output

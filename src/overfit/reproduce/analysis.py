@@ -44,6 +44,26 @@ def _status(runs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{n} {part}" for part, n in counted.items())
 
 
+def early_stop_note(presets: dict[str, Any], first_by_run: dict[str, list[int | None]], n_bands: int) -> str:
+    """How the early-stop rule fared, in one sentence: how many runs it stopped, or why it could not fire.
+
+    The rule (`plan.EarlyStop`) stops a run once every reported accuracy is reached and every spectral band
+    learned, because finding 6 reads the step at which each band is first learned, up to the budget: stopping
+    before a band is learned would cut that record short. So where some band is learned by no run, no run stops.
+    """
+    runs = [run for entry in presets.values() for run in entry["runs"]]
+    stopped = sum(run["ending"]["reason"] == "stopped" for run in runs)
+    if stopped:
+        return f"{stopped} of {len(runs)} runs stopped early (every reported accuracy reached and every spectral band learned)"
+    never = [b + 1 for b in range(n_bands) if first_by_run and all(len(f) > b and f[b] is None for f in first_by_run.values())]
+    if never:
+        bands = ", ".join(str(b) for b in never)
+        return (f"no run stopped early, and none could here: a run stops only once it has learned every spectral band, "
+                f"and no run learned band{'s' if len(never) > 1 else ''} {bands} (error below {findings.BAND_THRESHOLD}) "
+                f"within its budget")
+    return "no run stopped early: none reached every reported accuracy and learned every spectral band within its budget"
+
+
 def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
     """results.json's content and the seed-0 frames per preset, from the run folders on disk."""
     analyzer = BandAnalyzer(target.labels.astype(np.float64))
@@ -108,7 +128,7 @@ def analyse(out_dir: Path, runs: list[PlannedRun], target: Any, meta: dict[str, 
     verdicts = findings.judge_all(curves, majority, first_by_run, meta["eval_every"])
     sentences = units.evidence(insides, meta, spectrum, findings.BAND_THRESHOLD)
     results = {
-        "meta": {**meta, "majority_rate": majority},
+        "meta": {**meta, "majority_rate": majority, "early_stop": early_stop_note(presets, first_by_run, analyzer.n_bands)},
         "presets": presets,
         "table": table,
         "spectrum": {"band_edges": [float(e) for e in analyzer.edges], "threshold": findings.BAND_THRESHOLD, "presets": spectrum},
