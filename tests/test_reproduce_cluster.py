@@ -29,8 +29,8 @@ def reproduce(cwd: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def histories(out: Path) -> dict[str, list[int]]:
-    return {p.name: [r["step"] for r in RunFolder(p).metrics()] for p in sorted((out / "runs").iterdir())}
+def histories(folder: Path) -> dict[str, list[int]]:
+    return {p.name: [r["step"] for r in RunFolder(p).metrics()] for p in sorted((folder / "runs").iterdir())}
 
 
 @pytest.mark.slow
@@ -39,7 +39,7 @@ def test_a_reproduction_on_a_cluster_trains_its_stacks_on_both_nodes_and_survive
     # Both nodes train: the stack on the worker node (only its processes hold: `RayCluster`) holds after its first
     # evaluation past step 0, then the node dies under it; the head trains the others and retries that one.
     with cluster.holding() as hold:
-        proc = reproduce(tmp_path, "--address", cluster.address, "--out", str(out))
+        proc = reproduce(tmp_path, "--address", cluster.address, "--out", str(out), "--variant", "loss=cross_entropy,double_softmax")
         try:
             held_folder, held_step = hold.held(proc)
             cluster.kill_worker()
@@ -48,17 +48,22 @@ def test_a_reproduction_on_a_cluster_trains_its_stacks_on_both_nodes_and_survive
             raise
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
-    # Every preset's run finished its budget, each evaluation recorded once: the killed stack's runs resumed from their
-    # checkpoints (the held run at the step it held at), not from the start.
-    assert histories(out) == {f"{preset}-s0": [0, 50, 100] for preset in REPRODUCE_PRESETS}
-    assert held_folder.resolve().parent == (out / "runs").resolve() and held_step == 50
-    # The stacks as they train in-process (one per activation and BatchNorm), and where each ended.
+    # Every run of both variants finished its budget, each evaluation recorded once: the killed stack's runs resumed
+    # from their checkpoints (the held run at the step it held at), not from the start.
+    variants = ["loss=cross_entropy", "loss=double_softmax"]
+    for variant in variants:
+        assert histories(out / "variants" / variant) == {f"{preset}-s0": [0, 50, 100] for preset in REPRODUCE_PRESETS}
+    assert held_folder.resolve().parent.parent.parent == (out / "variants").resolve() and held_step == 50
+    # The stacks as they train in-process (one per activation and BatchNorm, and per loss), and where each ended.
     stacks = json.loads((out / "cluster.json").read_text())["stacks"]
-    assert sorted(sorted(s["runs"]) for s in stacks) == [["bn_relu-s0"], ["cos_1-s0", "cos_3-s0"], ["relu_1-s0", "relu_raw-s0"],
-                                                         ["tanh_1-s0"]]
+    expected = [sorted(f"{v}/{p}-s0" for p in group) for v in variants
+                for group in (["bn_relu"], ["cos_1", "cos_3"], ["relu_1", "relu_raw"], ["tanh_1"])]
+    assert sorted(sorted(s["runs"]) for s in stacks) == sorted(expected)
     assert all(s["node_id"] for s in stacks)  # each stack's last report came from a node (the head, by the end)
-    results = json.loads((out / "report" / "results.json").read_text())
-    assert [f["id"] for f in results["findings"]] == [1, 2, 3, 4, 5, 6]
+    # One report compares the variants, finding by finding.
+    combined = json.loads((out / "report" / "results.json").read_text())
+    assert [v["name"] for v in combined["variants"]] == variants
+    assert all([f["id"] for f in v["findings"]] == [1, 2, 3, 4, 5, 6] for v in combined["variants"])
     assert "Report:" in stdout
 
 
