@@ -202,3 +202,25 @@ def _kill_tagged(tag: str) -> None:
         if not killed:
             return
         time.sleep(0.05)
+
+
+def run_async(coroutine: Any) -> Any:
+    """`asyncio.run(coroutine)` in a thread of its own: the session's Playwright (tests/conftest.py `chromium`) keeps an
+    event loop running in the main thread once a browser test has run, and asyncio.run refuses to start beside it."""
+    import asyncio
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as e:  # raised again in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

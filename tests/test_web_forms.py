@@ -6,6 +6,7 @@ import io
 
 import pytest
 from PIL import Image
+from helpers import run_async
 from web_client import lab, make_lab, refusal  # noqa: F401  (fixtures)
 
 from overfit.web.uploads import UPLOAD_DIR
@@ -36,8 +37,6 @@ def test_a_body_that_is_not_json_is_refused(lab):
 
 
 def test_a_body_over_the_limit_is_refused_without_reading_the_rest(lab):
-    import asyncio
-
     from starlette.requests import Request
 
     from overfit.web.errors import LabError
@@ -52,14 +51,14 @@ def test_a_body_over_the_limit_is_refused_without_reading_the_rest(lab):
 
     request = Request({"type": "http", "method": "POST", "headers": [], "path": "/api/runs"}, receive)
     with pytest.raises(LabError) as info:
-        asyncio.run(read_body(request))
+        run_async(read_body(request))
     # Before, the whole body was read first and measured after: an endless one was read forever.
     assert info.value.status == 413 and info.value.field == "body"
     assert sum(pulled) == MAX_JSON_BYTES + len(chunk)
     declared = Request({"type": "http", "method": "POST", "headers": [(b"content-length", b"99999999")], "path": "/"}, receive)
     pulled.clear()
     with pytest.raises(LabError, match="99,999,999 or more bytes"):
-        asyncio.run(read_body(declared))
+        run_async(read_body(declared))
     assert not pulled  # refused from the header alone
 
 

@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 from PIL import Image
+from helpers import run_async
 from web_client import TINY, create, lab, make_lab, png_bytes, png_chunk, refusal  # noqa: F401  (fixtures)
 
 from overfit.web.errors import LabError
@@ -145,7 +146,7 @@ def test_uploads_arriving_at_once_are_capped(tmp_path):
         release.set()
         return refused, await first, await store.save(quick())
 
-    refused, first, after = asyncio.run(main())
+    refused, first, after = run_async(main())
     assert refused.status == 429 and refused.field == "upload" and "1 uploads are arriving already" in refused.detail
     assert first.id == after.id  # the place is free again once it has arrived
 
