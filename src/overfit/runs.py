@@ -442,10 +442,7 @@ class RunFolder:
         """Drop every record and frame after `step` (written after the checkpoint being resumed); the records kept."""
         history = [r for r in self.metrics() if r.get("step", 0) <= step]
         write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in history))
-        for frame_step in self.frame_steps():
-            if frame_step > step:
-                self.frame_path(frame_step).unlink()
-        for weights_step in self.weight_steps():
-            if weights_step > step:
-                self.weights_path(weights_step).unlink()
+        later = [self.frame_path(s) for s in self.frame_steps() if s > step]
+        for path in later + [self.weights_path(s) for s in self.weight_steps() if s > step]:
+            path.unlink()
         return history
