@@ -23,7 +23,7 @@ LAYERS = {
     "description": "activations encodings modes config configio fields presets",
     "numerics": "devices targets models budget diagnostics",
     "training": "training stacked",
-    "run on disk": "runs recorder tensorboard session",
+    "run on disk": "runs recorder diskspace tensorboard session",
     "outputs": "loading netview render inference export report reproduce sweep",
     "front ends": "cli web notebook",
 }

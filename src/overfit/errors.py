@@ -108,6 +108,10 @@ class MemoryBudgetError(OverfitError):
         return self.detail
 
 
+class DiskBudgetError(OverfitError):
+    """Runs that may write more than the free space of their runs folder (`diskspace.check_disk`), refused before they start."""
+
+
 class AllocationError(OverfitError):
     """An allocation that failed (torch's out of memory, MemoryError) although the estimate fit the budget.
 

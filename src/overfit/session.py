@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from . import budget, configio, diagnostics, memory
+from . import budget, configio, diagnostics, diskspace, memory
 from .config import RunConfig
 from .endings import Ending
 from .errors import OverfitError, RunFolderError, first_line
@@ -78,6 +78,7 @@ class Session:
         if target is None and cfg.data.image is not None:
             target = load_target(cfg.data)  # data.max_pixels is checked from the header, before decoding
         shape = (target.height, target.width) if target is not None else None
+        diskspace.check_disk([cfg], [shape], runs_dir)
         est, release = (pool or budget.Pool(max_memory)).reserve(cfg, shape)
         try:
             # Everything is checked before a folder exists.
@@ -254,7 +255,9 @@ def start_sessions(configs: Sequence[RunConfig], runs_dir: str | os.PathLike, na
     for cfg in configs:
         if cfg.data.image is not None and cfg.data not in targets:
             targets[cfg.data] = load_target(cfg.data)
-    pool.check(configs, [(targets[c.data].height, targets[c.data].width) if c.data in targets else None for c in configs])
+    shapes = [(targets[c.data].height, targets[c.data].width) if c.data in targets else None for c in configs]
+    diskspace.check_disk(configs, shapes, runs_dir)
+    pool.check(configs, shapes)
     sessions: list[Session] = []
     try:
         for cfg, name in zip(configs, names):
