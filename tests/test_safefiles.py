@@ -72,3 +72,23 @@ def test_tensors_that_are_not_the_models_are_named():
         check_tensors("x", found, {"a": (3, 2), "b": (3,)})
     with pytest.raises(NotPlainFile, match="missing c; unexpected b"):
         check_tensors("x", found, {"a": (2, 3), "c": (1,)})
+
+
+def test_a_sibling_reproductions_results_that_are_a_fifo_or_a_link_are_skipped_not_waited_on(tmp_path):
+    # `overfit reproduce` compares with the other reproductions beside its folder: those are read as untrusted files.
+    import json
+    import threading
+
+    from overfit.reproduce.analysis import sibling_variants
+
+    for name in ("mine", "fifo", "link", "plain"):
+        (tmp_path / name / "report").mkdir(parents=True)
+    os.mkfifo(tmp_path / "fifo" / "report" / "results.json")
+    results = {"meta": {"loss": "double_softmax", "init": "torch", "steps": 100}, "findings": [{"id": 1, "verdict": "HOLDS"}]}
+    (tmp_path / "plain" / "report" / "results.json").write_text(json.dumps(results))
+    (tmp_path / "link" / "report" / "results.json").symlink_to(tmp_path / "plain" / "report" / "results.json")
+    found: list = []
+    reader = threading.Thread(target=lambda: found.append(sibling_variants(tmp_path / "mine")), daemon=True)
+    reader.start()
+    reader.join(30)
+    assert found == [[{"name": "loss double_softmax, init torch, 100 steps", "folder": "../plain", "verdicts": {"1": "HOLDS"}}]]

@@ -79,6 +79,8 @@ LIMITS: dict[str, Limit] = dict((
                            "100,000 evaluations (the limit above) of up to ~17 kB each: 64 hidden layers' statistics")),
     ("picture_file", Limit("target.png", 256 << 20, "bytes",
                            "a PNG is about its pixels' size or less: 150 MB for 50 M RGB pixels (data.max_pixels' default)")),
+    ("results_file", Limit("results.json", 1 << 30, "bytes",
+                           "a reproduction's results: every run's history, at most 600 runs of at most ~1.7 MB each")),
     ("weights_file", Limit("weights/", 64 << 20, "bytes",
                            "kept only for models up to 1 M parameters (recorder.SNAPSHOT_PARAMS): 2 MB in half precision")),
     ("safetensors_header", Limit("safetensors", 16 << 20, "bytes of header",

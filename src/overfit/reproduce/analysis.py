@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..presets import PRESETS
 from ..runs import RunFolder
+from ..safefiles import read_plain
 from . import findings, units
 from .findings import Curve
 from .plan import REPRODUCE_PRESETS, PlannedRun, ending
@@ -171,7 +172,7 @@ def sibling_variants(out_dir: Path) -> list[dict[str, Any]]:
         if other.parent.parent.resolve() == out_dir.resolve():
             continue
         try:
-            data = json.loads(other.read_text())
+            data = json.loads(read_plain(other.parent, other.name, kind="results"))  # another folder: no link, no FIFO
             meta = data["meta"]
             verdicts = {str(f["id"]): f["verdict"] for f in data["findings"]}
         except (OSError, ValueError, KeyError, TypeError):

@@ -72,8 +72,10 @@ def _steps_of(folder: Path, default: int) -> int:
     """The trial's own step budget (schedule.steps may be swept)."""
     import json
 
+    from ..safefiles import read_plain
+
     try:
-        return int(json.loads((folder / "config.json").read_text())["schedule"]["steps"])
+        return int(json.loads(read_plain(folder, "config.json", kind="config"))["schedule"]["steps"])
     except (OSError, ValueError, KeyError, TypeError):
         return default
 
