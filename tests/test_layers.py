@@ -22,7 +22,7 @@ LAYERS = {
     "kernels": "coords losses sampling metrics spectrum probes stackops",
     "description": "activations encodings modes config configio fields presets",
     "numerics": "devices targets models budget diagnostics",
-    "training": "training stacked",
+    "training": "training stacked showing",
     "run on disk": "runs recorder diskspace tensorboard session",
     "outputs": "loading netview render inference export report reproduce sweep",
     "front ends": "cli web notebook",

@@ -325,6 +325,10 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return configio.to_jsonable(self)
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: every field by its dotted name, those that differ from the defaults in bold."""
+        return configio.fields_html(self.to_dict(), RunConfig().to_dict(), f"RunConfig: {self.preset or 'custom'}")
+
     def to_json(self) -> str:
         import json
 

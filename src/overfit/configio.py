@@ -242,3 +242,25 @@ def parse_seeds(text: str) -> list[int]:
             raise ConfigError(f"{short_repr(part)} is not a range of at most {MAX_SEED_RANGE} seeds", field="seeds")
         seeds += [s for s in range(first, last + 1) if s not in seeds]
     return seeds
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        out += _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]
+    return out
+
+
+def fields_html(data: dict[str, Any], defaults: dict[str, Any], title: str) -> str:
+    """A config's fields (`to_dict`) as an HTML table by dotted name, those that differ from `defaults` in bold."""
+    import html
+
+    base = dict(_leaves(defaults))
+    rows = []
+    for key, value in _leaves(data):
+        cell = html.escape(str(value))
+        if base.get(key) != value:
+            cell = f"<b>{cell}</b>"
+        rows.append(f"<tr><td style='text-align:left'><code>{html.escape(key)}</code></td><td style='text-align:left'>{cell}</td></tr>")
+    return f"<details open><summary>{html.escape(title)}</summary><table>{''.join(rows)}</table></details>"
+

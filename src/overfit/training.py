@@ -87,6 +87,12 @@ class TrainResult:
     diverged: TrainingDiverged | None = None
     """Set by `StackedTrainer` for a run whose loss diverged (it left the stack; the others went on)."""
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: headline, the network's prediction of the picture, the curves (`showing`)."""
+        from .showing import result_html
+
+        return result_html(self)
+
 
 def derived_seeds(seed: int) -> dict[str, int]:
     """Independent seeds for each random stream of a run, all from the one `seed`.

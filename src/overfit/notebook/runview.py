@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 from .. import metricinfo
 from ..modes import get_mode
-from ..plots import new_figure
 from ..runs import FINAL, MP4, RunFolder
 from ..safefiles import NotPlainFile, open_plain_file
+from ..showing import curves_png, embedded_img
 from .errors import NotebookError, one_line
 
 # The largest video embedded in the notebook (base64 adds a third).
@@ -34,29 +33,6 @@ def _read(folder: Path, name: str, max_bytes: int) -> bytes | None:
             return f.read()
     except (FileNotFoundError, NotPlainFile):
         return None
-
-
-def curves_png(records: list[dict[str, Any]], headline: str) -> bytes | None:
-    """The training loss (log scale) and the headline metric over the steps, side by side, as PNG bytes."""
-    loss = [(r["step"], r["train_loss"]) for r in records if isinstance(r.get("train_loss"), (int, float)) and r["train_loss"] > 0]
-    metric = [(r["step"], r[headline]) for r in records if isinstance(r.get(headline), (int, float))]
-    if not loss and not metric:
-        return None
-    info = metricinfo.info(headline)
-    fig = new_figure(8.0, 2.6, 100, layout="constrained")
-    for ax, points, title, log in ((fig.add_subplot(1, 2, 1), loss, "training loss", True),
-                                   (fig.add_subplot(1, 2, 2), metric, info.label + (f" ({info.unit})" if info.unit else ""), False)):
-        if points:
-            steps, values = zip(*points)
-            ax.plot(steps, [v * (1 if log else info.scale) for v in values], color="#4e79a7", linewidth=1.6)
-        if log and points:
-            ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step", fontsize=9)
-        ax.grid(alpha=0.3)
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=fig.dpi, facecolor="white")
-    return out.getvalue()
 
 
 class RunView:
@@ -84,18 +60,14 @@ class RunView:
             parts.append(f"<p>the video is larger than {MAX_VIDEO_BYTES // 2**20} MiB: {html.escape(str(self.path / MP4))}</p>")
         curves = curves_png(self.records, mode.headline)
         if curves is not None:
-            parts.append(_img(curves, "curves"))
+            parts.append(embedded_img(curves, "curves"))
         final = _read(self.path, FINAL, 64 * 2**20)
         if final is not None:
-            parts.append(_img(final, "final picture"))
+            parts.append(embedded_img(final, "final picture"))
         return "\n".join(parts) + "</div>"
 
     def __repr__(self) -> str:
         return f"RunView({str(self.path)!r})"
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f"<img alt='{alt}' style='max-width:100%' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
 @one_line
