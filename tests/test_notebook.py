@@ -61,6 +61,21 @@ def test_the_runs_trait_follows_a_run_trained_in_the_background(finished):
     assert {"status", "tick", "eval"} <= sent.live_types()
 
 
+def test_the_sender_thread_delivers_live_messages_while_the_kernel_waits_for_nothing(tmp_path):
+    lab = Lab("relu_1", overrides={**RUN, "schedule.steps": 100_000}, runs_dir=tmp_path)
+    sent = Sent(lab)
+    try:
+        lab.start()
+        delivered_by_start = len(sent.messages)
+        for _ in range(600):  # no wait(), no refresh: only the sender thread sends
+            if "tick" in sent.live_types() and len(sent.messages) > delivered_by_start:
+                break
+            time.sleep(0.05)
+        assert "tick" in sent.live_types() and len(sent.messages) > delivered_by_start
+    finally:
+        lab.close()
+
+
 def test_step_trains_to_the_next_evaluation_and_pause_stops_the_step_count(tmp_path):
     lab = Lab("relu_1", overrides={**RUN, "schedule.steps": 100_000, "schedule.eval_every": 10}, runs_dir=tmp_path)
     try:

@@ -41,7 +41,7 @@ class WidgetMailboxes(Mailboxes):
         self._wake = threading.Event()
         self._sending = threading.Lock()  # one delivery at a time: the thread's, or `flush` from the caller's
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="overfit-notebook-sender", daemon=True)
+        self._thread = threading.Thread(target=self._deliver_forever, name="overfit-notebook-sender", daemon=True)
         self._thread.start()
 
     def watch(self, run_id: str) -> None:
@@ -83,7 +83,7 @@ class WidgetMailboxes(Mailboxes):
         self._wake.set()
         self._thread.join(5.0)
 
-    def _loop(self) -> None:
+    def _deliver_forever(self) -> None:  # not `_loop`: that is `Mailboxes`'s event loop attribute
         while True:
             self._wake.wait()
             self._wake.clear()
