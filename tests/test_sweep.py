@@ -105,7 +105,7 @@ def test_an_unreachable_address_is_one_error_line_without_waiting_for_ray(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_tpe_sweep_through_ray_client_runs_trials_on_both_nodes_of_a_cluster(tmp_path, cluster):
+def test_a_tpe_sweep_through_ray_client_runs_on_a_two_node_cluster(tmp_path, cluster):
     # ray://: the Ray Client address (the worker-death test below joins with the plain HOST:PORT). Optuna's TPE chooses
     # each trial; its draws must stay inside the random range.
     done = sweep(tmp_path, *tiny_args(HI), "--grid", "model.activation=relu,tanh", "--random", "optim.lr=log:1e-4:1e-1",
@@ -113,7 +113,10 @@ def test_a_tpe_sweep_through_ray_client_runs_trials_on_both_nodes_of_a_cluster(t
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "two")
     assert len(rows) == 4 and all(r["stop"] == "done" for r in rows)
-    assert len({r["node_id"] for r in rows}) == 2
+    # Which node each trial lands on is Ray's choice and depends on timing (Tune reuses a finished trial's actor, so
+    # trials that do not overlap all run where the first did): that trials run on the worker node is proven where the
+    # test controls it, in the worker-death test below, by a trial held there.
+    assert all(r["node_id"] for r in rows)
     for row in rows:
         assert float(row["final_dense_acc"]) == final_metric(row["run_folder"])
         cfg = RunConfig.from_json(Path(row["run_folder"], "config.json").read_text())
