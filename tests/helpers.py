@@ -163,6 +163,17 @@ class RayCluster:
         """While open, a trial on the worker node holds after its first evaluation past step 0 (see `Hold`)."""
         return Hold(self.hold_dir)
 
+    def kill_worker_under(self, hold: Hold, proc: subprocess.Popen) -> tuple[Path, int]:
+        """Inside `holding()`: wait until a run of `proc` holds on the worker node, then kill the node under it; that
+        run's folder and step. `proc` is killed if it ends first or anything fails."""
+        try:
+            held = hold.held(proc)
+            self.kill_worker()
+        except BaseException:
+            proc.kill()
+            raise
+        return held
+
     def alive_nodes(self) -> int:
         status = subprocess.run([RAY, "status", "--address", self.address], env=ray_env(), capture_output=True, text=True)
         active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status.stdout else ""

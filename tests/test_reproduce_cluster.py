@@ -40,12 +40,7 @@ def test_a_reproduction_on_a_cluster_trains_its_stacks_on_both_nodes_and_survive
     # evaluation past step 0, then the node dies under it; the head trains the others and retries that one.
     with cluster.holding() as hold:
         proc = reproduce(tmp_path, "--address", cluster.address, "--out", str(out), "--variant", "loss=cross_entropy,double_softmax")
-        try:
-            held_folder, held_step = hold.held(proc)
-            cluster.kill_worker()
-        except BaseException:
-            proc.kill()
-            raise
+        held_folder, held_step = cluster.kill_worker_under(hold, proc)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     # Every run of both variants finished its budget, each evaluation recorded once: the killed stack's runs resumed

@@ -133,12 +133,7 @@ def test_a_sweep_survives_its_worker_node_dying(tmp_path, cluster):
     with cluster.holding() as hold:
         proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=ray_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            held_folder, held_step = hold.held(proc)
-            cluster.kill_worker()
-        except BaseException:
-            proc.kill()
-            raise
+        held_folder, held_step = cluster.kill_worker_under(hold, proc)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "kill")

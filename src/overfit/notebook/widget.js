@@ -105,15 +105,7 @@ function render({ model, el: host }) {
   // The live messages, exactly as the page's controller folds a WebSocket's.
   function onLive(id, msg) {
     const changed = applyMessage(state, id, msg);
-    state.slots.forEach((slot, i) => {
-      if (slot.runId !== id) return;
-      if (changed.panel) views.updatePanel(state, i);
-      else {
-        if (changed.stats) views.updateStats(state, i);
-        if (changed.scrub) { views.updateScrub(state, i); views.drawPrediction(state, i); }
-        if (changed.preview) views.drawPrediction(state, i);
-      }
-    });
+    state.slots.forEach((slot, i) => { if (slot.runId === id) views.applyChanged(state, i, changed); });
     if (changed.charts) scheduleCharts();
     if (changed.panel) renderButtons();
   }

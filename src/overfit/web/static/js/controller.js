@@ -57,14 +57,7 @@ function slotsOf(id) {
 
 function onMessage(id, msg) {
   const changed = applyMessage(state, id, msg);
-  for (const i of slotsOf(id)) {
-    if (changed.panel) views.updatePanel(state, i);
-    else {
-      if (changed.stats) views.updateStats(state, i);
-      if (changed.scrub) { views.updateScrub(state, i); views.drawPrediction(state, i); }
-      if (changed.preview) views.drawPrediction(state, i);
-    }
-  }
+  for (const i of slotsOf(id)) views.applyChanged(state, i, changed);
   if (changed.charts) scheduleCharts();
   if (changed.panel) { views.renderButtons(state); refreshList(); }
   // A new evaluation of the run the network view shows: its weights are on disk now (the recorder writes them first).

@@ -89,6 +89,14 @@ export class Views {
     return p;
   }
 
+  // Redraw slot i after a live message, as much as `applyMessage` says it changed.
+  applyChanged(state, i, changed) {
+    if (changed.panel) { this.updatePanel(state, i); return; }
+    if (changed.stats) this.updateStats(state, i);
+    if (changed.scrub) { this.updateScrub(state, i); this.drawPrediction(state, i); }
+    if (changed.preview) this.drawPrediction(state, i);
+  }
+
   updatePanel(state, i) {
     this.state = state;
     const slot = state.slots[i];
