@@ -126,10 +126,13 @@ class Session:
                     why = f"stopped early at step {ending.step:,} ({ending.reason}); start a new run to train further"
                 raise RunFolderError(f"run {folder.path} {why}", field="schedule.steps")
             # The memory is reserved from the picture's header, before the checkpoint or the picture is read.
-            est, release = (pool or budget.Pool(max_memory)).reserve(cfg, folder.target_size())
+            shape = folder.target_size()
+            est, release = (pool or budget.Pool(max_memory)).reserve(cfg, shape)
             state = folder.checkpoint() if folder.has_checkpoint() else None
             if state is not None:
                 _check_unchanged(folder, state, cfg)
+            # The disk for the rest of the schedule, before anything is written: a refusal leaves the folder as it was.
+            diskspace.check_disk([cfg], [shape if shape[0] else None], folder.path, from_steps=[_checkpoint_step(folder, state)])
             target = folder.target()
             with memory.raising_allocation_errors("resuming the run", est.largest.fields):
                 trainer = Trainer(cfg, target, diagnostics.default_probes())
@@ -239,6 +242,16 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _checkpoint_step(folder: RunFolder, state: Mapping[str, Any] | None) -> int:
+    """The step a checkpoint holds (-1 without one: the run starts over)."""
+    if state is None:
+        return -1
+    try:
+        return int(state["step"])
+    except (TypeError, ValueError, RuntimeError):
+        raise RunFolderError(f"checkpoint of {folder.path} holds no step number (was it edited?)") from None
 
 
 def start_sessions(configs: Sequence[RunConfig], runs_dir: str | os.PathLike, names: Sequence[str | None],
