@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+
+import lab_hooks
 from web_client import TINY, create, lab, make_lab, refusal, tiny, wait_for  # noqa: F401  (fixtures)
 
 from overfit.runs import RunFolder
@@ -98,15 +103,13 @@ def test_a_run_with_held_out_pixels_shows_its_fit_and_test_curves_and_held_out_h
 
 
 def test_evaluations_followed_live_add_fit_and_test_points_and_name_their_keys(lab):
-    from overfit.training import Event
-
     run_id = create(lab, tiny(), name="followed")["id"]
     run = lab.app.state.manager.get(run_id)
     sent = []
     lab.app.state.mailboxes.publish = lambda rid, message, latest_only=False: sent.append(message)
     held = [{"step": 0, "dense_acc": 0.5, "fit_acc": 0.6, "test_acc": 0.4}, {"step": 100, "dense_acc": 0.7, "fit_acc": 0.8, "test_acc": 0.55}]
     for record in held + [{"step": 200, "dense_acc": 0.9}]:  # the last as a run without held-out pixels records it
-        run.observe(Event("eval", record["step"], record, trainer=None))
+        run.apply({"type": "eval", "step": record["step"], "record": record, "frame": None})  # as its process sends it
     detail = run.detail()
     assert detail["curves"]["dense_acc"] == [(0, 0.5), (100, 0.7), (200, 0.9)]
     assert detail["curves"]["fit_acc"] == [(0, 0.6), (100, 0.8)] and detail["curves"]["test_acc"] == [(0, 0.4), (100, 0.55)]
@@ -264,39 +267,34 @@ def _in_thread(fn) -> tuple[threading.Thread, list, threading.Event]:
     return thread, out, done
 
 
-def test_reading_runs_never_waits_for_a_slow_create_or_a_start_queued_behind_it(lab, monkeypatch):
+def test_neither_reads_nor_a_start_wait_for_a_slow_create(lab, monkeypatch):
     from overfit.session import Session
 
     first = create(lab, tiny(steps=100_000), name="first")["id"]
     entered, release = threading.Event(), threading.Event()
     real_start = Session.start
 
-    def slow_start(*args, **kwargs):  # a wide model or `compile`: the worker is busy until released
+    def slow_start(*args, **kwargs):  # a wide model: the lab's torch thread is busy until released
         entered.set()
         assert release.wait(60)
         return real_start(*args, **kwargs)
 
     monkeypatch.setattr(Session, "start", slow_start)
-    worker = lab.app.state.manager.worker
     try:
         creating, created, _ = _in_thread(lambda: lab.post("/api/runs", json={"config": tiny(), "name": "slow"}))
         assert entered.wait(60)
-        starting, started, _ = _in_thread(lambda: lab.post(f"/api/runs/{first}/start"))
-        deadline = time.monotonic() + 60
-        while worker._tasks.qsize() == 0:  # the start waits for the worker now
-            assert time.monotonic() < deadline and starting.is_alive()
-            time.sleep(0.01)
-        # Both wait for the worker; reading the runs does not.
+        # A start opens its run in a process of its own: it does not queue behind the create, and neither do reads.
+        _, started, started_done = _in_thread(lambda: lab.post(f"/api/runs/{first}/start"))
         _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
         _, detail, detail_done = _in_thread(lambda: lab.get(f"/api/runs/{first}"))
-        assert listed_done.wait(30) and detail_done.wait(30), "a GET waited for the worker"
-        assert not release.is_set() and creating.is_alive() and starting.is_alive()
-        assert [r["id"] for r in listed[0].json()["runs"]] == ["first"] and detail[0].json()["status"] == "new"
+        assert started_done.wait(60) and listed_done.wait(30) and detail_done.wait(30), "a request waited for the create"
+        assert not release.is_set() and creating.is_alive()
+        assert started[0].json()["status"] == "running"
+        assert [r["id"] for r in listed[0].json()["runs"]] == ["first"] and detail[0].json()["status"] in ("new", "running")
     finally:
         release.set()
     creating.join(60)
-    starting.join(60)
-    assert created[0].status_code == 201 and started[0].json()["status"] == "running"
+    assert created[0].status_code == 201
     lab.post(f"/api/runs/{first}/pause")
 
 
@@ -331,74 +329,131 @@ def test_many_requests_waiting_for_the_worker_leave_threads_to_serve_reads(lab, 
         assert answer[0].status_code == 422
 
 
-def test_a_runs_first_chunk_is_one_step_so_a_slow_model_pauses_within_a_step(lab, monkeypatch):
-    from overfit.stacked import StackedTrainer
+def _gate(tmp_path, hook) -> tuple[Path, Any]:
+    """A folder the training process and the test talk through, and `hook` bound to it (for `RunManager.setup`)."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    return gate, functools.partial(hook, str(gate))
 
+
+def _wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + 60  # a hang guard, not a speed limit
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+
+
+def test_a_runs_first_chunk_is_one_step_so_a_slow_model_pauses_within_a_step(lab, tmp_path):
     run_id = create(lab, tiny(steps=100_000))["id"]
-    entered, release = threading.Event(), threading.Event()
-    real_step = StackedTrainer.step
-
-    def slow_step(self, active=None):
-        if self.trainers[0].step == 0:  # the first step of a model that takes long to step
-            entered.set()
-            assert release.wait(60)
-        return real_step(self, active)
-
-    monkeypatch.setattr(StackedTrainer, "step", slow_step)
+    gate, lab.app.state.manager.setup = _gate(tmp_path, lab_hooks.hold_first_step)
     lab.post(f"/api/runs/{run_id}/start")
     try:
-        assert entered.wait(60)
+        _wait_for_file(gate / "entered")
         training = lab.app.state.manager.get(run_id).training
         training.request_pause()  # pressed while the first step runs
     finally:
-        release.set()
+        (gate / "release").touch()
     training.join()
     assert RunFolder(lab.app.state.manager.runs_dir / run_id).checkpoint()["step"] == 1  # paused after that one step
     assert lab.get(f"/api/runs/{run_id}").json()["status"] == "paused"
 
 
-def test_two_starts_of_one_run_start_it_once_and_the_second_sets_where_it_stops(lab, monkeypatch):
-    from overfit.session import Session
-
+def test_two_starts_of_one_run_start_it_once_and_the_second_sets_where_it_stops(lab, tmp_path):
     run_id = create(lab, tiny(steps=100_000))["id"]
-    entered, release = threading.Event(), threading.Event()
-    real_resume = Session.resume
-    resumes = []
-
-    def slow_resume(*args, **kwargs):
-        resumes.append(args)
-        entered.set()
-        assert release.wait(60)
-        return real_resume(*args, **kwargs)
-
-    monkeypatch.setattr(Session, "resume", slow_resume)
+    gate, lab.app.state.manager.setup = _gate(tmp_path, lab_hooks.hold_resume)
     try:
         first, _, _ = _in_thread(lambda: lab.post(f"/api/runs/{run_id}/start"))
-        assert entered.wait(60)
+        _wait_for_file(gate / "entered")
         second, stepped, _ = _in_thread(lambda: lab.post(f"/api/runs/{run_id}/step"))
     finally:
-        release.set()
+        (gate / "release").touch()
     first.join(60)
     second.join(60)
-    assert stepped[0].status_code == 200 and len(resumes) == 1
+    assert stepped[0].status_code == 200 and (gate / "resumes").read_text().splitlines() == ["resume"]
     assert wait_for(lab, run_id, lambda d: d["status"] == "paused")["step"] == 100  # the step's `until` won
+
+
+# -- each run in a process of its own -----------------------------------------------------------------------
+
+def test_a_killed_training_process_fails_its_run_with_why_and_takes_nothing_else_down(lab, tmp_path):
+    import os
+    import signal
+
+    for name in ("victim", "other"):
+        create(lab, tiny(steps=100_000, eval_every=50), name=name)
+        lab.post(f"/api/runs/{name}/start")
+    wait_for(lab, "victim", lambda d: d["step"] >= 60)  # past its first checkpoint (step 50)
+    manager = lab.app.state.manager
+    victim = manager.get("victim").training
+    os.kill(victim.process.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    victim.join()
+    failed = lab.get("/api/runs/victim").json()
+    assert failed["status"] == "failed" and "killed (SIGKILL" in failed["error"] and "last checkpoint" in failed["error"], failed
+    folder = RunFolder(tmp_path / "runs" / "victim")
+    assert folder.error()["error"] == failed["error"] and not folder.held_elsewhere()  # kept on disk, lock let go
+    assert manager.pool.held > 0 and len(manager.running()) == 1  # its share given back; the other trains on
+    other = lab.get("/api/runs/other").json()["step"]
+    assert wait_for(lab, "other", lambda d: d["step"] > other)["status"] == "running"
+    # Started again, it resumes from its last checkpoint, and its error is gone.
+    checkpoint = folder.checkpoint()["step"]
+    assert checkpoint >= 50
+    lab.post("/api/runs/victim/start")
+    assert lab.get("/api/runs/victim").json()["error"] is None
+    assert wait_for(lab, "victim", lambda d: d["step"] > checkpoint)["status"] == "running"
+    for name in ("victim", "other"):
+        assert lab.post(f"/api/runs/{name}/pause").json()["status"] == "paused"
+    assert manager.pool.held == 0
+
+
+def test_runs_training_share_the_cores_and_take_them_back_when_one_stops(lab, tmp_path, monkeypatch):
+    from overfit.web import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "cores", lambda: 4)
+    manager = lab.app.state.manager
+    manager.max_runs = 4
+    gate, manager.setup = _gate(tmp_path, lab_hooks.record_threads)
+    for name in ("a", "b"):
+        create(lab, tiny(steps=100_000), name=name)
+    lab.post("/api/runs/a/start")
+    assert manager.get("a").training.threads == 4  # alone: every core
+    lab.post("/api/runs/b/start")
+    assert [manager.get(n).training.threads for n in ("a", "b")] == [2, 2]
+    seen = (gate / "threads").read_text().splitlines()
+    wait_for(lab, "b", lambda d: d["step"] > 20)
+    assert "4" in seen and "2" in (gate / "threads").read_text().splitlines()[len(seen):]  # the processes took their share
+    lab.post("/api/runs/b/pause")
+    assert manager.get("a").training.threads == 4
+    lab.post("/api/runs/a/pause")
+
+
+def test_a_training_process_whose_lab_is_gone_pauses_at_a_checkpoint(lab, tmp_path):
+    from overfit.web import runner, training
+
+    run_id = create(lab, tiny(steps=100_000, eval_every=1000), name="orphan")["id"]
+    ctx = training.context()
+    here, there = ctx.Pipe()
+    process = ctx.Process(target=runner.main, args=(there, str(tmp_path / "runs" / run_id), None, 1 << 30, 1, 0), daemon=True)
+    process.start()
+    there.close()
+    assert here.recv()["type"] == "started"
+    step = 0
+    while step < 30:  # ticks until it has trained a while
+        message = here.recv()
+        step = message.get("step", step)
+    here.close()  # the lab is gone (killed: its end of the pipe closed)
+    process.join(60)
+    assert process.exitcode == 0
+    folder = RunFolder(tmp_path / "runs" / run_id)
+    ending = folder.ending()
+    assert ending.how == "interrupted" and ending.step >= 30 and folder.checkpoint()["step"] == ending.step
+    assert not folder.held_elsewhere()
 
 
 # -- a failed run keeps its error --------------------------------------------------------------------------------
 
-def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_error_after_a_restart(make_lab, monkeypatch, tmp_path):
-    import math
-
-    from overfit.training import Trainer
-
-    real_evaluate = Trainer.evaluate
-
-    def diverged(self):
-        record, prob = real_evaluate(self)
-        return {**record, "dense_loss": math.nan}, prob
-
-    monkeypatch.setattr(Trainer, "evaluate", diverged)
+def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_error_after_a_restart(make_lab, tmp_path):
     lab = make_lab()
+    lab.app.state.manager.setup = lab_hooks.diverge  # its training process's evaluations say NaN
     run_id = create(lab, tiny(steps=300), name="broken")["id"]
     lab.post(f"/api/runs/{run_id}/start")
     failed = wait_for(lab, run_id, lambda d: d["status"] != "running" and d["status"] != "new")
@@ -412,7 +467,6 @@ def test_a_run_that_fails_before_its_first_checkpoint_keeps_its_error_after_a_re
     listed = again.get("/api/runs").json()["runs"]
     assert [(r["id"], r["status"], r["error"]) for r in listed] == [("broken", "failed", failed["error"])]
 
-    monkeypatch.setattr(Trainer, "evaluate", real_evaluate)
     again.post(f"/api/runs/{run_id}/step")  # started again, it trains: the error is gone
     stepped = wait_for(again, run_id, lambda d: d["status"] == "paused")
     assert stepped["error"] is None and stepped["step"] == 100 and not (folder / "error.json").exists()

@@ -3,9 +3,10 @@
 A `LabRun` is an ordinary run folder under runs_dir. While it does not train here,
 its state comes from the folder (`RunFolder`: config, metrics, frames, checkpoint,
 lock), so runs made or continued by `overfit train` show as they are on disk. While
-it trains (`training.Training`), the training thread folds each event into the same
-state and sends it to the page's live views (`stream.Mailboxes`): loss points in ticks,
-evaluations, previews and status changes.
+it trains in its process (`training.Training`), the lab's listener thread folds each
+message of that process into the same state (`apply`) and passes it on to the page's live
+views (`stream.Mailboxes`): loss points in ticks, evaluations, previews and status changes;
+when the process has ended, the state is read from the folder again.
 
 `summary()` and `detail()` are what the page sees; they and `load()` are safe from
 any thread. Which metric sums a run up, and how the page writes it, is the mode's
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
@@ -35,9 +35,8 @@ from ..endings import ENDING
 from ..runs import CHECKPOINT, CONFIG, FINAL, FRAMES, GIF, METRICS, MP4, RunFolder
 from ..safefiles import NotPlainFile, is_plain_file, open_plain_file
 from ..sampling import NO_HOLDOUT
-from ..training import Event
 from .errors import LabError, hide_paths
-from .live import LAYER_KEYS, TICK_SECONDS, Curve, Inside, Previews, curves_from, eval_values, finite, inside, inside_from, new_curves
+from .live import LAYER_KEYS, Curve, Inside, curves_from, eval_values, finite, inside, inside_from, new_curves
 from .stream import Mailboxes
 
 if TYPE_CHECKING:
@@ -85,12 +84,8 @@ class LabRun:
         self.inside_curve = Inside()
         self.frame_steps: list[int] = []
         self.height, self.width = self.folder.target_size()
-        self.lock = threading.Lock()  # guards the fields above against the training thread
-        self.training: Training | None = None  # set while it trains (on the worker thread)
-        # Touched by the training thread only.
-        self._pending_points: list[tuple[int, float]] = []
-        self._next_tick = 0.0
-        self._previews = Previews()
+        self.lock = threading.Lock()  # guards the fields above against the listener thread
+        self.training: Training | None = None  # set while its process trains it
         # What the folder said at the last `load`: its signature, and its status and error without the lock probe.
         self._seen: tuple[tuple[int, int] | None, ...] | None = None
         self._on_disk: tuple[str, str | None] = ("new", None)
@@ -138,11 +133,13 @@ class LabRun:
                 frames = []
             status = self.folder.status(records)
             failure = self.folder.error(records) if status == "failed" else None  # kept on disk: it survives a reload and a restart
+            ending = self.folder.ending(records)  # a pause between evaluations: its checkpoint's step
+            step = max(records[-1].get("step", 0) if records else 0, ending.step if ending is not None else 0)
             with self.lock:
                 if self.running:
                     return
                 self.cfg = cfg
-                self.step = records[-1].get("step", 0) if records else 0
+                self.step = step
                 self.last_eval = records[-1] if records else None
                 self.curves, self.frame_steps = curves, frames
                 self.inside_curve = diag
@@ -235,62 +232,58 @@ class LabRun:
     def publish_status(self) -> None:
         self.mailboxes.publish(self.id, {"type": "status", "run": self.summary()})
 
-    # -- while it trains: called by `training.Training` on the training thread ---------------------
+    # -- while it trains: called by `training.Training` from its listener thread ----------------
 
-    def started(self, training: Training, cfg: RunConfig, step: int, until: int | None) -> None:
+    def started(self, training: Training, config: dict[str, Any], step: int, until: int | None) -> None:
+        """Its process has opened the run (with the folder's `config`, at `step`) and trains it."""
+        cfg = RunConfig.from_dict(config)
         with self.lock:
             self.cfg, self.step, self.until = cfg, step, until
             self.status, self.error = "running", None
+            self.loss = self.steps_per_s = None
             self.training = training
         self.publish_status()
 
-    def stopped(self, status: str, error: str | None, step: int) -> None:
+    def stopped(self, error: str | None = None) -> None:
+        """Its process has ended: the state is the folder's again (`error`: why, where the folder could not keep it)."""
         with self.lock:
-            self.status, self.error, self.until = status, error, None
-            self.step = step
-            self._flush_points()
-            self.training = None
+            self.training, self.until = None, None
+            self._seen = None  # read everything again: the process wrote what the live view did not carry
+        try:
+            self.load()
+        except RunFolderError as e:
+            error = error or str(e)
+        if error is not None:
+            with self.lock:
+                if self.status != "failed":
+                    self.status, self.error = "failed", error
         self.publish_status()
 
-    def observe(self, event: Event) -> None:
-        """Fold one training event into the state and tell the live views (the folder is written by the recorder)."""
-        if event.kind == "log":
-            loss = event.metrics.get("loss")
+    def apply(self, message: dict[str, Any]) -> None:
+        """Fold one message of the training process into the state and pass it on to the live views."""
+        kind = message.get("type")
+        if kind == "tick":
             with self.lock:
-                self.step = event.step
-                self.loss = loss if finite(loss) else self.loss
-                self.steps_per_s = event.metrics.get("steps_per_s")
-                if finite(loss):
-                    self.curves["loss"].add(event.step, loss)
-                    self._pending_points.append((event.step, loss))
-            now = time.perf_counter()
-            if now >= self._next_tick:
-                self._next_tick = now + TICK_SECONDS
-                with self.lock:
-                    self._flush_points()
-                if self._previews.due(now) and self.mailboxes.viewers(self.id):
-                    self.mailboxes.publish(self.id, self._previews.draw(event.trainer), latest_only=True)
-        elif event.kind == "eval":
-            record = event.metrics
-            mode = self.mode
+                self.step = message["step"]
+                self.loss = message["loss"] if finite(message["loss"]) else self.loss
+                self.steps_per_s = message["steps_per_s"]
+                for step, loss in message["points"]:
+                    self.curves["loss"].add(step, loss)
+            self.mailboxes.publish(self.id, message)
+        elif kind == "eval":
+            record, step, mode = message["record"], message["step"], self.mode
             with self.lock:
-                self.step = event.step
+                self.step = max(self.step, step)
                 self.last_eval = dict(record)
                 for name, value in eval_values(record, mode).items():
-                    self.curves[name].add(event.step, value)
-                self.inside_curve.add(event.step, inside(record))
-                if event.prediction is not None:
-                    self.frame_steps.append(event.step)
-                self._flush_points()
+                    self.curves[name].add(step, value)
+                self.inside_curve.add(step, inside(record))
+                if message["frame"] is not None:
+                    self.frame_steps.append(step)
             # The record's keys of the headline over every pixel and, with held-out pixels, over each part.
             keys = {"metric": mode.headline}
             if mode.test_headline in record:
                 keys.update(fit=mode.fit_headline, test=mode.test_headline)
-            self.mailboxes.publish(self.id, {"type": "eval", "record": record, **keys,
-                                       "frame": event.step if event.prediction is not None else None})
-
-    def _flush_points(self) -> None:
-        """Send the loss points gathered since the last tick (caller holds the lock)."""
-        points, self._pending_points = self._pending_points, []
-        self.mailboxes.publish(self.id, {"type": "tick", "step": self.step, "loss": self.loss,
-                                   "steps_per_s": self.steps_per_s, "points": points})
+            self.mailboxes.publish(self.id, {"type": "eval", "record": record, **keys, "frame": message["frame"]})
+        elif kind == "preview":
+            self.mailboxes.publish(self.id, message, latest_only=True)

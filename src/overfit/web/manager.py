@@ -1,17 +1,17 @@
 """The lab's runs: every run folder in runs_dir, created and trained through `Session`, at most `max_runs` at once.
 
 A new run is made by `Session.start` exactly as `overfit train` makes one (config,
-target and samples written, nothing trained), and trained by `training.Training`, which
-resumes it with `Session.resume` as `overfit train --resume` would. All of it that
-needs torch happens on the one `worker.Worker` thread. The web layer (`app`) only
-calls `RunManager` methods and reads `LabRun.summary()` / `detail()`; those are safe
-from any thread.
+target and samples written, nothing trained), on the lab's `worker.Worker` thread (the
+one thread of the lab that runs torch). It is trained by `training.Training`, in a
+process of its own that resumes it with `Session.resume` as `overfit train --resume`
+would; the runs training share the cores (each process gets `cores // training` threads,
+set again whenever one starts or stops). The web layer (`app`) only calls `RunManager`
+methods and reads `LabRun.summary()` / `detail()`; those are safe from any thread.
 
 The manager's lock guards its own bookkeeping (the runs it knows, the runs being
 started) and nothing else: a request reserves what it needs under the lock, waits for
-the worker without it, and publishes the result under it again. So however long the
-worker takes (a wide model, `compile`, several runs' turns), reading the runs never
-waits for it.
+the worker or the new process without it, and publishes the result under it again. So
+however long that takes (a wide model, a queue of creates), reading the runs never waits for it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .errors import LabError, lab_error, runs_dir_names
 from .forms import lab_memory_budget
 from .labrun import LabRun
 from .stream import Mailboxes
-from .training import Training
+from .training import Training, cores
 from .worker import Worker
 
 MAX_ID_LENGTH = 200
@@ -66,6 +66,8 @@ class RunManager:
         self._starting: dict[str, threading.Event] = {}
         self._lock = threading.Lock()  # guards the two dicts above; never held while waiting for anything
         self.worker = Worker()
+        self.setup: Callable[[], Any] | None = None
+        """Run by each training process before it trains (logging, profiling, tests): a function it can import."""
 
     # -- finding runs ---------------------------------------------------------------------
 
@@ -149,9 +151,11 @@ class RunManager:
         run = self.get(run_id)
         while True:
             with self._lock:
-                if run.running:
+                training = run.training
+                if training is not None:
                     with run.lock:
                         run.until = until
+                    training.set_until(until)
                     return run
                 other = self._starting.get(run_id)
                 if other is None:
@@ -163,13 +167,24 @@ class RunManager:
                     reserved = self._starting[run_id] = threading.Event()
                     break
             other.wait()  # another request is starting this run; then it runs, and takes our `until`
-        try:
-            self.worker.call(Training.begin, run, until, self.worker, self.pool)  # slow (torch, the worker's queue): no lock held
+        try:  # slow (a new process opens the run): no lock held
+            Training.begin(run, until, self.pool, self._share(len(busy) + 1), self._balance, self.setup)
         finally:
             with self._lock:
                 del self._starting[run_id]
             reserved.set()
+        self._balance()
         return run
+
+    def _share(self, training: int) -> int:
+        """Threads for each of `training` runs training at once: the cores shared out, at least one each."""
+        return max(1, cores() // max(1, training))
+
+    def _balance(self, _: Training | None = None) -> None:
+        """Give each training run its share of the cores again (a run started or stopped)."""
+        trainings = [t for t in (r.training for r in self.running()) if t is not None]
+        for training in trainings:
+            training.set_threads(self._share(len(trainings)))
 
     def step(self, run_id: str) -> LabRun:
         """Train one evaluation interval: up to the next evaluation step, then pause."""

@@ -1,160 +1,231 @@
-"""A lab run training: its `Session`, trained in short chunks on the lab's one worker thread.
+"""A lab run training: its process (`runner`), started, listened to and stopped from the lab.
 
-A run holds a `Session` (trainer and locked run folder) only while it trains:
-pausing saves the checkpoint and lets go of both, so a paused lab run can be
-continued from the command line (`overfit train --resume runs/NAME`) with the lab
-still open, and the lab picks up whatever the command line left when it starts the
-run again (`Session.resume`, exactly as the command line resumes).
+Each run the lab trains has a process of its own, so the lab's threads never wait for
+the interpreter lock behind training, and each process gets its share of the cores
+(`threads`, set again whenever a run starts or stops). The run folder is the one truth
+between them: the process resumes the run from it with `Session.resume`, as
+`overfit train --resume` does, and records how it stopped there; once the process has
+ended, the lab reads the folder again (`LabRun.stopped`). A paused lab run can so be
+continued from the command line with the lab still open, and the lab picks up whatever
+the command line left when it starts the run again.
 
-Training happens in chunks (`Session.run(until=...)`, about 0.1 s each) on the one
-`worker.Worker` thread, the runs taking turns. Chunk boundaries are where the live
-view is fed (previews, curves) and where a pause takes effect, whatever
-`schedule.log_every` says. The trainer ends a chunk with a "chunk" event, which the
-run folder's recorder ignores: a running run does not write a checkpoint every tenth
-of a second, and a pause between chunks writes one (`Session.checkpoint`). A run's first
-chunk is a single step: nothing is known yet about how long a step of this model takes
-(a wide network, `compile`), and a pause must not wait for ten slow ones.
-
-How a run stopped (paused, diverged, failed) is recorded in its folder as every front end
-records it (`Session.record_interrupt`, `Session.record_failure`, `endings`), so the page shows why after
-a reload or a restart of the lab; starting it again clears it. Every run training in the lab
-holds its share of one memory budget (the manager's `budget.Pool`), so runs that train at
+While the run trains, a listener thread folds the process's messages into the `LabRun`
+(its curves, its last evaluation) and passes them on to the page's live views. A process
+that ends without saying how it stopped (killed, crashed) is recorded as failed in its
+folder, with why, by the lab: the run resumes from its last checkpoint, and nothing else
+is touched. Every run training in the lab holds its share of one memory budget (the
+manager's `budget.Pool`), reserved here before its process starts, so runs that train at
 the same time are checked together.
+
+Processes come from a fork server that has imported torch once (`multiprocessing`'s
+"forkserver"): a run starts in milliseconds, not in the seconds an import of torch takes,
+and no process is forked from the lab's threads.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import multiprocessing
+import os
+import signal
 import threading
-import time
+from collections.abc import Callable
+from typing import Any
 
 from ..budget import Pool
-from ..errors import OverfitError, TrainingDiverged
-from ..session import Session
-from ..training import Event
+from ..endings import Ending
+from ..errors import OverfitError, RunFolderError
+from ..runs import RunFolder
+from . import runner
 from .errors import LabError, lab_error, runs_dir_names
 from .labrun import LabRun
-from .worker import Worker
 
 log = logging.getLogger("overfit.lab")
 
-# Seconds of training between chunk boundaries: previews and curves update ~10 times a second
-# (the issue asks for at least 5), and a pause takes effect within this (plus an evaluation).
-CHUNK_SECONDS = 0.1  # = 1 / live.PREVIEW_FPS
-# Longest round of turns when several runs train: each run then still gets a turn, and so a
-# preview, at least 5 times a second (the issue's floor), at the price of shorter chunks.
-ROUND_SECONDS = 0.2
+# How long a start waits for its process to open the run (build the model, read the checkpoint).
+START_SECONDS = 300.0
 # How long a pause waits for the run to reach a chunk boundary (an evaluation or the final video may be in between).
 JOIN_SECONDS = 120.0
 
+_context: Any = None
+_context_lock = threading.Lock()
+
+
+def context() -> Any:
+    """The multiprocessing context training processes come from: a fork server with torch and the runner imported."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload([runner.__name__])
+            _context = ctx
+        return _context
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 
 class Training:
-    """One run's turns on the worker: `train_chunk` until it is paused, done or failed."""
+    """One run's training process, seen from the lab: started by `begin`, stopped by `request_pause`."""
 
-    def __init__(self, run: LabRun, session: Session, worker: Worker) -> None:
+    def __init__(self, run: LabRun, process: Any, conn: Any, release: Callable[[], None],
+                 on_stopped: Callable[[Training], None]) -> None:
         self.run = run
-        self.session = session
-        self.worker = worker
-        self.chunk = 1  # steps per turn, adapted to take about CHUNK_SECONDS from the first (timed) one
-        self.saved_step = session.trainer.step  # the step of the checkpoint on disk
-        self.pause = threading.Event()
+        self.process = process
+        self.conn = conn
+        self.threads = 0
         self.stopped = threading.Event()
+        self._release = release
+        self._on_stopped = on_stopped
+        self._send_lock = threading.Lock()
+        self._viewers = 0
+        self._said: dict[str, Any] | None = None  # the process's "stopped" message, once it came
 
     @classmethod
-    def begin(cls, run: LabRun, until: int | None, worker: Worker, pool: Pool) -> Training:
-        """Resume `run` from its folder (in the lab's memory budget `pool`) and give it turns on the worker thread
-        (the manager checked the cap on runs)."""
-        if run.folder.status() == "done":
+    def begin(cls, run: LabRun, until: int | None, pool: Pool, threads: int,
+              on_stopped: Callable[[Training], None] = lambda _: None, setup: Callable[[], Any] | None = None) -> Training:
+        """Start `run`'s process (its memory reserved in the lab's `pool` first) and wait until it trains.
+
+        LabError when it cannot: finished, over the budget, or refused by its folder (its reason, one line)."""
+        hide = runs_dir_names(run.path.parent)
+        folder = RunFolder(run.path)
+        if folder.status() == "done":
             raise LabError(409, f"run {run.id} is finished (step {run.step:,} of {run.cfg.schedule.steps:,}); start a new run, "
                                 f"or train it further from the command line: overfit train --resume {run.path.parent.name}/{run.id} --steps N")
         try:
-            session = Session.resume(run.path, pool=pool)  # forgets how it last stopped: it trains again
+            _, release = pool.reserve(folder.config(), folder.target_size())
         except OverfitError as e:
-            raise lab_error(e, hide=runs_dir_names(run.path.parent)) from None
+            raise lab_error(e, hide=hide) from None
+        ctx = context()
+        here, there = ctx.Pipe()
+        viewers = run.mailboxes.viewers(run.id)
         try:
-            training = cls(run, session, worker)
-            trainer = session.trainer
-            run.started(training, trainer.cfg, trainer.step, until)
-            worker.add(training)
+            process = ctx.Process(target=runner.main, name=f"overfit-run-{run.id}", daemon=True,
+                                  args=(there, str(run.path), until, pool.limit, threads, viewers, setup))
+            process.start()
         except BaseException:
-            session.close()  # its lock and its share of the lab's memory
+            release()
             raise
+        there.close()  # the process holds its end: ours reads EOF when it ends
+        training = cls(run, process, here, release, on_stopped)
+        training.threads, training._viewers = threads, viewers
+        first = training._first_message()
+        if first.get("type") != "started":
+            training._end(first)
+            raise LabError(first.get("status", 500), first.get("detail", "the run's process ended"), field=first.get("field"))
+        run.started(training, first["config"], first["step"], until)
+        threading.Thread(target=training._listen, name=f"overfit-listen-{run.id}", daemon=True).start()
         return training
 
-    def request_pause(self) -> None:
-        self.pause.set()
+    def _first_message(self) -> dict[str, Any]:
+        """"started" or "refused"; a process that ended first, or never answered, is refused as what happened to it."""
+        try:
+            if self.conn.poll(START_SECONDS):
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        if self.process.is_alive():  # it never answered: it is stuck, and it goes
+            self.process.kill()
+        return {"type": "refused", "status": 500, "detail": self._death()}
 
-    def join(self, timeout: float = JOIN_SECONDS) -> None:
-        """Wait until the run has stopped (its checkpoint written, its folder unlocked)."""
+    # -- commands ------------------------------------------------------------------------
+
+    def _command(self, name: str, value: Any = None) -> None:
+        with self._send_lock:
+            try:
+                self.conn.send((name, value))
+            except (BrokenPipeError, EOFError, OSError):  # it has ended; the listener tells the run
+                pass
+
+    def request_pause(self) -> None:
+        self._command("pause")
+
+    def set_until(self, until: int | None) -> None:
+        self._command("until", until)
+
+    def set_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            self.threads = threads
+            self._command("threads", threads)
+
+    def join(self, timeout: float | None = JOIN_SECONDS) -> None:
+        """Wait until the run has stopped (its checkpoint written, its folder unlocked and read again)."""
         self.stopped.wait(timeout)
 
-    def _goal(self) -> int:
-        steps, until = self.session.trainer.cfg.schedule.steps, self.run.until
-        return steps if until is None else min(until, steps)
+    # -- listening -------------------------------------------------------------------------
 
-    def _on_event(self, event: Event) -> None:
-        if event.kind == "eval":
-            self.saved_step = event.step  # the recorder, called first, wrote its checkpoint
-        self.run.observe(event)
+    def _listen(self) -> None:
+        """Fold the process's messages into the run until the process ends; then read the folder again."""
+        said = None
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # a message that does not unpickle: a bug; the process is stopped, not trusted
+                if self.conn.closed:
+                    break
+                log.exception("run %s: unreadable message from its process", self.run.id)
+                self.request_pause()
+                continue
+            if message.get("type") == "stopped":
+                said = message
+                continue
+            try:
+                self.run.apply(message)
+            except Exception:
+                log.exception("run %s: a message from its process could not be shown", self.run.id)
+            viewers = self.run.mailboxes.viewers(self.run.id)
+            if viewers != self._viewers:
+                self._viewers = viewers
+                self._command("viewers", viewers)
+        self._end(said)
 
-    def train_chunk(self) -> bool:
-        """One turn on the worker thread: train ~CHUNK_SECONDS; False once the run has stopped."""
-        trainer = self.session.trainer
-        steps = trainer.cfg.schedule.steps
+    def _end(self, said: dict[str, Any] | None) -> None:
+        """The process has ended (or is ending): record a death it could not, give back its share, tell the run."""
+        self.process.join(JOIN_SECONDS)
+        error = None
+        if said is None or said.get("type") not in ("stopped", "refused"):
+            error = self._death()
+            self._record_failure(error)
         try:
-            goal = self._goal()
-            if trainer.step >= steps and not self.session.folder.finished():
-                # Resumed at its last step without its final picture and videos (stopped while writing them):
-                # a run with no step left goes straight to its end, which writes them and records it finished.
-                self.session.run([self._on_event])
-                return self._stop("done")
-            if self.pause.is_set() or trainer.step >= goal:
-                return self._stop("done" if trainer.step >= steps else "paused")
-            start, started = trainer.step, time.perf_counter()
-            self.session.run([self._on_event], until=min(goal, trainer.step + self.chunk))
-            self._adapt_chunk(trainer.step - start, time.perf_counter() - started, self.worker.turns)
-            if trainer.step >= steps:
-                return self._stop("done")
-            return True
-        except TrainingDiverged as e:  # its ending (diverged, at which step) is recorded by the session
-            kept = "; the last checkpoint is kept" if self.run.folder.has_checkpoint() else ""
-            return self._stop("failed", f"{e}{kept}", recorded=True)
-        except OverfitError as e:  # e.g. out of memory: a one-line reason, already recorded by the session
-            return self._stop("failed", str(e), recorded=True)
-        except Exception as e:  # a bug, not the user's input: keep the traceback in the server log
-            log.exception("run %s failed", self.run.id)
-            return self._stop("failed", f"internal error: {type(e).__name__}: {e}")
+            self.conn.close()
+        except OSError:
+            pass
+        self._release()
+        if said is None or said.get("type") != "refused":
+            self.run.stopped(error)
+            self._on_stopped(self)
+        self.stopped.set()
 
-    def _stop(self, status: str, error: str | None = None, recorded: bool = False) -> bool:
-        """Leave the rotation: keep the checkpoint a paused run resumes from, let go of the folder."""
-        step = self.session.trainer.step
+    def _death(self) -> str:
+        """What happened to a process that ended without saying how training stopped."""
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            how = f"was killed ({name}{': out of memory, or stopped by another program' if name == 'SIGKILL' else ''})"
+        elif code is None:
+            how = "did not answer and was stopped"
+        else:
+            how = f"exited with code {code}"
+        return f"the training process of run {self.run.id} {how}; it resumes from its last checkpoint"
+
+    def _record_failure(self, error: str) -> None:
+        """Keep why in the run folder (its lock went with the process), at the last step the lab saw."""
+        folder = RunFolder(self.run.path)
         try:
-            if status == "paused":
-                if step != self.saved_step:
-                    self.session.checkpoint()
-                self.session.record_interrupt("paused in the lab")
-        except Exception as e:
-            log.exception("run %s: saving the checkpoint failed", self.run.id)
-            status, error = "failed", f"cannot save the checkpoint: {type(e).__name__}: {e}"
-        finally:
-            if status == "failed" and not recorded:
-                self._record_error(error or "failed")
-            self.session.close()
-            self.run.stopped(status, error, step)
-            self.stopped.set()
-        return False
-
-    def _record_error(self, error: str) -> None:
-        """Keep the reason in the run folder (still ours: the session holds its lock), for later page loads."""
-        try:
-            self.session.record_failure(error)
-        except Exception:
-            log.exception("run %s: cannot record its error in the run folder", self.run.id)
-
-    def _adapt_chunk(self, steps: int, seconds: float, turns: int) -> None:
-        if steps <= 0 or seconds <= 0:
-            return
-        wanted = steps * min(CHUNK_SECONDS, ROUND_SECONDS / max(1, turns)) / seconds
-        # Geometric smoothing: one slow chunk (an evaluation, a compile) does not swing it.
-        self.chunk = max(1, min(1_000_000, round(math.sqrt(self.chunk * wanted))))
+            folder.lock()
+            try:
+                folder.write_ending(Ending("failed", self.run.step, error))
+            finally:
+                folder.unlock()
+        except (RunFolderError, OSError) as e:  # held by another process by now, or not writable: the page still says why
+            log.warning("run %s: cannot record its failure in the run folder: %s", self.run.id, e)
