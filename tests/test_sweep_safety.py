@@ -15,6 +15,7 @@ from overfit.budget import estimate
 from overfit.config import RunConfig
 from overfit.errors import ConfigError, OverfitError
 from overfit.sweep import spec as sweep_spec
+from overfit.sweep import state as sweep_state
 from overfit.sweep import tune
 
 BASE = RunConfig().with_overrides({"data.text": "A", "schedule.steps": "10"}).to_dict()
@@ -53,12 +54,12 @@ def test_a_trial_checkpoint_can_name_only_a_trial_folder_of_its_own_sweep(tmp_pa
 
 @pytest.fixture()
 def key(tmp_path, monkeypatch):
-    monkeypatch.setattr(tune, "KEY_FILE", tmp_path / "home" / "sweep.key")
+    monkeypatch.setattr(sweep_state, "KEY_FILE", tmp_path / "home" / "sweep.key")
     return tmp_path / "home" / "sweep.key"
 
 
 def _state(sweep: Path) -> Path:
-    state = sweep / "ray" / tune.EXPERIMENT
+    state = sweep / "ray" / sweep_state.EXPERIMENT
     (state / "trial_1").mkdir(parents=True)
     (state / "experiment_state.pkl").write_bytes(b"pickled")
     (state / "trial_1" / "result.json").write_text("{}")
@@ -69,24 +70,24 @@ def test_rays_saved_state_is_restored_only_with_this_users_signature(tmp_path, k
     sweep = tmp_path / "sweep"
     state = _state(sweep)
     with pytest.raises(OverfitError, match="signature does not match"):  # never signed (copied, or its sweep was killed)
-        tune.check_state(sweep)
-    tune.sign_state(sweep)
-    tune.check_state(sweep)
+        sweep_state.check_state(sweep)
+    sweep_state.sign_state(sweep)
+    sweep_state.check_state(sweep)
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
     (state / "experiment_state.pkl").write_bytes(b"pickled, then edited")
     with pytest.raises(OverfitError, match="never unpickled") as e:
-        tune.check_state(sweep)
+        sweep_state.check_state(sweep)
     assert e.value.field == "resume"
-    tune.sign_state(sweep)
+    sweep_state.sign_state(sweep)
     (state / "trial_2").mkdir()
     (state / "trial_2" / "extra.pkl").write_bytes(b"added")
     with pytest.raises(OverfitError):
-        tune.check_state(sweep)
+        sweep_state.check_state(sweep)
     # Signed by another user (another key) and copied here: refused.
-    tune.sign_state(sweep)
+    sweep_state.sign_state(sweep)
     key.write_bytes(os.urandom(32))
     with pytest.raises(OverfitError):
-        tune.check_state(sweep)
+        sweep_state.check_state(sweep)
 
 
 def test_a_trial_reserves_the_memory_of_the_sweeps_largest_run(tmp_path):

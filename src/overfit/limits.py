@@ -88,6 +88,13 @@ LIMITS: dict[str, Limit] = dict((
     ("checkpoint_slack", Limit("checkpoint.pt", 64 << 20, "bytes beyond 16 per parameter",
                                "a checkpoint holds the weights and Adam's two moments (12 bytes per parameter), "
                                "buffers, the config and the archive's own records")),
+    # -- a sweep folder's files, read as untrusted input (`safefiles`, `sweep.state`) -----------------------
+    ("sweep_spec_file", Limit("spec.json", 16 << 20, "bytes",
+                              "a config of about 1.5 KB and the swept values: 10,000 grid points (sweep_trials) of short numbers")),
+    ("sweep_signature_file", Limit("ray.sig", 4096, "bytes", "one SHA-256 HMAC in hex: 65 bytes")),
+    ("ray_state_file", Limit("ray/tune", 4 << 30, "bytes in one file",
+                             "Tune's record of one trial: at most 100,000 evaluations (evaluations) of a few hundred "
+                             "numbers each; hashed in chunks, never held whole")),
 ))
 
 

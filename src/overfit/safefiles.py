@@ -30,7 +30,8 @@ from .limits import most
 # The most bytes read from each kind of file, and why that is enough: in the one table of limits (`limits`).
 KINDS = {"config": "config_file", "ending": "ending_file", "metrics": "metrics_file", "picture": "picture_file",
          "weights": "weights_file", "safetensors header": "safetensors_header", "checkpoint slack": "checkpoint_slack",
-         "results": "results_file"}
+         "results": "results_file", "sweep spec": "sweep_spec_file", "signature": "sweep_signature_file",
+         "ray state": "ray_state_file"}
 # A checkpoint holds the model and Adam's two moments in float32: 12 bytes per parameter, 16 with room to spare.
 CHECKPOINT_BYTES_PER_PARAMETER = 16
 

@@ -67,10 +67,13 @@ def command(rest: tuple[str, ...], grids: tuple[str, ...], randoms: tuple[str, .
 
     with reported():
         if resume_path is not None:
+            from ..sweep.state import check_resumable
+
             sweep_dir = Path(resume_path).resolve()
-            if not (sweep_dir / "spec.json").is_file():
+            if not (sweep_dir / "spec.json").exists() and not (sweep_dir / "spec.json").is_symlink():
                 raise fail(f"{resume_path} is not a sweep folder: it has no spec.json")
-            spec = _read_spec(sweep_dir / "spec.json")
+            spec = _read_spec(sweep_dir / "spec.json", in_sweep=True)
+            check_resumable(sweep_dir)  # links, Ray's state and its signature: refused here, before Ray starts
             _run(spec, sweep_dir, address, resume=True)
             return
         if spec_path is not None:
@@ -100,15 +103,23 @@ def command(rest: tuple[str, ...], grids: tuple[str, ...], randoms: tuple[str, .
         _run(spec, sweep_dir, address, resume=False)
 
 
-def _read_spec(path: Path) -> Any:
+def _read_spec(path: Path, in_sweep: bool = False) -> Any:
+    """The spec in `path`: a regular file of at most its limit, never a FIFO; inside a sweep folder (`in_sweep`) no
+    link either (one named with --spec may be: the user chose it)."""
+    from ..safefiles import read_plain
     from ..sweep.spec import SweepSpec
 
-    if not path.is_file():
-        raise fail(f"spec file not found: {path}")
+    if not in_sweep:
+        if not path.exists():
+            raise fail(f"spec file not found: {path}")
+        path = path.resolve()
     try:
-        return SweepSpec.from_json(path.read_text())
-    except ConfigError as e:
+        text = read_plain(path.parent, path.name, kind="sweep spec", follow_folder=True)
+        return SweepSpec.from_json(text.decode())
+    except (ConfigError, OSError) as e:
         raise fail(f"{path}: {e}") from None
+    except UnicodeDecodeError:
+        raise fail(f"{path}: not UTF-8 text") from None
 
 
 def _run(spec: Any, sweep_dir: Path, address: str | None, resume: bool) -> None:

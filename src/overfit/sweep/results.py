@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import html
 import math
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,11 @@ from .spec import THRESHOLDS, SweepSpec
 def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per trial: swept fields, seed, final and best metric, steps to thresholds (a headline in [0, 1]: accuracy), stop reason, wall time, node, run folder."""
     from ..modes import get_mode
-    from ..runs import RunFolder
 
     steps = spec.config.schedule.steps
     out = []
     for rec in sorted(records, key=lambda r: r["trial_id"]):
-        folder = Path(rec.get("run_folder") or sweep_dir / "runs" / f"trial-{rec['trial_id']}")
-        history = RunFolder(folder).metrics() if (folder / "metrics.jsonl").is_file() else []
+        folder, history, unread = _history(sweep_dir, str(rec.get("run_folder") or sweep_dir / "runs" / f"trial-{rec['trial_id']}"))
         cfg_seed = rec["params"].get("seed", spec.config.seed)
         row: dict[str, Any] = {"trial": rec["trial_id"]}
         row.update({key: rec["params"].get(key, "") for key in spec.grid})
@@ -47,10 +44,10 @@ def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> lis
         headline = get_mode(spec.config.data.mode).headline
         if metricinfo.info(headline).bounds == (0.0, 1.0):
             for t in THRESHOLDS:
-                reached = [r["step"] for r in history if r.get(headline, 0) >= t]
+                reached = [r["step"] for r in history if isinstance(r.get(headline), (int, float)) and r[headline] >= t]
                 row[f"steps_to_{t:g}"] = reached[0] if reached else ""
-        row["stop"] = "error" if rec.get("error") else ("done" if row["steps"] >= _steps_of(folder, steps) else "asha-stopped")
-        row["error"] = rec.get("error") or ""
+        row["stop"] = "error" if rec.get("error") or unread else ("done" if row["steps"] >= _steps_of(folder, steps) else "asha-stopped")
+        row["error"] = rec.get("error") or unread
         row["wall_s"] = round(rec["wall_s"], 2) if isinstance(rec.get("wall_s"), (int, float)) else ""
         # The step a retried trial continued from (its worker died), else empty.
         row["resumed_at"] = rec["last"].get("resumed_at", "")
@@ -58,6 +55,22 @@ def rows(spec: SweepSpec, sweep_dir: Path, records: list[dict[str, Any]]) -> lis
         row["run_folder"] = str(folder)
         out.append(row)
     return out
+
+
+def _history(sweep_dir: Path, named: str) -> tuple[Path, list[dict[str, Any]], str]:
+    """The trial's run folder, its evaluation records (those with a step number) and why none could be read ("" when
+    they could). The folder must be one of this sweep's trial folders (no link: nothing elsewhere is read into the
+    report); its records are read as untrusted input (`RunFolder.metrics`: no FIFO, no link, bounded)."""
+    from ..errors import OverfitError
+    from ..runs import RunFolder
+    from .tune import trial_folder
+
+    try:
+        folder = trial_folder(sweep_dir / "runs", named)
+        records = RunFolder(folder).metrics()
+    except (OverfitError, OSError) as e:
+        return Path(named), [], str(e).splitlines()[0] if str(e) else type(e).__name__
+    return folder, [r for r in records if type(r.get("step")) is int], ""
 
 
 def held_out_keys(spec: SweepSpec) -> tuple[str, str]:
@@ -102,9 +115,16 @@ def ranked(spec: SweepSpec, table: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) -> Path:
     """report/index.html (figures, best and worst pictures, grid video of the best) and report.md; the HTML's path."""
+    from ..errors import OverfitError
+    from ..files import write_atomic
+    from ..safefiles import NotPlainFile, plain_folder
     from . import figures
 
     out = sweep_dir / "report"
+    try:  # a link there would have the report written (and its pictures overwritten) wherever it points
+        plain_folder(sweep_dir, "report")
+    except NotPlainFile as e:
+        raise OverfitError(f"{sweep_dir}: the report is not written: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
     best = ranked(spec, table)
     parts = [f"<h1>Sweep {html.escape(spec.name)}</h1>",
@@ -120,14 +140,19 @@ def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) 
     for label, chosen in (("best", best[:3]), ("worst", best[-3:][::-1] if len(best) > 3 else [])):
         cells = []
         for row in chosen:
-            src = Path(row["run_folder"]) / "final.png"
-            if src.is_file():
+            picture = _final_picture(Path(row["run_folder"]))
+            if picture is not None:
                 name = f"{label}_{row['trial']}.png"
-                shutil.copyfile(src, out / name)
+                write_atomic(out / name, picture)  # replaces whatever is there, a link included, never writes through it
                 cells.append(f"<figure><img src='{name}'><figcaption>{html.escape(_describe(spec, row))}</figcaption></figure>")
         if cells:
             parts.append(f"<h2>{label.title()} trials</h2><div class='pictures'>" + "".join(cells) + "</div>")
-    if best and figures.grid_video(best[:4], out / "best.mp4"):
+    try:
+        video = bool(best) and figures.grid_video(best[:4], out / "best.mp4")
+    except Exception as e:  # a damaged frame of one trial's folder (any of PIL's errors) costs the video, not the report
+        video = False
+        parts.append(f"<p>No video of the best runs: {html.escape(str(e).splitlines()[0] if str(e) else type(e).__name__)}</p>")
+    if video:
         parts.append("<h2>Best runs as they trained</h2><video src='best.mp4' controls loop muted></video>")
     parts.append("<h2>All trials</h2>" + _html_table(table))
     page = ("<!doctype html><meta charset='utf-8'><title>Sweep " + html.escape(spec.name) + "</title>"
@@ -137,11 +162,19 @@ def write_report(spec: SweepSpec, sweep_dir: Path, table: list[dict[str, Any]]) 
             "figure img{width:100%;height:auto}figcaption{font-size:12px;overflow-wrap:anywhere}"
             ".table{overflow-x:auto}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px}</style>" + "\n".join(parts))
-    from ..files import write_atomic
-
     write_atomic(out / "index.html", page)
     write_atomic(sweep_dir / "report.md", _markdown(spec, table, best))
     return out / "index.html"
+
+
+def _final_picture(folder: Path) -> bytes | None:
+    """The trial's final.png, read as untrusted input (a regular file, no link, at most a picture's limit); None if not."""
+    from ..safefiles import read_plain
+
+    try:
+        return read_plain(folder, "final.png", kind="picture")
+    except OSError:
+        return None
 
 
 def _describe(spec: SweepSpec, row: dict[str, Any]) -> str:

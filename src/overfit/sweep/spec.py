@@ -141,8 +141,8 @@ class SweepSpec:
     def from_json(cls, text: str) -> SweepSpec:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"not valid JSON: {e}") from None
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, ints beyond Python's digit limit, absurd nesting
+            raise ConfigError(f"not valid JSON: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         if not isinstance(data, dict):
             raise ConfigError("a sweep spec is a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}

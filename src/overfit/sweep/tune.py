@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterator
 
 from ..errors import MissingDependency, OverfitError, RunBusyError
 from .spec import SweepSpec, most_evaluations
+from .state import EXPERIMENT, check_resumable, sign_state
 
-EXPERIMENT = "tune"  # Ray's experiment folder inside sweeps/<name>/ray
 RUN_POINTER = "run.json"  # the one file of each Ray checkpoint: the run folder's path
 
 
@@ -259,7 +259,8 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
     """Continue a stopped sweep from Ray's state: finished trials are kept, the rest resume from their checkpoints.
 
     Ray's state holds pickles, and unpickling runs code: it is restored only if it carries this user's signature
-    from when this machine's sweep wrote it (`sign_state`); a sweep folder copied from elsewhere is refused.
+    from when this machine's sweep wrote it (`state.sign_state`); a sweep folder copied from elsewhere is refused.
+    The command line checks that before Ray starts (`state.check_resumable`); it is checked again here, just before.
     """
     from ray import tune
 
@@ -267,69 +268,12 @@ def resume_sweep(spec: SweepSpec, sweep_dir: Path) -> Any:
     path = (sweep_dir / "ray" / EXPERIMENT).resolve()
     if not tune.Tuner.can_restore(str(path)):
         raise OverfitError(f"{sweep_dir} has no Ray state to continue ({path} is missing)", field="resume")
-    check_state(sweep_dir)
+    check_resumable(sweep_dir)
     tuner = tune.Tuner.restore(str(path), trainable=fn, resume_unfinished=True, resume_errored=True)
     try:
         return tuner.fit()
     finally:
         sign_state(sweep_dir)
-
-
-SIGNATURE = "ray.sig"  # sweeps/<name>/ray.sig: this user's HMAC of Ray's saved state, checked before it is unpickled
-KEY_FILE = Path("~/.config/overfit/sweep.key")  # the user's secret for it, made on first use, readable by the user only
-
-
-def _user_key() -> bytes:
-    import secrets
-
-    path = KEY_FILE.expanduser()
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a key made meanwhile by another sweep wins
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
-    except FileExistsError:
-        return path.read_bytes()
-
-
-def _state_digest(sweep_dir: Path) -> str:
-    """HMAC-SHA256, under the user's key, of every file of Ray's saved state (relative path and content)."""
-    import hashlib
-    import hmac
-
-    mac = hmac.new(_user_key(), digestmod=hashlib.sha256)
-    root = sweep_dir / "ray" / EXPERIMENT
-    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
-        mac.update(str(path.relative_to(root)).encode() + b"\0")
-        mac.update(b"link" if path.is_symlink() else path.read_bytes())
-        mac.update(b"\0")
-    return mac.hexdigest()
-
-
-def sign_state(sweep_dir: Path) -> None:
-    """Sign Ray's saved state of the sweep (after it ran or stopped), so `resume_sweep` can tell it is this user's."""
-    from ..files import write_atomic
-
-    if (sweep_dir / "ray" / EXPERIMENT).is_dir():
-        write_atomic(sweep_dir / SIGNATURE, _state_digest(sweep_dir) + "\n")
-
-
-def check_state(sweep_dir: Path) -> None:
-    """Refuse Ray's saved state unless this user's sweep signed it as it is now."""
-    import hmac
-
-    try:
-        signed = (sweep_dir / SIGNATURE).read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        signed = ""
-    if not hmac.compare_digest(signed, _state_digest(sweep_dir)):
-        raise OverfitError(f"{sweep_dir}: Ray's saved state was not written by your sweeps on this machine, or changed since "
-                           "(its signature does not match); it is never unpickled: start the sweep again under a new --name",
-                           field="resume")
 
 
 GROUPS = "groups"  # Ray's experiment folder of `run_groups` inside its storage folder
