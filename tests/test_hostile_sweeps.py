@@ -287,3 +287,14 @@ def test_the_untouched_copy_resumes_up_to_ray_and_reports_every_trial(world, pat
     page = (sweep / "report" / "index.html").read_text()
     assert "best_trial-a.png" in page and "best.mp4" in page
     assert (sweep / "report" / "best_trial-a.png").read_bytes() == (sweep / "runs" / "trial-a" / "final.png").read_bytes()
+
+
+def test_a_spec_naming_a_fifo_as_its_picture_is_refused_without_blocking(world, tmp_path):
+    """A resumed sweep sizes its trials from the spec's picture (`tune.trial_memory`): a FIFO there is refused, not read."""
+    from overfit.errors import TargetError
+
+    os.mkfifo(tmp_path / "picture.png")
+    spec = sweep_spec.build("fifo", {**world["spec"].config.to_dict(), "data": {**world["spec"].config.to_dict()["data"],
+                                                                                 "image": str(tmp_path / "picture.png")}})
+    with pytest.raises(TargetError, match="not a regular file"):
+        guarded(lambda: tune.trial_memory(spec))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 import struct
 import warnings
 import zlib
@@ -237,6 +238,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, co
         raise TargetError(f"picture not found: {where}")
     if os.path.isdir(path):
         raise TargetError(f"not a file but a directory: {where}")
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open below forever; a device never ends
+        raise TargetError(f"cannot read picture {where}: not a regular file (a FIFO or device is never read)")
 
     try:
         img = Image.open(path)  # lazy: reads the header only (PIL refuses a size above its own bomb limit here)
