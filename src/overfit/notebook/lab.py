@@ -1,4 +1,4 @@
-"""`Lab`: the lab's runs in a notebook cell, live while they train in the kernel, as an anywidget.
+"""`Lab`: the lab's runs in a notebook cell, live while they train beside the kernel, as an anywidget.
 
     lab = Lab("relu_1", "siren", steps=2000)   # up to four runs on one target, side by side
     lab                                        # the cell's last expression shows it
@@ -7,7 +7,7 @@
 
 The runs are the lab's: a `web.manager.RunManager` over the runs folder creates each run
 folder with `Session.start` and trains it with `web.training.Training` (`Session.run` in
-chunks) on the manager's worker thread, so the kernel stays free and a run started here
+chunks, in a process of its own), so the kernel stays free and a run started here
 is the same run folder `overfit train --resume` and `overfit lab` continue. The widget
 adds presentation only: the live messages the lab page gets over a WebSocket arrive as
 custom messages (`live.WidgetMailboxes`, a few a second), and the runs' state the page
