@@ -193,6 +193,39 @@ def test_lab_command_prints_the_address_and_warns_off_loopback(tmp_path, monkeyp
         sockets[0].close()
 
 
+def test_the_labs_connections_send_each_answer_at_once(tmp_path, monkeypatch):
+    # TCP_NODELAY on every accepted connection (asyncio sets it only for a socket made as TCP): without it each
+    # answer on a kept-alive connection waits for the client's delayed acknowledgement (~40 ms on Linux).
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from overfit.cli import main
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(sockets[0]))
+    assert CliRunner().invoke(main, ["lab", "--port", "0", "--no-browser", "--runs-dir", str(tmp_path)]).exit_code == 0
+    listening = started[0]
+
+    async def accept_one() -> int:
+        accepted = asyncio.get_running_loop().create_future()
+
+        class Protocol(asyncio.Protocol):
+            def connection_made(self, transport):
+                accepted.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        server = await asyncio.get_running_loop().create_server(Protocol, sock=listening)
+        reader, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(accepted, 30)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accept_one()) != 0
+
+
 def test_lab_command_serves_without_a_token_on_loopback_only_and_warns(tmp_path, monkeypatch):
     import uvicorn
 

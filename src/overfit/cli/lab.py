@@ -69,8 +69,10 @@ def command(host: str, allow_hosts: tuple[str, ...], port: int, runs_dir: str, n
     # Bind here, before anything is printed, so a busy port is one clear error line.
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, _, proto, _, address = infos[0]
+        # The protocol named (TCP), not 0: asyncio sets TCP_NODELAY only on connections of a TCP socket, and without it
+        # every answer on a kept-alive connection waits ~40 ms for the browser's delayed acknowledgement.
+        sock = socket.socket(family, socket.SOCK_STREAM, proto or socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except socket.gaierror as e:
