@@ -80,3 +80,28 @@ def record_threads(gate: str) -> None:
         return real_step(self, active)
 
     StackedTrainer.step = step
+
+
+def refuse_start(gate: str) -> None:
+    """Making a run waits for the test's "release", then is refused (a ConfigError naming model.hidden)."""
+    from overfit.errors import ConfigError
+    from overfit.session import Session
+
+    def start(cls, *args, **kwargs):
+        _wait_for_release(Path(gate))
+        raise ConfigError("refused while the test waited", field="model.hidden")
+
+    Session.start = classmethod(start)
+
+
+def hold_start(gate: str) -> None:
+    """Making a run waits for the test's "release" (a wide model, slow to make)."""
+    from overfit.session import Session
+
+    real_start = Session.start.__func__
+
+    def start(cls, *args, **kwargs):
+        _wait_for_release(Path(gate))
+        return real_start(cls, *args, **kwargs)
+
+    Session.start = classmethod(start)

@@ -267,68 +267,6 @@ def _in_thread(fn) -> tuple[threading.Thread, list, threading.Event]:
     return thread, out, done
 
 
-def test_neither_reads_nor_a_start_wait_for_a_slow_create(lab, monkeypatch):
-    from overfit.session import Session
-
-    first = create(lab, tiny(steps=100_000), name="first")["id"]
-    entered, release = threading.Event(), threading.Event()
-    real_start = Session.start
-
-    def slow_start(*args, **kwargs):  # a wide model: the lab's torch thread is busy until released
-        entered.set()
-        assert release.wait(60)
-        return real_start(*args, **kwargs)
-
-    monkeypatch.setattr(Session, "start", slow_start)
-    try:
-        creating, created, _ = _in_thread(lambda: lab.post("/api/runs", json={"config": tiny(), "name": "slow"}))
-        assert entered.wait(60)
-        # A start opens its run in a process of its own: it does not queue behind the create, and neither do reads.
-        _, started, started_done = _in_thread(lambda: lab.post(f"/api/runs/{first}/start"))
-        _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
-        _, detail, detail_done = _in_thread(lambda: lab.get(f"/api/runs/{first}"))
-        assert started_done.wait(60) and listed_done.wait(30) and detail_done.wait(30), "a request waited for the create"
-        assert not release.is_set() and creating.is_alive()
-        assert started[0].json()["status"] == "running"
-        assert [r["id"] for r in listed[0].json()["runs"]] == ["first"] and detail[0].json()["status"] in ("new", "running")
-    finally:
-        release.set()
-    creating.join(60)
-    assert created[0].status_code == 201
-    lab.post(f"/api/runs/{first}/pause")
-
-
-def test_many_requests_waiting_for_the_worker_leave_threads_to_serve_reads(lab, monkeypatch):
-    from overfit.errors import ConfigError
-    from overfit.session import Session
-
-    entered, release = threading.Event(), threading.Event()
-
-    def blocked_start(*args, **kwargs):
-        entered.set()
-        assert release.wait(60)
-        raise ConfigError("refused while the test waited", field="model.hidden")
-
-    monkeypatch.setattr(Session, "start", blocked_start)
-    worker = lab.app.state.manager.worker
-    try:
-        # More creates than the server's shared pool of threads for routes (40), all waiting for the worker.
-        posts = [_in_thread(lambda: lab.post("/api/runs", json={"config": TINY})) for _ in range(45)]
-        assert entered.wait(60)
-        deadline = time.monotonic() + 60
-        while worker._tasks.qsize() < 39:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
-        assert listed_done.wait(30), "a GET found no thread to run in"
-        assert listed[0].json()["runs"] == []
-    finally:
-        release.set()
-    for thread, answer, _ in posts:
-        thread.join(60)
-        assert answer[0].status_code == 422
-
-
 def _gate(tmp_path, hook) -> tuple[Path, Any]:
     """A folder the training process and the test talk through, and `hook` bound to it (for `RunManager.setup`)."""
     gate = tmp_path / "gate"
@@ -341,6 +279,48 @@ def _wait_for_file(path: Path) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path.name} never appeared"
         time.sleep(0.01)
+
+
+def test_neither_reads_nor_a_start_wait_for_a_slow_create(lab, tmp_path):
+    first = create(lab, tiny(steps=100_000), name="first")["id"]
+    gate, lab.app.state.manager.setup = _gate(tmp_path, lab_hooks.hold_start)  # a wide model: slow to make
+    try:
+        creating, created, _ = _in_thread(lambda: lab.post("/api/runs", json={"config": tiny(), "name": "slow"}))
+        _wait_for_file(gate / "entered")
+        # A start opens its run in a process of its own: it does not queue behind the create, and neither do reads.
+        _, started, started_done = _in_thread(lambda: lab.post(f"/api/runs/{first}/start"))
+        _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
+        _, detail, detail_done = _in_thread(lambda: lab.get(f"/api/runs/{first}"))
+        assert started_done.wait(60) and listed_done.wait(30) and detail_done.wait(30), "a request waited for the create"
+        assert creating.is_alive()
+        assert started[0].json()["status"] == "running"
+        assert [r["id"] for r in listed[0].json()["runs"]] == ["first"] and detail[0].json()["status"] in ("new", "running")
+    finally:
+        (gate / "release").touch()
+    creating.join(60)
+    assert created[0].status_code == 201 and created[0].json()["id"] == "slow"
+    lab.post(f"/api/runs/{first}/pause")
+
+
+def test_many_requests_waiting_for_a_create_leave_threads_to_serve_reads(lab, tmp_path):
+    gate, lab.app.state.manager.setup = _gate(tmp_path, lab_hooks.refuse_start)
+    worker = lab.app.state.manager.worker
+    try:
+        # More creates than the server's shared pool of threads for routes (40), all waiting for the first.
+        posts = [_in_thread(lambda: lab.post("/api/runs", json={"config": TINY})) for _ in range(45)]
+        _wait_for_file(gate / "entered")
+        deadline = time.monotonic() + 60
+        while worker._tasks.qsize() < 39:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        _, listed, listed_done = _in_thread(lambda: lab.get("/api/runs"))
+        assert listed_done.wait(30), "a GET found no thread to run in"
+        assert listed[0].json()["runs"] == []
+    finally:
+        (gate / "release").touch()
+    for thread, answer, _ in posts:
+        thread.join(60)
+        assert answer[0].status_code == 422 and answer[0].json() == {"error": "refused while the test waited", "field": "model.hidden"}
 
 
 def test_a_runs_first_chunk_is_one_step_so_a_slow_model_pauses_within_a_step(lab, tmp_path):

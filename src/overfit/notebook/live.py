@@ -3,7 +3,7 @@
 A lab run (`web.labrun.LabRun`) tells its viewers what happens through a `Mailboxes`:
 loss ticks, evaluations, preview pictures and status changes, the page's WebSocket
 protocol. `WidgetMailboxes` is that object for a widget: every run it watches has one
-viewer (so previews are drawn), and what the training thread publishes is queued, never
+viewer (so previews are drawn), and what a run's listener thread publishes is queued, never
 sent from that thread (it may hold the run's lock, and must not wait for the kernel's
 socket). A sender thread delivers the queue at most `1 / period` times a second: the
 progress messages in order, only the newest preview of each run, so a busy front end

@@ -67,7 +67,7 @@ log = logging.getLogger("overfit.lab")
 STATIC = Path(__file__).resolve().parent / "static"
 _FRAME = re.compile(r"([0-9]{1,12})\.png")  # fullmatch: ASCII digits only, no trailing newline
 _CHUNK_BYTES = 256 * 1024
-# Requests waiting for the training thread at once (beyond that they queue for a thread, reads never do).
+# Requests waiting for a process at once (beyond that they queue for a thread, reads never do).
 CONTROL_THREADS = 64
 T = TypeVar("T")
 
@@ -174,7 +174,7 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
         running = len(manager.running())
         return {"runs": manager.list(), "running": running, "max_runs": manager.max_runs}
 
-    # Requests that wait for the training thread (create, start, step, pause, reset) wait in threads
+    # Requests that wait for a process (create, start, step, pause, reset) wait in threads
     # of their own (`ControlThreads`), never in the pool that serves the reads.
     control = ControlThreads()
 
@@ -238,7 +238,7 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
         return _stream(f, media_type, f"{run_id}-{file}")
 
     # The network view reads the weights the recorder stored, in the read pool (plain routes run in
-    # threads): never the training thread's model, never the event loop.
+    # threads): never a training process's model, never the event loop.
 
     @app.get("/api/runs/{run_id}/network")
     def network(run_id: str, step: int | None = Query(None, ge=0), size: int = netview.TILE_SIDE) -> dict[str, Any]:
@@ -254,11 +254,11 @@ def _run_routes(app: FastAPI, manager: RunManager, uploads: UploadStore) -> None
 
 
 class ControlThreads:
-    """Threads for requests that wait for the training thread, apart from the pool that serves reads.
+    """Threads for requests that wait for a process (create, start, step, pause, reset), apart from the pool that serves reads.
 
-    Every plain route runs in a thread of one shared pool (40 at once). A create or start
-    holds its thread until the worker gets to it, so 40 of them queued behind a slow
-    model would leave no thread for a GET. These requests draw on their own limit instead:
+    Every plain route runs in a thread of one shared pool (40 at once). A create holds its
+    thread until the creates queued before it are made, a start until its process opens the
+    run, so 40 of them waiting on a slow model would leave no thread for a GET. These requests draw on their own limit instead:
     however many of them wait, reads find a thread at once.
     """
 

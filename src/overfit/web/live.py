@@ -2,7 +2,7 @@
 
 Curves are (step, value) points, halved past `MAX_CURVE_POINTS` so a long run stays
 light to send and to draw; the page thins its own copy the same way (the limit is
-served in /api/meta). A preview is the network drawn small, on the training thread
+served in /api/meta). A preview is the network drawn small, in the run's training process
 (the only thread that touches a model), sized and paced so that drawing it takes
 about `PREVIEW_SHARE` of the run's time at `PREVIEW_FPS` pictures a second.
 """
@@ -141,7 +141,7 @@ class Previews:
         return now >= self.next_at
 
     def draw(self, trainer: Any) -> dict[str, Any]:
-        """The network drawn small now, as a "preview" message; call it on the training thread."""
+        """The network drawn small now, as a "preview" message; call it where the model trains (its process)."""
         from ..render import Region, predict
 
         started = time.perf_counter()

@@ -1,8 +1,8 @@
 """The lab's runs: every run folder in runs_dir, created and trained through `Session`, at most `max_runs` at once.
 
 A new run is made by `Session.start` exactly as `overfit train` makes one (config,
-target and samples written, nothing trained), on the lab's `worker.Worker` thread (the
-one thread of the lab that runs torch). It is trained by `training.Training`, in a
+target and samples written, nothing trained), in a process of its own, one create at a
+time (queued on the `worker.Worker` thread). It is trained by `training.Training`, in a
 process of its own that resumes it with `Session.resume` as `overfit train --resume`
 would; the runs training share the cores (each process gets `cores // training` threads,
 set again whenever one starts or stops). The web layer (`app`) only calls `RunManager`
@@ -17,22 +17,20 @@ however long that takes (a wide model, a queue of creates), reading the runs nev
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..budget import Pool
 from ..config import RunConfig
-from ..errors import OverfitError, RunFolderError
+from ..errors import RunFolderError
 from ..limits import most
 from ..runs import CONFIG, NAME_PATTERN, TARGET, RunFolder
-from ..session import Session
 from .errors import LabError, lab_error, runs_dir_names
 from .forms import lab_memory_budget
 from .labrun import LabRun
 from .stream import Mailboxes
-from .training import Training, cores
+from .training import Training, cores, create
 from .worker import Worker
 
 MAX_ID_LENGTH = 200
@@ -136,15 +134,9 @@ class RunManager:
             raise LabError(429, f"the runs folder holds {folders:,} run folders, the most this lab makes "
                                 f"(--max-folders {self.max_folders:,}); remove run folders you no longer need, "
                                 f"or restart the lab with a larger --max-folders")
-        try:
-            with warnings.catch_warnings():
-                # A one-class picture trains fine (and instantly); the page shows its accuracy.
-                warnings.simplefilter("ignore")
-                session = Session.start(cfg, self.runs_dir, name, pool=self.pool)
-        except OverfitError as e:
-            raise lab_error(e, hide=runs_dir_names(self.runs_dir), upload=cfg.data.image) from None
-        session.close()
-        return session.path
+        # A new run is checked beside the runs training now: in the budget they leave.
+        memory = max(0, self.pool.limit - self.pool.held)
+        return create(cfg, self.runs_dir, name, memory, cfg.data.image, self.setup)
 
     def start(self, run_id: str, until: int | None = None) -> LabRun:
         """Train `run_id` (to the end, or to step `until`); a running run just takes the new `until`."""

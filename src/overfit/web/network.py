@@ -5,7 +5,7 @@
     GET /api/runs/{id}/batch?n=1024                the run's preview batch (samples.png's points): (y, x, label)
 
 Everything is read from the run folder (the weights the recorder keeps at evaluations,
-`RunFolder.weight_steps`), never from the model the training thread holds: a request
+`RunFolder.weight_steps`), never from the model a training process holds: a request
 costs the training a read and a small forward pass on another thread, nothing more.
 The step shown is the last stored one at or before the step asked for (`loading.nearest_step`); the model
 comes from `loading.load_run_model`, the one way a model leaves a run folder.

@@ -1,5 +1,8 @@
 """A lab run's training process: the run's `Session`, trained in short chunks, its live view sent to the lab.
 
+(And the lab's creates: `create` makes a run folder with `Session.start` in a process of its
+own too, so drawing a new run's picture and samples never holds the lab's interpreter lock.)
+
 Each lab run trains in a process of its own (`training.Training` starts it and listens),
 so training never holds the lab's interpreter lock: the lab answers its pages while runs
 train, and a run that crashes its process (a segfault, the kernel's OOM killer) takes
@@ -32,12 +35,14 @@ import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from ..budget import Pool
+from ..config import RunConfig
 from ..errors import OverfitError, TrainingDiverged
 from ..session import Session
 from ..training import Event
@@ -57,28 +62,52 @@ NICENESS = 10
 def main(conn: Connection, path: str, until: int | None, memory: int, threads: int, viewers: int,
          setup: Callable[[], Any] | None = None) -> None:
     """The process's body: resume the run in `path` within `memory` bytes on `threads` threads, train, report."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lab handles Ctrl-C: it pauses every run through its pipe
+    _begin(threads, setup, NICENESS)
     try:
-        os.nice(NICENESS)
-    except OSError:  # not allowed here: train at the lab's priority
-        pass
+        session = Session.resume(path, pool=Pool(memory, source_field=None))  # forgets how it last stopped
+    except Exception as e:
+        conn.send(_refusal(e, Path(path).parent))
+        return
+    Chunks(conn, session, until, viewers).run()
+
+
+def create(conn: Connection, cfg: RunConfig, runs_dir: str, name: str | None, memory: int, upload: str | None,
+           setup: Callable[[], Any] | None = None) -> None:
+    """A new run folder of `cfg` in `runs_dir` (`Session.start`: config, picture and samples written, nothing trained),
+    within `memory` bytes; "created" with its path, or "refused". `upload`: the stored picture the request named."""
+    _begin(1, setup)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a one-class picture trains fine (and instantly); the page shows its accuracy
+            session = Session.start(cfg, runs_dir, name, pool=Pool(memory, source_field=None))
+        session.close()
+    except Exception as e:
+        conn.send(_refusal(e, Path(runs_dir), upload))
+        return
+    conn.send({"type": "created", "path": str(session.path)})
+
+
+def _begin(threads: int, setup: Callable[[], Any] | None, niceness: int = 0) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lab handles Ctrl-C: it pauses every run through its pipe
+    if niceness:
+        try:
+            os.nice(niceness)
+        except OSError:  # not allowed here: train at the lab's priority
+            pass
     import torch
 
     torch.set_num_threads(threads)
-    if setup is not None:  # the lab's hook for each training process (logging, profiling, tests)
+    if setup is not None:  # the lab's hook for each of its processes (logging, profiling, tests)
         setup()
-    hide = runs_dir_names(Path(path).parent)
-    try:
-        session = Session.resume(path, pool=Pool(memory, source_field=None))  # forgets how it last stopped
-    except OverfitError as e:
-        refused = lab_error(e, hide=hide)
-        conn.send({"type": "refused", "status": refused.status, "detail": refused.detail, "field": refused.field})
-        return
-    except Exception as e:  # a bug, not the user's input: the traceback goes to the lab's log
-        log.exception("run %s could not start", Path(path).name)
-        conn.send({"type": "refused", "status": 500, "detail": f"internal error: {type(e).__name__}: {e}", "field": None})
-        return
-    Chunks(conn, session, until, viewers).run()
+
+
+def _refusal(e: Exception, runs_dir: Path, upload: str | None = None) -> dict[str, Any]:
+    """Why a run could not be made or opened, as the lab answers it: a one-line reason and its HTTP status."""
+    if isinstance(e, OverfitError):
+        refused = lab_error(e, hide=runs_dir_names(runs_dir), upload=upload)
+        return {"type": "refused", "status": refused.status, "detail": refused.detail, "field": refused.field}
+    log.error("a lab run could not be made or opened", exc_info=e)  # a bug, not the user's input: the traceback is logged
+    return {"type": "refused", "status": 500, "detail": f"internal error: {type(e).__name__}: {e}", "field": None}
 
 
 class Chunks:

@@ -1,7 +1,7 @@
-"""Fan-out of live messages from training threads to every watching WebSocket.
+"""Fan-out of live messages from the listeners of training processes to every watching WebSocket.
 
-Training threads must never wait for a browser, and the number of open tabs must
-not change how fast a run trains. So a training thread encodes each message once
+A run's listener must never wait for a browser, and the number of open tabs must
+not change how fast a run trains. So a listener encodes each message once
 (JSON text) and hands it to the server's event loop with one thread-safe call,
 whatever the number of viewers; the event loop copies it into each viewer's
 mailbox. A mailbox keeps every progress message (curves need each point) but only

@@ -30,9 +30,11 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..budget import Pool
+from ..config import RunConfig
 from ..endings import Ending
 from ..errors import OverfitError, RunFolderError
 from ..runs import RunFolder
@@ -68,6 +70,51 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def answer(process: Any, conn: Any, what: str, timeout: float = START_SECONDS) -> dict[str, Any]:
+    """The first message of a process just started; one that ended first, or never answered, is refused as what
+    happened to it (`what`: whose process, for the message)."""
+    try:
+        if conn.poll(timeout):
+            return conn.recv()
+    except (EOFError, OSError):
+        pass
+    if process.is_alive():  # it never answered: it is stuck, and it goes
+        process.kill()
+    process.join(JOIN_SECONDS)
+    return {"type": "refused", "status": 500, "detail": f"the process of {what} {died(process)}"}
+
+
+def died(process: Any) -> str:
+    """What happened to a process that ended without saying how."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed ({name}{': out of memory, or stopped by another program' if name == 'SIGKILL' else ''})"
+    return "did not answer and was stopped" if code is None else f"exited with code {code}"
+
+
+def create(cfg: RunConfig, runs_dir: Path, name: str | None, memory: int, upload: str | None,
+           setup: Callable[[], Any] | None = None) -> Path:
+    """A new run folder (`runner.create`, in a process of its own); LabError with its reason when it cannot be made."""
+    ctx = context()
+    here, there = ctx.Pipe()
+    process = ctx.Process(target=runner.create, name="overfit-create", daemon=True,
+                          args=(there, cfg, str(runs_dir), name, memory, upload, setup))
+    process.start()
+    there.close()
+    try:
+        message = answer(process, here, "a new run")
+    finally:
+        here.close()
+        process.join(JOIN_SECONDS)
+    if message.get("type") != "created":
+        raise LabError(message.get("status", 500), message.get("detail", "the run could not be made"), field=message.get("field"))
+    return Path(message["path"])
 
 
 class Training:
@@ -114,24 +161,13 @@ class Training:
         there.close()  # the process holds its end: ours reads EOF when it ends
         training = cls(run, process, here, release, on_stopped)
         training.threads, training._viewers = threads, viewers
-        first = training._first_message()
+        first = answer(process, here, f"run {run.id}")
         if first.get("type") != "started":
             training._end(first)
             raise LabError(first.get("status", 500), first.get("detail", "the run's process ended"), field=first.get("field"))
         run.started(training, first["config"], first["step"], until)
         threading.Thread(target=training._listen, name=f"overfit-listen-{run.id}", daemon=True).start()
         return training
-
-    def _first_message(self) -> dict[str, Any]:
-        """"started" or "refused"; a process that ended first, or never answered, is refused as what happened to it."""
-        try:
-            if self.conn.poll(START_SECONDS):
-                return self.conn.recv()
-        except (EOFError, OSError):
-            pass
-        if self.process.is_alive():  # it never answered: it is stuck, and it goes
-            self.process.kill()
-        return {"type": "refused", "status": 500, "detail": self._death()}
 
     # -- commands ------------------------------------------------------------------------
 
@@ -205,18 +241,7 @@ class Training:
 
     def _death(self) -> str:
         """What happened to a process that ended without saying how training stopped."""
-        code = self.process.exitcode
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            how = f"was killed ({name}{': out of memory, or stopped by another program' if name == 'SIGKILL' else ''})"
-        elif code is None:
-            how = "did not answer and was stopped"
-        else:
-            how = f"exited with code {code}"
-        return f"the training process of run {self.run.id} {how}; it resumes from its last checkpoint"
+        return f"the training process of run {self.run.id} {died(self.process)}; it resumes from its last checkpoint"
 
     def _record_failure(self, error: str) -> None:
         """Keep why in the run folder (its lock went with the process), at the last step the lab saw."""

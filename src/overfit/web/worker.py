@@ -1,10 +1,9 @@
-"""The lab's one torch thread: the lab's own PyTorch work (making a run's folder) happens on it, one task at a time.
+"""The lab's task thread: the lab's creates, one at a time, in order.
 
-Training does not happen here: each run trains in a process of its own (`training`).
-What the lab still does with torch in its own process (`Session.start`: the picture, the
-model's size, the first samples) is queued to this thread as tasks, so one create runs
-at a time (the folder count it checks cannot race another create), and torch's helper
-threads belong to one thread of the lab, never to whichever request thread asked.
+Nothing heavy runs on it: a create makes its run folder in a process of its own
+(`training.create`) and this thread waits for it. Queuing creates here keeps them one
+at a time, so the folder count a create checks cannot race another create, and a burst
+of creates never holds more than one process and one thread of the lab.
 """
 
 from __future__ import annotations
