@@ -498,3 +498,28 @@ def test_a_run_stopped_while_writing_its_videos_gets_them_when_started_again(lab
     done = wait_for(lab, "cut", lambda d: d["status"] == "done")
     assert done["step"] == 300 and all(done["files"].values()), done["files"]
     assert json.loads((folder / "ending.json").read_text())["how"] == "finished"
+
+
+def test_a_script_without_a_main_guard_makes_lab_runs_once(tmp_path):
+    # The lab's processes run only its own functions: a plain script (no `if __name__ == "__main__":`) is not run
+    # again in each of them, as multiprocessing's fork server would otherwise do.
+    import subprocess
+    import sys
+
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from overfit.config import RunConfig\n"
+        "from overfit.web.manager import RunManager\n"
+        "from overfit.web.stream import Mailboxes\n"
+        "print('script ran')\n"
+        "manager = RunManager(Path(sys.argv[1]), Mailboxes(), 1, lambda path: None)\n"
+        f"run = manager.create(RunConfig.from_dict({TINY!r}), 'plain')\n"
+        "manager.start('plain', until=20)\n"
+        "manager.get('plain').training.join()\n"
+        "print('trained', manager.get('plain').step)\n"
+        "manager.shutdown()\n")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["script ran", "trained 20"], done.stdout + done.stderr
