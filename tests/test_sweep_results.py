@@ -20,9 +20,11 @@ SMALL = tiny_args({"data.text": "HI", "model.hidden": "16", "optim.batch_size": 
 def test_rows_and_report_put_the_held_out_headline_beside_the_metric(tmp_path):
     folders = []
     for trial, holdout in (("t0", "checkerboard"), ("t1", "0.25")):
-        out = CliRunner().invoke(main, ["train", *SMALL, "--holdout", holdout, "--runs-dir", str(tmp_path / trial)])
+        # Where a sweep keeps its trials: runs/trial-ID in the sweep folder (the only folders its results read).
+        out = CliRunner().invoke(main, ["train", *SMALL, "--holdout", holdout, "--runs-dir", str(tmp_path / "runs"),
+                                        "--name", f"trial-{trial}"])
         assert out.exit_code == 0, out.output
-        folders.append(next((tmp_path / trial).iterdir()))
+        folders.append(tmp_path / "runs" / f"trial-{trial}")
     base = RunConfig().with_overrides({"data.holdout": "checkerboard"}).to_dict()
     spec = build("held", base, grid={"data.holdout": "checkerboard,0.25"})
     records = [{"trial_id": t, "params": {"data.holdout": h}, "last": {}, "error": None, "wall_s": 1.0, "run_folder": str(f)}
