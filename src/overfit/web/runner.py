@@ -89,7 +89,7 @@ def create(conn: Connection, cfg: RunConfig, runs_dir: str, name: str | None, me
 
 def _begin(threads: int, setup: Callable[[], Any] | None, niceness: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lab handles Ctrl-C: it pauses every run through its pipe
-    if niceness:
+    if niceness and hasattr(os, "nice"):  # POSIX
         try:
             os.nice(niceness)
         except OSError:  # not allowed here: train at the lab's priority

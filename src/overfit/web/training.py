@@ -61,8 +61,11 @@ def context() -> Any:
     global _context
     with _context_lock:
         if _context is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload([f"{__package__}.preload"])
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload([f"{__package__}.preload"])
+            else:  # Windows: each process starts a fresh interpreter (seconds, not a fifth of one)
+                ctx = multiprocessing.get_context("spawn")
             _context = ctx
         return _context
 
