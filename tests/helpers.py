@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from overfit.config import RunConfig
 
@@ -131,8 +131,9 @@ class RayCluster:
         self.head = self._start("head", ["--head", "--port", str(port), "--include-dashboard", "false",
                                          "--ray-client-server-port", str(client_port), "--temp-dir", self.temp], ray_env())
         self.worker: subprocess.Popen | None = None
+        self._gcs: Any = None
         try:
-            self.wait_for_nodes(1)
+            self._wait_for_nodes(lambda alive: len(alive) == 1)
             self.start_worker()
         except BaseException:
             self.stop()
@@ -146,8 +147,11 @@ class RayCluster:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def start_worker(self) -> None:
+        """Start a worker node and wait until the cluster is the head and that new node, alive (a node killed before
+        it declared dead, so no trial is placed on it)."""
+        known = set(self._nodes())
         self.worker = self._start("worker", ["--address", self.address], Hold(self.hold_dir).env(ray_env()))
-        self.wait_for_nodes(2)
+        self._wait_for_nodes(lambda alive: len(alive) == 2 and bool(alive - known))
 
     def ensure_worker(self) -> None:
         """Start a new worker node if a test killed the last one."""
@@ -174,17 +178,28 @@ class RayCluster:
             raise
         return held
 
-    def alive_nodes(self) -> int:
-        status = subprocess.run([RAY, "status", "--address", self.address], env=ray_env(), capture_output=True, text=True)
-        active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status.stdout else ""
-        return active.count(" node_")
+    def _nodes(self) -> dict[str, bool]:
+        """Every node the head's GCS knows (dead ones too), by id: whether it is alive. Asked in this process through
+        Ray's GCS client, not the `ray status` command: that starts a Python process per call, and reports the
+        autoscaler's view, which lags the GCS by seconds."""
+        import ray._raylet
+        from ray.core.generated.gcs_pb2 import GcsNodeInfo
 
-    def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
+        if self._gcs is None:
+            self._gcs = ray._raylet.GcsClient(address=self.address)
+        try:
+            infos = self._gcs.get_all_node_info(timeout=5)
+        except Exception:  # the GCS is not answering yet (starting)
+            return {}
+        return {node_id.hex(): info.state == GcsNodeInfo.ALIVE for node_id, info in infos.items()}
+
+    def _wait_for_nodes(self, ready: Callable[[set[str]], bool], timeout: float = 120) -> None:
+        """Wait until `ready(ids of the alive nodes)`."""
         deadline = time.monotonic() + timeout
-        while self.alive_nodes() != count:
+        while not ready({node for node, alive in self._nodes().items() if alive}):
             if time.monotonic() > deadline or self.head.poll() is not None:
-                raise RuntimeError(f"the Ray cluster did not reach {count} nodes")
-            time.sleep(0.5)
+                raise RuntimeError("the Ray cluster did not reach the nodes it should have")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         for node, proc in (("worker", self.worker), ("head", self.head)):

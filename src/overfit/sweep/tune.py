@@ -304,7 +304,7 @@ def run_groups(train_group: Callable[[int], None], count: int, storage: Path, ma
     run_config = tune.RunConfig(name=GROUPS, storage_path=str(storage.resolve()), verbose=0,
                                 failure_config=tune.FailureConfig(max_failures=max_failures))
     tuner = tune.Tuner(fn, param_space={"group": tune.grid_search(list(range(count)))},
-                       tune_config=tune.TuneConfig(reuse_actors=False), run_config=run_config)
+                       tune_config=tune.TuneConfig(reuse_actors=True), run_config=run_config)
     return tuner.fit()
 
 
