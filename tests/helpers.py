@@ -154,9 +154,12 @@ class RayCluster:
         self._wait_for_nodes(lambda alive: len(alive) == 2 and bool(alive - known))
 
     def ensure_worker(self) -> None:
-        """Start a new worker node if a test killed the last one."""
+        """If a test killed the worker node, start the whole cluster again, on new ports: a fresh head, not only a new
+        worker node, since a head that lost a node in the last minute or so takes up to a minute to let a Ray Client
+        connection in (7 s when fresh)."""
         if self.worker is None or self.worker.poll() is not None:
-            self.start_worker()
+            self.stop()
+            self.__init__(free_port(), free_port())
 
     def kill_worker(self) -> None:
         """SIGKILL every process of the worker node, as when its machine dies."""

@@ -46,7 +46,7 @@ def test_the_findings_notebook_runs_headless_and_prints_each_verdict(tmp_path, m
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(o["output_type"] != "error" for c in code for o in c.outputs)
-    assert f"Budget 'tiny': 48 x 24 picture, 150 steps, seeds [0], runs in {tmp_path}" in _text(code[0])
+    assert f"Budget 'tiny': 48 x 24 picture, 80 steps, seeds [0], runs in {tmp_path}" in _text(code[0])
     judged = {}
     for cell in code:
         text = _text(cell)
