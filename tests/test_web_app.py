@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import run_async
 from web_client import create, lab, make_lab, refusal  # noqa: F401  (fixtures)
 
 from overfit.config import RunConfig
@@ -223,7 +224,7 @@ def test_the_labs_connections_send_each_answer_at_once(tmp_path, monkeypatch):
             writer.close()
             server.close()
 
-    assert asyncio.run(accept_one()) != 0
+    assert run_async(accept_one()) != 0  # not asyncio.run: a browser test may have left a loop in this thread
 
 
 def test_lab_command_serves_without_a_token_on_loopback_only_and_warns(tmp_path, monkeypatch):

@@ -255,8 +255,9 @@ class LabRun:
             error = error or str(e)
         if error is not None:
             with self.lock:
-                if self.status != "failed":
+                if self.status != "failed":  # the folder could not keep why: the lab does, until the folder changes
                     self.status, self.error = "failed", error
+                    self._on_disk = self.status, self.error
         self.publish_status()
 
     def apply(self, message: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any
 from ..budget import Pool
 from ..config import RunConfig
 from ..endings import Ending
-from ..errors import OverfitError, RunFolderError
+from ..errors import OverfitError, RunBusyError, RunFolderError
 from ..runs import RunFolder
 from . import runner
 from .errors import LabError, lab_error, runs_dir_names
@@ -51,6 +52,8 @@ log = logging.getLogger("overfit.lab")
 START_SECONDS = 300.0
 # How long a pause waits for the run to reach a chunk boundary (an evaluation or the final video may be in between).
 JOIN_SECONDS = 120.0
+# How long the lab tries to take a dead process's run folder to record why it died.
+LOCK_SECONDS = 10.0
 
 _context: Any = None
 _context_lock = threading.Lock()
@@ -276,7 +279,15 @@ class Training:
         """Keep why in the run folder (its lock went with the process), at the last step the lab saw."""
         folder = RunFolder(self.run.path)
         try:
-            folder.lock()
+            deadline = time.monotonic() + LOCK_SECONDS
+            while True:  # the dead process's lock is free; only a moment's probe of the folder can be in the way
+                try:
+                    folder.lock()
+                    break
+                except RunBusyError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             try:
                 folder.write_ending(Ending("failed", self.run.step, error))
             finally:
