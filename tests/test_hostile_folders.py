@@ -13,11 +13,9 @@ after, is what the links point to).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,12 +24,10 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from helpers import tiny_config
+from hostile import cut, digest, fifo, flip, guarded, link, sparse
 from overfit import budget
 from overfit.errors import OverfitError, RunFolderError
 
-# A hang guard, not a speed limit: a command reading a FIFO never returns.
-HANG_SECONDS = 60
-BIG = 50 << 30  # a sparse file's size: 50 GB that take no disk
 PAUSED, STEPS = 20, 40
 
 
@@ -78,55 +74,19 @@ def lab(world) -> TestClient:
         yield client
 
 
-def digest(folder: Path) -> str:
-    """Names, kinds and contents of everything under `folder` (links not followed)."""
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        h.update(str(path.relative_to(folder)).encode())
-        if path.is_symlink():
-            h.update(b"link:" + os.readlink(path).encode())
-        elif path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 # -- the cases: each does one hostile thing to a copy of the run ---------------------------------------
 
 
-def fifo(name: str) -> Callable[[Path, Path], None]:
-    def apply(run: Path, sentinel: Path) -> None:
-        (run / name).unlink(missing_ok=True)
-        os.mkfifo(run / name)
-    return apply
 
 
-def link(name: str, to: str) -> Callable[[Path, Path], None]:
-    def apply(run: Path, sentinel: Path) -> None:
-        shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
-        (run / name).symlink_to(sentinel / to)
-    return apply
 
 
-def sparse(name: str) -> Callable[[Path, Path], None]:
-    def apply(run: Path, sentinel: Path) -> None:
-        os.truncate(run / name, BIG)
-    return apply
 
 
-def cut(name: str) -> Callable[[Path, Path], None]:
-    def apply(run: Path, sentinel: Path) -> None:
-        data = (run / name).read_bytes()
-        (run / name).write_bytes(data[: len(data) // 2])
-    return apply
 
 
-def flip(name: str, at: float) -> Callable[[Path, Path], None]:
-    """One bit flipped at fraction `at` of the file."""
-    def apply(run: Path, sentinel: Path) -> None:
-        data = bytearray((run / name).read_bytes())
-        data[int(len(data) * at)] ^= 0x10
-        (run / name).write_bytes(bytes(data))
-    return apply
 
 
 def hard_link(run: Path, sentinel: Path) -> None:
@@ -278,23 +238,6 @@ def resume(run: Path) -> str | None:
     return None
 
 
-def guarded(fn: Callable[[], Any]) -> Any:
-    """`fn()` in a thread, with a hang guard: a FIFO read blocks forever, and the test must say so, not hang."""
-    box: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised below, on the test's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    thread.join(HANG_SECONDS)
-    assert not thread.is_alive(), f"hung for {HANG_SECONDS} s (a FIFO read blocks)"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -21,10 +21,8 @@ hashed before and after, is what the links point to).
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,13 +30,12 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import tiny_config
+from hostile import cut, digest, fifo, flip, guarded, link, sparse
 from overfit.errors import OverfitError
 from overfit.sweep import results
 from overfit.sweep import spec as sweep_spec
 from overfit.sweep import state, tune
 
-HANG_SECONDS = 60  # a hang guard, not a speed limit: a command reading a FIFO never returns
-BIG = 50 << 30  # a sparse file's size: 50 GB that take no disk
 STEPS = 20
 LAST_FRAME = f"runs/trial-a/frames/{STEPS:08d}.png"
 RAY_STARTS = "Ray would start here"  # what the resume answers once every check before Ray has passed
@@ -79,36 +76,13 @@ def _no_ray(address: str | None, timeout_s: float = 5.0) -> None:
     raise OverfitError(RAY_STARTS)
 
 
-def digest(folder: Path) -> str:
-    """Names, kinds and contents of everything under `folder` (links not followed)."""
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        h.update(str(path.relative_to(folder)).encode())
-        if path.is_symlink():
-            h.update(b"link:" + os.readlink(path).encode())
-        elif path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 # -- the cases: each does one hostile thing to a copy of the sweep folder -----------------------------
 
 
-def fifo(name: str) -> Callable[[Path, Path], None]:
-    def apply(sweep: Path, sentinel: Path) -> None:
-        (sweep / name).unlink(missing_ok=True)
-        os.mkfifo(sweep / name)
-    return apply
 
 
-def link(name: str, to: str) -> Callable[[Path, Path], None]:
-    def apply(sweep: Path, sentinel: Path) -> None:
-        if (sweep / name).is_dir():
-            shutil.rmtree(sweep / name)
-        else:
-            (sweep / name).unlink(missing_ok=True)
-        (sweep / name).symlink_to(sentinel / to)
-    return apply
 
 
 def hard_link(name: str) -> Callable[[Path, Path], None]:
@@ -123,26 +97,10 @@ def hard_link(name: str) -> Callable[[Path, Path], None]:
     return apply
 
 
-def sparse(name: str) -> Callable[[Path, Path], None]:
-    def apply(sweep: Path, sentinel: Path) -> None:
-        os.truncate(sweep / name, BIG)
-    return apply
 
 
-def cut(name: str) -> Callable[[Path, Path], None]:
-    def apply(sweep: Path, sentinel: Path) -> None:
-        data = (sweep / name).read_bytes()
-        (sweep / name).write_bytes(data[: len(data) // 2])
-    return apply
 
 
-def flip(name: str, at: float) -> Callable[[Path, Path], None]:
-    """One bit flipped at fraction `at` of the file."""
-    def apply(sweep: Path, sentinel: Path) -> None:
-        data = bytearray((sweep / name).read_bytes())
-        data[int(len(data) * at)] ^= 0x10
-        (sweep / name).write_bytes(bytes(data))
-    return apply
 
 
 def write(name: str, data: bytes) -> Callable[[Path, Path], None]:
@@ -225,23 +183,6 @@ def report(sweep: Path, spec: Any) -> str | None:
     return None
 
 
-def guarded(fn: Callable[[], Any]) -> Any:
-    """`fn()` in a thread, with a hang guard: a FIFO read blocks forever, and the test must say so, not hang."""
-    box: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised below, on the test's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    thread.join(HANG_SECONDS)
-    assert not thread.is_alive(), f"hung for {HANG_SECONDS} s (a FIFO read blocks)"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 @pytest.fixture()
