@@ -385,6 +385,20 @@ def test_a_killed_training_process_fails_its_run_with_why_and_takes_nothing_else
     assert manager.pool.held == 0
 
 
+def test_a_process_killed_right_after_writing_an_evaluation_is_recorded_failed_at_that_step(lab, tmp_path):
+    # The lab has not heard of that evaluation: the failure is still recorded at the folder's last step, not before it
+    # (an ending older than the last record would not count, and the run would show as paused).
+    create(lab, tiny(steps=100_000, eval_every=50, log_every=1000), name="cut")
+    lab.app.state.manager.setup = lab_hooks.die_at_an_evaluation
+    lab.post("/api/runs/cut/start")
+    lab.app.state.manager.get("cut").training.join()
+    folder = RunFolder(tmp_path / "runs" / "cut")
+    assert [r["step"] for r in folder.metrics()] == [0, 50]
+    failed = lab.get("/api/runs/cut").json()
+    assert failed["status"] == "failed" and "killed (SIGKILL" in failed["error"], failed
+    assert folder.error() == {"error": failed["error"], "step": 50}
+
+
 def test_runs_training_share_the_cores_and_take_them_back_when_one_stops(lab, tmp_path, monkeypatch):
     from overfit.web import manager as manager_module
 

@@ -163,7 +163,6 @@ class Training:
         self._on_stopped = on_stopped
         self._send_lock = threading.Lock()
         self._viewers = 0
-        self._said: dict[str, Any] | None = None  # the process's "stopped" message, once it came
 
     @classmethod
     def begin(cls, run: LabRun, until: int | None, pool: Pool, threads: int,
@@ -276,7 +275,7 @@ class Training:
         return f"the training process of run {self.run.id} {died(self.process)}; it resumes from its last checkpoint"
 
     def _record_failure(self, error: str) -> None:
-        """Keep why in the run folder (its lock went with the process), at the last step the lab saw."""
+        """Keep why in the run folder (its lock went with the process), at the last step it reached."""
         folder = RunFolder(self.run.path)
         try:
             deadline = time.monotonic() + LOCK_SECONDS
@@ -289,7 +288,12 @@ class Training:
                         raise
                     time.sleep(0.05)
             try:
-                folder.write_ending(Ending("failed", self.run.step, error))
+                # At least its last evaluation on disk: the process may have written one the lab had not heard of yet,
+                # and an ending older than the last record would not count.
+                last = folder.metrics()[-1:]
+                step = last[0]["step"] if last and isinstance(last[0].get("step"), int) else 0
+                step = max(self.run.step, step)
+                folder.write_ending(Ending("failed", step, error))
             finally:
                 folder.unlock()
         except (RunFolderError, OSError) as e:  # held by another process by now, or not writable: the page still says why
