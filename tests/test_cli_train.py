@@ -129,6 +129,14 @@ def test_resume_refuses_config_changes_and_finished_runs(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "d")] == [0, 20, 40]
 
 
+def test_resume_help_and_refusal_name_every_flag_a_resume_may_change(tmp_path):
+    help_text = " ".join(invoke("train", "--help").output.split())
+    assert "only --steps, --device, --compile, --precision and --tensorboard may change" in help_text
+    invoke("train", *SMALL, "--steps", "20", "--eval-every", "20", "--runs-dir", str(tmp_path), "--name", "h", "-q")
+    one_line_error(invoke("train", "--resume", str(tmp_path / "h"), "--lr", "1"),
+                   "only --steps, --device, --compile, --precision and --tensorboard can")
+
+
 def test_corrupt_checkpoint_is_refused(tmp_path):
     invoke("train", *SMALL, "--steps", "20", "--eval-every", "20", "--runs-dir", str(tmp_path), "--name", "e", "-q")
     (tmp_path / "e" / CHECKPOINT).write_bytes(b"not a checkpoint")

@@ -510,6 +510,7 @@ def test_files_named_by_other_digits_are_not_steps(folder):
 
 def test_a_run_folders_files_are_its_own_in_any_case(folder):
     # On a case-insensitive file system `-o runs/X/Target.png --force` would replace target.png.
-    for name in ("Target.png", "CONFIG.JSON", "Checkpoint.pt", "FRAMES/00000000.png", "Weights/x.safetensors"):
+    for name in ("Target.png", "CONFIG.JSON", "Checkpoint.pt", "FRAMES/00000000.png", "Weights/x.safetensors",
+                 "tensorboard/events.out.tfevents.1.host"):
         assert runs.is_run_file(folder.path / name), name
     assert not runs.is_run_file(folder.path / "Target-copy.png")

@@ -29,6 +29,8 @@ __all__ = ["ConfigError", "DataConfig", "EncodingConfig", "ModelConfig", "OptimC
 
 INIT_NAMES = ("original", "torch")
 PRECISIONS = ("fp32", "bf16")
+# What a resumed run may change: how long it trains and where (never what it is).
+RESUMABLE = ("schedule.steps", "device", "compile", "precision", "tensorboard")
 LOSS_NAMES = ("auto",) + tuple(LOSSES)
 
 # Default canvas of the built-in target: the original experiment's picture size.

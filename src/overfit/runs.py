@@ -11,6 +11,7 @@
       final.png        target and prediction side by side      (when training ends)
       progress.mp4/gif one frame per evaluation, captioned      (when training ends)
       ending.json      how training last stopped: finished, stopped early, diverged, failed, interrupted (`endings`)
+      tensorboard/     TensorBoard event files, with --tensorboard or `overfit tensorboard` (`tensorboard`)
 
 Every file is written to a temporary name and renamed into place (`files`) and read as
 untrusted input (`safefiles`: no link, FIFO or oversized file), so a crashed run leaves no
@@ -40,7 +41,7 @@ from .safefiles import (NotPlainFile, checkpoint_limit, is_plain_file, lock_take
 
 CONFIG, METRICS, CHECKPOINT, TARGET = "config.json", "metrics.jsonl", "checkpoint.pt", "target.png"
 SAMPLES, FINAL, MP4, GIF, FRAMES, LOCK = "samples.png", "final.png", "progress.mp4", "progress.gif", "frames", ".lock"
-WEIGHTS = "weights"
+WEIGHTS, TENSORBOARD = "weights", "tensorboard"
 T = TypeVar("T")
 CHECKPOINT_FORMAT = "overfit-checkpoint-2"
 # Checkpoints of older versions: their models load (render, export, inspect), but their runs drew batches from a
@@ -61,7 +62,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the page checks it
 # A frame's or weights file's name: a step in ASCII digits (str.isdigit also takes "²", which int() refuses).
 _STEP_NAME = re.compile(r"[0-9]{1,12}")
 
-# Every file a run folder holds (besides frames/ and weights/): an output of another command must never land on one.
+# Every file a run folder holds (besides frames/, weights/ and tensorboard/): an output of another command must never land on one.
 RUN_FILES = frozenset({CONFIG, METRICS, CHECKPOINT, TARGET, SAMPLES, FINAL, MP4, GIF, LOCK, ENDING})
 _RUN_FILES_FOLDED = frozenset(name.casefold() for name in RUN_FILES)
 
@@ -71,7 +72,7 @@ def is_run_file(path: str | os.PathLike) -> bool:
     p = Path(path).resolve()
     folder = p.parent
     # Names compared without case: on a case-insensitive file system (macOS, Windows) Target.png is target.png.
-    if folder.name.casefold() in (FRAMES, WEIGHTS) and (folder.parent / CONFIG).is_file():
+    if folder.name.casefold() in (FRAMES, WEIGHTS, TENSORBOARD) and (folder.parent / CONFIG).is_file():
         return True
     return p.name.casefold() in _RUN_FILES_FOLDED and (folder / CONFIG).is_file()
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import budget, configio, diagnostics, diskspace, memory
-from .config import RunConfig
+from .config import RESUMABLE, RunConfig
 from .endings import Ending
 from .errors import OverfitError, RunFolderError, first_line
 from .recorder import Recorder
@@ -41,9 +41,6 @@ from .stacked import train_stacks
 from .targets import load_target
 from .tensorboard import Board
 from .training import Callbacks, Trainer, TrainResult
-
-# What a resumed run may change: how long it trains and where (never what it is).
-RESUMABLE = ("schedule.steps", "device", "compile", "precision", "tensorboard")
 
 
 class Session:

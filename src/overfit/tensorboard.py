@@ -39,9 +39,8 @@ from . import configio, metricinfo
 from .config import RunConfig
 from .errors import MissingDependency, RunFolderError
 from .images import read_png, to_uint8
-from .runs import TARGET, RunFolder
+from .runs import TARGET, TENSORBOARD, RunFolder
 
-TENSORBOARD = "tensorboard"  # the event files' folder inside a run folder
 HISTOGRAM_VALUES = 1 << 18  # a larger tensor's histogram is drawn from an evenly strided subset of this many values
 FLUSH_SECONDS = 10  # how stale a TensorBoard watching a live run may be
 

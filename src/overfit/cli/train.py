@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..config import RunConfig
+from ..config import RESUMABLE, RunConfig
 from ..errors import RunFolderError
 from .errors import fail, flag, reported, warnings_as_lines
 from .lifecycle import run_name, train_and_report
@@ -21,6 +21,8 @@ from .options import build_config, config_options, dotted_help, parse_size, read
 
 # Most runs one command trains at once (each has its own run folder and progress bar).
 MAX_RUNS = 1024
+# The flags a resume may change, for its help and its refusals: "--steps, --device, ... and --tensorboard".
+_RESUMABLE_FLAGS = ", ".join(flag(key) for key in RESUMABLE[:-1]) + f" and {flag(RESUMABLE[-1])}"
 
 
 @click.command(
@@ -32,7 +34,7 @@ MAX_RUNS = 1024
 @config_options(seeds_help="Train one run per seed, e.g. 0-7 or 0,3,5; runs of one kind train stacked, as one.")
 @click.option("--name", help="Run folder name (default: PRESET-YYYYmmdd-HHMMSS).")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders go.")
-@click.option("--resume", "resume_path", type=click.Path(), help="Continue the run in this folder (only --steps, --device and --compile may change).")
+@click.option("--resume", "resume_path", type=click.Path(), help=f"Continue the run in this folder (only {_RESUMABLE_FLAGS} may change).")
 @click.option("--max-memory", "max_memory_text", metavar="SIZE",
               help="Memory a run may take by its estimate, e.g. 32GB or 500MB (default: half the available memory).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the result.")
@@ -93,14 +95,13 @@ def _train_new(configs: list[RunConfig], names: list[str | None], runs_dir: str,
 
 
 def _resume(path: str, overrides: dict[str, str], quiet: bool, max_memory: int | None = None) -> None:
-    from ..session import RESUMABLE, Session
+    from ..session import Session
 
     try:
         session = Session.resume(path, overrides, max_memory=max_memory)
     except RunFolderError as e:
         if e.field in overrides and e.field not in RESUMABLE:
-            can = ", ".join(flag(key) for key in RESUMABLE[:-1]) + f" and {flag(RESUMABLE[-1])}"
-            raise fail(f"--resume keeps the run's config; {e.field} cannot change (only {can} can). "
+            raise fail(f"--resume keeps the run's config; {e.field} cannot change (only {_RESUMABLE_FLAGS} can). "
                        f"Start a new run from it with: overfit train --config {Path(path) / 'config.json'} ...") from None
         raise
     if not quiet:
