@@ -64,9 +64,30 @@ def ray_cluster():
 
 @pytest.fixture
 def cluster(ray_cluster):
-    """The session's two-node cluster, with its worker node up again if an earlier test killed it."""
-    ray_cluster.ensure_worker()
+    """The session's two-node cluster, with a new worker node if an earlier test killed it (joined by HOST:PORT)."""
+    ray_cluster.ensure_worker(fresh_head=False)
     return ray_cluster
+
+
+@pytest.fixture
+def client_cluster(ray_cluster):
+    """The session's two-node cluster for a Ray Client (ray://) test: a head that has not lost a node lately (see
+    `RayCluster.ensure_worker`). Such tests run before the other cluster tests (`pytest_collection_modifyitems`), so
+    they find the session's first head, not one made again."""
+    ray_cluster.ensure_worker(fresh_head=True)
+    return ray_cluster
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Ray Client tests first among the tests of the two-node cluster, whose other tests may kill its worker node."""
+    def uses(item: pytest.Item, *fixtures: str) -> bool:
+        return bool(set(fixtures) & set(getattr(item, "fixturenames", ())))
+
+    first = next((i for i, item in enumerate(items) if uses(item, "cluster", "client_cluster")), None)
+    if first is not None:
+        clients = [item for item in items if uses(item, "client_cluster")]
+        rest = [item for item in items[first:] if not uses(item, "client_cluster")]
+        items[first:] = clients + rest
 
 
 @pytest.fixture(scope="session")

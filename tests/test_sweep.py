@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ pytest.importorskip("ray.tune")
 from helpers import Hold, ray_env, tiny_args  # noqa: E402
 from overfit.config import RunConfig  # noqa: E402
 from overfit.runs import RunFolder  # noqa: E402
+from overfit.sweep.tune import STOPPING  # noqa: E402
 
 HI = {"data.text": "HI"}  # the shared tiny run (tests/helpers.py) on a picture with more to learn than one letter
 
@@ -70,29 +72,44 @@ def test_a_local_sweep_stops_the_worse_trial_with_asha_and_its_results_agree_wit
 
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     # One trial at a time, the short one first. The long one holds at step 200 (tests/run_hold): Ctrl-C arrives while
-    # the short one has finished and the long one is provably in the middle of its run; then --resume.
-    args = [*tiny_args({**HI, "schedule.eval_every": 100}), "--grid", "schedule.steps=100,300", "--max-concurrent", "1", "--name", "resume"]
-    with Hold(tmp_path / "hold", at_step=200) as hold:
+    # the short one has finished and the long one is provably in the middle of its run. The sweep says at once that it
+    # is stopping; only then is the long one let go: it stops at its next evaluation (it cannot report twice more
+    # before Tune stops it, let alone reach step 1,000), not after Tune's 10 s. Then --resume.
+    args = [*tiny_args({**HI, "schedule.eval_every": 100}), "--grid", "schedule.steps=100,1000", "--max-concurrent", "1", "--name", "resume"]
+    log = tmp_path / "stderr.txt"
+    with Hold(tmp_path / "hold", at_step=200) as hold, open(log, "w") as err_file:
         proc = subprocess.Popen([sys.executable, "-m", "overfit.cli", "sweep", *args], cwd=tmp_path, env=hold.env(ray_env()),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=err_file, text=True)
         try:
             held_folder, held_step = hold.held(proc)
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=120)
-        finally:
+            deadline = time.monotonic() + 60
+            while STOPPING not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        except BaseException:
             proc.kill()
+            raise
+    try:
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    err = log.read_text()
     assert proc.returncode == 130, err[-3000:]
-    assert "overfit sweep --resume" in err
+    assert STOPPING in err and "overfit sweep --resume" in err
     runs = tmp_path / "sweeps" / "resume" / "runs"
     finished = {p.parent: p.parent.joinpath("metrics.jsonl").read_text() for p in runs.glob("*/final.png")}
     assert len(finished) == 1 and held_step == 200 and held_folder.name not in {f.name for f in finished}
+    stopped_at = RunFolder(held_folder).checkpoint()["step"]
+    assert 200 <= stopped_at < 1000
     done = sweep(tmp_path, "--resume", str(tmp_path / "sweeps" / "resume"))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_rows(tmp_path / "sweeps" / "resume")
-    assert sorted(r["steps"] for r in rows) == ["100", "300"] and all(r["stop"] == "done" for r in rows)
+    assert sorted(r["steps"] for r in rows) == ["100", "1000"] and all(r["stop"] == "done" for r in rows)
     for folder, metrics in finished.items():  # finished trials were kept as they were
         assert folder.joinpath("metrics.jsonl").read_text() == metrics
     assert len({r["run_folder"] for r in rows}) == 2 and all(Path(r["run_folder"], "final.png").is_file() for r in rows)
+    steps = [json.loads(line)["step"] for line in held_folder.joinpath("metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(0, 1001, 100))  # each evaluation once, across the stop and the resume
 
 
 def test_an_unreachable_address_is_one_error_line_without_waiting_for_ray(tmp_path):
@@ -105,7 +122,8 @@ def test_an_unreachable_address_is_one_error_line_without_waiting_for_ray(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_tpe_sweep_through_ray_client_runs_on_a_two_node_cluster(tmp_path, cluster):
+def test_a_tpe_sweep_through_ray_client_runs_on_a_two_node_cluster(tmp_path, client_cluster):
+    cluster = client_cluster
     # ray://: the Ray Client address (the worker-death test below joins with the plain HOST:PORT). Optuna's TPE chooses
     # each trial; its draws must stay inside the random range.
     done = sweep(tmp_path, *tiny_args(HI), "--grid", "model.activation=relu,tanh", "--random", "optim.lr=log:1e-4:1e-1",

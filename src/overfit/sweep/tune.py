@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -308,6 +309,11 @@ def run_groups(train_group: Callable[[int], None], count: int, storage: Path, ma
     return tuner.fit()
 
 
+# Said at the first Ctrl-C. A trial stops when it next reports (an evaluation); Tune waits 10 s for that, then kills
+# it, and the run resumes from its last evaluation's checkpoint.
+STOPPING = "Stopping the sweep: running trials stop at their next evaluation or within 10 s (Ctrl-C again to stop at once)"
+
+
 @contextmanager
 def remembered_interrupt() -> Iterator[Callable[[], bool]]:
     """While open, Ctrl-C stops the sweep as Tune stops it (its state saved for --resume), and is remembered.
@@ -315,7 +321,7 @@ def remembered_interrupt() -> Iterator[Callable[[], bool]]:
     Tune's own SIGINT handler stops the run but leaves no trace of having done so, and a
     trial it stopped looks finished in the results; so Tune's handler is left to SIGUSR1
     (which it also listens to), and Ctrl-C is noted here, then passed on as SIGUSR1. A
-    second Ctrl-C stops at once. Yields a function: whether Ctrl-C was pressed. Where
+    second Ctrl-C stops at once. The first says so at once (STOPPING). Yields a function: whether Ctrl-C was pressed. Where
     there is no SIGUSR1 (Windows) or this is not the main thread, Tune handles Ctrl-C alone.
     """
     if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
@@ -327,7 +333,9 @@ def remembered_interrupt() -> Iterator[Callable[[], bool]]:
         presses.append(sig)
         if len(presses) > 1:
             raise KeyboardInterrupt
-        signal.raise_signal(signal.SIGUSR1)
+        signal.raise_signal(signal.SIGUSR1)  # Tune's handler has run when this returns
+        sys.stderr.write(STOPPING + "\n")
+        sys.stderr.flush()
 
     def before_tune(sig: int, frame: Any) -> None:  # SIGUSR1 before Tune listens for it: stop, not die
         raise KeyboardInterrupt
