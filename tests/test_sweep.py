@@ -95,7 +95,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
         proc.kill()
     err = log.read_text()
     assert proc.returncode == 130, err[-3000:]
-    assert STOPPING in err and "overfit sweep --resume" in err
+    assert STOPPING in err and "overfit sweep --resume" in err and "Tuner.restore" not in err and "Stop signal" not in err
     runs = tmp_path / "sweeps" / "resume" / "runs"
     finished = {p.parent: p.parent.joinpath("metrics.jsonl").read_text() for p in runs.glob("*/final.png")}
     assert len(finished) == 1 and held_step == 200 and held_folder.name not in {f.name for f in finished}

@@ -11,6 +11,7 @@ folder. Ray's own results live in `sweeps/<name>/ray`; the run folders in `sweep
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -314,6 +315,12 @@ def run_groups(train_group: Callable[[int], None], count: int, storage: Path, ma
 STOPPING = "Stopping the sweep: running trials stop at their next evaluation or within 10 s (Ctrl-C again to stop at once)"
 
 
+def _tunes_own_interrupt_lines(record: logging.LogRecord) -> bool:
+    """Drops Tune's lines on a stop ("Stop signal received ...", "Resume experiment with: Tuner.restore(...)"): the sweep
+    says STOPPING and how to continue (`overfit sweep --resume`) in its own words."""
+    return not record.getMessage().startswith(("Stop signal received", "Experiment has been interrupted"))
+
+
 @contextmanager
 def remembered_interrupt() -> Iterator[Callable[[], bool]]:
     """While open, Ctrl-C stops the sweep as Tune stops it (its state saved for --resume), and is remembered.
@@ -343,9 +350,12 @@ def remembered_interrupt() -> Iterator[Callable[[], bool]]:
     saved_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGUSR1, before_tune)
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_tunes_own_interrupt_lines)
     try:
         yield lambda: bool(presses)
     finally:
+        tune_log.removeFilter(_tunes_own_interrupt_lines)
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGUSR1, previous[1])
         if saved_env is None:
