@@ -187,7 +187,7 @@ class FlakyRay:
         self.shutdowns += 1
 
 
-def test_joining_through_ray_client_retries_a_head_that_failed_to_start_the_clients_server(monkeypatch):
+def test_joining_through_ray_client_retries_a_head_that_failed_to_start_the_clients_server(monkeypatch, capsys):
     from overfit.sweep import tune
 
     waits = []
@@ -195,6 +195,8 @@ def test_joining_through_ray_client_retries_a_head_that_failed_to_start_the_clie
     ray = FlakyRay(failures=2)
     tune._join(ray, "ray://head:10001")
     assert (ray.inits, ray.shutdowns, waits) == (3, 2, [2, 4])
+    said = capsys.readouterr().err.splitlines()  # each wait is said, so a slow start is not silent
+    assert said == [f"the Ray Client server at ray://head:10001 did not start in time; trying again in {s} s" for s in (2, 4)]
     with pytest.raises(ConnectionError):  # at most four tries
         tune._join(FlakyRay(failures=4), "ray://head:10001")
     for ray, address in ((FlakyRay(failures=1), "head:6379"), (FlakyRay(failures=1, message="refused"), "ray://head:10001")):

@@ -79,6 +79,8 @@ def _join(ray: Any, address: str, tries: int = 4) -> None:
                 raise
             with suppress(Exception):
                 ray.shutdown()  # the failed client's half-made connection
+            print(f"the Ray Client server at {address} did not start in time; trying again in {2 ** (attempt + 1)} s",
+                  file=sys.stderr, flush=True)
             time.sleep(2 ** (attempt + 1))
 
 
