@@ -176,3 +176,27 @@ def test_without_the_package_one_line_says_what_to_install(tmp_path, monkeypatch
     assert not (tmp_path / "r").exists()
     result = invoke("tensorboard", str(tmp_path / "r"))
     assert result.exit_code == 1 and result.output == f"Error: {line}\n"
+
+
+def test_a_diverged_run_is_a_failed_session_in_the_hparams_tab(tmp_path):
+    # Evaluated at every step, so the run has events before its loss leaves the numbers.
+    result = invoke("train", *tiny_args({"schedule.steps": 200, "schedule.eval_every": 1}), "--lr", "1e30", "--input-range",
+                    "none", "--tensorboard", "--runs-dir", str(tmp_path), "--name", "nan", "-q")
+    assert result.exit_code != 0 and "diverged" in result.output
+    content = read(tmp_path / "nan").PluginTagToContent(metadata.PLUGIN_NAME)
+    from tensorboard.plugins.hparams import api_pb2
+
+    end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+    assert end.status == api_pb2.STATUS_FAILURE
+    # The same from the folder afterwards (`overfit tensorboard --force`): the ending it recorded.
+    assert invoke("tensorboard", str(tmp_path / "nan"), "--force").exit_code == 0
+    content = read(tmp_path / "nan").PluginTagToContent(metadata.PLUGIN_NAME)
+    assert metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG]).status == api_pb2.STATUS_FAILURE
+
+
+def test_a_finished_run_is_a_successful_session(runs):
+    from tensorboard.plugins.hparams import api_pb2
+
+    for name in ("live", "plain"):
+        content = read(runs / name).PluginTagToContent(metadata.PLUGIN_NAME)
+        assert metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG]).status == api_pb2.STATUS_SUCCESS

@@ -193,6 +193,8 @@ class Session:
         """Record that training stopped with `error` at the current step (kept until the run trains again)."""
         message = error if isinstance(error, str) else first_line(error)
         self.folder.write_ending(Ending("failed", self.trainer.step, message))
+        if self.board is not None:
+            self.board.failed(self.trainer.step)
 
     def conclude(self, result: TrainResult, until: int | None = None) -> Ending | None:
         """Record how the training behind `result` (trained to `until`) stopped; None for a chunk (the run goes on)."""
@@ -208,6 +210,8 @@ class Session:
         else:
             return self.record_interrupt()
         self.folder.write_ending(ending)
+        if self.board is not None and ending.how == "diverged":
+            self.board.failed(ending.step)
         return ending
 
     def abandon(self) -> bool:

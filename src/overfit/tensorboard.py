@@ -132,11 +132,12 @@ class EventWriter:
         if target is not None:
             self.image("target", target, step)
 
-    def end(self, step: int) -> None:
-        """Mark the run's session done (the HParams tab shows its status)."""
+    def end(self, step: int, failed: bool = False) -> None:
+        """Mark the run's session ended, done or failed (diverged, or stopped by an error): the HParams tab shows it."""
         from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-        self._hparams_summary(step, session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS))
+        status = api_pb2.STATUS_FAILURE if failed else api_pb2.STATUS_SUCCESS
+        self._hparams_summary(step, session_end_info=plugin_data_pb2.SessionEndInfo(status=status))
 
     def _hparams_summary(self, step: int, **info: Any) -> None:
         """The hparams plugin's session start or end info, as the plugin reads it (what torch's `add_hparams` writes,
@@ -202,6 +203,12 @@ class Board:
                 self.writer.end(event.step)
             self.writer.flush()
 
+    def failed(self, step: int) -> None:
+        """The run stopped for good at `step` without finishing (diverged, or an error); written at once."""
+        if self.writer is not None:
+            self.writer.end(step, failed=True)
+            self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -247,8 +254,11 @@ def convert(run: str | Path, force: bool = False) -> dict[str, int]:
                 counts["evaluations"] += 1
                 counts["pictures"] += frame is not None
                 counts["weights"] += weights is not None
+            ending = folder.ending(records)
             if folder.finished(records=records):
                 writer.end(records[-1]["step"])
+            elif ending is not None and ending.failed:
+                writer.end(ending.step, failed=True)
         finally:
             writer.close()
     return counts
