@@ -192,3 +192,16 @@ def test_the_early_stop_note_counts_stopped_runs_or_names_the_bands_no_run_learn
     note = early_stop_note(presets("budget", "budget"), {"a": [100, None, None], "b": [100, 200, None]}, 3)
     assert note.endswith("no run learned band 3 (error below 0.5) within its budget")
     assert early_stop_note(presets("budget"), {"a": [100, 200]}, 2).startswith("no run stopped early: none reached")
+
+
+def test_a_finding_whose_preset_has_no_evaluated_run_is_not_judged_and_says_why():
+    # A preset whose every run failed before its first evaluation has no curve: its findings cannot be judged; the
+    # others are judged as usual.
+    seeds = range(8)
+    curves = {"relu_raw": [flat(seed=s) for s in seeds], "relu_1": [rising(8000, s) for s in seeds],
+              "cos_1": [rising(15000, s) for s in seeds], "cos_3": [rising(4000, s) for s in seeds]}
+    out = fd.judge_all(curves, MAJORITY, {f"relu_1-s{s}": [0, 500, 1000] for s in seeds}, 500)
+    assert [f.id for f in out] == [1, 2, 3, 4, 5, 6]
+    assert [f.verdict for f in out] == [HOLDS, HOLDS, INCONCLUSIVE, HOLDS, INCONCLUSIVE, HOLDS]
+    assert out[2].title == fd.TITLES[3] and out[2].summary == "Not judged: no run of tanh_1 has an evaluation."
+    assert "no run of bn_relu has an evaluation" in out[4].sentence and out[4].to_dict()["share"]["of"] == 0

@@ -15,10 +15,11 @@ budget is reported as such.
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, SOMETIMES, Tally, bootstrap_median, count
+from .verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, SOMETIMES, Tally, count, ratio_effect
 
 # "Converges" means dense pixel accuracy of at least 90 %. The built-in OVERFIT is
 # about 80 % background, so 90 % halves the error of the best constant answer; for a
@@ -82,6 +83,14 @@ class Finding:
         return {"id": self.id, "title": self.title, "verdict": self.verdict, "sentence": self.sentence,
                 "share": self.tally.to_dict() if self.tally else None, "effects": self.effects,
                 "summary": self.summary, "numbers": self.numbers, "thresholds": self.thresholds, "per_seed": self.per_seed}
+
+
+# The six findings' titles, and the presets each of the first five is judged from (the sixth reads every run's bands).
+TITLES = {1: "Without input scaling, ReLU fails to converge", 2: "With inputs scaled to [-1, 1], ReLU converges",
+          3: "tanh with inputs in [-1, 1] converges", 4: "cos converges faster with inputs in [-3, 3] than in [-1, 1]",
+          5: "BatchNorm + ReLU without input scaling converges, faster than scaled ReLU",
+          6: "Low frequencies are learned before fine detail"}
+NEEDS = {1: ("relu_raw", "relu_1"), 2: ("relu_1",), 3: ("tanh_1",), 4: ("cos_3", "cos_1"), 5: ("bn_relu", "relu_1")}
 
 
 # -- building blocks -----------------------------------------------------------
@@ -238,7 +247,7 @@ def _judged(id_: int, title: str, outcomes: list[tuple[Any, bool | None, str]], 
 
 def finding_raw_relu_fails(raw: Sequence[Curve], scaled: Sequence[Curve], majority_rate: float) -> Finding:
     """1. Without input scaling, ReLU fails: near the majority rate, far below scaled ReLU (per seed)."""
-    title = "Without input scaling, ReLU fails to converge"
+    title = TITLES[1]
     outcomes = []
     short = no_contrast = 0  # why seeds are undecided: a raw run short of the budget, or no contrast with relu_1
     for seed, (r, s) in by_seed(raw, scaled):
@@ -313,28 +322,12 @@ def _late_gain(curves: Sequence[Curve]) -> float:
 
 def finding_scaled_relu_converges(scaled: Sequence[Curve], majority_rate: float) -> Finding:
     """2. With inputs scaled to [-1, 1], ReLU converges."""
-    return _converge_finding(2, "With inputs scaled to [-1, 1], ReLU converges", "relu_1", scaled, majority_rate)
+    return _converge_finding(2, TITLES[2], "relu_1", scaled, majority_rate)
 
 
 def finding_tanh_converges(tanh: Sequence[Curve], majority_rate: float) -> Finding:
     """3. tanh with [-1, 1] converges."""
-    return _converge_finding(3, "tanh with inputs in [-1, 1] converges", "tanh_1", tanh, majority_rate)
-
-
-def speed_effect(fast_name: str, slow_name: str, threshold: float, ratios: Sequence[float | None]) -> dict[str, Any]:
-    """The effect of a comparison at one threshold: median ratio of steps (fast / slow) over the seeds where both
-    reached it, with a bootstrap interval, and a sentence."""
-    got = [r for r in ratios if r is not None]
-    median, low, high = bootstrap_median(got)
-    label = _pct(threshold)
-    if median is None:
-        text = f"Steps to {label}: no seed where both {fast_name} and {slow_name} reached it, so no ratio."
-    else:
-        text = (f"Steps to {label}: {fast_name} needs {median:.2f} times {slow_name}'s (median over {len(got)} "
-                f"seed{'s' if len(got) != 1 else ''} where both reached it"
-                + (f"; 95 % bootstrap CI {low:.2f}-{high:.2f})." if low is not None else "; one seed: no interval)."))
-    return {"threshold": threshold, "fast": fast_name, "slow": slow_name, "median_ratio": median,
-            "interval": None if low is None else [low, high], "seeds": len(got), "text": text}
+    return _converge_finding(3, TITLES[3], "tanh_1", tanh, majority_rate)
 
 
 def _speed_finding(id_: int, title: str, fast_name: str, fast: Sequence[Curve], slow_name: str, slow: Sequence[Curve],
@@ -372,20 +365,19 @@ def _speed_finding(id_: int, title: str, fast_name: str, fast: Sequence[Curve], 
     summary = f"Steps to dense accuracy, median over the seeds that reached it: {'; '.join(parts)}."
     if must_converge:
         summary += f" {fast_name} must also converge: a seed where it never reaches {primary:.2%} does not count as faster."
-    effects = [speed_effect(fast_name, slow_name, t, ratios[t]) for t in thresholds]
+    effects = [ratio_effect(fast_name, slow_name, t, ratios[t]) for t in thresholds]
     return _judged(id_, title, outcomes, summary, numbers, {"FASTER_RATIO": FASTER_RATIO, "verdict_threshold": primary},
                    undecided_why=f"neither run reached {_pct(primary)}", extra=extra, effects=effects)
 
 
 def finding_cos_scale(cos3: Sequence[Curve], cos1: Sequence[Curve], majority_rate: float) -> Finding:
     """4. cos converges faster with inputs in [-3, 3] than in [-1, 1]."""
-    return _speed_finding(4, "cos converges faster with inputs in [-3, 3] than in [-1, 1]", "cos_3", cos3, "cos_1", cos1, majority_rate)
+    return _speed_finding(4, TITLES[4], "cos_3", cos3, "cos_1", cos1, majority_rate)
 
 
 def finding_batchnorm(bn: Sequence[Curve], scaled: Sequence[Curve], majority_rate: float) -> Finding:
     """5. BatchNorm + ReLU on raw inputs converges, and faster than manually scaled ReLU."""
-    return _speed_finding(5, "BatchNorm + ReLU without input scaling converges, faster than scaled ReLU",
-                          "bn_relu", bn, "relu_1", scaled, majority_rate, must_converge=True)
+    return _speed_finding(5, TITLES[5], "bn_relu", bn, "relu_1", scaled, majority_rate, must_converge=True)
 
 
 def finding_spectral_bias(first_by_run: dict[str, Sequence[int | None]], eval_every: int) -> Finding:
@@ -409,22 +401,26 @@ def finding_spectral_bias(first_by_run: dict[str, Sequence[int | None]], eval_ev
 
     outcomes = [(name, holds, f"bands first learned at {steps_text(first_by_run[name])}") for name, holds in per_run.items()]
     numbers: dict[str, Any] = {"runs_in_order": len(held), "runs_judged": len(held) + len(broke)}
-    return _judged(6, "Low frequencies are learned before fine detail", outcomes, summary, numbers,
+    return _judged(6, TITLES[6], outcomes, summary, numbers,
                    {"BAND_THRESHOLD": BAND_THRESHOLD, "BAND_TOLERANCE_STEPS": tolerance},
                    undecided_why="fewer than two bands learned", unit="runs", key="run")
 
 
 def judge_all(curves: dict[str, Sequence[Curve]], majority_rate: float,
               first_below_by_run: dict[str, Sequence[int | None]], eval_every: int) -> list[Finding]:
-    """All six findings from the curves of the six presets (keys: preset names)."""
-    return [
-        finding_raw_relu_fails(curves["relu_raw"], curves["relu_1"], majority_rate),
-        finding_scaled_relu_converges(curves["relu_1"], majority_rate),
-        finding_tanh_converges(curves["tanh_1"], majority_rate),
-        finding_cos_scale(curves["cos_3"], curves["cos_1"], majority_rate),
-        finding_batchnorm(curves["bn_relu"], curves["relu_1"], majority_rate),
-        finding_spectral_bias(first_below_by_run, eval_every),
-    ]
+    """All six findings from the curves of the six presets (keys: preset names). A finding one of whose presets has no
+    run with an evaluation (each failed before its first) is not judged, and says so."""
+    c = defaultdict(list, curves)
+    judges = [lambda: finding_raw_relu_fails(c["relu_raw"], c["relu_1"], majority_rate),
+              lambda: finding_scaled_relu_converges(c["relu_1"], majority_rate), lambda: finding_tanh_converges(c["tanh_1"], majority_rate),
+              lambda: finding_cos_scale(c["cos_3"], c["cos_1"], majority_rate), lambda: finding_batchnorm(c["bn_relu"], c["relu_1"], majority_rate),
+              lambda: finding_spectral_bias(first_below_by_run, eval_every)]
+    found = []
+    for id_, judge in enumerate(judges, 1):
+        why = " or ".join(preset for preset in NEEDS.get(id_, ()) if not c[preset])
+        found.append(_judged(id_, TITLES[id_], [], f"Not judged: no run of {why} has an evaluation.", {}, {},
+                             undecided_why=f"no run of {why} has an evaluation") if why else judge())
+    return found
 
 
 def rules(majority_rate: float) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -189,6 +189,22 @@ def bootstrap_median(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPL
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(medians, [tail, 100 - tail])
     return median, float(low), float(high)
+
+
+def ratio_effect(fast_name: str, slow_name: str, threshold: float, ratios: Sequence[float | None]) -> dict[str, Any]:
+    """The effect of a speed comparison at one threshold: the median ratio of steps (fast / slow) over the seeds where
+    both reached it (`ratios`, None where one did not), with its bootstrap interval, and a sentence."""
+    got = [r for r in ratios if r is not None]
+    median, low, high = bootstrap_median(got)
+    label = f"{100 * threshold:.4g} %"
+    if median is None:
+        text = f"Steps to {label}: no seed where both {fast_name} and {slow_name} reached it, so no ratio."
+    else:
+        text = (f"Steps to {label}: {fast_name} needs {median:.2f} times {slow_name}'s (median over {len(got)} "
+                f"seed{'s' if len(got) != 1 else ''} where both reached it"
+                + (f"; 95 % bootstrap CI {low:.2f}-{high:.2f})." if low is not None else "; one seed: no interval)."))
+    return {"threshold": threshold, "fast": fast_name, "slow": slow_name, "median_ratio": median,
+            "interval": None if low is None else [low, high], "seeds": len(got), "text": text}
 
 
 def rules() -> list[str]:
