@@ -52,6 +52,7 @@ def test_reproduce_writes_a_report_and_reuses_finished_runs(tmp_path):
     assert meta["model_steps"] == 6 * 100 and meta["evaluations"] == 6 * 3 and meta["peak_gflops"] > 0
     assert 0 < meta["arithmetic_seconds"] < meta["wall_seconds"] == pytest.approx(json.loads((out / "wall.json").read_text())["seconds"], abs=0.1)
     assert "x the arithmetic limit" in (report / "report.md").read_text() and "arithmetic limit" in html
+    assert "variants trained together" not in html  # one variant: the time is its own
     # So few steps learn no fine band, so the early stop could not fire, and the report says why.
     assert meta["early_stop"].startswith("no run stopped early, and none could here") and "band" in meta["early_stop"]
     assert meta["early_stop"] in (report / "report.md").read_text()
@@ -186,6 +187,9 @@ def test_variants_train_together_into_one_report_and_an_interrupted_run_resumes(
             assert run.config().loss == loss and load_checkpoint(run.path)["step"] == 100
         assert json.loads((folder / "report" / "results.json").read_text())["meta"]["loss"] == loss
         assert (folder / "report" / "index.html").is_file() and (folder / "report" / "grid.mp4").is_file()
+        # Its wall time is of both variants, which trained together, and says so.
+        assert "all 2 variants trained together" in (folder / "report" / "report.md").read_text()
+        assert "all 2 variants trained together" in (folder / "report" / "index.html").read_text()
     resumed = RunFolder(runs_dir / "relu_1-s0").metrics()
     assert resumed[:2] == before and resumed[-1]["step"] == 100
 

@@ -204,7 +204,7 @@ def run_facts(meta: dict) -> dict[str, Any]:
     return {
         "command": meta.get("command", ""),
         "started": str(meta.get("started", "")).replace("T", " "),
-        "wall time": format_seconds(num(meta.get("wall_seconds"))) + times_limit(meta),
+        "wall time": wall_text(meta),
         "arithmetic limit": (f"{format_seconds(num(meta['arithmetic_seconds']))}: {meta.get('model_steps', 0):,} model-steps and "
                              f"{meta.get('evaluations', 0):,} dense evaluations at {meta.get('peak_gflops')} GFLOP/s, "
                              "this machine's fp32 matmul peak" if meta.get("arithmetic_seconds") else "not measured"),
@@ -212,6 +212,14 @@ def run_facts(meta: dict) -> dict[str, Any]:
         "init": meta.get("init", ""),
         "loss": meta.get("loss", ""),
     }
+
+
+def wall_text(meta: dict) -> str:
+    """The reproduction's wall time beside its arithmetic limit; in the report of one of several variants, which
+    trained together, said to be the time of them all."""
+    together = meta.get("variants_together") or 0
+    return (format_seconds(num(meta.get("wall_seconds"))) + times_limit(meta)
+            + (f", all {together} variants trained together" if together > 1 else ""))
 
 
 def times_limit(meta: dict) -> str:

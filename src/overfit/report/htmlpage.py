@@ -30,11 +30,11 @@ from .formatting import (
     run_facts,
     share_texts,
     step_keys,
-    times_limit,
     variant_finding,
     variant_status,
     variant_verdict,
     variants_intro,
+    wall_text,
     wall_time,
 )
 
@@ -256,7 +256,7 @@ def html_page(results: dict) -> str:
         f"{meta.get('steps', 0):,} steps",
         f"seeds {', '.join(str(s) for s in meta.get('seeds', []))}",
         str(meta.get("started", "")).replace("T", " ")[:16],
-        f"took {format_seconds(num(meta.get('wall_seconds')))}{times_limit(meta)}",
+        f"took {wall_text(meta)}",
     ]
     tally = "".join(f"{_badge(v)}<span style='margin:0 10px 0 4px'>× {n}</span>" for v, n in _tally(findings).items())
     preset_list = "".join(
@@ -383,7 +383,7 @@ def variants_html_page(results: dict) -> str:
         f"seeds {', '.join(str(s) for s in meta.get('seeds', []))}",
         f"{len(variants)} variants",
         str(meta.get("started", "")).replace("T", " ")[:16],
-        f"took {format_seconds(num(meta.get('wall_seconds')))}{times_limit(meta)}",
+        f"took {wall_text(meta)}",
     ]
     links = "".join(
         f'<tr><td><strong>{_e(v.get("name", ""))}</strong></td>'

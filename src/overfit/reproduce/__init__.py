@@ -106,7 +106,7 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
         group = [planned for planned in runs if planned.variant == variant]
         config = group[0].config
         variant_meta = {**meta, "loss": config.loss, "init": config.model.init, "variant": variant.name,
-                        "settings": variant.overrides}
+                        "settings": variant.overrides, "variants_together": len(variants)}
         results, frames = analyse(folders[variant], group, target, variant_meta)
         # One variant: the reports of others beside it are compared; several: OUT/report compares them all.
         results["variants"] = sibling_variants(out_dir) if len(variants) == 1 else []
