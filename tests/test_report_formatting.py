@@ -74,3 +74,12 @@ def test_outcome_words():
     assert [formatting.outcome_word({"holds": h}) for h in (True, False, None)] == ["holds", "does not hold", "cannot decide"]
     assert formatting.outcome_unit({"share": {"unit": "runs"}}) == "run"
     assert formatting.outcome_unit({}) == "seed"  # older reports: per seed
+
+
+def test_the_arithmetic_limit_names_whose_peak_it_is_and_a_variants_wall_time_says_it_is_of_all():
+    meta = {"arithmetic_seconds": 2.0, "model_steps": 10, "evaluations": 2, "peak_gflops": 100, "wall_seconds": 5.0}
+    assert formatting.run_facts(meta)["arithmetic limit"].endswith("at 100 GFLOP/s, this machine's fp32 matmul peak")
+    on_cluster = formatting.run_facts({**meta, "cluster": "10.0.0.1:6379"})["arithmetic limit"]
+    assert on_cluster.endswith("of the machine that sent the runs to the Ray cluster at 10.0.0.1:6379, not the cluster's")
+    assert formatting.wall_text(meta) == formatting.wall_text({**meta, "variants_together": 1}) == "5.0 s (2.5x the arithmetic limit)"
+    assert formatting.wall_text({**meta, "variants_together": 3}).endswith(", all 3 variants trained together")

@@ -207,7 +207,9 @@ def run_facts(meta: dict) -> dict[str, Any]:
         "wall time": wall_text(meta),
         "arithmetic limit": (f"{format_seconds(num(meta['arithmetic_seconds']))}: {meta.get('model_steps', 0):,} model-steps and "
                              f"{meta.get('evaluations', 0):,} dense evaluations at {meta.get('peak_gflops')} GFLOP/s, "
-                             "this machine's fp32 matmul peak" if meta.get("arithmetic_seconds") else "not measured"),
+                             + (f"the fp32 matmul peak of the machine that sent the runs to the Ray cluster at {meta['cluster']}, "
+                                "not the cluster's" if meta.get("cluster") else "this machine's fp32 matmul peak")
+                             if meta.get("arithmetic_seconds") else "not measured"),
         "early stop": meta.get("early_stop", ""),
         "init": meta.get("init", ""),
         "loss": meta.get("loss", ""),

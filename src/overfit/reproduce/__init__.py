@@ -98,7 +98,8 @@ def reproduce(out_dir: Path, target: Any, runs: list[PlannedRun], meta: dict[str
 
     # The wall time covers every variant's runs, and so does the arithmetic limit beside it.
     meta = {**meta, **machine_info(), **arithmetic_limit([(p, runs_dirs[p.label]) for p in runs], target, runs[0].config.device),
-            "finished": _dt.datetime.now().isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)}
+            "finished": _dt.datetime.now().isoformat(timespec="seconds"), "wall_seconds": round(wall, 1),
+            **({"cluster": address} if address is not None else {})}
     from ..report import write_report, write_variants_report
 
     compared = []
