@@ -58,6 +58,23 @@ def key(tmp_path, monkeypatch):
     return tmp_path / "home" / "sweep.key"
 
 
+def test_the_users_key_is_made_once_and_a_key_made_meanwhile_by_another_sweep_wins(key, monkeypatch):
+    made = sweep_state._user_key()
+    assert len(made) == 32 and key.stat().st_mode & 0o777 == 0o600 and sweep_state._user_key() == made
+    key.unlink()
+    # Another sweep writes its key between this one finding none and creating it: this one uses that key.
+    real_read = Path.read_bytes
+
+    def read_then_race(path: Path) -> bytes:
+        if path == key and not key.exists():
+            key.write_bytes(b"k" * 32)
+            raise FileNotFoundError(path)
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_race)
+    assert sweep_state._user_key() == b"k" * 32
+
+
 def _state(sweep: Path) -> Path:
     state = sweep / "ray" / sweep_state.EXPERIMENT
     (state / "trial_1").mkdir(parents=True)
